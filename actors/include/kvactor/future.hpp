@@ -1,0 +1,211 @@
+// future<T>: the result of every asynchronous kvactor call.
+//
+//   auto f = kv.push(3, grad);     // returns at once
+//   f.then([](const future<void>& done) { ... });   // runs when ready, on the thread that
+//                                                   // completed it (a store thread): keep it
+//                                                   // short and never wait on the store there
+//   f.get();                       // waits; throws kvactor::error on failure
+//
+// Several future handles may share one result; all of them see it. A promise that is
+// destroyed before it is fulfilled completes its future with errc::internal, so no future
+// waits forever.
+// Thread-safety: every member may be called from any thread, concurrently.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "kvactor/error.hpp"
+
+namespace kvactor {
+
+template <class T>
+class future;
+template <class T>
+class promise;
+
+namespace detail {
+
+class state_base {
+ public:
+  state_base() = default;
+  state_base(const state_base&) = delete;
+  state_base& operator=(const state_base&) = delete;
+  virtual ~state_base() = default;
+
+  bool ready() const noexcept { return ready_.load(std::memory_order_acquire); }
+  void wait() const;
+  bool wait_until(std::chrono::steady_clock::time_point deadline) const;
+  /// Valid once ready().
+  const kvactor::status& get_status() const noexcept { return status_; }
+  /// Runs cb once ready: at once on this thread if already ready, else on the completing
+  /// thread.
+  void on_ready(std::function<void()> cb);
+  /// Completes with s (ok or not) unless already completed; returns whether it did.
+  bool finish(kvactor::status s);
+
+ protected:
+  /// Claims the right to complete; the winner then sets its value and calls publish().
+  bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
+  void publish(kvactor::status s);
+
+ private:
+  std::atomic<bool> claimed_{false};
+  std::atomic<bool> ready_{false};
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  mutable int waiters_ = 0;  // guarded by mu_
+  kvactor::status status_;
+  std::vector<std::function<void()>> callbacks_;  // guarded by mu_
+};
+
+template <class T>
+class state : public state_base {
+ public:
+  bool set_value(T v) {
+    if (!claim()) return false;
+    value_.emplace(std::move(v));
+    publish(status{});
+    return true;
+  }
+  const T& value() const { return *value_; }
+
+ private:
+  std::optional<T> value_;
+};
+
+template <>
+class state<void> : public state_base {
+ public:
+  bool set_value() { return finish(status{}); }
+};
+
+template <class T>
+struct unwrap_future {
+  using type = T;
+};
+
+}  // namespace detail
+
+template <class T>
+class future {
+ public:
+  using value_type = T;
+
+  /// An invalid future (valid() is false); only assignment and valid() may be used.
+  future() = default;
+
+  bool valid() const noexcept { return state_ != nullptr; }
+  bool ready() const noexcept { return state_->ready(); }
+
+  /// Blocks until ready.
+  void wait() const { state_->wait(); }
+  /// Blocks until ready or until the time has passed; returns ready().
+  template <class Rep, class Period>
+  bool wait_for(std::chrono::duration<Rep, Period> d) const {
+    return state_->wait_until(std::chrono::steady_clock::now() +
+                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+  }
+
+  /// Waits, then returns the status (never throws).
+  const kvactor::status& get_status() const {
+    wait();
+    return state_->get_status();
+  }
+
+  /// Waits, then returns the value or throws kvactor::error.
+  decltype(auto) get() const {
+    wait();
+    state_->get_status().raise_if_error();
+    if constexpr (!std::is_void_v<T>) return static_cast<const T&>(state_->value());
+  }
+
+  /// Calls f(ready_future) once this future is ready and returns a future of f's result.
+  /// If f throws kvactor::error, the returned future carries that error; any other
+  /// exception becomes errc::internal.
+  template <class F>
+  auto then(F&& f) const -> future<std::invoke_result_t<F, const future<T>&>> {
+    using R = std::invoke_result_t<F, const future<T>&>;
+    auto next = std::make_shared<detail::state<R>>();
+    future<T> self = *this;
+    state_->on_ready([self, next, fn = std::forward<F>(f)]() mutable {
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn(self);
+          next->set_value();
+        } else {
+          next->set_value(fn(self));
+        }
+      } catch (const error& e) {
+        next->finish(e.to_status());
+      } catch (const std::exception& e) {
+        next->finish(status{errc::internal, std::string{"continuation threw: "} + e.what()});
+      } catch (...) {
+        next->finish(status{errc::internal, "continuation threw a non-standard exception"});
+      }
+    });
+    return future<R>{std::move(next)};
+  }
+
+  /// A future that is already complete.
+  static future ready_with(kvactor::status s) {
+    auto st = std::make_shared<detail::state<T>>();
+    st->finish(std::move(s));
+    return future{std::move(st)};
+  }
+
+  explicit future(std::shared_ptr<detail::state<T>> s) noexcept : state_(std::move(s)) {}
+  const std::shared_ptr<detail::state<T>>& state_ptr() const noexcept { return state_; }
+
+ private:
+  std::shared_ptr<detail::state<T>> state_;
+};
+
+template <class T>
+class promise {
+ public:
+  promise() : state_(std::make_shared<detail::state<T>>()) {}
+  promise(promise&&) noexcept = default;
+  promise& operator=(promise&& other) noexcept {
+    abandon();
+    state_ = std::move(other.state_);
+    return *this;
+  }
+  promise(const promise&) = delete;
+  promise& operator=(const promise&) = delete;
+  ~promise() { abandon(); }
+
+  future<T> get_future() const { return future<T>{state_}; }
+
+  template <class U = T, class = std::enable_if_t<std::is_void_v<U>>>
+  bool set_value() {
+    return state_->set_value();
+  }
+  template <class U, class = std::enable_if_t<!std::is_void_v<T> && std::is_convertible_v<U, T>>>
+  bool set_value(U&& v) {
+    return state_->set_value(T(std::forward<U>(v)));
+  }
+  /// Completes with an error (an ok status completes a future<void> successfully).
+  bool set_status(kvactor::status s) { return state_->finish(std::move(s)); }
+
+ private:
+  void abandon() noexcept {
+    if (state_ && !state_->ready())
+      state_->finish(status{errc::internal, "the operation was abandoned before it completed"});
+  }
+  std::shared_ptr<detail::state<T>> state_;
+};
+
+/// A future that completes when all of fs have; it carries the first error among them (in
+/// the order given) or success.
+future<void> when_all(std::vector<future<void>> fs);
+
+}  // namespace kvactor

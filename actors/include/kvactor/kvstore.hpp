@@ -1,0 +1,160 @@
+// kvactor's public entry point: kvactor::create(type, options) returns a kvstore, MXNet's
+// KVStore in C++. Every operation returns at once with a future.
+//
+//   auto kv = kvactor::create("local");
+//   kv.init(3, kvactor::tensor::ones({2, 3})).get();
+//   kv.push(3, {g0, g1, g2, g3});          // one value per device: summed
+//   kv.pull(3, out).wait();                // out now holds the stored value
+//
+// Keys are int64 or strings, never both in one store. Values are one tensor, a list (one per
+// device, summed on push, each filled on pull), or — with a list of keys — one tensor or one
+// list per key. A key repeated in one call is one operation on that key (its values summed).
+//
+// Ordering: for one key, operations issued by one thread take effect in issue order, whatever
+// their priorities (a pull issued after a push sees it). Across keys, when work is queued, a
+// higher priority is served first.
+//
+// Buffers: from the call until its future is ready, the store holds a read lease on the
+// tensors given as values and a write lease on those given as outputs. The tensors' checked
+// accessors wait for conflicting leases, so reading an output after pull() returns, or
+// overwriting a pushed gradient, is safe without waiting on the future first; raw pointers
+// taken before the call (or data_unchecked()) bypass this. Outputs may not overlap one another
+// or the values of another key in the same call (invalid_argument); an output may be the
+// value of its own key (pushpull in place). A non-owning view must stay valid until the
+// future is ready.
+//
+// Errors: bad input completes the future with a kvactor::error (get() throws) that names the
+// key and the offending value, and leaves the store as it was — a call on several keys is
+// checked whole before any of it runs.
+//
+// Thread-safety: all members may be called from any thread concurrently. Destroying the
+// store waits for its outstanding operations.
+#pragma once
+
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kvactor/future.hpp"
+#include "kvactor/key.hpp"
+#include "kvactor/options.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
+#include "kvactor/tensor.hpp"
+#include "kvactor/updater.hpp"
+
+namespace kvactor {
+
+/// One key or a list of keys.
+class key_list {
+ public:
+  key_list(const key& k) : keys_{k} {}           // NOLINT: implicit by design
+  key_list(int k) : keys_{key{k}} {}             // NOLINT
+  key_list(std::int64_t k) : keys_{key{k}} {}    // NOLINT
+  key_list(const char* k) : keys_{key{k}} {}     // NOLINT
+  key_list(std::string k) : keys_{key{std::move(k)}} {}  // NOLINT
+  key_list(std::vector<key> ks) : keys_(std::move(ks)), list_(true) {}  // NOLINT
+  key_list(std::initializer_list<key> ks) : keys_(ks), list_(true) {}   // NOLINT
+
+  bool is_list() const noexcept { return list_; }
+  const std::vector<key>& items() const noexcept { return keys_; }
+
+ private:
+  std::vector<key> keys_;
+  bool list_ = false;
+};
+
+/// Nothing, one tensor, a list of tensors, or a list of lists.
+class value_list {
+ public:
+  enum class form { none, single, list, nested };
+
+  value_list() = default;
+  value_list(const tensor& t) : flat_{t}, form_(form::single) {}                    // NOLINT
+  value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}   // NOLINT
+  value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}    // NOLINT
+  value_list(std::vector<std::vector<tensor>> ts) : nested_(std::move(ts)), form_(form::nested) {}  // NOLINT
+  value_list(std::initializer_list<std::vector<tensor>> ts)  // NOLINT
+      : nested_(ts), form_(form::nested) {}
+
+  form shape() const noexcept { return form_; }
+  bool empty() const noexcept { return form_ == form::none; }
+  const std::vector<tensor>& flat() const noexcept { return flat_; }
+  const std::vector<std::vector<tensor>>& nested() const noexcept { return nested_; }
+
+ private:
+  std::vector<tensor> flat_;
+  std::vector<std::vector<tensor>> nested_;
+  form form_ = form::none;
+};
+
+namespace detail {
+class store_impl;
+}
+
+class kvstore {
+ public:
+  /// An empty handle; valid() is false.
+  kvstore() = default;
+  kvstore(kvstore&&) noexcept = default;
+  kvstore& operator=(kvstore&&) noexcept = default;
+  kvstore(const kvstore&) = delete;
+  kvstore& operator=(const kvstore&) = delete;
+  /// Waits for outstanding operations, then stops the store's actors.
+  ~kvstore();
+
+  bool valid() const noexcept { return impl_ != nullptr; }
+
+  /// Stores the first value of each key. A key may be initialised once (already_initialized).
+  future<void> init(const key_list& keys, const value_list& values);
+  /// Sums the values given for each key, then replaces the stored value with the sum, or
+  /// applies the updater to it.
+  future<void> push(const key_list& keys, const value_list& values, int priority = 0);
+  /// Copies each key's stored value into every output given for it. ignore_sparse is
+  /// accepted for MXNet compatibility (no row-sparse values exist yet).
+  future<void> pull(const key_list& keys, const value_list& outs, int priority = 0,
+                    bool ignore_sparse = true);
+  /// push then pull as one operation per key; without outs, the result is written back
+  /// into the values.
+  future<void> pushpull(const key_list& keys, const value_list& values,
+                        const value_list& outs = {}, int priority = 0);
+  /// init from this worker's (rank 0's) values, then pull into outs.
+  future<void> broadcast(const key_list& keys, const value_list& values, const value_list& outs,
+                         int priority = 0);
+
+  /// Sets the updater for pushes issued after this call (in the calling thread's order).
+  void set_updater(updater_fn fn);
+  void set_updater(std::shared_ptr<const updater> u);
+  /// Makes the optimizer described by cfg the updater. Completes with invalid_argument for
+  /// an unknown type or hyper-parameter.
+  future<void> set_optimizer(const optimizer_config& cfg);
+
+  /// "local", ...
+  std::string type() const;
+  int rank() const;
+  int num_workers() const;
+  /// Completes when every worker has reached the barrier (at once for a local store).
+  future<void> barrier();
+  /// "optimizer": true. An unknown capability throws kvactor::error (invalid_argument).
+  bool is_capable(std::string_view capability) const;
+
+  /// Blocks until every operation issued so far (by any thread) has completed.
+  void wait_all();
+  /// Operations issued and not yet complete.
+  std::size_t outstanding() const;
+
+  /// Internal: the implementation behind this handle.
+  const std::shared_ptr<detail::store_impl>& impl() const noexcept { return impl_; }
+  explicit kvstore(std::shared_ptr<detail::store_impl> impl) noexcept;
+
+ private:
+  std::shared_ptr<detail::store_impl> impl_;
+};
+
+/// "local" (alias "local_update_cpu", "local_allreduce_cpu"). Unknown types throw
+/// kvactor::error (invalid_argument); types of later milestones (dist_*, device) throw
+/// unsupported until they land.
+kvstore create(std::string_view type = "local", const options& opts = {});
+
+}  // namespace kvactor

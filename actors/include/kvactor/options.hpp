@@ -1,0 +1,22 @@
+// Options for kvactor::create. Thread-safety: a value type.
+#pragma once
+
+#include <cstddef>
+
+namespace kvactor {
+
+struct options {
+  /// Shard actors of a local store; 0 means one per hardware thread.
+  std::size_t num_shards = 0;
+  /// Scheduler threads of the actor system the store creates for itself (ignored when the
+  /// store runs on the caller's system); 0 means one per hardware thread.
+  std::size_t worker_threads = 0;
+  /// Threads of the CPU reducer that sums, copies and updates big arrays; 0 means one per
+  /// hardware thread.
+  std::size_t reducer_threads = 0;
+  /// An operation step that moves at least this many bytes runs on the reducer's threads,
+  /// off the shard's thread; smaller ones run inline on the shard.
+  std::size_t parallel_threshold_bytes = std::size_t{1} << 20;
+};
+
+}  // namespace kvactor

@@ -1,0 +1,29 @@
+// CAF-side declarations private to actors/: atoms and the message types of the internal
+// actors. Only .cpp files of actors/ include this.
+#pragma once
+
+#include <caf/atom.hpp>
+#include <caf/fwd.hpp>
+
+#include "kvactor/caf.hpp"
+#include "kvactor/thread_pool.hpp"
+#include "op.hpp"
+
+namespace kvactor::detail {
+
+using process_atom = caf::atom_constant<caf::atom("kv_process")>;
+using step_done_atom = caf::atom_constant<caf::atom("kv_stepdn")>;
+using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
+
+
+/// Spawns a shard actor on sys; big steps go to pool (which must outlive the actor's work).
+caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t threshold_bytes);
+
+class store_impl;
+/// Spawns the store's client actor (the embedding interface); it holds the store weakly.
+caf::actor spawn_client(caf::actor_system& sys, std::weak_ptr<store_impl> store);
+
+}  // namespace kvactor::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::op_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::status)

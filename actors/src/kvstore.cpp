@@ -1,0 +1,92 @@
+#include "kvactor/kvstore.hpp"
+
+#include <set>
+
+#include "store_impl.hpp"
+
+namespace kvactor {
+
+namespace {
+const detail::store_impl& checked(const std::shared_ptr<detail::store_impl>& p) {
+  if (!p) throw error{errc::invalid_argument, "use of an empty kvstore handle"};
+  return *p;
+}
+detail::store_impl& checked_mut(const std::shared_ptr<detail::store_impl>& p) {
+  if (!p) throw error{errc::invalid_argument, "use of an empty kvstore handle"};
+  return *p;
+}
+}  // namespace
+
+kvstore::kvstore(std::shared_ptr<detail::store_impl> impl) noexcept : impl_(std::move(impl)) {}
+
+kvstore::~kvstore() {
+  if (impl_) impl_->shutdown();
+}
+
+future<void> kvstore::init(const key_list& keys, const value_list& values) {
+  return checked_mut(impl_).submit(detail::op_kind::init, keys, values, {}, 0);
+}
+
+future<void> kvstore::push(const key_list& keys, const value_list& values, int priority) {
+  return checked_mut(impl_).submit(detail::op_kind::push, keys, values, {}, priority);
+}
+
+future<void> kvstore::pull(const key_list& keys, const value_list& outs, int priority,
+                           bool /*ignore_sparse: no row-sparse values yet*/) {
+  return checked_mut(impl_).submit(detail::op_kind::pull, keys, {}, outs, priority);
+}
+
+future<void> kvstore::pushpull(const key_list& keys, const value_list& values,
+                               const value_list& outs, int priority) {
+  return checked_mut(impl_).submit(detail::op_kind::pushpull, keys, values, outs, priority);
+}
+
+future<void> kvstore::broadcast(const key_list& keys, const value_list& values,
+                                const value_list& outs, int priority) {
+  return checked_mut(impl_).submit(detail::op_kind::broadcast, keys, values, outs, priority);
+}
+
+void kvstore::set_updater(updater_fn fn) { checked_mut(impl_).set_updater(make_updater(std::move(fn))); }
+
+void kvstore::set_updater(std::shared_ptr<const updater> u) {
+  checked_mut(impl_).set_updater(std::move(u));
+}
+
+future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
+  return checked_mut(impl_).set_optimizer(cfg);
+}
+
+std::string kvstore::type() const { return checked(impl_).type(); }
+int kvstore::rank() const { return checked(impl_).rank(); }
+int kvstore::num_workers() const { return checked(impl_).num_workers(); }
+future<void> kvstore::barrier() { return checked_mut(impl_).barrier(); }
+bool kvstore::is_capable(std::string_view capability) const {
+  return checked(impl_).is_capable(capability);
+}
+void kvstore::wait_all() { checked_mut(impl_).wait_all(); }
+std::size_t kvstore::outstanding() const { return checked(impl_).outstanding(); }
+
+namespace detail {
+std::shared_ptr<store_impl> make_store(std::string_view type, const options& opts,
+                                       caf::actor_system* sys) {
+  static const std::set<std::string_view> local = {"local", "local_update_cpu",
+                                                   "local_allreduce_cpu"};
+  static const std::set<std::string_view> later = {"device",         "local_allreduce_device",
+                                                   "dist_sync",      "dist_async",
+                                                   "dist_sync_device", "dist_async_device",
+                                                   "dist"};
+  if (local.count(type)) return make_local_store(std::string{type}, opts, sys);
+  if (later.count(type))
+    throw error{errc::unsupported,
+                "store type \"" + std::string{type} + "\" is not available in this build yet"};
+  throw error{errc::invalid_argument,
+              "unknown store type \"" + std::string{type} +
+                  "\" (known: local, local_update_cpu, local_allreduce_cpu)"};
+}
+}  // namespace detail
+
+kvstore create(std::string_view type, const options& opts) {
+  return kvstore{detail::make_store(type, opts, nullptr)};
+}
+
+}  // namespace kvactor

@@ -1,0 +1,65 @@
+#include "op.hpp"
+
+namespace kvactor::detail {
+
+const char* to_string(op_kind k) noexcept {
+  switch (k) {
+    case op_kind::init: return "init";
+    case op_kind::push: return "push";
+    case op_kind::pull: return "pull";
+    case op_kind::pushpull: return "pushpull";
+    case op_kind::broadcast: return "broadcast";
+  }
+  return "op";
+}
+
+void op_counter::done() {
+  if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+    std::lock_guard<std::mutex> g(mu_);
+    cv_.notify_all();
+  }
+}
+
+void op_counter::wait_zero() {
+  std::unique_lock<std::mutex> lk(mu_);
+  cv_.wait(lk, [this] { return n_.load(std::memory_order_acquire) == 0; });
+}
+
+void call_state::part_done(const status& s) {
+  if (!s.is_ok()) {
+    std::lock_guard<std::mutex> g(mu_);
+    if (first_error_.is_ok()) first_error_ = s;
+  }
+  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  status result;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    result = first_error_;
+  }
+  done_.set_status(std::move(result));
+  if (counter_) counter_->done();
+}
+
+void op::acquire_leases() noexcept {
+  if (leased_) return;
+  for (const auto& v : values) v.storage_ptr()->begin_read();
+  for (const auto& o : outs) o.storage_ptr()->begin_write();
+  leased_ = true;
+}
+
+void op::release_leases() noexcept {
+  if (!leased_) return;
+  leased_ = false;
+  for (const auto& v : values) v.storage_ptr()->end_read();
+  for (const auto& o : outs) o.storage_ptr()->end_write();
+}
+
+op::~op() {
+  release_leases();
+  if (call)
+    call->part_done(status{errc::shut_down, std::string{to_string(kind)} + " of key " +
+                                                (info ? info->name() : std::string{"?"}) +
+                                                " was dropped: the store shut down"});
+}
+
+}  // namespace kvactor::detail

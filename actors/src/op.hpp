@@ -1,0 +1,89 @@
+// One operation on one key, as the facade hands it to a shard, and the bookkeeping that
+// completes a call's future once all of its keys are done.
+// Thread-safety: an op is built by the facade, then owned by one shard actor. call_state and
+// op_counter are safe from any thread.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "key_registry.hpp"
+#include "kvactor/future.hpp"
+#include "kvactor/tensor.hpp"
+#include "kvactor/updater.hpp"
+
+namespace kvactor::detail {
+
+enum class op_kind : std::uint8_t { init, push, pull, pushpull, broadcast };
+
+const char* to_string(op_kind k) noexcept;
+
+/// Calls issued and not yet complete, for wait_all().
+class op_counter {
+ public:
+  void add() noexcept { n_.fetch_add(1, std::memory_order_relaxed); }
+  void done();
+  void wait_zero();
+  std::size_t value() const noexcept { return n_.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<std::size_t> n_{0};
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+/// One user call: completes its promise when the last of its per-key ops is done.
+class call_state {
+ public:
+  call_state(std::size_t parts, std::shared_ptr<op_counter> counter)
+      : remaining_(parts), counter_(std::move(counter)) {
+    if (counter_) counter_->add();
+  }
+  future<void> get_future() const { return done_.get_future(); }
+  void part_done(const status& s);
+
+ private:
+  std::atomic<std::size_t> remaining_;
+  std::mutex mu_;
+  status first_error_;
+  promise<void> done_;
+  std::shared_ptr<op_counter> counter_;
+};
+
+struct op {
+  op() = default;
+  op(const op&) = delete;
+  op& operator=(const op&) = delete;
+  /// An op dropped unfinished (its shard gone at shutdown) still releases its leases and
+  /// completes its part of the call, so no accessor or future waits for it forever.
+  ~op();
+
+  op_kind kind = op_kind::push;
+  key_info_ptr info;
+  int priority = 0;
+  std::vector<tensor> values;  // read-leased until done
+  std::vector<tensor> outs;    // write-leased until done
+  std::shared_ptr<const updater> upd;
+  std::shared_ptr<call_state> call;
+
+  // Shard-side progress.
+  std::uint8_t stage = 0;
+  tensor merged;
+  status error;
+  std::atomic<bool> chunk_failed{false};
+  std::string chunk_error;  // written by the chunk that set chunk_failed
+
+  /// Takes the leases; release_leases() gives them back (once).
+  void acquire_leases() noexcept;
+  void release_leases() noexcept;
+
+ private:
+  bool leased_ = false;
+};
+using op_ptr = std::shared_ptr<op>;
+
+}  // namespace kvactor::detail

@@ -1,0 +1,50 @@
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include "caf_glue.hpp"
+#include "shard_core.hpp"
+
+namespace kvactor::detail {
+
+namespace {
+
+struct shard_state {
+  std::unique_ptr<shard_core> core;
+  static inline const char* name = "kvactor.shard";
+};
+
+caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool,
+                    std::size_t threshold) {
+  shard_core::hooks h;
+  h.schedule_process = [self] { self->send(self, process_atom::value); };
+  h.mailbox_empty = [self] { return self->mailbox().empty(); };
+  // Weak: the pool's completions must not keep a stopped shard alive.
+  caf::actor_addr weak_self = self->address();
+  h.run_parallel = [pool, weak_self](std::size_t n, std::function<void(std::size_t)> chunk,
+                                     int priority, std::int64_t key_id) {
+    pool->submit(
+        n, std::move(chunk),
+        [weak_self, key_id] {
+          if (auto me = caf::actor_cast<caf::actor>(weak_self))
+            caf::anon_send(me, step_done_atom::value, key_id);
+        },
+        priority);
+  };
+  self->state.core = std::make_unique<shard_core>(std::move(h), threshold, pool->size());
+  return {
+      [self](op_ptr& o) { self->state.core->receive(std::move(o)); },
+      [self](process_atom) { self->state.core->process(); },
+      [self](step_done_atom, std::int64_t key_id) { self->state.core->step_done(key_id); },
+  };
+}
+
+}  // namespace
+
+caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t threshold_bytes) {
+  return sys.spawn(shard, pool, threshold_bytes);
+}
+
+}  // namespace kvactor::detail

@@ -1,0 +1,333 @@
+#include "shard_core.hpp"
+
+#include <algorithm>
+#include <new>
+
+#include "kvactor/kernels.hpp"
+
+namespace kvactor::detail {
+
+namespace {
+
+enum stage : std::uint8_t { s_init, s_reduce, s_update, s_pull, s_finish };
+
+std::uint8_t first_stage(op_kind k) {
+  switch (k) {
+    case op_kind::init:
+    case op_kind::broadcast: return s_init;
+    case op_kind::push:
+    case op_kind::pushpull: return s_reduce;
+    case op_kind::pull: return s_pull;
+  }
+  return s_finish;
+}
+
+constexpr std::size_t min_chunk_bytes = 256 * 1024;
+
+}  // namespace
+
+shard_core::shard_core(hooks h, std::size_t threshold, std::size_t width)
+    : hooks_(std::move(h)), threshold_(threshold), width_(std::max<std::size_t>(width, 1)) {}
+
+shard_core::~shard_core() = default;
+
+std::size_t shard_core::held_bytes() const noexcept {
+  std::size_t n = 0;
+  for (const auto& [id, e] : entries_) n += e.stored.nbytes() + e.merge.nbytes();
+  return n;
+}
+
+shard_core::entry& shard_core::entry_for(const op& o) {
+  auto [it, fresh] = entries_.try_emplace(o.info->id);
+  if (fresh) it->second.info = o.info;
+  return it->second;
+}
+
+void shard_core::receive(op_ptr o) {
+  o->stage = first_stage(o->kind);
+  entry& e = entry_for(*o);
+  if (!e.current && e.queue.empty() && ready_keys_ == 0 && !process_pending_ &&
+      hooks_.mailbox_empty()) {
+    start(e, std::move(o));  // nothing competes with it: no need to queue
+    return;
+  }
+  enqueue(e, std::move(o));
+}
+
+void shard_core::enqueue(entry& e, op_ptr o) {
+  const int p = o->priority;
+  e.queue.push_back(std::move(o));
+  if (!e.current) mark_ready(e, p);
+}
+
+void shard_core::mark_ready(entry& e, int priority) {
+  if (e.in_ready && e.ready_priority >= priority) return;
+  if (!e.in_ready) ++ready_keys_;
+  e.in_ready = true;
+  e.ready_priority = priority;
+  ready_.push(ready_item{priority, seq_++, &e});
+  ensure_process();
+}
+
+void shard_core::refresh_ready(entry& e) {
+  if (e.queue.empty() || e.current) return;
+  int p = e.queue.front()->priority;
+  for (const auto& o : e.queue) p = std::max(p, o->priority);
+  mark_ready(e, p);
+}
+
+shard_core::entry* shard_core::pop_ready() {
+  while (!ready_.empty()) {
+    ready_item it = ready_.top();
+    ready_.pop();
+    entry& e = *it.e;
+    if (!e.in_ready || it.priority != e.ready_priority) continue;  // superseded
+    e.in_ready = false;
+    --ready_keys_;
+    return &e;
+  }
+  return nullptr;
+}
+
+void shard_core::ensure_process() {
+  if (process_pending_ || in_process_) return;
+  process_pending_ = true;
+  hooks_.schedule_process();
+}
+
+void shard_core::process() {
+  process_pending_ = false;
+  in_process_ = true;
+  // At least one op per call, so a steady stream of arrivals cannot starve the queue; after
+  // that, new arrivals get to compete first.
+  for (bool first = true; ready_keys_ > 0; first = false) {
+    if (!first && !hooks_.mailbox_empty()) break;
+    entry* e = pop_ready();
+    if (!e) break;
+    op_ptr o = std::move(e->queue.front());
+    e->queue.pop_front();
+    start(*e, std::move(o));
+  }
+  in_process_ = false;
+  if (ready_keys_ > 0) ensure_process();
+}
+
+void shard_core::start(entry& e, op_ptr o) {
+  e.current = std::move(o);
+  advance(e, *e.current);
+}
+
+void shard_core::step_done(std::int64_t key_id) {
+  auto it = entries_.find(key_id);
+  if (it == entries_.end() || !it->second.current) return;
+  entry& e = it->second;
+  op& o = *e.current;
+  if (o.chunk_failed.load(std::memory_order_acquire) && o.error.is_ok())
+    o.error = status{errc::updater_failed, o.chunk_error};
+  advance(e, o);
+}
+
+bool shard_core::advance(entry& e, op& o) {
+  for (;;) {
+    if (!o.error.is_ok()) o.stage = s_finish;
+    const bool needs_value = o.stage != s_init && o.stage != s_finish;
+    if (needs_value && !e.stored.defined()) {
+      o.error = status{errc::not_initialized,
+                       std::string{to_string(o.kind)} + ": key " + o.info->name() +
+                           " is not initialized"};
+      continue;
+    }
+    switch (o.stage) {
+      case s_init:
+        o.stage = o.kind == op_kind::broadcast ? s_pull : s_finish;
+        if (!stage_init(e, o)) return false;
+        break;
+      case s_reduce:
+        o.stage = o.upd ? s_update : (o.kind == op_kind::pushpull ? s_pull : s_finish);
+        if (!stage_reduce(e, o)) return false;
+        break;
+      case s_update:
+        o.stage = o.kind == op_kind::pushpull ? s_pull : s_finish;
+        if (!stage_update(e, o)) return false;
+        break;
+      case s_pull:
+        o.stage = s_finish;
+        if (!stage_pull(e, o)) return false;
+        break;
+      default:
+        finish(e, o);
+        return true;
+    }
+  }
+}
+
+void shard_core::finish(entry& e, op& o) {
+  op_ptr keep = std::move(e.current);
+  o.merged = tensor{};
+  o.release_leases();
+  auto call = std::move(o.call);
+  if (call) call->part_done(o.error);
+  refresh_ready(e);
+}
+
+bool shard_core::big(std::size_t bytes) const noexcept { return bytes >= threshold_; }
+
+std::size_t shard_core::chunks_for(std::size_t bytes) const noexcept {
+  return std::clamp<std::size_t>(bytes / min_chunk_bytes, 1, width_ * 4);
+}
+
+void shard_core::record_chunk_error(op& o, const std::string& what) {
+  if (!o.chunk_failed.exchange(true, std::memory_order_acq_rel)) o.chunk_error = what;
+}
+
+void shard_core::parallel(op& o, std::size_t n, std::function<void(std::size_t)> chunk) {
+  op* po = &o;
+  hooks_.run_parallel(
+      n,
+      [po, chunk = std::move(chunk)](std::size_t i) {
+        try {
+          chunk(i);
+        } catch (const std::exception& ex) {
+          record_chunk_error(*po, ex.what());
+        } catch (...) {
+          record_chunk_error(*po, "non-standard exception");
+        }
+      },
+      o.priority, o.info->id);
+}
+
+bool shard_core::stage_init(entry& e, op& o) {
+  const auto& info = *o.info;
+  if (e.stored.defined()) {
+    o.error = status{errc::already_initialized,
+                     std::string{to_string(o.kind)} + ": key " + info.name() +
+                         " is already initialized"};
+    return true;
+  }
+  try {
+    e.stored = tensor::empty(info.shape, info.dtype);
+  } catch (const std::bad_alloc&) {
+    o.error = status{errc::internal, "init: no memory for key " + info.name() + " (" +
+                                         std::to_string(info.nbytes()) + " bytes)"};
+    return true;
+  }
+  const std::size_t n = info.numel();
+  void* dst = e.stored.data_unchecked();
+  const void* src = o.values.front().data_unchecked();
+  const dtype t = info.dtype;
+  if (!big(2 * info.nbytes())) {
+    kernels::copy(t, dst, src, 0, n);
+    return true;
+  }
+  const std::size_t parts = chunks_for(2 * info.nbytes());
+  parallel(o, parts, [=](std::size_t i) {
+    std::size_t b, end;
+    split_range(n, parts, i, b, end);
+    kernels::copy(t, dst, src, b, end);
+  });
+  return false;
+}
+
+bool shard_core::stage_reduce(entry& e, op& o) {
+  const auto& info = *o.info;
+  const std::size_t k = o.values.size();
+  tensor target;
+  if (o.upd) {
+    if (k == 1) {
+      // The updater reads the pushed tensor itself: a lease-free view, since this op holds
+      // the tensor's lease and the updater's checked accessors must not wait on it.
+      o.merged = tensor::view_bytes(o.values.front().data_unchecked(), info.shape, info.dtype);
+      return true;
+    }
+    if (!e.merge.defined()) {
+      try {
+        e.merge = tensor::empty(info.shape, info.dtype);
+      } catch (const std::bad_alloc&) {
+        o.error = status{errc::internal, "push: no memory for the merge buffer of key " +
+                                             info.name()};
+        return true;
+      }
+    }
+    target = e.merge;
+    o.merged = e.merge;
+  } else {
+    target = e.stored;
+  }
+  auto srcs = std::make_shared<std::vector<const void*>>();
+  srcs->reserve(k);
+  for (const auto& v : o.values) srcs->push_back(v.data_unchecked());
+  void* dst = target.data_unchecked();
+  const dtype t = info.dtype;
+  const std::size_t n = info.numel();
+  const std::size_t bytes = (k + 1) * info.nbytes();
+  if (!big(bytes)) {
+    kernels::sum(t, dst, srcs->data(), k, 0, n);
+    return true;
+  }
+  const std::size_t parts = chunks_for(bytes);
+  parallel(o, parts, [=](std::size_t i) {
+    std::size_t b, end;
+    split_range(n, parts, i, b, end);
+    kernels::sum(t, dst, srcs->data(), srcs->size(), b, end);
+  });
+  return false;
+}
+
+bool shard_core::stage_update(entry& e, op& o) {
+  const auto& info = *o.info;
+  const updater& u = *o.upd;
+  auto fail = [&](const char* what) {
+    o.error = status{errc::updater_failed,
+                     std::string{to_string(o.kind)} + ": the updater failed on key " +
+                         info.name() + ": " + what};
+  };
+  try {
+    if (e.state_owner != o.upd) {
+      e.state = u.make_state(info.user_key, e.stored);
+      e.state_owner = o.upd;
+    }
+    const std::size_t bytes = 3 * info.nbytes();
+    if (u.element_wise() && big(bytes)) {
+      u.begin_update(info.user_key, e.state.get());
+      const std::size_t parts = chunks_for(bytes);
+      const std::size_t n = info.numel();
+      entry* pe = &e;
+      op* po = &o;
+      parallel(o, parts, [pe, po, parts, n](std::size_t i) {
+        std::size_t b, end;
+        split_range(n, parts, i, b, end);
+        po->upd->update_range(pe->info->user_key, po->merged, pe->stored, pe->state.get(), b, end);
+      });
+      return false;
+    }
+    u.update(info.user_key, o.merged, e.stored, e.state.get());
+  } catch (const std::exception& ex) {
+    fail(ex.what());
+  } catch (...) {
+    fail("non-standard exception");
+  }
+  return true;
+}
+
+bool shard_core::stage_pull(entry& e, op& o) {
+  const auto& info = *o.info;
+  const std::size_t n = info.numel();
+  const dtype t = info.dtype;
+  const void* src = e.stored.data_unchecked();
+  const std::size_t bytes = 2 * info.nbytes() * o.outs.size();
+  if (!big(bytes)) {
+    for (const auto& out : o.outs) kernels::copy(t, out.data_unchecked(), src, 0, n);
+    return true;
+  }
+  auto dsts = std::make_shared<std::vector<void*>>();
+  for (const auto& out : o.outs) dsts->push_back(out.data_unchecked());
+  const std::size_t per = chunks_for(2 * info.nbytes());
+  parallel(o, per * dsts->size(), [=](std::size_t i) {
+    std::size_t b, end;
+    split_range(n, per, i % per, b, end);
+    kernels::copy(t, (*dsts)[i / per], src, b, end);
+  });
+  return false;
+}
+
+}  // namespace kvactor::detail

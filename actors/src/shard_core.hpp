@@ -1,0 +1,114 @@
+// What a shard actor does, without CAF: owns a disjoint set of keys (stored value, merge
+// buffer, updater state, queue of pending ops) and runs their ops.
+//
+// Scheduling. Each key has a FIFO queue, so ops on one key run strictly in arrival order.
+// Keys with work wait in a ready heap ordered by priority (the highest priority among a
+// key's queued ops, so a high-priority pull lifts the push ahead of it), then by arrival.
+// Before each pick the shard first drains its mailbox (process() stops and asks to be called
+// again when messages are waiting), so everything that has arrived competes on priority.
+// When nothing is queued and the mailbox is empty, an op runs at once.
+//
+// Steps that move many bytes (reduce, copy, element-wise update) go to the reducer's thread
+// pool; the key is busy until the pool reports back through step_done(), while other keys of
+// the shard carry on.
+//
+// Thread-safety: a shard_core belongs to one actor; call it only from that actor's handlers.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <queue>
+#include <unordered_map>
+#include <vector>
+
+#include "kvactor/thread_pool.hpp"
+#include "op.hpp"
+
+namespace kvactor::detail {
+
+class shard_core {
+ public:
+  struct hooks {
+    /// Ask the actor to call process() after the messages now in its mailbox.
+    std::function<void()> schedule_process;
+    /// Whether messages are waiting in the actor's mailbox.
+    std::function<bool()> mailbox_empty;
+    /// Run chunk(i), i in [0, n), on the reducer threads; when all are done, make the actor
+    /// call step_done(key_id).
+    std::function<void(std::size_t n, std::function<void(std::size_t)> chunk, int priority,
+                       std::int64_t key_id)>
+        run_parallel;
+  };
+
+  shard_core(hooks h, std::size_t parallel_threshold_bytes, std::size_t parallel_width);
+  ~shard_core();
+
+  void receive(op_ptr o);
+  void process();
+  void step_done(std::int64_t key_id);
+
+  /// Keys this shard holds (for tests and statistics).
+  std::size_t num_keys() const noexcept { return entries_.size(); }
+  /// Bytes of stored values and merge buffers.
+  std::size_t held_bytes() const noexcept;
+
+ private:
+  struct entry {
+    key_info_ptr info;
+    tensor stored;
+    tensor merge;
+    std::shared_ptr<const updater> state_owner;
+    std::unique_ptr<updater_state> state;
+    std::deque<op_ptr> queue;
+    op_ptr current;  // the op in progress (possibly waiting on the pool)
+    int ready_priority = 0;
+    bool in_ready = false;
+  };
+  struct ready_item {
+    int priority;
+    std::uint64_t seq;
+    entry* e;
+  };
+  struct ready_order {
+    bool operator()(const ready_item& a, const ready_item& b) const {
+      if (a.priority != b.priority) return a.priority < b.priority;
+      return a.seq > b.seq;
+    }
+  };
+
+  entry& entry_for(const op& o);
+  void enqueue(entry& e, op_ptr o);
+  void mark_ready(entry& e, int priority);
+  void refresh_ready(entry& e);
+  entry* pop_ready();
+  void ensure_process();
+  void start(entry& e, op_ptr o);
+  /// Runs o's stages until it finishes (true) or waits on the pool (false).
+  bool advance(entry& e, op& o);
+  void finish(entry& e, op& o);
+
+  // Stages. Each returns false when it handed work to the pool.
+  bool stage_init(entry& e, op& o);
+  bool stage_reduce(entry& e, op& o);
+  bool stage_update(entry& e, op& o);
+  bool stage_pull(entry& e, op& o);
+
+  bool big(std::size_t bytes) const noexcept;
+  std::size_t chunks_for(std::size_t bytes) const noexcept;
+  void parallel(op& o, std::size_t n, std::function<void(std::size_t)> chunk);
+  static void record_chunk_error(op& o, const std::string& what);
+
+  hooks hooks_;
+  std::size_t threshold_;
+  std::size_t width_;
+  std::unordered_map<std::int64_t, entry> entries_;
+  std::priority_queue<ready_item, std::vector<ready_item>, ready_order> ready_;
+  std::size_t ready_keys_ = 0;
+  std::uint64_t seq_ = 0;
+  bool process_pending_ = false;
+  bool in_process_ = false;
+};
+
+}  // namespace kvactor::detail

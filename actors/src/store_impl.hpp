@@ -1,0 +1,48 @@
+// The interface behind the kvstore facade; one implementation per store family (local now,
+// dist with the distributed-stores issue).
+// Thread-safety: implementations are safe to call from any thread.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "kvactor/kvstore.hpp"
+#include "op.hpp"
+
+namespace caf {
+class actor;
+class actor_system;
+}  // namespace caf
+
+namespace kvactor::detail {
+
+class store_impl {
+ public:
+  virtual ~store_impl() = default;
+
+  /// For pushpull, outs may be empty (write back into values).
+  virtual future<void> submit(op_kind kind, const key_list& keys, const value_list& values,
+                              const value_list& outs, int priority) = 0;
+  virtual void set_updater(std::shared_ptr<const updater> u) = 0;
+  virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
+  virtual std::string type() const = 0;
+  virtual int rank() const = 0;
+  virtual int num_workers() const = 0;
+  virtual future<void> barrier() = 0;
+  virtual bool is_capable(std::string_view capability) const = 0;
+  virtual void wait_all() = 0;
+  virtual std::size_t outstanding() const = 0;
+  /// Waits for outstanding work, then stops the actors. Idempotent. Never call it from one
+  /// of the store's own threads.
+  virtual void shutdown() = 0;
+  /// The actor that speaks the embedding message interface (kvactor/caf.hpp).
+  virtual const caf::actor* client_actor() const noexcept = 0;
+};
+
+/// A local store; on `external` when given (which must outlive the store), else on an actor
+/// system of its own.
+std::shared_ptr<store_impl> make_local_store(std::string type, const options& opts,
+                                             caf::actor_system* external);
+
+}  // namespace kvactor::detail

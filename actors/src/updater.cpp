@@ -1,0 +1,35 @@
+#include "kvactor/updater.hpp"
+
+namespace kvactor {
+
+std::unique_ptr<updater_state> updater::make_state(const key&, const tensor&) const {
+  return nullptr;
+}
+
+void updater::begin_update(const key&, updater_state*) const {}
+
+void updater::update_range(const key& k, const tensor& merged, tensor& stored,
+                           updater_state* state, std::size_t, std::size_t) const {
+  // Only reached for updaters that claim element_wise() without splitting themselves.
+  update(k, merged, stored, state);
+}
+
+namespace {
+class fn_updater final : public updater {
+ public:
+  explicit fn_updater(updater_fn fn) : fn_(std::move(fn)) {}
+  void update(const key& k, const tensor& merged, tensor& stored, updater_state*) const override {
+    fn_(k, merged, stored);
+  }
+
+ private:
+  updater_fn fn_;
+};
+}  // namespace
+
+std::shared_ptr<const updater> make_updater(updater_fn fn) {
+  if (!fn) return nullptr;
+  return std::make_shared<fn_updater>(std::move(fn));
+}
+
+}  // namespace kvactor

@@ -1,0 +1,31 @@
+# Per-target defaults: kvactor never sets global compile flags, every target calls this.
+function(kvactor_target_defaults tgt)
+  target_compile_features(${tgt} PUBLIC cxx_std_17)
+  set_target_properties(${tgt} PROPERTIES CXX_EXTENSIONS OFF POSITION_INDEPENDENT_CODE ON)
+  target_compile_options(${tgt} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:-Wall -Wextra -Wpedantic>)
+  if(KVACTOR_SANITIZE)
+    target_compile_options(${tgt} PRIVATE
+      $<$<COMPILE_LANGUAGE:CXX>:-fsanitize=${KVACTOR_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all>)
+    target_link_options(${tgt} PRIVATE -fsanitize=${KVACTOR_SANITIZE})
+  endif()
+endfunction()
+
+# A library module: <dir>/include is its public include root, installed as include/.
+function(kvactor_module tgt)
+  cmake_parse_arguments(M "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${tgt} ${M_SOURCES})
+  kvactor_target_defaults(${tgt})
+  target_include_directories(${tgt} PUBLIC
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
+  target_link_libraries(${tgt} PUBLIC ${M_PUBLIC_DEPS} PRIVATE ${M_PRIVATE_DEPS})
+  install(TARGETS ${tgt} EXPORT kvactorTargets ARCHIVE DESTINATION lib LIBRARY DESTINATION lib)
+  install(DIRECTORY include/ DESTINATION include)
+endfunction()
+
+# An executable (test, benchmark, example, tool) with the same defaults.
+function(kvactor_executable tgt)
+  cmake_parse_arguments(E "" "" "SOURCES;DEPS" ${ARGN})
+  add_executable(${tgt} ${E_SOURCES})
+  kvactor_target_defaults(${tgt})
+  target_link_libraries(${tgt} PRIVATE ${E_DEPS})
+endfunction()

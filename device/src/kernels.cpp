@@ -1,0 +1,237 @@
+#include "kvactor/kernels.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+namespace kvactor::kernels {
+
+namespace {
+
+// How each storage type is computed on: its arithmetic type, and the conversions.
+template <class T>
+struct arith {
+  using type = T;
+  static T in(T x) noexcept { return x; }
+  static T out(T x) noexcept { return x; }
+};
+template <>
+struct arith<float16> {
+  using type = float;
+  static float in(float16 x) noexcept { return to_float(x); }
+  static float16 out(float x) noexcept { return to_float16(x); }
+};
+template <>
+struct arith<bfloat16> {
+  using type = float;
+  static float in(bfloat16 x) noexcept { return to_float(x); }
+  static bfloat16 out(float x) noexcept { return to_bfloat16(x); }
+};
+// Signed integer sums wrap: compute on the unsigned type of the same width.
+template <>
+struct arith<std::int32_t> {
+  using type = std::uint32_t;
+  static std::uint32_t in(std::int32_t x) noexcept { return static_cast<std::uint32_t>(x); }
+  static std::int32_t out(std::uint32_t x) noexcept { return static_cast<std::int32_t>(x); }
+};
+template <>
+struct arith<std::int64_t> {
+  using type = std::uint64_t;
+  static std::uint64_t in(std::int64_t x) noexcept { return static_cast<std::uint64_t>(x); }
+  static std::int64_t out(std::uint64_t x) noexcept { return static_cast<std::int64_t>(x); }
+};
+template <>
+struct arith<std::uint8_t> {
+  using type = std::uint32_t;
+  static std::uint32_t in(std::uint8_t x) noexcept { return x; }
+  static std::uint8_t out(std::uint32_t x) noexcept { return static_cast<std::uint8_t>(x); }
+};
+
+// K known at compile time: one pass, K loads and one store per element.
+template <class T, std::size_t K>
+void sum_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) noexcept {
+  using A = arith<T>;
+  const T* s[K];
+  for (std::size_t j = 0; j < K; ++j) s[j] = static_cast<const T*>(srcs[j]);
+  for (std::size_t i = b; i < e; ++i) {
+    typename A::type acc = A::in(s[0][i]);
+    for (std::size_t j = 1; j < K; ++j) acc += A::in(s[j][i]);
+    dst[i] = A::out(acc);
+  }
+}
+
+// dst[i] = dst[i] + s1[i] + ... + sK[i]; continues a sum beyond eight sources.
+template <class T, std::size_t K>
+void add_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) noexcept {
+  using A = arith<T>;
+  const T* s[K];
+  for (std::size_t j = 0; j < K; ++j) s[j] = static_cast<const T*>(srcs[j]);
+  for (std::size_t i = b; i < e; ++i) {
+    typename A::type acc = A::in(dst[i]);
+    for (std::size_t j = 0; j < K; ++j) acc += A::in(s[j][i]);
+    dst[i] = A::out(acc);
+  }
+}
+
+template <class T>
+void sum_typed(void* dst_v, const void* const* srcs, std::size_t k, std::size_t b,
+               std::size_t e) noexcept {
+  T* dst = static_cast<T*>(dst_v);
+  std::size_t first = std::min<std::size_t>(k, 8);
+  switch (first) {
+    case 1: sum_fixed<T, 1>(dst, srcs, b, e); break;
+    case 2: sum_fixed<T, 2>(dst, srcs, b, e); break;
+    case 3: sum_fixed<T, 3>(dst, srcs, b, e); break;
+    case 4: sum_fixed<T, 4>(dst, srcs, b, e); break;
+    case 5: sum_fixed<T, 5>(dst, srcs, b, e); break;
+    case 6: sum_fixed<T, 6>(dst, srcs, b, e); break;
+    case 7: sum_fixed<T, 7>(dst, srcs, b, e); break;
+    default: sum_fixed<T, 8>(dst, srcs, b, e); break;
+  }
+  // The rest in groups of up to seven, in order, so the summation order is srcs[0..k).
+  for (std::size_t j = first; j < k;) {
+    std::size_t n = std::min<std::size_t>(k - j, 7);
+    switch (n) {
+      case 1: add_fixed<T, 1>(dst, srcs + j, b, e); break;
+      case 2: add_fixed<T, 2>(dst, srcs + j, b, e); break;
+      case 3: add_fixed<T, 3>(dst, srcs + j, b, e); break;
+      case 4: add_fixed<T, 4>(dst, srcs + j, b, e); break;
+      case 5: add_fixed<T, 5>(dst, srcs + j, b, e); break;
+      case 6: add_fixed<T, 6>(dst, srcs + j, b, e); break;
+      default: add_fixed<T, 7>(dst, srcs + j, b, e); break;
+    }
+    j += n;
+  }
+}
+
+template <class T>
+T from_double(double v) noexcept {
+  if constexpr (std::is_same_v<T, float16>) {
+    return to_float16(static_cast<float>(v));
+  } else if constexpr (std::is_same_v<T, bfloat16>) {
+    return to_bfloat16(static_cast<float>(v));
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(v);
+  } else {
+    // Saturate instead of the undefined behaviour of an out-of-range conversion.
+    if (std::isnan(v)) return T{0};
+    constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
+    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
+    if (v <= lo) return std::numeric_limits<T>::min();
+    if (v >= hi) return std::numeric_limits<T>::max();
+    return static_cast<T>(v);
+  }
+}
+
+template <class T>
+double to_double(T v) noexcept {
+  if constexpr (std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>)
+    return static_cast<double>(to_float(v));
+  else
+    return static_cast<double>(v);
+}
+
+template <class W>
+void sgd_typed(void* wv, const void* gv, void* mv, const sgd_params& p, std::size_t b,
+               std::size_t e) noexcept {
+  using A = arith<W>;
+  using F = typename A::type;
+  W* w = static_cast<W*>(wv);
+  const W* g = static_cast<const W*>(gv);
+  W* m = static_cast<W*>(mv);
+  const F lr = static_cast<F>(p.lr), wd = static_cast<F>(p.wd);
+  const F rescale = static_cast<F>(p.rescale_grad), mom = static_cast<F>(p.momentum);
+  const bool clip = p.clip_gradient >= 0.0f;
+  const F c = static_cast<F>(p.clip_gradient);
+  for (std::size_t i = b; i < e; ++i) {
+    F gi = rescale * A::in(g[i]);
+    if (clip) gi = std::max(-c, std::min(c, gi));
+    F wi = A::in(w[i]);
+    if (m) {
+      F mi = mom * A::in(m[i]) - lr * wd * wi - lr * gi;
+      m[i] = A::out(mi);
+      w[i] = A::out(wi + mi);
+    } else {
+      w[i] = A::out((F{1} - lr * wd) * wi - lr * gi);
+    }
+  }
+}
+
+}  // namespace
+
+void sum(dtype t, void* dst, const void* const* srcs, std::size_t k, std::size_t begin,
+         std::size_t end) noexcept {
+  if (k == 0 || begin >= end) return;
+  visit_dtype(t, [&](auto tag) { sum_typed<decltype(tag)>(dst, srcs, k, begin, end); });
+}
+
+void accumulate(dtype t, void* dst, const void* src, std::size_t begin, std::size_t end) noexcept {
+  if (begin >= end) return;
+  const void* srcs[1] = {src};
+  visit_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    add_fixed<T, 1>(static_cast<T*>(dst), srcs, begin, end);
+  });
+}
+
+void copy(dtype t, void* dst, const void* src, std::size_t begin, std::size_t end) noexcept {
+  if (begin >= end || dst == src) return;
+  const std::size_t w = size_of(t);
+  std::memmove(static_cast<char*>(dst) + begin * w, static_cast<const char*>(src) + begin * w,
+               (end - begin) * w);
+}
+
+void fill(dtype t, void* dst, double value, std::size_t begin, std::size_t end) noexcept {
+  visit_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    const T v = from_double<T>(value);
+    T* d = static_cast<T*>(dst);
+    for (std::size_t i = begin; i < end; ++i) d[i] = v;
+  });
+}
+
+void cast(dtype from, const void* src, dtype to, void* dst, std::size_t begin,
+          std::size_t end) noexcept {
+  if (from == to) {
+    copy(from, dst, src, begin, end);
+    return;
+  }
+  visit_dtype(from, [&](auto ftag) {
+    using F = decltype(ftag);
+    const F* s = static_cast<const F*>(src);
+    visit_dtype(to, [&](auto ttag) {
+      using T = decltype(ttag);
+      T* d = static_cast<T*>(dst);
+      for (std::size_t i = begin; i < end; ++i) d[i] = from_double<T>(to_double(s[i]));
+    });
+  });
+}
+
+double load(dtype t, const void* p, std::size_t i) noexcept {
+  return visit_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    return to_double(static_cast<const T*>(p)[i]);
+  });
+}
+
+void store(dtype t, void* p, std::size_t i, double value) noexcept {
+  visit_dtype(t, [&](auto tag) {
+    using T = decltype(tag);
+    static_cast<T*>(p)[i] = from_double<T>(value);
+  });
+}
+
+void sgd_update(dtype t, void* weight, const void* grad, void* mom, const sgd_params& p,
+                std::size_t begin, std::size_t end) noexcept {
+  switch (t) {
+    case dtype::float32: sgd_typed<float>(weight, grad, mom, p, begin, end); break;
+    case dtype::float64: sgd_typed<double>(weight, grad, mom, p, begin, end); break;
+    case dtype::float16: sgd_typed<float16>(weight, grad, mom, p, begin, end); break;
+    case dtype::bfloat16: sgd_typed<bfloat16>(weight, grad, mom, p, begin, end); break;
+    default: break;  // callers reject integer weights before they get here
+  }
+}
+
+}  // namespace kvactor::kernels

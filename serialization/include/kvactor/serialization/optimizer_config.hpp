@@ -1,0 +1,48 @@
+// The optimizer as data: a type name and named numeric hyper-parameters. This is what
+// set_optimizer takes and what dist stores send to servers — never code.
+// Thread-safety: a value type; encode/decode are pure functions.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kvactor/result.hpp"
+
+namespace kvactor {
+
+struct optimizer_config {
+  /// "sgd" (more with the optimizer issue).
+  std::string type;
+  /// MXNet's names: learning_rate, momentum, wd, rescale_grad, clip_gradient, ...
+  std::map<std::string, double> params;
+
+  /// params[name], or fallback when absent.
+  double get(const std::string& name, double fallback) const;
+
+  friend bool operator==(const optimizer_config& a, const optimizer_config& b) {
+    return a.type == b.type && a.params == b.params;
+  }
+};
+
+/// MXNet's SGD defaults: learning_rate 0.01, momentum 0, wd 0, rescale_grad 1, no clipping
+/// (clip_gradient < 0).
+optimizer_config sgd_config(double learning_rate = 0.01, double momentum = 0.0, double wd = 0.0,
+                            double rescale_grad = 1.0, double clip_gradient = -1.0);
+
+/// Limits that decode() enforces before allocating anything.
+struct config_caps {
+  std::size_t max_bytes = 64 * 1024;
+  std::size_t max_name_length = 256;
+  std::size_t max_params = 256;
+};
+
+/// A versioned binary encoding (cereal, portable byte order).
+std::vector<std::uint8_t> encode(const optimizer_config& cfg);
+/// Decodes what encode() wrote; a truncated, oversized, foreign or corrupt buffer gives
+/// protocol_error and never a large allocation.
+result<optimizer_config> decode_optimizer_config(const std::uint8_t* data, std::size_t size,
+                                                 const config_caps& caps = {});
+
+}  // namespace kvactor
