@@ -52,6 +52,8 @@ void kvstore::set_updater(std::shared_ptr<const updater> u) {
   checked_mut(impl_).set_updater(std::move(u));
 }
 
+void kvstore::set_updater(std::nullptr_t) { checked_mut(impl_).set_updater(nullptr); }
+
 future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
   return checked_mut(impl_).set_optimizer(cfg);
 }

@@ -126,6 +126,8 @@ class kvstore {
   /// Sets the updater for pushes issued after this call (in the calling thread's order).
   void set_updater(updater_fn fn);
   void set_updater(std::shared_ptr<const updater> u);
+  /// Removes the updater: later pushes replace the stored value again.
+  void set_updater(std::nullptr_t);
   /// Makes the optimizer described by cfg the updater. Completes with invalid_argument for
   /// an unknown type or hyper-parameter.
   future<void> set_optimizer(const optimizer_config& cfg);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The README's test command (and CI's): installs what it needs, builds and runs every test
+# suite in Release, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run; KVACTOR_TEST_ASAN=0 skips the ASan run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/deps.sh
+jobs=$(nproc)
+
+run() {
+  local preset=$1
+  echo "=== kvactor: $preset build and tests ==="
+  cmake --preset "$preset" >/dev/null
+  cmake --build --preset "$preset" -j "$jobs"
+  ctest --preset "$preset"
+}
+
+run release
+if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then run asan; fi
+if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then run tsan; fi
+echo "=== kvactor: all tests passed ==="
