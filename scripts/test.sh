@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): installs what it needs, builds and runs every test
 # suite in Release, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
-# KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run; KVACTOR_TEST_ASAN=0 skips the ASan run.
+# KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run (against a TSan build of CAF that
+# scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -17,5 +18,5 @@ run() {
 
 run release
 if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then run asan; fi
-if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then run tsan; fi
+if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then bash scripts/caf-tsan.sh && run tsan; fi
 echo "=== kvactor: all tests passed ==="

@@ -139,6 +139,12 @@ class tensor {
     wait_to_read();
     return static_cast<const T*>(data_unchecked());
   }
+  /// Read-only element pointer, whatever the handle's constness: waits for write leases
+  /// only, so reading a tensor that is being pushed does not wait for the push.
+  template <class T>
+  const T* cdata() const {
+    return data<T>();
+  }
   /// Element i converted to double. Waits for write leases.
   double at(std::size_t i) const;
   /// Sets element i (converted as full() converts). Waits for all leases.
