@@ -16,8 +16,10 @@ using step_done_atom = caf::atom_constant<caf::atom("kv_stepdn")>;
 using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
 
 
-/// Spawns a shard actor on sys; big steps go to pool (which must outlive the actor's work).
-caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t threshold_bytes);
+/// Spawns a shard actor on sys; big steps go to pool (of `width` threads), which must outlive
+/// the actor.
+caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t width,
+                       std::size_t threshold_bytes);
 
 class store_impl;
 /// Spawns the store's client actor (the embedding interface); it holds the store weakly.

@@ -48,7 +48,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     pool_ = std::make_unique<thread_pool>(opts_.reducer_threads);
     shards_.reserve(opts_.num_shards);
     for (std::size_t i = 0; i < opts_.num_shards; ++i)
-      shards_.push_back(spawn_shard(*sys_, pool_.get(), opts_.parallel_threshold_bytes));
+      shards_.push_back(spawn_shard(*sys_, pool_.get(), opts_.reducer_threads,
+                                    opts_.parallel_threshold_bytes));
   }
 
   // The client actor holds the store weakly, so it is spawned once a shared_ptr exists.
@@ -121,18 +122,20 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       stopped_ = true;
     }
     counter_->wait_zero();
-    // The pool first: its completions hold shard handles, which must not outlive the system.
-    pool_.reset();
+    // Actors first, and wait until they are gone: a shard that was never scheduled may only
+    // now run its initialisation. The pool goes next (its threads may still be releasing the
+    // weak shard handles of finished jobs), and the actor system last.
     for (auto& s : shards_) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
     if (client_) caf::anon_send_exit(client_, caf::exit_reason::user_shutdown);
-    if (!own_sys_) {
+    {
       caf::scoped_actor self{*sys_};
       self->wait_for(shards_);
       if (client_) self->wait_for(client_);
     }
     shards_.clear();
     client_ = nullptr;
-    own_sys_.reset();  // blocks until the store's actors are gone
+    pool_.reset();
+    own_sys_.reset();
     own_cfg_.reset();
   }
 

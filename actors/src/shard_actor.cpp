@@ -16,7 +16,7 @@ struct shard_state {
   static inline const char* name = "kvactor.shard";
 };
 
-caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool,
+caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, std::size_t width,
                     std::size_t threshold) {
   shard_core::hooks h;
   h.schedule_process = [self] { self->send(self, process_atom::value); };
@@ -33,7 +33,7 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool,
         },
         priority);
   };
-  self->state.core = std::make_unique<shard_core>(std::move(h), threshold, pool->size());
+  self->state.core = std::make_unique<shard_core>(std::move(h), threshold, width);
   return {
       [self](op_ptr& o) { self->state.core->receive(std::move(o)); },
       [self](process_atom) { self->state.core->process(); },
@@ -43,8 +43,9 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool,
 
 }  // namespace
 
-caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t threshold_bytes) {
-  return sys.spawn(shard, pool, threshold_bytes);
+caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t width,
+                       std::size_t threshold_bytes) {
+  return sys.spawn(shard, pool, width, threshold_bytes);
 }
 
 }  // namespace kvactor::detail

@@ -2,6 +2,7 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -96,10 +97,11 @@ buffer_pool& buffer_pool::global() {
 std::size_t buffer_pool::size_class(std::size_t bytes) noexcept {
   if (bytes <= min_class) return min_class;
   if (bytes >= map_threshold) return (bytes + huge_page - 1) / huge_page * huge_page;
-  // Quarter steps between powers of two: at most 25% slack.
+  // Quarter steps between powers of two (at most 25% slack), and always a multiple of the
+  // 64-byte alignment, which aligned_alloc requires of the size.
   std::size_t p = min_class;
   while (p * 2 < bytes) p *= 2;
-  const std::size_t step = p / 4;
+  const std::size_t step = std::max<std::size_t>(p / 4, min_class);
   return (bytes + step - 1) / step * step;
 }
 

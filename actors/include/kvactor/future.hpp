@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <ratio>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -76,6 +77,12 @@ class state : public state_base {
     publish(status{});
     return true;
   }
+  /// Completes with an error. An ok status carries no value, so it completes with
+  /// errc::internal rather than leaving get() a value to read that does not exist.
+  bool finish(kvactor::status s) {
+    if (s.is_ok()) s = status{errc::internal, "a future<T> was completed without a value"};
+    return state_base::finish(std::move(s));
+  }
   const T& value() const { return *value_; }
 
  private:
@@ -108,11 +115,24 @@ class future {
 
   /// Blocks until ready.
   void wait() const { state_->wait(); }
-  /// Blocks until ready or until the time has passed; returns ready().
+  /// Blocks until ready or until the time has passed; returns ready(). A duration too long
+  /// for the clock (e.g. hours::max()) waits without a deadline.
   template <class Rep, class Period>
   bool wait_for(std::chrono::duration<Rep, Period> d) const {
-    return state_->wait_until(std::chrono::steady_clock::now() +
-                              std::chrono::duration_cast<std::chrono::steady_clock::duration>(d));
+    using clock = std::chrono::steady_clock;
+    if (d <= d.zero()) return ready();
+    const auto now = clock::now();
+    if constexpr (!std::ratio_less_v<Period, clock::period> || std::is_floating_point_v<Rep>) {
+      // d in the clock's (finer or equal) unit, or now + d, could overflow: compare d with the
+      // time left first, in d's own unit (converting the time left to it only divides).
+      using coarse = std::chrono::duration<
+          std::conditional_t<std::is_floating_point_v<Rep>, Rep, typename clock::rep>, Period>;
+      if (d >= std::chrono::duration_cast<coarse>(clock::time_point::max() - now)) {
+        wait();
+        return true;
+      }
+    }
+    return state_->wait_until(now + std::chrono::duration_cast<clock::duration>(d));
   }
 
   /// Waits, then returns the status (never throws).
