@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <new>
@@ -19,6 +20,8 @@ constexpr std::size_t min_class = 64;
 // pages, which removes most of the first-touch cost.
 constexpr std::size_t map_threshold = std::size_t{1} << 20;
 constexpr std::size_t huge_page = std::size_t{2} << 20;
+// Larger requests have no size class: rounding them up would wrap around to a tiny size.
+constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / huge_page * huge_page;
 
 void* system_alloc(std::size_t cap) {
   if (cap >= map_threshold) {
@@ -96,9 +99,10 @@ buffer_pool& buffer_pool::global() {
 
 std::size_t buffer_pool::size_class(std::size_t bytes) noexcept {
   if (bytes <= min_class) return min_class;
-  if (bytes >= map_threshold) return (bytes + huge_page - 1) / huge_page * huge_page;
+  if (bytes > max_request) return std::numeric_limits<std::size_t>::max();
   // Quarter steps between powers of two (at most 25% slack), and always a multiple of the
-  // 64-byte alignment, which aligned_alloc requires of the size.
+  // 64-byte alignment, which aligned_alloc requires of the size. From 8 MiB up the steps are
+  // whole multiples of the 2 MiB huge page.
   std::size_t p = min_class;
   while (p * 2 < bytes) p *= 2;
   const std::size_t step = std::max<std::size_t>(p / 4, min_class);
@@ -106,6 +110,7 @@ std::size_t buffer_pool::size_class(std::size_t bytes) noexcept {
 }
 
 std::shared_ptr<buffer> buffer_pool::acquire(std::size_t bytes) {
+  if (bytes > max_request) throw std::bad_alloc{};
   const std::size_t cap = size_class(bytes);
   void* p = nullptr;
   {

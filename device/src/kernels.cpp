@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 namespace kvactor::kernels {
 
@@ -62,7 +63,7 @@ void sum_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) no
   }
 }
 
-// dst[i] = dst[i] + s1[i] + ... + sK[i]; continues a sum beyond eight sources.
+// dst[i] = dst[i] + s1[i] + ... + sK[i].
 template <class T, std::size_t K>
 void add_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) noexcept {
   using A = arith<T>;
@@ -75,12 +76,35 @@ void add_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) no
   }
 }
 
+// More than eight sources: accumulate a block of elements in the arithmetic type over all
+// sources in order, then round and store once. Every source is read before dst is written, so
+// dst may be any source, and 16-bit sums are rounded once, as with fewer sources.
+template <class T>
+void sum_many(T* dst, const void* const* srcs, std::size_t k, std::size_t b,
+              std::size_t e) noexcept {
+  using A = arith<T>;
+  constexpr std::size_t block = 256;
+  typename A::type acc[block];
+  for (std::size_t i0 = b; i0 < e; i0 += block) {
+    const std::size_t n = std::min(block, e - i0);
+    const T* s0 = static_cast<const T*>(srcs[0]) + i0;
+    for (std::size_t i = 0; i < n; ++i)
+      acc[i] = A::in(s0[i]);
+    for (std::size_t j = 1; j < k; ++j) {
+      const T* sj = static_cast<const T*>(srcs[j]) + i0;
+      for (std::size_t i = 0; i < n; ++i)
+        acc[i] += A::in(sj[i]);
+    }
+    for (std::size_t i = 0; i < n; ++i)
+      dst[i0 + i] = A::out(acc[i]);
+  }
+}
+
 template <class T>
 void sum_typed(void* dst_v, const void* const* srcs, std::size_t k, std::size_t b,
                std::size_t e) noexcept {
   T* dst = static_cast<T*>(dst_v);
-  std::size_t first = std::min<std::size_t>(k, 8);
-  switch (first) {
+  switch (k) {
     case 1: sum_fixed<T, 1>(dst, srcs, b, e); break;
     case 2: sum_fixed<T, 2>(dst, srcs, b, e); break;
     case 3: sum_fixed<T, 3>(dst, srcs, b, e); break;
@@ -88,49 +112,96 @@ void sum_typed(void* dst_v, const void* const* srcs, std::size_t k, std::size_t 
     case 5: sum_fixed<T, 5>(dst, srcs, b, e); break;
     case 6: sum_fixed<T, 6>(dst, srcs, b, e); break;
     case 7: sum_fixed<T, 7>(dst, srcs, b, e); break;
-    default: sum_fixed<T, 8>(dst, srcs, b, e); break;
+    case 8: sum_fixed<T, 8>(dst, srcs, b, e); break;
+    default: sum_many<T>(dst, srcs, k, b, e); break;
   }
-  // The rest in groups of up to seven, in order, so the summation order is srcs[0..k).
-  for (std::size_t j = first; j < k;) {
-    std::size_t n = std::min<std::size_t>(k - j, 7);
-    switch (n) {
-      case 1: add_fixed<T, 1>(dst, srcs + j, b, e); break;
-      case 2: add_fixed<T, 2>(dst, srcs + j, b, e); break;
-      case 3: add_fixed<T, 3>(dst, srcs + j, b, e); break;
-      case 4: add_fixed<T, 4>(dst, srcs + j, b, e); break;
-      case 5: add_fixed<T, 5>(dst, srcs + j, b, e); break;
-      case 6: add_fixed<T, 6>(dst, srcs + j, b, e); break;
-      default: add_fixed<T, 7>(dst, srcs + j, b, e); break;
-    }
-    j += n;
+}
+
+template <class T>
+constexpr bool is_16bit_v = std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>;
+
+// Rounding to float and then to a 16-bit float rounds twice and can miss the nearest 16-bit
+// value (a value just above a 16-bit midpoint may first round onto it, and the tie then goes
+// to even). Rounding to float "to odd" instead (truncate, then set the last bit when inexact)
+// keeps that information: binary32 has more than 11 + 2 significand bits, so the second
+// rounding is then correct.
+float to_float_odd(double d) noexcept {
+  if (std::isnan(d) || std::isinf(d)) return static_cast<float>(d);
+  constexpr double max = std::numeric_limits<float>::max();
+  // Beyond the float range: FLT_MAX (odd) still rounds to infinity in both 16-bit formats.
+  if (d > max) return std::numeric_limits<float>::max();
+  if (d < -max) return -std::numeric_limits<float>::max();
+  float f = static_cast<float>(d);
+  if (static_cast<double>(f) == d) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(d)) f = std::nextafter(f, 0.0f);
+  std::uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  u |= 1u;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+float to_float_odd(std::int64_t x) noexcept {
+  const bool neg = x < 0;
+  std::uint64_t a = neg ? 0 - static_cast<std::uint64_t>(x) : static_cast<std::uint64_t>(x);
+  int shift = 0;
+  while ((a >> shift) >= (std::uint64_t{1} << 24))
+    ++shift;
+  if (shift) {
+    const bool inexact = (a & ((std::uint64_t{1} << shift) - 1)) != 0;
+    a = (a >> shift) | (inexact ? 1u : 0u);
+  }
+  const float f = std::ldexp(static_cast<float>(a), shift);  // exact: a < 2^24
+  return neg ? -f : f;
+}
+
+// x converted to To: 16-bit floats and binary32/64 rounded to nearest (each once), integers
+// truncated toward zero and saturated, NaN -> 0 for integers.
+template <class To, class From>
+To convert(From x) noexcept {
+  if constexpr (std::is_same_v<To, From>) {
+    return x;
+  } else if constexpr (is_16bit_v<From>) {
+    return convert<To>(to_float(x));  // exact widening
+  } else if constexpr (is_16bit_v<To>) {
+    float f;
+    if constexpr (std::is_same_v<From, float>)
+      f = x;
+    else if constexpr (std::is_same_v<From, double>)
+      f = to_float_odd(x);
+    else
+      f = to_float_odd(static_cast<std::int64_t>(x));
+    if constexpr (std::is_same_v<To, float16>)
+      return to_float16(f);
+    else
+      return to_bfloat16(f);
+  } else if constexpr (std::is_floating_point_v<To>) {
+    return static_cast<To>(x);  // one IEEE rounding, to nearest
+  } else if constexpr (std::is_floating_point_v<From>) {
+    // Saturate instead of the undefined behaviour of an out-of-range conversion.
+    if (std::isnan(x)) return To{0};
+    const double v = x;
+    constexpr double lo = static_cast<double>(std::numeric_limits<To>::min());
+    constexpr double hi = static_cast<double>(std::numeric_limits<To>::max());
+    if (v <= lo) return std::numeric_limits<To>::min();
+    if (v >= hi) return std::numeric_limits<To>::max();
+    return static_cast<To>(v);
+  } else {
+    const std::int64_t v = x;
+    constexpr std::int64_t lo = std::numeric_limits<To>::min();
+    constexpr std::int64_t hi = std::numeric_limits<To>::max();
+    return static_cast<To>(v < lo ? lo : v > hi ? hi : v);
   }
 }
 
 template <class T>
 T from_double(double v) noexcept {
-  if constexpr (std::is_same_v<T, float16>) {
-    return to_float16(static_cast<float>(v));
-  } else if constexpr (std::is_same_v<T, bfloat16>) {
-    return to_bfloat16(static_cast<float>(v));
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return static_cast<T>(v);
-  } else {
-    // Saturate instead of the undefined behaviour of an out-of-range conversion.
-    if (std::isnan(v)) return T{0};
-    constexpr double lo = static_cast<double>(std::numeric_limits<T>::min());
-    constexpr double hi = static_cast<double>(std::numeric_limits<T>::max());
-    if (v <= lo) return std::numeric_limits<T>::min();
-    if (v >= hi) return std::numeric_limits<T>::max();
-    return static_cast<T>(v);
-  }
+  return convert<T>(v);
 }
 
 template <class T>
 double to_double(T v) noexcept {
-  if constexpr (std::is_same_v<T, float16> || std::is_same_v<T, bfloat16>)
-    return static_cast<double>(to_float(v));
-  else
-    return static_cast<double>(v);
+  return convert<double>(v);
 }
 
 template <class W>
@@ -204,7 +275,8 @@ void cast(dtype from, const void* src, dtype to, void* dst, std::size_t begin,
     visit_dtype(to, [&](auto ttag) {
       using T = decltype(ttag);
       T* d = static_cast<T*>(dst);
-      for (std::size_t i = begin; i < end; ++i) d[i] = from_double<T>(to_double(s[i]));
+      for (std::size_t i = begin; i < end; ++i)
+        d[i] = convert<T>(s[i]);
     });
   });
 }

@@ -3,6 +3,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <mutex>
 
 #include "kvactor/kernels.hpp"
@@ -102,6 +103,16 @@ void check_creatable(const shape& s, device d) {
   }
 }
 
+// The byte count of s elements of type t; a count that does not fit in size_t is an error
+// (wrapping it would create a tensor over a buffer far smaller than its elements).
+std::size_t checked_bytes(const shape& s, dtype t) {
+  const auto n = static_cast<std::uint64_t>(s.numel());
+  if (n > std::numeric_limits<std::size_t>::max() / size_of(t))
+    throw error{errc::invalid_argument,
+                "shape " + s.to_string() + " of " + to_string(t) + " has too many bytes"};
+  return static_cast<std::size_t>(n) * size_of(t);
+}
+
 }  // namespace
 
 tensor::tensor(std::shared_ptr<detail::storage> st, kvactor::shape s, kvactor::dtype t)
@@ -115,7 +126,7 @@ kvactor::device tensor::device() const noexcept {
 
 tensor tensor::empty(const kvactor::shape& s, kvactor::dtype t, kvactor::device d) {
   check_creatable(s, d);
-  const std::size_t bytes = static_cast<std::size_t>(s.numel()) * size_of(t);
+  const std::size_t bytes = checked_bytes(s, t);
   auto buf = buffer_pool::global().acquire(bytes);
   return tensor{std::make_shared<detail::storage>(std::move(buf), bytes, d), s, t};
 }
@@ -147,7 +158,7 @@ tensor tensor::from_bytes(const void* src, const kvactor::shape& s, kvactor::dty
 
 tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t) {
   check_creatable(s, kvactor::device::cpu());
-  const std::size_t bytes = static_cast<std::size_t>(s.numel()) * size_of(t);
+  const std::size_t bytes = checked_bytes(s, t);
   if (!data && bytes) throw error{errc::invalid_argument, "null pointer for a view of " + s.to_string()};
   return tensor{std::make_shared<detail::storage>(data, bytes, kvactor::device::cpu()), s, t};
 }
@@ -250,6 +261,9 @@ bool tensor::overlaps(const tensor& other) const noexcept {
 
 tensor tensor::reshape(const kvactor::shape& s) const {
   if (!defined()) throw error{errc::invalid_argument, "reshape of an undefined tensor"};
+  for (auto dim : s.dims())
+    if (dim < 0)
+      throw error{errc::invalid_argument, "negative dimension in shape " + s.to_string()};
   if (s.numel() != static_cast<std::int64_t>(size()))
     throw error{errc::shape_mismatch, "cannot reshape " + describe() + " to " + s.to_string()};
   return tensor{storage_, s, dtype_};
