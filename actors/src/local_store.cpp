@@ -41,6 +41,10 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     } else {
       own_cfg_ = std::make_unique<caf::actor_system_config>();
       own_cfg_->set("scheduler.max-threads", opts_.worker_threads);
+      // An idle CAF worker otherwise sleeps 50 us between polls for ~55 ms before it parks;
+      // messages from user and pool threads then wait for the sleep to end (~100 us per hop
+      // measured here). Parking at once lets the sender's notify wake it in a few us.
+      own_cfg_->set("work-stealing.moderate-poll-attempts", std::size_t{0});
       add_to_config(*own_cfg_);
       own_sys_ = std::make_unique<caf::actor_system>(*own_cfg_);
       sys_ = own_sys_.get();
@@ -68,11 +72,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
     std::shared_ptr<const updater> upd;
     if (kind == op_kind::push || kind == op_kind::pushpull) upd = current_updater();
-    std::vector<key_info_ptr> infos;
-    infos.reserve(groups.size());
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-    for (const auto& g : groups) {
+    for (auto& g : groups) {
       if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
       auto info = reg_.find(g.k);
       if (!info)
@@ -82,9 +84,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
         if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
-      infos.push_back(std::move(info));
+      g.info = std::move(info);
     }
-    return send_all(kind, groups, infos, priority, std::move(upd));
+    return send_all(kind, groups, priority, std::move(upd));
   }
 
   void set_updater(std::shared_ptr<const updater> u) override {
@@ -154,7 +156,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     return reg_.check_kind(k);
   }
 
-  future<void> submit_new(op_kind kind, std::vector<key_group>& groups, int priority) {
+  future<void> submit_new(op_kind kind, group_list& groups, int priority) {
     // Registration and sending happen under the exclusive lock, so any later call that finds
     // these keys is sent after their init and reaches the shard behind it.
     std::unique_lock<std::shared_mutex> lk(reg_.mutex());
@@ -174,32 +176,30 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, probe, o, "output"); !s) return failed(s);
     }
-    std::vector<key_info_ptr> infos;
-    infos.reserve(groups.size());
-    for (const auto& g : groups) {
+    for (auto& g : groups) {
       reg_.set_kind(g.k);
-      infos.push_back(reg_.add(g.k, g.values.front().shape(), g.values.front().dtype()));
+      g.info = reg_.add(g.k, g.values.front().shape(), g.values.front().dtype());
     }
-    return send_all(kind, groups, infos, priority, nullptr);
+    return send_all(kind, groups, priority, nullptr);
   }
 
   // Caller holds the registry lock (shared or exclusive).
-  future<void> send_all(op_kind kind, std::vector<key_group>& groups,
-                        const std::vector<key_info_ptr>& infos, int priority,
+  future<void> send_all(op_kind kind, group_list& groups, int priority,
                         std::shared_ptr<const updater> upd) {
     auto call = std::make_shared<call_state>(groups.size(), counter_);
     auto result = call->get_future();
     for (std::size_t i = 0; i < groups.size(); ++i) {
       auto o = std::make_shared<op>();
       o->kind = kind;
-      o->info = infos[i];
+      o->info = std::move(groups[i].info);
       o->priority = priority;
       o->values = std::move(groups[i].values);
       o->outs = std::move(groups[i].outs);
       o->upd = upd;
       o->call = call;
       o->acquire_leases();
-      caf::anon_send(shards_[infos[i]->shard], std::move(o));
+      const auto shard = o->info->shard;
+      caf::anon_send(shards_[shard], std::move(o));
     }
     return result;
   }

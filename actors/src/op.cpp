@@ -36,7 +36,7 @@ void call_state::part_done(const status& s) {
     std::lock_guard<std::mutex> g(mu_);
     result = first_error_;
   }
-  done_.set_status(std::move(result));
+  finish(std::move(result));
   if (counter_) counter_->done();
 }
 

@@ -4,6 +4,8 @@
 // op_counter are safe from any thread.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -19,6 +21,10 @@
 namespace kvactor::detail {
 
 enum class op_kind : std::uint8_t { init, push, pull, pushpull, broadcast };
+
+/// Tensors of one key in one call; most calls give one or two, held without an allocation
+/// (the facade allocates, the shard frees: cross-thread frees are what malloc does worst).
+using tensor_list = boost::container::small_vector<tensor, 2>;
 
 const char* to_string(op_kind k) noexcept;
 
@@ -36,21 +42,23 @@ class op_counter {
   std::condition_variable cv_;
 };
 
-/// One user call: completes its promise when the last of its per-key ops is done.
-class call_state {
+/// One user call, and the state of its future (one allocation for both): completes when the
+/// last of its per-key ops is done.
+class call_state : public state<void>, public std::enable_shared_from_this<call_state> {
  public:
   call_state(std::size_t parts, std::shared_ptr<op_counter> counter)
       : remaining_(parts), counter_(std::move(counter)) {
     if (counter_) counter_->add();
   }
-  future<void> get_future() const { return done_.get_future(); }
+  future<void> get_future() {
+    return future<void>{std::shared_ptr<state<void>>(shared_from_this(), this)};
+  }
   void part_done(const status& s);
 
  private:
   std::atomic<std::size_t> remaining_;
   std::mutex mu_;
   status first_error_;
-  promise<void> done_;
   std::shared_ptr<op_counter> counter_;
 };
 
@@ -65,8 +73,8 @@ struct op {
   op_kind kind = op_kind::push;
   key_info_ptr info;
   int priority = 0;
-  std::vector<tensor> values;  // read-leased until done
-  std::vector<tensor> outs;    // write-leased until done
+  tensor_list values;  // read-leased until done
+  tensor_list outs;    // write-leased until done
   std::shared_ptr<const updater> upd;
   std::shared_ptr<call_state> call;
 

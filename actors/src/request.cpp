@@ -9,97 +9,109 @@ namespace {
 
 std::string op_name(op_kind kind) { return to_string(kind); }
 
-// One list of tensors per key of the call, following MXNet's _ctype_key_value rules.
-result<std::vector<std::vector<tensor>>> per_key(op_kind kind, const key_list& keys,
-                                                 const value_list& v, const char* role) {
-  const std::size_t n = keys.items().size();
-  std::vector<std::vector<tensor>> lists;
-  auto fail = [&](const std::string& what) {
-    return status{errc::invalid_argument, op_name(kind) + ": " + what};
-  };
+status bad(op_kind kind, const std::string& what) {
+  return status{errc::invalid_argument, op_name(kind) + ": " + what};
+}
+
+// The counts of `v` must fit the keys, following MXNet's _ctype_key_value rules.
+status check_form(op_kind kind, const key_list& keys, const value_list& v, const char* role) {
+  const std::size_t n = keys.size();
   switch (v.shape()) {
     case value_list::form::none:
-      return fail(std::string{"no "} + role + " given");
+      return bad(kind, std::string{"no "} + role + " given");
     case value_list::form::single:
-      if (n != 1)
-        return fail(std::to_string(n) + " keys but one " + role + " tensor");
-      lists.push_back({v.flat().front()});
-      break;
+      if (n != 1) return bad(kind, std::to_string(n) + " keys but one " + role + " tensor");
+      return {};
     case value_list::form::list:
-      if (!keys.is_list()) {
-        lists.push_back(v.flat());  // one key, one tensor per device
-      } else {
-        if (v.flat().size() != n)
-          return fail(std::to_string(n) + " keys but " + std::to_string(v.flat().size()) + " " +
-                      role + " tensors");
-        for (const auto& t : v.flat()) lists.push_back({t});
-      }
-      break;
+      if (keys.is_list() && v.flat().size() != n)
+        return bad(kind, std::to_string(n) + " keys but " + std::to_string(v.flat().size()) +
+                             " " + role + " tensors");
+      return {};
     case value_list::form::nested:
       if (!keys.is_list())
-        return fail(std::string{"a list of lists of "} + role +
-                    " tensors needs a list of keys; key " + keys.items().front().to_string() +
-                    " is a single key");
+        return bad(kind, std::string{"a list of lists of "} + role +
+                             " tensors needs a list of keys; key " + keys[0].to_string() +
+                             " is a single key");
       if (v.nested().size() != n)
-        return fail(std::to_string(n) + " keys but " + std::to_string(v.nested().size()) +
-                    " lists of " + role + " tensors");
-      lists = v.nested();
+        return bad(kind, std::to_string(n) + " keys but " + std::to_string(v.nested().size()) +
+                             " lists of " + role + " tensors");
+      return {};
+  }
+  return {};
+}
+
+status check_one(op_kind kind, const key& k, const tensor& t, std::size_t j, const char* role) {
+  if (!t.defined())
+    return bad(kind, std::string{"null "} + role + " tensor #" + std::to_string(j) +
+                         " for key " + k.to_string());
+  if (!t.device().is_cpu())
+    return status{errc::unsupported, op_name(kind) + ": " + role + " for key " + k.to_string() +
+                                         " is on " + t.device().to_string() +
+                                         "; this store handles cpu tensors"};
+  return {};
+}
+
+// Appends the tensors the call gives for its i-th key to dst.
+status collect(op_kind kind, const key_list& keys, const value_list& v, std::size_t i,
+               const char* role, tensor_list& dst) {
+  const key& k = keys[i];
+  const std::size_t first = dst.size();
+  switch (v.shape()) {
+    case value_list::form::single:
+      dst.push_back(v.single());
+      break;
+    case value_list::form::list:
+      if (keys.is_list())
+        dst.push_back(v.flat()[i]);
+      else
+        dst.insert(dst.end(), v.flat().begin(), v.flat().end());  // one per device
+      break;
+    case value_list::form::nested:
+      dst.insert(dst.end(), v.nested()[i].begin(), v.nested()[i].end());
+      break;
+    case value_list::form::none:
       break;
   }
-  for (std::size_t i = 0; i < n; ++i) {
-    if (lists[i].empty())
-      return fail(std::string{"empty list of "} + role + " tensors for key " +
-                  keys.items()[i].to_string());
-    for (std::size_t j = 0; j < lists[i].size(); ++j) {
-      const tensor& t = lists[i][j];
-      if (!t.defined())
-        return fail(std::string{"null "} + role + " tensor #" + std::to_string(j) + " for key " +
-                    keys.items()[i].to_string());
-      if (!t.device().is_cpu())
-        return status{errc::unsupported, op_name(kind) + ": " + role + " for key " +
-                                             keys.items()[i].to_string() + " is on " +
-                                             t.device().to_string() +
-                                             "; this store handles cpu tensors"};
-    }
-  }
-  return lists;
+  if (dst.size() == first)
+    return bad(kind, std::string{"empty list of "} + role + " tensors for key " + k.to_string());
+  for (std::size_t j = first; j < dst.size(); ++j)
+    if (auto s = check_one(kind, k, dst[j], j - first, role); !s) return s;
+  return {};
 }
 
 }  // namespace
 
-result<std::vector<key_group>> group_arguments(op_kind kind, const key_list& keys,
+result<group_list> group_arguments(op_kind kind, const key_list& keys,
                                                const value_list& values, const value_list& outs) {
-  const auto& ks = keys.items();
-  if (ks.empty()) return status{errc::invalid_argument, op_name(kind) + ": no keys given"};
+  const std::size_t n = keys.size();
+  if (n == 0) return bad(kind, "no keys given");
   const bool has_values = kind != op_kind::pull;
   const bool has_outs = kind != op_kind::push && kind != op_kind::init;
+  if (has_values)
+    if (auto s = check_form(kind, keys, values, "value"); !s) return s;
+  if (has_outs)
+    if (auto s = check_form(kind, keys, outs, "output"); !s) return s;
 
-  std::vector<std::vector<tensor>> vals, outv;
-  if (has_values) {
-    auto r = per_key(kind, keys, values, "value");
-    if (!r) return r.error();
-    vals = std::move(*r);
-  }
-  if (has_outs) {
-    auto r = per_key(kind, keys, outs, "output");
-    if (!r) return r.error();
-    outv = std::move(*r);
-  }
-
-  std::vector<key_group> groups;
-  groups.reserve(ks.size());
-  if (ks.size() == 1) {
-    groups.push_back(key_group{ks[0], has_values ? std::move(vals[0]) : std::vector<tensor>{},
-                               has_outs ? std::move(outv[0]) : std::vector<tensor>{}});
-  } else {
-    std::unordered_map<key, std::size_t> index;
-    for (std::size_t i = 0; i < ks.size(); ++i) {
-      auto [it, fresh] = index.emplace(ks[i], groups.size());
-      if (fresh) groups.push_back(key_group{ks[i], {}, {}});
-      auto& g = groups[it->second];
-      if (has_values) g.values.insert(g.values.end(), vals[i].begin(), vals[i].end());
-      if (has_outs) g.outs.insert(g.outs.end(), outv[i].begin(), outv[i].end());
+  group_list groups;
+  groups.reserve(n);
+  // A repeated key joins its first group; small calls search linearly, large ones hash.
+  std::unordered_map<key, std::size_t> index;
+  if (n > 16) index.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const key& k = keys[i];
+    std::size_t g = groups.size();
+    if (n <= 16) {
+      for (std::size_t j = 0; j < groups.size(); ++j)
+        if (groups[j].k == k) g = j;
+    } else {
+      auto [it, fresh] = index.emplace(k, groups.size());
+      g = it->second;
     }
+    if (g == groups.size()) groups.push_back(key_group{k, {}, {}, nullptr});
+    if (has_values)
+      if (auto s = collect(kind, keys, values, i, "value", groups[g].values); !s) return s;
+    if (has_outs)
+      if (auto s = collect(kind, keys, outs, i, "output", groups[g].outs); !s) return s;
   }
   if (kind == op_kind::init || kind == op_kind::broadcast) {
     for (const auto& g : groups)
@@ -112,7 +124,7 @@ result<std::vector<key_group>> group_arguments(op_kind kind, const key_list& key
   return groups;
 }
 
-status check_overlaps(op_kind kind, const std::vector<key_group>& groups) {
+status check_overlaps(op_kind kind, const group_list& groups) {
   struct span {
     std::uintptr_t begin, end;
     std::size_t group;

@@ -24,14 +24,15 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
   // Weak: the pool's completions must not keep a stopped shard alive.
   caf::actor_addr weak_self = self->address();
   h.run_parallel = [pool, weak_self](std::size_t n, std::function<void(std::size_t)> chunk,
-                                     int priority, std::int64_t key_id) {
-    pool->submit(
+                                     int priority, std::int64_t key_id, bool help) {
+    auto job = pool->submit(
         n, std::move(chunk),
         [weak_self, key_id] {
           if (auto me = caf::actor_cast<caf::actor>(weak_self))
             caf::anon_send(me, step_done_atom::value, key_id);
         },
         priority);
+    if (help) pool->help(job);
   };
   self->state.core = std::make_unique<shard_core>(std::move(h), threshold, width);
   return {

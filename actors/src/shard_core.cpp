@@ -23,6 +23,9 @@ std::uint8_t first_stage(op_kind k) {
 }
 
 constexpr std::size_t min_chunk_bytes = 256 * 1024;
+constexpr std::size_t help_limit_bytes = std::size_t{8} << 20;
+// Fused reduce-and-copy works in blocks that stay in the L1/L2 cache between the two.
+constexpr std::size_t fuse_block_bytes = 32 * 1024;
 
 }  // namespace
 
@@ -56,8 +59,31 @@ void shard_core::receive(op_ptr o) {
 
 void shard_core::enqueue(entry& e, op_ptr o) {
   const int p = o->priority;
+  if (e.queue.empty() || p > e.max_priority) {
+    e.max_priority = p;
+    e.at_max = 1;
+  } else if (p == e.max_priority) {
+    ++e.at_max;
+  }
   e.queue.push_back(std::move(o));
-  if (!e.current) mark_ready(e, p);
+  if (!e.current) mark_ready(e, e.max_priority);
+}
+
+op_ptr shard_core::dequeue(entry& e) {
+  op_ptr o = std::move(e.queue.front());
+  e.queue.pop_front();
+  if (o->priority == e.max_priority && --e.at_max == 0 && !e.queue.empty()) {
+    // The last op at the top priority left: find the next (rare, and linear only then).
+    e.max_priority = e.queue.front()->priority;
+    for (const auto& q : e.queue) {
+      if (q->priority > e.max_priority) {
+        e.max_priority = q->priority;
+        e.at_max = 0;
+      }
+      if (q->priority == e.max_priority) ++e.at_max;
+    }
+  }
+  return o;
 }
 
 void shard_core::mark_ready(entry& e, int priority) {
@@ -71,9 +97,7 @@ void shard_core::mark_ready(entry& e, int priority) {
 
 void shard_core::refresh_ready(entry& e) {
   if (e.queue.empty() || e.current) return;
-  int p = e.queue.front()->priority;
-  for (const auto& o : e.queue) p = std::max(p, o->priority);
-  mark_ready(e, p);
+  mark_ready(e, e.max_priority);
 }
 
 shard_core::entry* shard_core::pop_ready() {
@@ -104,9 +128,7 @@ void shard_core::process() {
     if (!first && !hooks_.mailbox_empty()) break;
     entry* e = pop_ready();
     if (!e) break;
-    op_ptr o = std::move(e->queue.front());
-    e->queue.pop_front();
-    start(*e, std::move(o));
+    start(*e, dequeue(*e));
   }
   in_process_ = false;
   if (ready_keys_ > 0) ensure_process();
@@ -180,8 +202,12 @@ void shard_core::record_chunk_error(op& o, const std::string& what) {
   if (!o.chunk_failed.exchange(true, std::memory_order_acq_rel)) o.chunk_error = what;
 }
 
-void shard_core::parallel(op& o, std::size_t n, std::function<void(std::size_t)> chunk) {
+void shard_core::parallel(op& o, std::size_t bytes, std::size_t n,
+                          std::function<void(std::size_t)> chunk) {
   op* po = &o;
+  // Steps up to this size are mostly done by the shard's own thread before a pool thread has
+  // woken up; bigger ones leave the shard free for other keys.
+  const bool help = bytes <= help_limit_bytes;
   hooks_.run_parallel(
       n,
       [po, chunk = std::move(chunk)](std::size_t i) {
@@ -193,7 +219,7 @@ void shard_core::parallel(op& o, std::size_t n, std::function<void(std::size_t)>
           record_chunk_error(*po, "non-standard exception");
         }
       },
-      o.priority, o.info->id);
+      o.priority, o.info->id, help);
 }
 
 bool shard_core::stage_init(entry& e, op& o) {
@@ -220,7 +246,7 @@ bool shard_core::stage_init(entry& e, op& o) {
     return true;
   }
   const std::size_t parts = chunks_for(2 * info.nbytes());
-  parallel(o, parts, [=](std::size_t i) {
+  parallel(o, 2 * info.nbytes(), parts, [=](std::size_t i) {
     std::size_t b, end;
     split_range(n, parts, i, b, end);
     kernels::copy(t, dst, src, b, end);
@@ -228,9 +254,31 @@ bool shard_core::stage_init(entry& e, op& o) {
   return false;
 }
 
+namespace {
+
+// dst = sum of srcs over [b, end), and with fused outputs, each out = dst block by block
+// while the block is still in cache.
+void reduce_range(dtype t, void* dst, const void* const* srcs, std::size_t k, void* const* outs,
+                  std::size_t num_outs, std::size_t b, std::size_t end) {
+  if (num_outs == 0) {
+    kernels::sum(t, dst, srcs, k, b, end);
+    return;
+  }
+  const std::size_t block = std::max<std::size_t>(fuse_block_bytes / size_of(t), 1);
+  for (std::size_t lo = b; lo < end; lo += block) {
+    const std::size_t hi = std::min(end, lo + block);
+    kernels::sum(t, dst, srcs, k, lo, hi);
+    for (std::size_t j = 0; j < num_outs; ++j) kernels::copy(t, outs[j], dst, lo, hi);
+  }
+}
+
+}  // namespace
+
 bool shard_core::stage_reduce(entry& e, op& o) {
   const auto& info = *o.info;
   const std::size_t k = o.values.size();
+  // pushpull without an updater writes the outputs in the same pass as the stored value.
+  const bool fuse = !o.upd && o.kind == op_kind::pushpull;
   tensor target;
   if (o.upd) {
     if (k == 1) {
@@ -253,22 +301,42 @@ bool shard_core::stage_reduce(entry& e, op& o) {
   } else {
     target = e.stored;
   }
-  auto srcs = std::make_shared<std::vector<const void*>>();
-  srcs->reserve(k);
-  for (const auto& v : o.values) srcs->push_back(v.data_unchecked());
+  if (fuse) o.stage = s_finish;
   void* dst = target.data_unchecked();
   const dtype t = info.dtype;
   const std::size_t n = info.numel();
-  const std::size_t bytes = (k + 1) * info.nbytes();
+  const std::size_t num_outs = fuse ? o.outs.size() : 0;
+  const std::size_t bytes = (k + 1 + num_outs) * info.nbytes();
   if (!big(bytes)) {
-    kernels::sum(t, dst, srcs->data(), k, 0, n);
+    constexpr std::size_t on_stack = 8;
+    const void* ssrcs[on_stack];
+    void* souts[on_stack];
+    std::vector<const void*> hsrcs;
+    std::vector<void*> houts;
+    const void** srcs = ssrcs;
+    void** outs = souts;
+    if (k > on_stack) {
+      hsrcs.resize(k);
+      srcs = hsrcs.data();
+    }
+    if (num_outs > on_stack) {
+      houts.resize(num_outs);
+      outs = houts.data();
+    }
+    for (std::size_t j = 0; j < k; ++j) srcs[j] = o.values[j].data_unchecked();
+    for (std::size_t j = 0; j < num_outs; ++j) outs[j] = o.outs[j].data_unchecked();
+    reduce_range(t, dst, srcs, k, outs, num_outs, 0, n);
     return true;
   }
+  auto srcs = std::make_shared<std::vector<const void*>>();
+  auto outs = std::make_shared<std::vector<void*>>();
+  for (const auto& v : o.values) srcs->push_back(v.data_unchecked());
+  for (std::size_t j = 0; j < num_outs; ++j) outs->push_back(o.outs[j].data_unchecked());
   const std::size_t parts = chunks_for(bytes);
-  parallel(o, parts, [=](std::size_t i) {
+  parallel(o, bytes, parts, [=](std::size_t i) {
     std::size_t b, end;
     split_range(n, parts, i, b, end);
-    kernels::sum(t, dst, srcs->data(), srcs->size(), b, end);
+    reduce_range(t, dst, srcs->data(), srcs->size(), outs->data(), outs->size(), b, end);
   });
   return false;
 }
@@ -293,7 +361,7 @@ bool shard_core::stage_update(entry& e, op& o) {
       const std::size_t n = info.numel();
       entry* pe = &e;
       op* po = &o;
-      parallel(o, parts, [pe, po, parts, n](std::size_t i) {
+      parallel(o, bytes, parts, [pe, po, parts, n](std::size_t i) {
         std::size_t b, end;
         split_range(n, parts, i, b, end);
         po->upd->update_range(pe->info->user_key, po->merged, pe->stored, pe->state.get(), b, end);
@@ -322,7 +390,7 @@ bool shard_core::stage_pull(entry& e, op& o) {
   auto dsts = std::make_shared<std::vector<void*>>();
   for (const auto& out : o.outs) dsts->push_back(out.data_unchecked());
   const std::size_t per = chunks_for(2 * info.nbytes());
-  parallel(o, per * dsts->size(), [=](std::size_t i) {
+  parallel(o, bytes, per * dsts->size(), [=](std::size_t i) {
     std::size_t b, end;
     split_range(n, per, i % per, b, end);
     kernels::copy(t, (*dsts)[i / per], src, b, end);

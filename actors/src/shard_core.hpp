@@ -36,9 +36,11 @@ class shard_core {
     /// Whether messages are waiting in the actor's mailbox.
     std::function<bool()> mailbox_empty;
     /// Run chunk(i), i in [0, n), on the reducer threads; when all are done, make the actor
-    /// call step_done(key_id).
+    /// call step_done(key_id). With `help`, the calling (shard) thread works on the chunks
+    /// too before it returns — worth it for mid-sized steps, where waking pool threads would
+    /// cost more than the work.
     std::function<void(std::size_t n, std::function<void(std::size_t)> chunk, int priority,
-                       std::int64_t key_id)>
+                       std::int64_t key_id, bool help)>
         run_parallel;
   };
 
@@ -65,6 +67,10 @@ class shard_core {
     op_ptr current;  // the op in progress (possibly waiting on the pool)
     int ready_priority = 0;
     bool in_ready = false;
+    // The highest priority queued on this key, and how many queued ops have it: a key
+    // inherits the priority of its most urgent op without rescanning its queue per op.
+    int max_priority = 0;
+    std::size_t at_max = 0;
   };
   struct ready_item {
     int priority;
@@ -80,6 +86,7 @@ class shard_core {
 
   entry& entry_for(const op& o);
   void enqueue(entry& e, op_ptr o);
+  op_ptr dequeue(entry& e);
   void mark_ready(entry& e, int priority);
   void refresh_ready(entry& e);
   entry* pop_ready();
@@ -97,7 +104,7 @@ class shard_core {
 
   bool big(std::size_t bytes) const noexcept;
   std::size_t chunks_for(std::size_t bytes) const noexcept;
-  void parallel(op& o, std::size_t n, std::function<void(std::size_t)> chunk);
+  void parallel(op& o, std::size_t bytes, std::size_t n, std::function<void(std::size_t)> chunk);
   static void record_chunk_error(op& o, const std::string& what);
 
   hooks hooks_;

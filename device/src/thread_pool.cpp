@@ -101,11 +101,11 @@ std::size_t thread_pool::size() const noexcept { return impl_->threads.size(); }
 
 bool thread_pool::on_pool_thread() const noexcept { return current_pool == impl_.get(); }
 
-void thread_pool::submit(std::size_t n, std::function<void(std::size_t)> chunk,
-                         std::function<void()> done, int priority) {
+thread_pool::job_handle thread_pool::submit(std::size_t n, std::function<void(std::size_t)> chunk,
+                                            std::function<void()> done, int priority) {
   if (n == 0) {
     if (done) done();
-    return;
+    return {};
   }
   auto j = std::make_shared<job>();
   j->n = n;
@@ -115,12 +115,27 @@ void thread_pool::submit(std::size_t n, std::function<void(std::size_t)> chunk,
   {
     std::lock_guard<std::mutex> g(impl_->mu);
     j->seq = impl_->seq++;
-    impl_->queue.push(std::move(j));
+    impl_->queue.push(j);
   }
   if (n == 1)
     impl_->cv.notify_one();
   else
     impl_->cv.notify_all();
+  return job_handle{std::move(j)};
+}
+
+void thread_pool::help(const job_handle& h) {
+  auto j = std::static_pointer_cast<job>(h.job_);
+  if (!j) return;
+  for (;;) {
+    std::size_t i;
+    {
+      std::lock_guard<std::mutex> g(impl_->mu);
+      if (j->next >= j->n) return;
+      i = j->next++;
+    }
+    impl::run(j, i);
+  }
 }
 
 void thread_pool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& chunk) {

@@ -279,6 +279,29 @@ TEST(ThreadPool, DestructorFinishesQueuedJobs) {
 
 // ---------------------------------------------------------------- split_range
 
+// help(): the submitter runs the chunks no pool thread has claimed. With the only pool thread
+// parked on a gate, every chunk of the second job runs on the helping thread, and done() is
+// called there, inside help().
+TEST(ThreadPool, HelpRunsUnclaimedChunksOnTheCaller) {
+  thread_pool pool(1);
+  gate started, release;
+  auto blocker = pool.submit(1, [&](std::size_t) {
+    started.open();
+    release.wait();
+  }, nullptr);
+  started.wait();
+  std::vector<std::thread::id> ran(16);
+  std::thread::id done_on;
+  auto job = pool.submit(ran.size(), [&](std::size_t i) { ran[i] = std::this_thread::get_id(); },
+                         [&] { done_on = std::this_thread::get_id(); });
+  pool.help(job);
+  for (const auto& id : ran) EXPECT_EQ(id, std::this_thread::get_id());
+  EXPECT_EQ(done_on, std::this_thread::get_id());
+  release.open();
+  pool.help(blocker);  // nothing left unclaimed: returns at once
+  pool.help({});       // an empty handle is ignored
+}
+
 TEST(SplitRange, CoversWithoutOverlapAndBalances) {
   for (std::size_t n = 0; n <= 300; ++n) {
     for (std::size_t parts = 1; parts <= 24; ++parts) {

@@ -46,32 +46,34 @@
 
 namespace kvactor {
 
-/// One key or a list of keys.
+/// One key or a list of keys. A single key is held inline (no allocation).
 class key_list {
  public:
-  key_list(const key& k) : keys_{k} {}           // NOLINT: implicit by design
-  key_list(int k) : keys_{key{k}} {}             // NOLINT
-  key_list(std::int64_t k) : keys_{key{k}} {}    // NOLINT
-  key_list(const char* k) : keys_{key{k}} {}     // NOLINT
-  key_list(std::string k) : keys_{key{std::move(k)}} {}  // NOLINT
-  key_list(std::vector<key> ks) : keys_(std::move(ks)), list_(true) {}  // NOLINT
-  key_list(std::initializer_list<key> ks) : keys_(ks), list_(true) {}   // NOLINT
+  key_list(const key& k) : single_(k) {}                    // NOLINT: implicit by design
+  key_list(int k) : single_(k) {}                           // NOLINT
+  key_list(std::int64_t k) : single_(k) {}                  // NOLINT
+  key_list(const char* k) : single_(k) {}                   // NOLINT
+  key_list(std::string k) : single_(std::move(k)) {}        // NOLINT
+  key_list(std::vector<key> ks) : list_(std::move(ks)), is_list_(true) {}  // NOLINT
+  key_list(std::initializer_list<key> ks) : list_(ks), is_list_(true) {}   // NOLINT
 
-  bool is_list() const noexcept { return list_; }
-  const std::vector<key>& items() const noexcept { return keys_; }
+  bool is_list() const noexcept { return is_list_; }
+  std::size_t size() const noexcept { return is_list_ ? list_.size() : 1; }
+  const key& operator[](std::size_t i) const noexcept { return is_list_ ? list_[i] : single_; }
 
  private:
-  std::vector<key> keys_;
-  bool list_ = false;
+  key single_;
+  std::vector<key> list_;
+  bool is_list_ = false;
 };
 
-/// Nothing, one tensor, a list of tensors, or a list of lists.
+/// Nothing, one tensor, a list of tensors, or a list of lists. A single tensor is held inline.
 class value_list {
  public:
   enum class form { none, single, list, nested };
 
   value_list() = default;
-  value_list(const tensor& t) : flat_{t}, form_(form::single) {}                    // NOLINT
+  value_list(const tensor& t) : single_(t), form_(form::single) {}                  // NOLINT
   value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}   // NOLINT
   value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}    // NOLINT
   value_list(std::vector<std::vector<tensor>> ts) : nested_(std::move(ts)), form_(form::nested) {}  // NOLINT
@@ -80,10 +82,15 @@ class value_list {
 
   form shape() const noexcept { return form_; }
   bool empty() const noexcept { return form_ == form::none; }
+  /// The single tensor (form::single).
+  const tensor& single() const noexcept { return single_; }
+  /// The tensors of a list (form::list).
   const std::vector<tensor>& flat() const noexcept { return flat_; }
+  /// The lists of a list of lists (form::nested).
   const std::vector<std::vector<tensor>>& nested() const noexcept { return nested_; }
 
  private:
+  tensor single_;
   std::vector<tensor> flat_;
   std::vector<std::vector<tensor>> nested_;
   form form_ = form::none;

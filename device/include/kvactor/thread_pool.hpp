@@ -23,11 +23,27 @@ class thread_pool {
 
   std::size_t size() const noexcept;
 
+  /// A submitted job, for help().
+  class job_handle {
+   public:
+    job_handle() = default;
+
+   private:
+    friend class thread_pool;
+    explicit job_handle(std::shared_ptr<void> j) : job_(std::move(j)) {}
+    std::shared_ptr<void> job_;
+  };
+
   /// Runs chunk(i) for every i in [0, n) on the pool threads, then done() once, on the
   /// thread that finished the last chunk. Among queued jobs, higher priority starts first,
   /// then earlier submission. chunk must not throw. n == 0 calls done() at once.
-  void submit(std::size_t n, std::function<void(std::size_t)> chunk, std::function<void()> done,
-              int priority = 0);
+  job_handle submit(std::size_t n, std::function<void(std::size_t)> chunk,
+                    std::function<void()> done, int priority = 0);
+
+  /// The calling thread runs chunks of job j that no pool thread has claimed yet, and
+  /// returns when none are left unclaimed (others may still be running; done() is called by
+  /// whoever finishes last — possibly this thread, inside help()).
+  void help(const job_handle& j);
 
   /// Runs chunk(i) for every i in [0, n) on the pool and the calling thread and returns when
   /// all are done.
