@@ -1,7 +1,9 @@
 #include "kvactor/kvstore.hpp"
 
+#include <cstdlib>
 #include <set>
 
+#include "dist/nodes.hpp"
 #include "store_impl.hpp"
 
 namespace kvactor {
@@ -58,6 +60,10 @@ future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
   return checked_mut(impl_).set_optimizer(cfg);
 }
 
+future<void> kvstore::send_command_to_servers(int head, const std::string& body) {
+  return checked_mut(impl_).send_command(head, body);
+}
+
 std::string kvstore::type() const { return checked(impl_).type(); }
 int kvstore::rank() const { return checked(impl_).rank(); }
 int kvstore::num_workers() const { return checked(impl_).num_workers(); }
@@ -73,17 +79,24 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
                                        caf::actor_system* sys) {
   static const std::set<std::string_view> local = {"local", "local_update_cpu",
                                                    "local_allreduce_cpu"};
-  static const std::set<std::string_view> later = {"device",         "local_allreduce_device",
-                                                   "dist_sync",      "dist_async",
+  static const std::set<std::string_view> dist = {"dist_sync", "dist_async"};
+  static const std::set<std::string_view> later = {"device", "local_allreduce_device",
                                                    "dist_sync_device", "dist_async_device",
-                                                   "dist"};
+                                                   "dist_device_sync", "dist_device_async"};
   if (local.count(type)) return make_local_store(std::string{type}, opts, sys);
+  if (dist.count(type)) {
+    auto cfg = read_cluster_config(process_env());
+    if (!cfg) throw error{cfg.error()};
+    if (cfg->role == "scheduler") std::exit(run_scheduler(*cfg));
+    if (cfg->role == "server") std::exit(run_server(*cfg, opts));
+    return make_dist_store(std::string{type}, opts, *cfg);
+  }
   if (later.count(type))
     throw error{errc::unsupported,
                 "store type \"" + std::string{type} + "\" is not available in this build yet"};
   throw error{errc::invalid_argument,
               "unknown store type \"" + std::string{type} +
-                  "\" (known: local, local_update_cpu, local_allreduce_cpu)"};
+                  "\" (known: local, local_update_cpu, local_allreduce_cpu, dist_sync, dist_async)"};
 }
 }  // namespace detail
 

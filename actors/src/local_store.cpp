@@ -101,6 +101,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     return failed(status{});
   }
 
+  future<void> send_command(int head, const std::string&) override {
+    return failed(status{errc::unsupported, "a " + type_ + " store has no servers to send command " +
+                                                std::to_string(head) + " to"});
+  }
+
   std::string type() const override { return type_; }
   int rank() const override { return 0; }
   int num_workers() const override { return 1; }

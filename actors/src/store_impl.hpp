@@ -26,6 +26,8 @@ class store_impl {
                               const value_list& outs, int priority) = 0;
   virtual void set_updater(std::shared_ptr<const updater> u) = 0;
   virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
+  /// MXNet's _send_command_to_servers; local stores have no servers (unsupported).
+  virtual future<void> send_command(int head, const std::string& body) = 0;
   virtual std::string type() const = 0;
   virtual int rank() const = 0;
   virtual int num_workers() const = 0;

@@ -163,6 +163,18 @@ tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t)
   return tensor{std::make_shared<detail::storage>(data, bytes, kvactor::device::cpu()), s, t};
 }
 
+tensor tensor::from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, kvactor::dtype t) {
+  check_creatable(s, kvactor::device::cpu());
+  const std::size_t bytes = checked_bytes(s, t);
+  if (!b) throw error{errc::invalid_argument, "from_buffer: null buffer"};
+  if (b->capacity() < bytes)
+    throw error{errc::invalid_argument, "from_buffer: a buffer of " + std::to_string(b->capacity()) +
+                                            " bytes cannot hold " + s.to_string() + " " +
+                                            to_string(t)};
+  return tensor{std::make_shared<detail::storage>(std::move(b), bytes, kvactor::device::cpu()), s,
+                t};
+}
+
 void tensor::check_count(std::size_t n, const kvactor::shape& s) {
   if (static_cast<std::int64_t>(n) != s.numel())
     throw error{errc::shape_mismatch, std::to_string(n) + " elements given for shape " +

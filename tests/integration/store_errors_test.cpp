@@ -220,7 +220,7 @@ TEST(StoreCreate, UnknownTypes) {
     EXPECT_NE(std::string{e.what()}.find("quantum"), std::string::npos);
   }
   try {
-    kvactor::create("dist_sync");
+    kvactor::create("dist_sync_device");
     FAIL();
   } catch (const kvactor::error& e) {
     EXPECT_EQ(e.code(), errc::unsupported);

@@ -139,7 +139,13 @@ class kvstore {
   /// an unknown type or hyper-parameter.
   future<void> set_optimizer(const optimizer_config& cfg);
 
-  /// "local", ...
+  /// MXNet's _send_command_to_servers: head is one of MXNet's command numbers (0 controller:
+  /// body is an encoded optimizer_config; 1 multi-precision; 2 stop server; 3 sync mode: "1"
+  /// or "0"; 4 gradient compression; 5 profiler). Completes when every server has applied
+  /// it. Local stores: unsupported.
+  future<void> send_command_to_servers(int head, const std::string& body);
+
+  /// "local", "dist_sync", ...
   std::string type() const;
   int rank() const;
   int num_workers() const;
@@ -161,9 +167,13 @@ class kvstore {
   std::shared_ptr<detail::store_impl> impl_;
 };
 
-/// "local" (alias "local_update_cpu", "local_allreduce_cpu"). Unknown types throw
-/// kvactor::error (invalid_argument); types of later milestones (dist_*, device) throw
-/// unsupported until they land.
+/// "local" (alias "local_update_cpu", "local_allreduce_cpu"): an in-process store.
+/// "dist_sync", "dist_async": a worker of a cluster described by the environment (see
+/// kvactor/cluster.hpp); blocks until the cluster has assembled. As in MXNet, a process whose
+/// DMLC_ROLE is scheduler or server runs that role inside create() and exits the process
+/// when the cluster stops.
+/// Unknown types throw kvactor::error (invalid_argument); types of later milestones (device
+/// stores) throw unsupported.
 kvstore create(std::string_view type = "local", const options& opts = {});
 
 }  // namespace kvactor

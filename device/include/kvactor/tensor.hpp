@@ -101,6 +101,9 @@ class tensor {
     return view_bytes(data, s, dtype_of_v<T>);
   }
   static tensor view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t);
+  /// Takes a pooled buffer (e.g. one the transport received into) as the storage, without
+  /// copying; the buffer must hold at least s.numel() elements of t.
+  static tensor from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, kvactor::dtype t);
   static tensor from_bytes(const void* src, const kvactor::shape& s, kvactor::dtype t);
 
   bool defined() const noexcept { return storage_ != nullptr; }

@@ -1,0 +1,34 @@
+// Running cluster nodes. A kvactor cluster is one scheduler, S servers and W workers, placed
+// by kvactor-launch, by MXNet's launcher, or by mpirun/Slurm; each process learns its role
+// from the environment:
+//   DMLC_ROLE                scheduler | server | worker (or a rank from OMPI_COMM_WORLD_RANK,
+//                            PMI_RANK or SLURM_PROCID: 0 scheduler, 1..S servers, the rest
+//                            workers)
+//   DMLC_PS_ROOT_URI/PORT    where the scheduler listens
+//   DMLC_NUM_SERVER/WORKER   S and W
+//   KVACTOR_SECRET or KVACTOR_SECRET_FILE   the shared secret every connection proves
+//   KVACTOR_CLUSTER_ID       bound into authentication (default "kvactor")
+//   KVACTOR_NODE_HOST        this node's address, when the default (the address it reaches
+//                            the scheduler from) is not the one peers should use
+//   KVACTOR_BIGARRAY_BOUND   elements from which a key is split over all servers (1e6)
+// Workers call kvactor::create("dist_sync" | "dist_async"); the kvactor-server program (or any
+// program that calls run_node_from_env or create) runs the other roles.
+// Thread-safety: call once per process.
+#pragma once
+
+#include <string>
+
+#include "kvactor/options.hpp"
+
+namespace kvactor {
+
+/// The DMLC_ROLE this process has (from the environment, as described above), or "" when it
+/// has none.
+std::string node_role_from_env();
+
+/// Runs this process's scheduler or server role until the cluster stops; returns the exit
+/// status (0 when the cluster stopped in order). A worker role or a bad environment prints
+/// why on stderr and returns 2.
+int run_node_from_env(const options& opts = {});
+
+}  // namespace kvactor

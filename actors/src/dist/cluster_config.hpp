@@ -1,0 +1,49 @@
+// A process's place in a cluster, read from the environment. MXNet's launcher variables
+// (DMLC_ROLE, DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER) plus
+// kvactor's own:
+//   KVACTOR_SECRET / KVACTOR_SECRET_FILE  shared secret for authentication (required)
+//   KVACTOR_CLUSTER_ID                    bound into authentication (default "kvactor")
+//   KVACTOR_NODE_HOST                     address this node binds and advertises (default:
+//                                         the address its connection to the scheduler uses)
+//   KVACTOR_BIGARRAY_BOUND / MXNET_KVSTORE_BIGARRAY_BOUND
+//                                         elements from which a key is split over all servers
+//   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
+// Without DMLC_ROLE, a rank from mpirun (OMPI_COMM_WORLD_RANK, PMI_RANK) or Slurm
+// (SLURM_PROCID) picks the role: rank 0 is the scheduler, ranks 1..S the servers, the rest
+// workers (DMLC_NUM_WORKER then defaults to size - 1 - S).
+// Thread-safety: pure functions over a value.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+#include "kvactor/result.hpp"
+
+namespace kvactor::detail {
+
+struct cluster_config {
+  std::string role;  ///< "scheduler", "server" or "worker"
+  std::string root_host;
+  std::uint16_t root_port = 0;
+  std::uint32_t num_servers = 0;
+  std::uint32_t num_workers = 0;
+  std::string cluster_id = "kvactor";
+  std::string secret;
+  std::string node_host;  ///< empty: derive from the scheduler connection
+  std::int64_t rank_hint = -1;
+  std::uint64_t big_array_bound = 1000000;
+  std::chrono::milliseconds connect_timeout{60000};
+};
+
+/// Looks a variable up; nullopt when unset.
+using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
+/// The process environment.
+env_lookup process_env();
+
+/// The configuration, or invalid_argument naming the missing or malformed variable.
+result<cluster_config> read_cluster_config(const env_lookup& env);
+
+}  // namespace kvactor::detail

@@ -1,0 +1,258 @@
+// The scheduler: one actor holding the cluster's membership. Transport callbacks become
+// messages to it, so its state needs no locks.
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <algorithm>
+#include <future>
+
+#include "../caf_glue.hpp"
+#include "node_common.hpp"
+#include "nodes.hpp"
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::inbound_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::closed_conn)
+
+namespace kvactor::detail {
+
+namespace {
+
+using msg_atom = caf::atom_constant<caf::atom("kv_msg")>;
+using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
+using deadline_atom = caf::atom_constant<caf::atom("kv_deadl")>;
+using flushed_atom = caf::atom_constant<caf::atom("kv_flushd")>;
+using give_up_atom = caf::atom_constant<caf::atom("kv_giveup")>;
+
+struct sched_state {
+  struct node {
+    net::connection_ptr conn;
+    wire::register_meta reg;
+    std::int64_t rank = -1;
+    bool done = false;
+  };
+  cluster_config cfg;
+  std::vector<node> nodes;
+  bool table_sent = false;
+  bool finished = false;
+  bool losing = false;
+  std::size_t unflushed = 0;  // node_lost notices not yet on the wire
+  std::vector<std::pair<net::connection_ptr, std::uint64_t>> barrier;  // waiting workers
+  std::promise<int>* exit_code = nullptr;
+  static inline const char* name = "kvactor.scheduler";
+};
+
+using self_ptr = caf::stateful_actor<sched_state>*;
+
+void finish(self_ptr self, int code) {
+  auto& st = self->state;
+  if (st.finished) return;
+  st.finished = true;
+  st.exit_code->set_value(code);
+  self->quit();
+}
+
+sched_state::node* find(self_ptr self, const net::connection_ptr& c) {
+  for (auto& n : self->state.nodes)
+    if (n.conn == c) return &n;
+  return nullptr;
+}
+
+// Tells every other node that `who` is gone, then stops with status 1 once the notices are
+// on the wire (or after a second, whichever comes first).
+void lose(self_ptr self, const std::string& role, std::int64_t rank, const std::string& reason) {
+  auto& st = self->state;
+  if (st.losing || st.finished) return;
+  st.losing = true;
+  log_line("scheduler", role + (rank >= 0 ? " " + std::to_string(rank) : std::string{}) +
+                            " lost: " + reason);
+  const status lost{errc::peer_lost, role + " " + std::to_string(rank) + " lost: " + reason};
+  for (auto& [c, id] : st.barrier) send_reply(c, id, 0, 0, lost, nullptr);
+  st.barrier.clear();
+  auto meta = wire::encode(wire::node_lost_meta{role, rank, reason});
+  caf::actor_addr weak = self->address();
+  for (auto& n : st.nodes) {
+    if (!n.conn || !n.conn->is_open()) continue;
+    ++st.unflushed;
+    send_control(n.conn, wire::msg::node_lost, 0, meta, 0, [weak](const status&) {
+      if (auto a = caf::actor_cast<caf::actor>(weak)) caf::anon_send(a, flushed_atom::value);
+    });
+  }
+  if (st.unflushed == 0) return finish(self, 1);
+  self->delayed_send(self, std::chrono::seconds(1), give_up_atom::value);
+}
+
+void assign_ranks(self_ptr self) {
+  auto& st = self->state;
+  for (const char* role : {"server", "worker"}) {
+    std::vector<sched_state::node*> group;
+    for (auto& n : st.nodes)
+      if (n.reg.role == role) group.push_back(&n);
+    // Hints from mpirun/Slurm decide when every node of the group has a distinct one;
+    // otherwise registration order does.
+    bool hinted = std::all_of(group.begin(), group.end(),
+                              [](auto* n) { return n->reg.rank_hint >= 0; });
+    if (hinted) {
+      std::vector<std::int64_t> hints;
+      for (auto* n : group) hints.push_back(n->reg.rank_hint);
+      std::sort(hints.begin(), hints.end());
+      hinted = std::adjacent_find(hints.begin(), hints.end()) == hints.end() &&
+               hints.back() < static_cast<std::int64_t>(group.size());
+    }
+    for (std::size_t i = 0; i < group.size(); ++i)
+      group[i]->rank = hinted ? group[i]->reg.rank_hint : static_cast<std::int64_t>(i);
+  }
+  wire::node_table_meta table;
+  table.num_workers = st.cfg.num_workers;
+  table.num_servers = st.cfg.num_servers;
+  table.servers.resize(st.cfg.num_servers);
+  for (auto& n : st.nodes)
+    if (n.reg.role == "server")
+      table.servers[static_cast<std::size_t>(n.rank)] = wire::endpoint{n.reg.host, n.reg.port};
+  for (auto& n : st.nodes) {
+    table.rank = n.rank;
+    send_control(n.conn, wire::msg::node_table, 0, wire::encode(table));
+  }
+  st.table_sent = true;
+  log_line("scheduler", "cluster assembled: " + std::to_string(st.cfg.num_servers) +
+                            " server(s), " + std::to_string(st.cfg.num_workers) + " worker(s)");
+}
+
+void on_register(self_ptr self, const net::connection_ptr& c, const net::message& m) {
+  auto& st = self->state;
+  auto reg = wire::decode<wire::register_meta>(m.meta);
+  if (!reg) {
+    c->close(reg.error());
+    return;
+  }
+  if (st.table_sent || find(self, c)) {
+    c->close(status{errc::protocol_error, "registration after the cluster assembled"});
+    return;
+  }
+  if (reg->role != "server" && reg->role != "worker") {
+    c->close(status{errc::protocol_error, "cannot register role " + reg->role});
+    return;
+  }
+  const auto wanted = reg->role == "server" ? st.cfg.num_servers : st.cfg.num_workers;
+  const auto have = std::count_if(st.nodes.begin(), st.nodes.end(),
+                                  [&](const auto& n) { return n.reg.role == reg->role; });
+  if (static_cast<std::uint32_t>(have) >= wanted) {
+    c->close(status{errc::protocol_error, "more " + reg->role + "s than the " +
+                                              std::to_string(wanted) + " expected"});
+    return;
+  }
+  if (reg->role == "server" && reg->host.empty()) reg->host = host_of(c->remote_address());
+  st.nodes.push_back(sched_state::node{c, *reg, -1, false});
+  if (st.nodes.size() == st.cfg.num_servers + st.cfg.num_workers) assign_ranks(self);
+}
+
+void on_message(self_ptr self, const inbound& in) {
+  auto& st = self->state;
+  const auto type = static_cast<wire::msg>(in.msg.type);
+  switch (type) {
+    case wire::msg::register_node:
+      on_register(self, in.conn, in.msg);
+      return;
+    case wire::msg::barrier: {
+      auto* n = find(self, in.conn);
+      if (!n || n->reg.role != "worker" || !st.table_sent) {
+        in.conn->close(status{errc::protocol_error, "barrier from a node that may not ask"});
+        return;
+      }
+      st.barrier.emplace_back(in.conn, in.msg.id);
+      if (st.barrier.size() == st.cfg.num_workers) {
+        for (auto& [c, id] : st.barrier) send_reply(c, id, 0, 0, status{}, nullptr);
+        st.barrier.clear();
+      }
+      return;
+    }
+    case wire::msg::node_done: {
+      auto* n = find(self, in.conn);
+      if (!n) return;
+      n->done = true;
+      if (std::all_of(st.nodes.begin(), st.nodes.end(), [](const auto& x) { return x.done; }) &&
+          st.nodes.size() == st.cfg.num_servers + st.cfg.num_workers) {
+        log_line("scheduler", "every node finished; stopping");
+        finish(self, 0);
+      }
+      return;
+    }
+    default:
+      in.conn->close(status{errc::protocol_error,
+                            "unexpected message type " + std::to_string(in.msg.type)});
+  }
+}
+
+caf::behavior scheduler(self_ptr self, cluster_config cfg, std::promise<int>* exit_code) {
+  self->state.cfg = std::move(cfg);
+  self->state.exit_code = exit_code;
+  self->delayed_send(self, self->state.cfg.connect_timeout, deadline_atom::value);
+  return {
+      [self](msg_atom, const inbound_ptr& in) { on_message(self, *in); },
+      [self](closed_atom, const closed_conn& cc) {
+        auto* n = find(self, cc.conn);
+        if (!n || n->done) return;  // unregistered, or finished in order
+        lose(self, n->reg.role, n->rank, cc.why.is_ok() ? "disconnected" : cc.why.to_string());
+      },
+      [self](flushed_atom) {
+        auto& st = self->state;
+        if (st.unflushed > 0) --st.unflushed;
+        if (st.unflushed == 0) finish(self, 1);
+      },
+      [self](give_up_atom) { finish(self, 1); },
+      [self](deadline_atom) {
+        auto& st = self->state;
+        if (st.table_sent) return;
+        lose(self, "cluster", -1,
+             "the cluster did not assemble within " +
+                 std::to_string(st.cfg.connect_timeout.count()) + " ms (" +
+                 std::to_string(st.nodes.size()) + " of " +
+                 std::to_string(st.cfg.num_servers + st.cfg.num_workers) + " nodes registered)");
+      },
+  };
+}
+
+}  // namespace
+
+int run_scheduler(const cluster_config& cfg) {
+  // Declared before the actor system: actors may fulfil it until the system is gone.
+  std::promise<int> exit_code;
+  auto done = exit_code.get_future();
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("scheduler.max-threads", std::size_t{1});
+  sys_cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  caf::actor_system sys{sys_cfg};
+  auto actor = sys.spawn(scheduler, cfg, &exit_code);
+  int code = 1;
+  {
+    net::runtime rt(1);
+    net::handlers h;
+    caf::actor_addr weak = actor.address();
+    h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
+      if (auto a = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(a, msg_atom::value, std::make_shared<inbound>(inbound{c, std::move(m)}));
+    };
+    h.on_close = [weak](const net::connection_ptr& c, const status& why) {
+      if (auto a = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(a, closed_atom::value, closed_conn{c, why});
+    };
+    const std::string bind = cfg.node_host.empty() ? std::string{"0.0.0.0"} : cfg.node_host;
+    auto l = rt.listen(bind, cfg.root_port, make_identity(cfg, "scheduler", 0), node_caps(), h);
+    if (!l) {
+      log_line("scheduler", "cannot listen on " + bind + ":" + std::to_string(cfg.root_port) +
+                                ": " + l.error().to_string());
+      caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
+      return 1;
+    }
+    code = done.get();
+    // Let the last messages (node_lost, barrier replies) reach the wire.
+    (*l)->stop();
+    rt.shutdown();
+  }
+  actor = nullptr;
+  return code;
+}
+
+}  // namespace kvactor::detail

@@ -1,0 +1,362 @@
+// A server process: shard actors own the parts of keys by hash; the transport's I/O threads
+// decode requests and send them straight to the owning shard (one hop), and commands to every
+// shard in the order they arrived; a control actor follows the scheduler.
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+
+#include <atomic>
+#include <future>
+#include <thread>
+
+#include "../caf_glue.hpp"
+#include "../optimizers.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
+#include "node_common.hpp"
+#include "nodes.hpp"
+#include "server_core.hpp"
+
+namespace kvactor::detail {
+namespace {
+
+/// Counts shards that applied a command; the last one answers the worker.
+struct command_ack {
+  std::atomic<std::size_t> left;
+  std::function<void()> done;
+};
+
+struct shard_command {
+  std::function<void(server_core&)> apply;
+  std::shared_ptr<command_ack> ack;
+};
+
+}  // namespace
+}  // namespace kvactor::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::server_request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::shard_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::inbound_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::closed_conn)
+
+namespace kvactor::detail {
+namespace {
+
+using configure_atom = caf::atom_constant<caf::atom("kv_config")>;
+using fail_atom = caf::atom_constant<caf::atom("kv_fail")>;
+using msg_atom = caf::atom_constant<caf::atom("kv_msg")>;
+using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
+using stop_atom = caf::atom_constant<caf::atom("kv_stop")>;
+using exit_atom = caf::atom_constant<caf::atom("kv_exit")>;
+
+// ---------------------------------------------------------------- shard actors
+
+struct shard_state {
+  std::unique_ptr<server_core> core;
+  std::vector<server_request_ptr> backlog;  // requests that came before the node table
+  std::vector<shard_command> command_backlog;
+  static inline const char* name = "kvactor.server_shard";
+};
+
+caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
+  return {
+      [self](const server_request_ptr& r) {
+        if (!self->state.core)
+          self->state.backlog.push_back(r);
+        else
+          self->state.core->handle(r);
+      },
+      [self](const shard_command& c) {
+        if (!self->state.core) {
+          self->state.command_backlog.push_back(c);
+          return;
+        }
+        c.apply(*self->state.core);
+        if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+      },
+      [self](configure_atom, std::uint32_t workers) {
+        auto& st = self->state;
+        if (st.core) return;
+        st.core = std::make_unique<server_core>(workers);
+        for (auto& c : st.command_backlog) {
+          c.apply(*st.core);
+          if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+        }
+        st.command_backlog.clear();
+        for (auto& r : st.backlog) st.core->handle(r);
+        st.backlog.clear();
+      },
+      [self](fail_atom, const status& why) {
+        if (self->state.core) self->state.core->fail_all(why);
+        for (auto& r : self->state.backlog) r->reply(why, nullptr);
+        self->state.backlog.clear();
+      },
+  };
+}
+
+// ---------------------------------------------------------------- control actor
+
+struct ctl_state {
+  std::vector<caf::actor> shards;
+  net::connection_ptr scheduler;
+  std::promise<int>* exit_code = nullptr;
+  bool stopping = false;
+  bool finished = false;
+  std::int64_t rank = -1;
+  static inline const char* name = "kvactor.server_ctl";
+};
+using ctl_ptr = caf::stateful_actor<ctl_state>*;
+
+void finish(ctl_ptr self, int code) {
+  if (self->state.finished) return;
+  self->state.finished = true;
+  self->state.exit_code->set_value(code);
+  self->quit();
+}
+
+void break_cluster(ctl_ptr self, const status& why) {
+  if (self->state.stopping || self->state.finished) return;
+  log_line("server", why.to_string() + "; failing what is pending and exiting");
+  for (auto& s : self->state.shards) caf::anon_send(s, fail_atom::value, why);
+  finish(self, 1);
+}
+
+caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::promise<int>* exit_code) {
+  self->state.shards = std::move(shards);
+  self->state.exit_code = exit_code;
+  return {
+      [self](msg_atom, const inbound_ptr& in) {
+        auto& st = self->state;
+        if (!st.scheduler) st.scheduler = in->conn;
+        switch (static_cast<wire::msg>(in->msg.type)) {
+          case wire::msg::node_table: {
+            auto t = wire::decode<wire::node_table_meta>(in->msg.meta);
+            if (!t) return break_cluster(self, t.error());
+            st.rank = t->rank;
+            for (auto& s : st.shards) caf::anon_send(s, configure_atom::value, t->num_workers);
+            return;
+          }
+          case wire::msg::node_lost: {
+            auto l = wire::decode<wire::node_lost_meta>(in->msg.meta);
+            return break_cluster(self, status{errc::peer_lost,
+                                              l ? l->role + " " + std::to_string(l->rank) +
+                                                      " lost: " + l->reason
+                                                : std::string{"a node was lost"}});
+          }
+          default:
+            return break_cluster(self, status{errc::protocol_error,
+                                              "unexpected message from the scheduler"});
+        }
+      },
+      [self](closed_atom, const closed_conn& cc) {
+        break_cluster(self, status{errc::peer_lost,
+                                   "the scheduler connection closed: " + cc.why.to_string()});
+      },
+      [self](stop_atom) {
+        auto& st = self->state;
+        if (st.stopping) return;
+        st.stopping = true;
+        log_line("server", "stop command received; finishing");
+        if (!st.scheduler) return finish(self, 0);
+        caf::actor_addr weak = self->address();
+        send_control(st.scheduler, wire::msg::node_done, 0,
+                     wire::encode(wire::node_done_meta{"server", st.rank}), 0,
+                     [weak](const status&) {
+                       if (auto a = caf::actor_cast<caf::actor>(weak))
+                         caf::anon_send(a, exit_atom::value);
+                     });
+      },
+      [self](exit_atom) { finish(self, 0); },
+  };
+}
+
+// ---------------------------------------------------------------- request decoding
+
+class dispatcher {
+ public:
+  dispatcher(std::vector<caf::actor> shards, caf::actor ctl)
+      : shards_(std::move(shards)), ctl_(std::move(ctl)) {}
+
+  void on_message(const net::connection_ptr& c, net::message&& m) {
+    const auto type = static_cast<wire::msg>(m.type);
+    if (c->peer().role != "worker" || c->peer().rank < 0) {
+      c->close(status{errc::protocol_error, "only workers send requests to servers"});
+      return;
+    }
+    switch (type) {
+      case wire::msg::init:
+      case wire::msg::push:
+      case wire::msg::pull:
+      case wire::msg::pushpull:
+        return data(c, std::move(m), type);
+      case wire::msg::command:
+        return command(c, m);
+      default:
+        c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type)});
+    }
+  }
+
+ private:
+  void data(const net::connection_ptr& c, net::message&& m, wire::msg type) {
+    auto meta = wire::decode<wire::data_meta>(m.meta);
+    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](const status& s,
+                                                                      const tensor* v) {
+      send_reply(c, id, stream, prio, s, v);
+    };
+    if (!meta) return reply(meta.error(), nullptr);
+    auto r = std::make_shared<server_request>();
+    r->kind = type;
+    r->meta = std::move(*meta);
+    r->worker = c->peer().rank;
+    r->reply = std::move(reply);
+    if (type != wire::msg::pull) {
+      const auto t = static_cast<dtype>(r->meta.dtype);
+      if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) ||
+          r->meta.numel == 0 || r->meta.numel > (std::uint64_t{1} << 40) ||
+          r->meta.numel * size_of(t) != m.payload_size)
+        return r->reply(status{errc::protocol_error, "payload does not match its metadata"},
+                        nullptr);
+      const shape s{static_cast<std::int64_t>(r->meta.numel)};
+      try {
+        if (m.payload_buffer && m.payload_data == m.payload_buffer->data())
+          r->payload = tensor::from_buffer(std::move(m.payload_buffer), s, t);
+        else
+          r->payload = tensor::from_bytes(m.payload_data, s, t);
+      } catch (const std::exception& e) {
+        return r->reply(status{errc::internal, e.what()}, nullptr);
+      }
+    }
+    const auto k = r->meta.key.to_key();
+    const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  }
+
+  void command(const net::connection_ptr& c, const net::message& m) {
+    auto reply = [c, id = m.id, stream = m.stream](const status& s) {
+      send_reply(c, id, stream, 0, s, nullptr);
+    };
+    auto cmd = wire::decode<wire::command_meta>(m.meta);
+    if (!cmd) return reply(cmd.error());
+    std::function<void(server_core&)> apply;
+    std::function<void()> after;
+    switch (static_cast<wire::command>(cmd->cmd)) {
+      case wire::command::controller: {
+        auto cfg = decode_optimizer_config(
+            reinterpret_cast<const std::uint8_t*>(cmd->body.data()), cmd->body.size());
+        if (!cfg) return reply(cfg.error());
+        auto u = make_optimizer(*cfg);
+        if (!u) return reply(u.error());
+        std::shared_ptr<const updater> upd = std::move(*u);
+        apply = [upd](server_core& core) { core.set_updater(upd); };
+        break;
+      }
+      case wire::command::sync_mode: {
+        if (cmd->body != "0" && cmd->body != "1")
+          return reply(status{errc::invalid_argument, "sync_mode takes \"1\" or \"0\""});
+        const bool sync = cmd->body == "1";
+        apply = [sync](server_core& core) { core.set_sync(sync); };
+        break;
+      }
+      case wire::command::stop_server: {
+        apply = [](server_core&) {};
+        caf::actor ctl = ctl_;
+        after = [ctl] { caf::anon_send(ctl, stop_atom::value); };
+        break;
+      }
+      case wire::command::set_multi_precision:
+      case wire::command::set_gradient_compression:
+      case wire::command::set_profiler_params:
+        return reply(status{errc::unsupported,
+                            std::string{"server command "} +
+                                wire::to_string(static_cast<wire::command>(cmd->cmd)) +
+                                " is not implemented yet"});
+      default:
+        return reply(status{errc::invalid_argument,
+                            "unknown server command " + std::to_string(cmd->cmd)});
+    }
+    auto ack = std::make_shared<command_ack>();
+    ack->left = shards_.size();
+    ack->done = [reply, after] {
+      reply(status{});
+      if (after) after();
+    };
+    for (auto& s : shards_) caf::anon_send(s, shard_command{apply, ack});
+  }
+
+  std::vector<caf::actor> shards_;
+  caf::actor ctl_;
+};
+
+}  // namespace
+
+int run_server(const cluster_config& cfg, const options& opts) {
+  const std::size_t threads =
+      opts.worker_threads ? opts.worker_threads
+                          : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  // Declared before the actor system: actors may fulfil it until the system is gone.
+  std::promise<int> exit_code;
+  auto done = exit_code.get_future();
+  caf::actor_system_config sys_cfg;
+  sys_cfg.set("scheduler.max-threads", threads);
+  sys_cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
+  add_to_config(sys_cfg);
+  caf::actor_system sys{sys_cfg};
+  std::vector<caf::actor> shards;
+  const std::size_t n = opts.num_shards ? opts.num_shards : threads;
+  for (std::size_t i = 0; i < n; ++i) shards.push_back(sys.spawn(server_shard, 0));
+  auto ctl = sys.spawn(server_ctl, shards, &exit_code);
+  int code = 1;
+  {
+    net::runtime rt(1);
+    auto disp = std::make_shared<dispatcher>(shards, ctl);
+    net::handlers worker_h;
+    worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
+      disp->on_message(c, std::move(m));
+    };
+    // A worker that disconnects is the scheduler's to judge: it knows whether the worker
+    // finished in order, and tells every server if not.
+    worker_h.on_close = [](const net::connection_ptr&, const status&) {};
+    const std::string bind = cfg.node_host.empty() ? std::string{"0.0.0.0"} : cfg.node_host;
+    auto l = rt.listen(bind, 0, make_identity(cfg, "server", -1), node_caps(), worker_h);
+    if (!l) {
+      log_line("server", "cannot listen on " + bind + ": " + l.error().to_string());
+    } else {
+      caf::actor_addr weak = ctl.address();
+      net::handlers sched_h;
+      sched_h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
+        if (auto a = caf::actor_cast<caf::actor>(weak))
+          caf::anon_send(a, msg_atom::value, std::make_shared<inbound>(inbound{c, std::move(m)}));
+      };
+      sched_h.on_close = [weak](const net::connection_ptr& c, const status& why) {
+        if (auto a = caf::actor_cast<caf::actor>(weak))
+          caf::anon_send(a, closed_atom::value, closed_conn{c, why});
+      };
+      std::promise<result<net::connection_ptr>> connected;
+      rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(),
+                 sched_h, std::chrono::steady_clock::now() + cfg.connect_timeout,
+                 [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
+      auto conn = connected.get_future().get();
+      if (!conn) {
+        log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
+                               std::to_string(cfg.root_port) + ": " + conn.error().to_string());
+      } else {
+        wire::register_meta reg;
+        reg.role = "server";
+        reg.host = cfg.node_host.empty() ? host_of((*conn)->local_address()) : cfg.node_host;
+        reg.port = (*l)->port();
+        reg.rank_hint = cfg.rank_hint;
+        send_control(*conn, wire::msg::register_node, 0, wire::encode(reg));
+        log_line("server", "accepting workers on " + reg.host + ":" + std::to_string(reg.port));
+        code = done.get();
+      }
+      (*l)->stop();
+    }
+    rt.shutdown();
+  }
+  for (auto& s : shards) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  caf::anon_send_exit(ctl, caf::exit_reason::user_shutdown);
+  return code;
+}
+
+}  // namespace kvactor::detail

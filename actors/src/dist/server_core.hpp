@@ -1,0 +1,94 @@
+// What one server shard does with the parts of keys it owns, without CAF or sockets.
+//
+// dist_sync: each part collects exactly one push per worker per round into a merge buffer
+// (the first push's buffer is adopted, later ones are added to it), then applies the
+// updater once (or replaces the value), then answers every push of the round. A worker's
+// second push in a round waits for the next round; a pull from a worker whose push is in the
+// open round waits until the round closes, so a worker's pull after its push sees the round's
+// result. Everything a worker sends for a part is handled in its order.
+// dist_async: every push is applied at once; an updater is required.
+//
+// Replies hold the value they send (copy-on-write: an update never writes a buffer a reply
+// is still sending).
+// Thread-safety: one server_core belongs to one shard actor.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "kvactor/serialization/protocol.hpp"
+#include "kvactor/tensor.hpp"
+#include "kvactor/updater.hpp"
+
+namespace kvactor::detail {
+
+struct server_request {
+  wire::msg kind = wire::msg::push;  ///< init, push, pull or pushpull
+  wire::data_meta meta;
+  std::int64_t worker = -1;  ///< the sender's rank
+  tensor payload;            ///< init/push data: a flat tensor over the received bytes
+  /// Sends the answer: a status, and for pull and pushpull the part's value.
+  std::function<void(const status&, const tensor* value)> reply;
+};
+using server_request_ptr = std::shared_ptr<server_request>;
+
+class server_core {
+ public:
+  explicit server_core(std::uint32_t num_workers);
+
+  void handle(server_request_ptr r);
+  void set_updater(std::shared_ptr<const updater> u) { updater_ = std::move(u); }
+  void set_sync(bool sync) { sync_ = sync; }
+  bool sync() const noexcept { return sync_; }
+  /// Answers everything waiting (open rounds, deferred requests) with s.
+  void fail_all(const status& s);
+
+  std::size_t num_parts() const noexcept { return parts_.size(); }
+  std::size_t held_bytes() const noexcept;
+
+ private:
+  struct part_id {
+    key k;
+    std::uint32_t part;
+    friend bool operator==(const part_id& a, const part_id& b) {
+      return a.part == b.part && a.k == b.k;
+    }
+  };
+  struct part_hash {
+    std::size_t operator()(const part_id& p) const noexcept {
+      return p.k.hash() ^ (static_cast<std::size_t>(p.part) * 0x9e3779b97f4a7c15ull);
+    }
+  };
+  struct part {
+    tensor stored;
+    tensor merge;  // the open round's sum
+    std::uint32_t round_count = 0;
+    std::vector<std::uint8_t> contributed;  // by worker rank, this round
+    std::vector<server_request_ptr> round;  // pushes to answer when the round closes
+    std::deque<server_request_ptr> deferred;
+    std::vector<std::uint32_t> deferred_by_worker;
+    std::shared_ptr<const updater> state_owner;
+    std::unique_ptr<updater_state> state;
+  };
+
+  void handle_in(part& p, const part_id& id, server_request_ptr r);
+  void defer(part& p, server_request_ptr r);
+  bool must_wait(const part& p, const server_request& r) const;
+  status check_data(const part& p, const server_request& r) const;
+  void push_sync(part& p, const part_id& id, server_request_ptr r);
+  void push_async(part& p, const part_id& id, server_request_ptr r);
+  void close_round(part& p, const part_id& id);
+  status apply(part& p, const part_id& id, const tensor& merged);
+  void reply_value(const server_request& r, const part& p);
+
+  std::uint32_t num_workers_;
+  bool sync_ = true;
+  std::shared_ptr<const updater> updater_;
+  std::unordered_map<part_id, part, part_hash> parts_;
+};
+
+}  // namespace kvactor::detail

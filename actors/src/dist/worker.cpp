@@ -1,0 +1,777 @@
+// A worker's store: validation as in the local store, then each key's parts go straight from
+// the calling thread to the servers' connections (values of several devices are summed
+// first, big sums on the reducer pool), and replies complete the futures on the transport's
+// I/O thread. A key's operations reach the wire in issue order (a per-key channel holds an
+// op back while an earlier op of the same key still waits for its sum). The control plane
+// (registration, barriers, commands, failures) talks to the scheduler and servers directly.
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include <algorithm>
+#include <cctype>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "../caf_glue.hpp"
+#include "../key_registry.hpp"
+#include "../optimizers.hpp"
+#include "../request.hpp"
+#include "../store_impl.hpp"
+#include "kvactor/kernels.hpp"
+#include "kvactor/thread_pool.hpp"
+#include "node_common.hpp"
+#include "nodes.hpp"
+
+namespace kvactor::detail {
+
+namespace {
+
+future<void> failed(status s) { return future<void>::ready_with(std::move(s)); }
+
+struct part_plan {
+  std::uint32_t server = 0;
+  std::uint64_t offset = 0;  // in elements
+  std::uint64_t count = 0;
+  std::uint64_t stream = 0;
+};
+
+std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
+                                  std::uint64_t big_bound) {
+  std::vector<part_plan> parts;
+  const std::uint64_t n = info.numel();
+  const std::size_t h = info.user_key.hash();
+  if (n >= big_bound && servers > 1) {
+    for (std::uint32_t s = 0; s < servers; ++s) {
+      std::size_t b, e;
+      split_range(static_cast<std::size_t>(n), servers, s, b, e);
+      parts.push_back(part_plan{s, b, e - b, h ^ (std::uint64_t{s + 1} * 0x9e3779b97f4a7c15ull)});
+    }
+  } else {
+    parts.push_back(part_plan{static_cast<std::uint32_t>(h % servers), 0, n, h});
+  }
+  return parts;
+}
+
+/// Completion of a user call: all parts of all its keys, then an optional follow-up (init's
+/// barrier), then the future.
+class dist_call {
+ public:
+  dist_call(std::size_t parts, std::function<void(status)> then)
+      : left_(parts), then_(std::move(then)) {
+    if (parts == 0) then_(status{});
+  }
+  void part_done(const status& s) {
+    if (!s.is_ok()) {
+      std::lock_guard<std::mutex> g(mu_);
+      if (first_.is_ok()) first_ = s;
+    }
+    if (left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+    status r;
+    {
+      std::lock_guard<std::mutex> g(mu_);
+      r = first_;
+    }
+    then_(r);
+  }
+
+ private:
+  std::atomic<std::size_t> left_;
+  std::mutex mu_;
+  status first_;
+  std::function<void(status)> then_;
+};
+
+struct dist_op {
+  op_kind kind = op_kind::push;
+  key_info_ptr info;
+  int priority = 0;
+  tensor_list values;
+  tensor_list outs;
+  tensor source;  // what is sent: values[0], or the devices' sum
+  std::vector<part_plan> parts;
+  std::shared_ptr<dist_call> call;
+  std::atomic<std::uint32_t> parts_left{0};
+  std::mutex mu;
+  status error;
+  bool ready = true;  // guarded by the key channel's mutex
+  bool leased = false;
+  std::atomic<bool> finished{false};
+
+  bool pull_like() const {
+    return kind == op_kind::pull || kind == op_kind::pushpull || kind == op_kind::broadcast;
+  }
+  wire::msg wire_type() const {
+    switch (kind) {
+      case op_kind::init: return wire::msg::init;
+      case op_kind::push: return wire::msg::push;
+      case op_kind::pushpull: return wire::msg::pushpull;
+      default: return wire::msg::pull;
+    }
+  }
+  void lease() {
+    for (auto& v : values) v.storage_ptr()->begin_read();
+    for (auto& o : outs) o.storage_ptr()->begin_write();
+    leased = true;
+  }
+  void unlease() {
+    if (!leased) return;
+    leased = false;
+    for (auto& v : values) v.storage_ptr()->end_read();
+    for (auto& o : outs) o.storage_ptr()->end_write();
+  }
+  void part_done(const status& s) {
+    if (!s.is_ok()) {
+      std::lock_guard<std::mutex> g(mu);
+      if (error.is_ok()) error = s;
+    }
+    if (parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
+  }
+  void finish() {
+    if (finished.exchange(true)) return;
+    unlease();
+    status e;
+    {
+      std::lock_guard<std::mutex> g(mu);
+      e = error;
+    }
+    if (call) call->part_done(e);
+  }
+  ~dist_op() {
+    unlease();
+    if (!finished.exchange(true) && call)
+      call->part_done(status{errc::shut_down, std::string{to_string(kind)} + " of key " +
+                                                  (info ? info->name() : "?") + " was dropped"});
+  }
+};
+using dist_op_ptr = std::shared_ptr<dist_op>;
+
+struct key_channel {
+  std::mutex mu;
+  std::deque<dist_op_ptr> waiting;
+};
+
+class dist_store final : public store_impl, public std::enable_shared_from_this<dist_store> {
+ public:
+  dist_store(std::string type, const options& opts, cluster_config cfg)
+      : type_(std::move(type)), opts_(opts), cfg_(std::move(cfg)), reg_(1),
+        sync_(type_.find("async") == std::string::npos) {}
+
+  ~dist_store() override { shutdown(); }
+
+  // Joins the cluster; throws kvactor::error.
+  void start() {
+    rt_ = std::make_unique<net::runtime>(1);
+    pool_ = std::make_unique<thread_pool>(opts_.reducer_threads);
+    const auto deadline = std::chrono::steady_clock::now() + cfg_.connect_timeout;
+    std::weak_ptr<dist_store> weak = weak_from_this();
+
+    net::handlers sh;
+    sh.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
+      if (auto self = weak.lock()) self->on_scheduler_message(c, std::move(m));
+    };
+    sh.on_close = [weak](const net::connection_ptr&, const status& why) {
+      if (auto self = weak.lock())
+        self->on_connection_lost(status{errc::peer_lost, "the scheduler connection closed (" +
+                                                             why.to_string() + ")"});
+    };
+    auto sched = connect_sync(cfg_.root_host, cfg_.root_port, make_identity(cfg_, "worker", -1),
+                              sh, deadline);
+    if (!sched) throw error{sched.error().code(), "cannot reach the scheduler at " + cfg_.root_host +
+                                                      ":" + std::to_string(cfg_.root_port) + ": " +
+                                                      sched.error().message()};
+    scheduler_ = *sched;
+    wire::register_meta reg;
+    reg.role = "worker";
+    reg.rank_hint = cfg_.rank_hint;
+    send_control(scheduler_, wire::msg::register_node, 0, wire::encode(reg));
+    auto table_f = table_.get_future();
+    if (table_f.wait_until(deadline) != std::future_status::ready)
+      throw error{errc::timeout, "the cluster did not assemble within " +
+                                     std::to_string(cfg_.connect_timeout.count()) + " ms"};
+    auto table = table_f.get();
+    if (!table) throw error{table.error()};
+    rank_ = table->rank;
+    num_workers_ = table->num_workers;
+    num_servers_ = table->num_servers;
+
+    net::handlers vh;
+    vh.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
+      if (auto self = weak.lock()) self->on_server_message(c, std::move(m));
+    };
+    vh.on_close = [weak](const net::connection_ptr& c, const status& why) {
+      if (auto self = weak.lock())
+        self->on_connection_lost(status{errc::peer_lost, "connection to server at " +
+                                                             c->remote_address() + " closed (" +
+                                                             why.to_string() + ")"});
+    };
+    vh.payload_destination = [weak](const net::connection_ptr&, const net::message_head& h) -> void* {
+      auto self = weak.lock();
+      return self ? self->destination(h) : nullptr;
+    };
+    servers_.resize(num_servers_);
+    std::vector<std::future<result<net::connection_ptr>>> pending;
+    for (std::uint32_t s = 0; s < num_servers_; ++s) {
+      auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
+      pending.push_back(p->get_future());
+      rt_->connect(table->servers[s].host, table->servers[s].port,
+                   make_identity(cfg_, "worker", rank_), node_caps(), vh, deadline,
+                   [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
+    }
+    for (std::uint32_t s = 0; s < num_servers_; ++s) {
+      auto r = pending[s].get();
+      if (!r)
+        throw error{r.error().code(), "cannot reach server " + std::to_string(s) + " at " +
+                                          table->servers[s].host + ":" +
+                                          std::to_string(table->servers[s].port) + ": " +
+                                          r.error().message()};
+      servers_[s] = *r;
+    }
+    if (rank_ == 0) {
+      auto f = command_all(wire::command::sync_mode, sync_ ? "1" : "0");
+      f.get();
+    }
+    barrier().get();
+
+    if (!opts_.worker_threads) opts_.worker_threads = 1;
+    own_cfg_ = std::make_unique<caf::actor_system_config>();
+    own_cfg_->set("scheduler.max-threads", std::size_t{1});
+    own_cfg_->set("work-stealing.moderate-poll-attempts", std::size_t{0});
+    add_to_config(*own_cfg_);
+    own_sys_ = std::make_unique<caf::actor_system>(*own_cfg_);
+    client_ = spawn_client(*own_sys_, weak_from_this());
+  }
+
+  // -------------------------------------------------------------- store_impl
+
+  future<void> submit(op_kind kind, const key_list& keys, const value_list& values,
+                      const value_list& outs, int priority) override {
+    const value_list& out_args = (kind == op_kind::pushpull && outs.empty()) ? values : outs;
+    auto grouped = group_arguments(kind, keys, values, out_args);
+    if (!grouped) return failed(grouped.error());
+    auto& groups = *grouped;
+    if (auto s = check_overlaps(kind, groups); !s) return failed(s);
+    if (kind == op_kind::init || kind == op_kind::broadcast) return submit_new(kind, groups, priority);
+
+    std::vector<std::shared_ptr<key_channel>> chans;
+    {
+      std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+      for (auto& g : groups) {
+        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        auto info = reg_.find(g.k);
+        if (!info)
+          return failed(status{errc::not_initialized, std::string{to_string(kind)} + ": key " +
+                                                          g.k.to_string() + " is not initialized"});
+        for (const auto& v : g.values)
+          if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
+        for (const auto& o : g.outs)
+          if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
+        chans.push_back(channels_.at(info->id));
+        g.info = std::move(info);
+      }
+    }
+    auto user = begin_call();
+    auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
+    for (std::size_t i = 0; i < groups.size(); ++i)
+      issue(make_op(kind, groups[i], priority, call), chans[i]);
+    return user->fut;
+  }
+
+  void set_updater(std::shared_ptr<const updater>) override {
+    throw error{errc::unsupported,
+                "a dist store runs its optimizer on the servers: use set_optimizer (an updater "
+                "is code and never crosses the wire)"};
+  }
+
+  future<void> set_optimizer(const optimizer_config& cfg) override {
+    auto opt = make_optimizer(cfg);
+    if (!opt) return failed(opt.error());
+    auto bytes = encode(cfg);
+    return command_all(wire::command::controller, std::string(bytes.begin(), bytes.end()));
+  }
+
+  future<void> send_command(int head, const std::string& body) override {
+    if (head < 0 || head > static_cast<int>(wire::command::set_profiler_params))
+      return failed(status{errc::invalid_argument,
+                           "unknown server command " + std::to_string(head) + " (MXNet's are 0-5)"});
+    return command_all(static_cast<wire::command>(head), body);
+  }
+
+  std::string type() const override { return type_; }
+  int rank() const override { return static_cast<int>(rank_); }
+  int num_workers() const override { return static_cast<int>(num_workers_); }
+
+  future<void> barrier() override {
+    auto user = begin_call();
+    control([this](std::uint64_t id) {
+      send_control(scheduler_, wire::msg::barrier, id, wire::encode(wire::barrier_meta{id}));
+    }, [user](const status& s) { user->complete(s); });
+    return user->fut;
+  }
+
+  bool is_capable(std::string_view capability) const override {
+    std::string c{capability};
+    std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (c == "optimizer") return true;
+    throw error{errc::invalid_argument, "unknown capability \"" + std::string{capability} +
+                                            "\" (known: optimizer)"};
+  }
+
+  void wait_all() override { counter_->wait_zero(); }
+  std::size_t outstanding() const override { return counter_->value(); }
+
+  void shutdown() override {
+    {
+      std::unique_lock<std::shared_mutex> lk(reg_.mutex());
+      if (stopped_) return;
+      stopped_ = true;
+    }
+    if (client_) {
+      caf::anon_send_exit(client_, caf::exit_reason::user_shutdown);
+      caf::scoped_actor self{*own_sys_};
+      self->wait_for(client_);
+      client_ = nullptr;
+    }
+    counter_->wait_zero();
+    if (scheduler_ && !broken()) {
+      // Everyone finishes their work; then rank 0 stops the servers and each worker tells the
+      // scheduler it is done. Failures here mean a peer is gone: nothing to wait for.
+      auto b = barrier();
+      b.wait();
+      // From here on servers close as they stop: that is no longer a failure.
+      closing_ = true;
+      if (b.get_status().is_ok() && rank_ == 0) {
+        auto stop = command_all(wire::command::stop_server, "");
+        stop.wait_for(std::chrono::seconds(10));
+      }
+      auto sent = std::make_shared<std::promise<void>>();
+      auto sent_f = sent->get_future();
+      send_control(scheduler_, wire::msg::node_done, 0,
+                   wire::encode(wire::node_done_meta{"worker", rank_}), 0,
+                   [sent](const status&) { sent->set_value(); });
+      sent_f.wait_for(std::chrono::seconds(5));
+    }
+    closing_ = true;
+    // Destroyed here, on the caller's thread: the last reference to this store may later drop
+    // inside a transport handler, where the runtime must not be destroyed.
+    rt_.reset();
+    pool_.reset();
+    own_sys_.reset();
+    own_cfg_.reset();
+  }
+
+  const caf::actor* client_actor() const noexcept override { return &client_; }
+
+ private:
+  struct user_call {
+    promise<void> p;
+    future<void> fut;
+    std::shared_ptr<op_counter> counter;
+    std::atomic<bool> done{false};
+    void complete(const status& s) {
+      if (done.exchange(true)) return;
+      p.set_status(s);
+      counter->done();
+    }
+  };
+
+  std::shared_ptr<user_call> begin_call() {
+    auto u = std::make_shared<user_call>();
+    u->fut = u->p.get_future();
+    u->counter = counter_;
+    counter_->add();
+    return u;
+  }
+
+  status check_kind(const key& k, const key& first) const {
+    if (k.is_int() != first.is_int())
+      return status{errc::mixed_key_types, "keys " + first.to_string() + " and " + k.to_string() +
+                                               " mix int and string keys in one call"};
+    return reg_.check_kind(k);
+  }
+
+  dist_op_ptr make_op(op_kind kind, key_group& g, int priority, std::shared_ptr<dist_call> call) {
+    auto o = std::make_shared<dist_op>();
+    o->kind = kind;
+    o->info = g.info;
+    o->priority = priority;
+    o->values = std::move(g.values);
+    o->outs = std::move(g.outs);
+    o->call = std::move(call);
+    o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound);
+    o->lease();
+    return o;
+  }
+
+  // Sums several devices' values (big sums on the pool), then sends in key order.
+  void issue(const dist_op_ptr& o, const std::shared_ptr<key_channel>& ch) {
+    const bool sums = !o->values.empty() && o->values.size() > 1;
+    if (!o->values.empty() && !sums) o->source = o->values.front();
+    bool async_sum = false;
+    if (sums) {
+      try {
+        o->source = tensor::empty(o->info->shape, o->info->dtype);
+      } catch (const std::exception& e) {
+        o->parts_left = 1;
+        o->part_done(status{errc::internal, std::string{"no memory to sum the devices: "} + e.what()});
+        return;
+      }
+      async_sum = (o->values.size() + 1) * o->info->nbytes() >= opts_.parallel_threshold_bytes;
+      if (!async_sum) sum_into(*o, 0, o->info->numel());
+    }
+    {
+      std::lock_guard<std::mutex> g(ch->mu);
+      o->ready = !async_sum;
+      if (ch->waiting.empty() && o->ready) {
+        send(o);
+        return;
+      }
+      ch->waiting.push_back(o);
+    }
+    if (async_sum) {
+      const std::size_t n = o->info->numel();
+      const std::size_t parts = std::max<std::size_t>(1, pool_->size() * 2);
+      std::weak_ptr<dist_store> weak = weak_from_this();
+      pool_->submit(
+          parts,
+          [o, n, parts](std::size_t i) {
+            std::size_t b, e;
+            split_range(n, parts, i, b, e);
+            sum_into(*o, b, e);
+          },
+          [weak, o, ch] {
+            std::lock_guard<std::mutex> g(ch->mu);
+            o->ready = true;
+            auto self = weak.lock();
+            while (!ch->waiting.empty() && ch->waiting.front()->ready) {
+              auto next = std::move(ch->waiting.front());
+              ch->waiting.pop_front();
+              if (self)
+                self->send(next);
+              else
+                next->parts_left = 0;  // the store is gone; the op's destructor fails it
+            }
+          },
+          o->priority);
+    }
+  }
+
+  static void sum_into(dist_op& o, std::size_t b, std::size_t e) {
+    const void* srcs[64];
+    std::vector<const void*> many;
+    const void** p = srcs;
+    if (o.values.size() > 64) {
+      many.resize(o.values.size());
+      p = many.data();
+    }
+    for (std::size_t j = 0; j < o.values.size(); ++j) p[j] = o.values[j].data_unchecked();
+    kernels::sum(o.info->dtype, o.source.data_unchecked(), p, o.values.size(), b, e);
+  }
+
+  // Puts every part of o on the wire. Caller holds o's key channel lock (or o is new).
+  void send(const dist_op_ptr& o) {
+    o->parts_left = static_cast<std::uint32_t>(o->parts.size());
+    const std::size_t esz = size_of(o->info->dtype);
+    for (std::uint32_t p = 0; p < o->parts.size(); ++p) {
+      const auto& pp = o->parts[p];
+      std::uint64_t id;
+      {
+        std::lock_guard<std::mutex> g(pending_mu_);
+        if (!broken_status_.is_ok()) {
+          const status s = broken_status_;
+          for (std::uint32_t q = p; q < o->parts.size(); ++q) o->part_done(s);
+          return;
+        }
+        id = next_id_++;
+        pending_.emplace(id, pending_part{o, p});
+      }
+      net::outgoing m;
+      m.type = static_cast<std::uint8_t>(o->wire_type());
+      m.id = id;
+      m.stream = pp.stream;
+      m.priority = o->priority;
+      wire::data_meta meta;
+      meta.key = wire::wire_key::from(o->info->user_key);
+      meta.part = p;
+      meta.num_parts = static_cast<std::uint32_t>(o->parts.size());
+      meta.numel = pp.count;
+      meta.dtype = static_cast<std::uint8_t>(o->info->dtype);
+      m.meta = wire::encode(meta);
+      if (o->kind != op_kind::pull && o->kind != op_kind::broadcast) {
+        m.payload = static_cast<const char*>(o->source.data_unchecked()) + pp.offset * esz;
+        m.payload_size = pp.count * esz;
+        m.keepalive = o;
+      }
+      servers_[pp.server]->send(std::move(m));
+    }
+  }
+
+  struct pending_part {
+    dist_op_ptr op;
+    std::uint32_t part = 0;
+  };
+
+  // Where a pull's reply lands: straight in the first output.
+  void* destination(const net::message_head& h) {
+    std::lock_guard<std::mutex> g(pending_mu_);
+    auto it = pending_.find(h.id);
+    if (it == pending_.end()) return nullptr;
+    const auto& o = *it->second.op;
+    if (!o.pull_like() || o.outs.empty()) return nullptr;
+    const auto& pp = o.parts[it->second.part];
+    const std::size_t esz = size_of(o.info->dtype);
+    if (h.payload_size != pp.count * esz) return nullptr;
+    return static_cast<char*>(o.outs.front().data_unchecked()) + pp.offset * esz;
+  }
+
+  void on_server_message(const net::connection_ptr& c, net::message&& m) {
+    if (static_cast<wire::msg>(m.type) != wire::msg::reply) {
+      c->close(status{errc::protocol_error, "a server sent a request to a worker"});
+      return;
+    }
+    pending_part pp;
+    std::function<void(const status&)> ctl;
+    {
+      std::lock_guard<std::mutex> g(pending_mu_);
+      auto it = pending_.find(m.id);
+      if (it != pending_.end()) {
+        pp = std::move(it->second);
+        pending_.erase(it);
+      } else {
+        auto ct = control_.find(m.id);
+        if (ct == control_.end()) return;  // failed and forgotten already
+        ctl = std::move(ct->second);
+        control_.erase(ct);
+      }
+    }
+    status s = reply_status(m);
+    if (ctl) return ctl(s);
+    auto& o = *pp.op;
+    if (s.is_ok() && o.pull_like() && !o.outs.empty()) {
+      const auto& part = o.parts[pp.part];
+      const std::size_t esz = size_of(o.info->dtype);
+      const std::size_t bytes = part.count * esz;
+      char* dst = static_cast<char*>(o.outs.front().data_unchecked()) + part.offset * esz;
+      if (m.payload_size != bytes) {
+        s = status{errc::protocol_error, "server answered " + std::to_string(m.payload_size) +
+                                             " bytes for key " + o.info->name() + ", expected " +
+                                             std::to_string(bytes)};
+      } else {
+        if (m.payload_data != dst) std::memcpy(dst, m.payload_data, bytes);
+        for (std::size_t j = 1; j < o.outs.size(); ++j)
+          std::memcpy(static_cast<char*>(o.outs[j].data_unchecked()) + part.offset * esz, dst,
+                      bytes);
+      }
+    }
+    o.part_done(s);
+  }
+
+  void on_scheduler_message(const net::connection_ptr& c, net::message&& m) {
+    switch (static_cast<wire::msg>(m.type)) {
+      case wire::msg::node_table: {
+        auto t = wire::decode<wire::node_table_meta>(m.meta);
+        if (!table_set_.exchange(true)) table_.set_value(std::move(t));
+        return;
+      }
+      case wire::msg::node_lost: {
+        auto l = wire::decode<wire::node_lost_meta>(m.meta);
+        const status s{errc::peer_lost,
+                       l ? l->role + " " + std::to_string(l->rank) + " lost: " + l->reason
+                         : std::string{"a node was lost"}};
+        if (!table_set_.exchange(true)) table_.set_value(s);
+        return on_connection_lost(s);
+      }
+      case wire::msg::reply: {
+        std::function<void(const status&)> ctl;
+        {
+          std::lock_guard<std::mutex> g(pending_mu_);
+          auto ct = control_.find(m.id);
+          if (ct == control_.end()) return;
+          ctl = std::move(ct->second);
+          control_.erase(ct);
+        }
+        return ctl(reply_status(m));
+      }
+      default:
+        c->close(status{errc::protocol_error, "unexpected message from the scheduler"});
+    }
+  }
+
+  // A node died, froze, or said so: everything pending fails, and so does everything later.
+  void on_connection_lost(const status& why) {
+    if (closing_) return;
+    std::unordered_map<std::uint64_t, pending_part> parts;
+    std::unordered_map<std::uint64_t, std::function<void(const status&)>> ctl;
+    {
+      std::lock_guard<std::mutex> g(pending_mu_);
+      if (!broken_status_.is_ok()) return;
+      broken_status_ = why;
+      parts.swap(pending_);
+      ctl.swap(control_);
+    }
+    log_line("worker", why.to_string());
+    if (!table_set_.exchange(true)) table_.set_value(why);
+    for (auto& [id, pp] : parts) pp.op->part_done(why);
+    for (auto& [id, fn] : ctl) fn(why);
+  }
+
+  bool broken() const {
+    std::lock_guard<std::mutex> g(pending_mu_);
+    return !broken_status_.is_ok();
+  }
+
+  // Registers `done` under a fresh id, then lets `send` use the id; a broken cluster fails
+  // at once.
+  void control(const std::function<void(std::uint64_t)>& send_fn,
+               std::function<void(const status&)> done) {
+    std::uint64_t id;
+    {
+      std::lock_guard<std::mutex> g(pending_mu_);
+      if (!broken_status_.is_ok()) {
+        const status s = broken_status_;
+        done(s);
+        return;
+      }
+      id = next_id_++;
+      control_.emplace(id, std::move(done));
+    }
+    send_fn(id);
+  }
+
+  future<void> command_all(wire::command cmd, const std::string& body) {
+    auto user = begin_call();
+    auto call = std::make_shared<dist_call>(servers_.size(), [user](status s) { user->complete(s); });
+    auto meta = wire::encode(wire::command_meta{static_cast<std::uint8_t>(cmd), body});
+    for (auto& conn : servers_) {
+      control([&](std::uint64_t id) { send_control(conn, wire::msg::command, id, meta); },
+              [call](const status& s) { call->part_done(s); });
+    }
+    return user->fut;
+  }
+
+  future<void> submit_new(op_kind kind, group_list& groups, int priority) {
+    std::vector<std::shared_ptr<key_channel>> chans;
+    {
+      std::unique_lock<std::shared_mutex> lk(reg_.mutex());
+      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+      for (const auto& g : groups) {
+        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        if (reg_.find(g.k))
+          return failed(status{errc::already_initialized, std::string{to_string(kind)} +
+                                                              ": key " + g.k.to_string() +
+                                                              " is already initialized"});
+        const tensor& v = g.values.front();
+        if (auto s = check_init_value(g.k, v); !s) return failed(s);
+        key_info probe;
+        probe.user_key = g.k;
+        probe.shape = v.shape();
+        probe.dtype = v.dtype();
+        for (const auto& o : g.outs)
+          if (auto s = check_tensor(kind, probe, o, "output"); !s) return failed(s);
+      }
+      for (auto& g : groups) {
+        reg_.set_kind(g.k);
+        g.info = reg_.add(g.k, g.values.front().shape(), g.values.front().dtype());
+        auto ch = std::make_shared<key_channel>();
+        channels_.emplace(g.info->id, ch);
+        chans.push_back(ch);
+      }
+    }
+    // Only rank 0's values are stored; then every worker passes a barrier, so that nobody
+    // pushes or pulls before the values are there. Broadcast then pulls.
+    auto user = begin_call();
+    std::weak_ptr<dist_store> weak = weak_from_this();
+    std::vector<dist_op_ptr> pulls;
+    if (kind == op_kind::broadcast) {
+      for (std::size_t i = 0; i < groups.size(); ++i) {
+        key_group pg{groups[i].k, {}, std::move(groups[i].outs), groups[i].info};
+        pulls.push_back(make_op(op_kind::pull, pg, priority, nullptr));
+      }
+    }
+    auto after_barrier = [weak, user, pulls, chans](const status& s) mutable {
+      auto self = weak.lock();
+      if (!s.is_ok() || pulls.empty() || !self) return user->complete(s);
+      auto call = std::make_shared<dist_call>(pulls.size(), [user](status r) { user->complete(r); });
+      for (std::size_t i = 0; i < pulls.size(); ++i) {
+        pulls[i]->call = call;
+        self->issue(pulls[i], chans[i]);
+      }
+    };
+    auto after_init = [weak, user, after_barrier](status s) mutable {
+      auto self = weak.lock();
+      if (!s.is_ok() || !self) return user->complete(s.is_ok() ? status{errc::shut_down, "store gone"} : s);
+      self->control(
+          [self](std::uint64_t id) {
+            send_control(self->scheduler_, wire::msg::barrier, id,
+                         wire::encode(wire::barrier_meta{id}));
+          },
+          after_barrier);
+    };
+    const bool sends = rank_ == 0;
+    auto call = std::make_shared<dist_call>(sends ? groups.size() : 0, after_init);
+    if (sends) {
+      for (std::size_t i = 0; i < groups.size(); ++i) {
+        key_group ig{groups[i].k, std::move(groups[i].values), {}, groups[i].info};
+        issue(make_op(op_kind::init, ig, priority, call), chans[i]);
+      }
+    }
+    return user->fut;
+  }
+
+  result<net::connection_ptr> connect_sync(const std::string& host, std::uint16_t port,
+                                           net::identity id, net::handlers h,
+                                           std::chrono::steady_clock::time_point deadline) {
+    auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
+    auto f = p->get_future();
+    rt_->connect(host, port, std::move(id), node_caps(), std::move(h), deadline,
+                 [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
+    return f.get();
+  }
+
+  std::string type_;
+  options opts_;
+  cluster_config cfg_;
+  key_registry reg_;
+  bool sync_;
+  bool stopped_ = false;  // guarded by reg_.mutex()
+  std::unordered_map<std::int64_t, std::shared_ptr<key_channel>> channels_;  // ditto
+  std::shared_ptr<op_counter> counter_ = std::make_shared<op_counter>();
+
+  std::unique_ptr<net::runtime> rt_;
+  std::unique_ptr<thread_pool> pool_;
+  net::connection_ptr scheduler_;
+  std::vector<net::connection_ptr> servers_;
+  std::promise<result<wire::node_table_meta>> table_;
+  std::atomic<bool> table_set_{false};
+  std::int64_t rank_ = -1;
+  std::uint32_t num_workers_ = 0;
+  std::uint32_t num_servers_ = 0;
+
+  mutable std::mutex pending_mu_;
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, pending_part> pending_;
+  std::unordered_map<std::uint64_t, std::function<void(const status&)>> control_;
+  status broken_status_;
+  std::atomic<bool> closing_{false};
+
+  std::unique_ptr<caf::actor_system_config> own_cfg_;
+  std::unique_ptr<caf::actor_system> own_sys_;
+  caf::actor client_;
+};
+
+}  // namespace
+
+std::shared_ptr<store_impl> make_dist_store(std::string type, const options& opts,
+                                            const cluster_config& cfg) {
+  auto s = std::make_shared<dist_store>(std::move(type), opts, cfg);
+  s->start();
+  return s;
+}
+
+}  // namespace kvactor::detail

@@ -1,0 +1,194 @@
+// kvactor's transport: framed, authenticated, prioritised messages over TCP (Boost.Asio).
+// No CAF here: completions are plain callbacks, made on the transport's I/O threads.
+//
+// A message is one logical unit: a type, an id, an ordering stream, a priority, metadata
+// bytes (opaque here; cereal-encoded by the layers above) and a payload of raw bytes (tensor
+// data). On the wire a message is one or more frames (see serialization/frame.hpp); payloads
+// larger than caps::max_slice_bytes are sent in slices, and slices of different messages
+// interleave by priority, so a small urgent message is never stuck behind a 64 MiB one.
+// Messages of one stream are delivered in the order they were sent, whatever their
+// priorities; across streams, higher priority goes first.
+//
+// Every connection authenticates before anything else (mutual challenge-response, HMAC-SHA256
+// over a shared secret, bound to the cluster id); a peer that fails, stalls or sends anything
+// malformed or over a cap is dropped with a logged reason, never the process. Idle
+// connections exchange heartbeats; a peer silent for caps::peer_timeout is dropped (timeout),
+// which is how a frozen process is detected.
+//
+// Thread-safety: runtime, listener and connection are safe to use from any thread.
+// Callbacks run on the runtime's I/O threads, never inside a call into the transport (not
+// send(), close(), connect() nor listen()); they must not block. All callbacks of one
+// connection (on_open, payload_destination, on_message, on_close, and on_sent of its
+// messages) run one at a time on that connection's strand, so they never race each other;
+// callbacks of different connections may run concurrently. A callback that throws closes
+// its connection with errc::internal. Whatever a handler captures must outlive the runtime:
+// handlers may run until ~runtime returns.
+//
+// Both ends should use the same caps: a receiver enforces its own, and a sender keeps within
+// its own as if they were the peer's (slice size, partial-message count and bytes).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kvactor/buffer_pool.hpp"
+#include "kvactor/error.hpp"
+#include "kvactor/result.hpp"
+
+namespace kvactor::net {
+
+/// Limits enforced on everything a peer sends, checked before any allocation.
+struct caps {
+  std::uint32_t max_meta_bytes = 64 * 1024;
+  std::uint64_t max_message_bytes = std::uint64_t{4} << 30;  ///< payload of one message
+  std::uint32_t max_slice_bytes = 1 << 20;                   ///< payload bytes per frame
+  std::size_t max_partial_messages = 256;  ///< messages being reassembled per connection
+  std::uint64_t max_buffered_bytes = std::uint64_t{8} << 30;  ///< their payload bytes, summed
+  std::chrono::milliseconds handshake_timeout{5000};          ///< connect to authenticated
+  std::chrono::milliseconds frame_timeout{10000};             ///< a started frame must complete
+  std::chrono::milliseconds heartbeat_interval{500};          ///< sent when nothing else was
+  std::chrono::milliseconds peer_timeout{3000};  ///< silence after which a peer is dropped
+  /// A close while a write is on the wire waits this long (at most frame_timeout) for that
+  /// write, so that the GOODBYE can follow it; on_close runs after. 0: never wait.
+  std::chrono::milliseconds close_linger{500};
+};
+
+/// Who is at either end, established by the handshake.
+struct identity {
+  std::string cluster_id;  ///< at most 256 bytes
+  std::string secret;      ///< never sent; both ends must hold the same
+  std::string role;        ///< "scheduler", "server", "worker", ... (at most 32 bytes)
+  std::int64_t rank = -1;
+};
+
+struct message {
+  std::uint8_t type = 0;    ///< application type; 0-15 are reserved for the transport
+  std::uint16_t flags = 0;  ///< the application's 14 bits, as sent
+  std::uint64_t id = 0;
+  std::uint64_t stream = 0;
+  std::int32_t priority = 0;
+  std::vector<std::uint8_t> meta;
+  /// The payload: `payload_size` bytes at `payload_data`, which points into `payload_buffer`
+  /// (a pooled buffer) or into memory the receiver chose through handlers::payload_destination
+  /// (then payload_buffer is null). Both are null for an empty payload.
+  std::shared_ptr<buffer> payload_buffer;
+  void* payload_data = nullptr;
+  std::uint64_t payload_size = 0;
+};
+
+/// What to send. The payload memory must stay valid and unchanged until on_sent runs (even
+/// if the peer has answered already); `keepalive` is held until then too. A message the
+/// transport cannot send (type below 16, flags beyond 0x3fff, meta or payload over the
+/// caps, null payload) is refused with on_sent(invalid_argument), the connection stays open.
+struct outgoing {
+  std::uint8_t type = 0;    ///< 16-255
+  std::uint16_t flags = 0;  ///< 14 bits, delivered unchanged
+  std::uint64_t id = 0;
+  std::uint64_t stream = 0;
+  std::int32_t priority = 0;
+  std::vector<std::uint8_t> meta;
+  const void* payload = nullptr;
+  std::uint64_t payload_size = 0;
+  std::shared_ptr<const void> keepalive;
+  /// Called once, on the connection's strand: ok when every byte was handed to the kernel, or
+  /// the error that closed the connection first (shut_down when it closed orderly).
+  std::function<void(const status&)> on_sent;
+};
+
+class connection {
+ public:
+  virtual ~connection() = default;
+  /// Queues m; never blocks. When nothing is queued it writes directly from the calling
+  /// thread (non-blocking) and leaves the rest to an I/O thread. On a closed connection,
+  /// on_sent gets the closing status.
+  virtual void send(outgoing m) = 0;
+  /// Closes with `why`, which this end's on_close gets and which a GOODBYE carries to the
+  /// peer's on_close (best effort). Queued messages fail. Idempotent: the first reason wins.
+  virtual void close(const status& why) = 0;
+  /// Between on_open and the first close.
+  virtual bool is_open() const = 0;
+  /// The peer's role, rank and cluster id as it proved them in the handshake.
+  virtual const identity& peer() const = 0;
+  /// "host:port" of the peer, and of this end of the socket.
+  virtual std::string remote_address() const = 0;
+  virtual std::string local_address() const = 0;
+};
+using connection_ptr = std::shared_ptr<connection>;
+
+/// The header of a message whose payload is about to be read, for payload_destination.
+struct message_head {
+  std::uint8_t type;
+  std::uint16_t flags;
+  std::uint64_t id;
+  std::uint64_t stream;
+  const std::vector<std::uint8_t>* meta;
+  std::uint64_t payload_size;
+};
+
+struct handlers {
+  /// After a successful handshake, before any message of the connection.
+  std::function<void(const connection_ptr&)> on_open;
+  /// A whole message, in stream order (delivered when its last frame arrives).
+  std::function<void(const connection_ptr&, message&&)> on_message;
+  /// Once per opened connection, last of its callbacks, with why it closed: ok for an orderly
+  /// close by either end (close(ok), runtime shutdown, the peer's GOODBYE with ok); timeout,
+  /// protocol_error, unauthenticated, peer_lost (reset, EOF without GOODBYE) or the peer's
+  /// reason otherwise. From then on the transport touches no memory that
+  /// payload_destination returned.
+  std::function<void(const connection_ptr&, const status&)> on_close;
+  /// Optional: where to read a message's payload (at least payload_size bytes, valid until
+  /// on_message or on_close), or null for a pooled buffer. Called once per message with a
+  /// non-empty payload, after its meta arrived and before its payload is read.
+  std::function<void*(const connection_ptr&, const message_head&)> payload_destination;
+};
+
+class listener {
+ public:
+  virtual ~listener() = default;
+  virtual std::uint16_t port() const = 0;
+  /// Stops accepting; open connections stay. Dropping the last reference does the same.
+  virtual void stop() = 0;
+};
+
+class runtime {
+ public:
+  /// threads == 0: one I/O thread. The pool is used for every payload buffer.
+  explicit runtime(std::size_t threads = 1, buffer_pool* pool = &buffer_pool::global());
+  /// Closes every connection (on_close and every pending on_sent and done run before it
+  /// returns), stops the threads. A frozen peer delays it by at most caps::close_linger. Must
+  /// not run on one of the runtime's own I/O threads (i.e. inside a handler).
+  ~runtime();
+  runtime(const runtime&) = delete;
+  runtime& operator=(const runtime&) = delete;
+
+  /// Listens on host:port (port 0 picks a free one; a name is resolved, first address).
+  /// Each accepted connection must complete the handshake as `self`'s peer within
+  /// caps::handshake_timeout. invalid_argument for a bad identity or caps, or when the
+  /// address cannot be bound; shut_down after shutdown().
+  result<std::shared_ptr<listener>> listen(const std::string& host, std::uint16_t port,
+                                           identity self, caps c, handlers h);
+
+  /// Connects and authenticates; `done` gets the open connection (on_open has run) or why
+  /// not, exactly once, on an I/O thread: peer_lost (unreachable by `deadline`),
+  /// unauthenticated (wrong secret or cluster, either direction), timeout (no handshake within
+  /// caps::handshake_timeout of the TCP connect), protocol_error, invalid_argument or
+  /// shut_down. Refused connections are retried every 50 ms until `deadline` passes (a peer
+  /// may still be starting).
+  void connect(const std::string& host, std::uint16_t port, identity self, caps c, handlers h,
+               std::chrono::steady_clock::time_point deadline,
+               std::function<void(result<connection_ptr>)> done);
+
+  /// Closes every connection (orderly: on_close gets ok) and listener now, ends connects in
+  /// flight with shut_down, and refuses new ones. Asynchronous; ~runtime waits.
+  void shutdown();
+
+ private:
+  struct impl;
+  std::shared_ptr<impl> impl_;
+};
+
+}  // namespace kvactor::net

@@ -1,0 +1,210 @@
+// One TCP connection: handshake, read loop, writer, timers and close.
+//
+// Threading: everything below "strand only" runs on the connection's strand (reads, timer,
+// handshake, close, every user callback). The writer state is guarded by mu_ and may be
+// driven from any thread: send() writes directly (non-blocking, under mu_) when no write is
+// in flight, and otherwise leaves the rest to the async chain on the strand. Socket
+// operations are split so that no two ever race: reads are started only on the strand;
+// writes only by whoever holds the writer role (writing_ == false under mu_, or the async
+// chain that set it); close happens on the strand under mu_.
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core.hpp"
+#include "kvactor/net/handshake.hpp"
+#include "kvactor/net/transport.hpp"
+#include "kvactor/serialization/frame.hpp"
+#include "send_queue.hpp"
+
+namespace kvactor::net::detail {
+
+/// invalid_argument for an identity or caps the transport cannot work with.
+status check_config(const identity& self, const caps& c);
+std::string to_string(const boost::asio::ip::tcp::endpoint& ep);
+
+class conn_impl final : public connection, public std::enable_shared_from_this<conn_impl> {
+ public:
+  enum class side : std::uint8_t { acceptor, connector };
+  using clock = std::chrono::steady_clock;
+  using done_fn = std::function<void(result<connection_ptr>)>;
+
+  conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h);
+
+  void send(outgoing m) override;
+  void close(const status& why) override;
+  bool is_open() const override;
+  const identity& peer() const override { return peer_; }
+  std::string remote_address() const override { return remote_; }
+  std::string local_address() const override { return local_; }
+
+  boost::asio::ip::tcp::socket& socket() noexcept { return sock_; }
+  /// Acceptor side, once accepted: starts the handshake on the strand.
+  void start_accepted();
+  /// Connector side: set before the connection is registered (so that a shutdown racing
+  /// with the start still reaches `done`), then start_connect().
+  void set_target(std::string host, std::uint16_t port, clock::time_point deadline, done_fn done);
+  void start_connect();
+  /// The runtime is shutting down: an orderly close.
+  void shutdown_close() { close(status::ok()); }
+
+ private:
+  // closing: an orderly close waits (at most caps::close_linger) for the write in flight to
+  // finish so that a GOODBYE can follow it; reads are ignored meanwhile.
+  enum class phase : std::uint8_t { idle, connecting, handshake, open, closing, closed };
+  enum class read_state : std::uint8_t { header, meta, payload };
+  struct inbound {
+    message msg;
+    std::uint64_t received = 0;
+    bool single = false;  ///< FIRST|LAST: not counted against the partial caps
+  };
+  struct key_hash {
+    std::size_t operator()(const std::pair<std::uint8_t, std::uint64_t>& k) const noexcept {
+      return std::hash<std::uint64_t>{}(k.second * 31 + k.first);
+    }
+  };
+  using sent_list = std::vector<pending_ptr>;
+
+  // ---- strand only
+  void on_tcp_ready();
+  void try_connect();
+  bool ended() const noexcept { return phase_.load() >= phase::closing; }
+  void do_close(status why, bool log, bool goodbye);
+  void finish_close(bool goodbye);
+  void fail(errc code, std::string why) { do_close(status{code, std::move(why)}, true, true); }
+  template <class F>
+  bool guarded(const char* what, F&& f);
+  void read_more();
+  void on_read(const boost::system::error_code& ec, std::size_t n);
+  bool process();
+  bool on_header();
+  bool start_meta();
+  bool on_meta_done();
+  bool on_frame_done();
+  bool on_transport_frame();
+  bool on_challenge();
+  bool on_hello();
+  bool on_welcome();
+  bool on_goodbye();
+  bool opened();
+  void arm_timer();
+  void on_timer();
+  void kick();
+  void write_async();
+  void async_write_batch();
+  void fail_all(std::vector<pending_ptr>& failed, const status& why);
+  void on_written(const boost::system::error_code& ec, std::size_t n);
+  void run_sent(sent_list& done);
+  std::string name() const;
+
+  // ---- writer, under mu_
+  bool write_direct_locked(sent_list& done);
+  void queue_control_locked(std::uint8_t type, std::vector<std::uint8_t> meta);
+  void write_goodbye_locked(const status& why);
+  status unsent_status_locked() const;
+  void prepare_buffers_locked();
+
+  void finish_later(std::function<void(const status&)> f, std::shared_ptr<const void> keepalive,
+                    status st);
+
+  const std::shared_ptr<core> rt_;  // first: the io_context outlives every member below
+  boost::asio::strand<boost::asio::io_context::executor_type> strand_;
+  boost::asio::ip::tcp::socket sock_;
+  boost::asio::steady_timer timer_;
+  boost::asio::ip::tcp::resolver resolver_;
+  const side side_;
+  const identity self_;
+  const caps caps_;
+  const handlers h_;
+  const serialization::frame_caps fcaps_;
+
+  identity peer_;       // set on the strand before on_open publishes the connection
+  std::string remote_;  // likewise
+  std::string local_;
+  std::atomic<phase> phase_{phase::idle};
+  std::atomic<bool> close_requested_{false};
+
+  // connecting (strand)
+  std::string host_;
+  std::uint16_t port_ = 0;
+  clock::time_point deadline_{};
+  done_fn done_;
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints_;
+  bool connect_in_flight_ = false;
+  clock::time_point retry_at_{};
+  std::string last_connect_error_;
+
+  // handshake (strand)
+  clock::time_point handshake_deadline_{};
+  handshake::nonce nonce_a_{};
+  handshake::nonce nonce_b_{};
+  int handshake_step_ = 0;
+
+  // close (strand)
+  status close_why_;
+  phase close_prev_ = phase::idle;
+
+  // timer (strand)
+  std::uint64_t timer_gen_ = 0;
+
+  // reader (strand)
+  std::vector<std::uint8_t> rbuf_;
+  std::size_t rpos_ = 0;
+  std::size_t rend_ = 0;
+  read_state rs_ = read_state::header;
+  serialization::frame_header hdr_;
+  std::vector<std::uint8_t> meta_;
+  std::size_t meta_left_ = 0;
+  inbound* cur_ = nullptr;
+  std::uint8_t* dst_ = nullptr;
+  std::size_t dst_left_ = 0;
+  bool in_frame_ = false;
+  clock::time_point frame_start_{};
+  clock::time_point last_recv_{};
+  std::unordered_map<std::pair<std::uint8_t, std::uint64_t>, inbound, key_hash> partials_;
+  inbound single_;
+  std::uint64_t buffered_ = 0;
+
+  // writer (mu_)
+  mutable std::mutex mu_;
+  bool send_closed_ = false;  ///< close requested or done: new sends fail at once
+  bool closed_ = false;       ///< the socket is closed
+  bool lingering_ = false;    ///< closing: the write in flight finishes, then GOODBYE
+  status close_status_;
+  bool writing_ = false;  ///< the async chain owns the writer
+  send_queue q_;
+  batch batch_;
+  std::vector<batch::span> spans_;
+  std::vector<boost::asio::const_buffer> wbufs_;
+  clock::time_point last_send_{};
+  std::uint64_t next_seq_ = 0;
+};
+
+// Runs a user callback; one that throws closes the connection (internal) instead of
+// unwinding through Asio.
+template <class F>
+inline bool conn_impl::guarded(const char* what, F&& f) {
+  try {
+    f();
+    return !ended();
+  } catch (const std::exception& e) {
+    fail(errc::internal, std::string{what} + " threw: " + e.what());
+  } catch (...) {
+    fail(errc::internal, std::string{what} + " threw");
+  }
+  return false;
+}
+
+}  // namespace kvactor::net::detail

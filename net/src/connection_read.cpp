@@ -1,0 +1,476 @@
+// The read loop and the handshake. Everything here runs on the connection's strand.
+//
+// Reassembly rule: a FIRST frame that is not also LAST opens a partial message keyed by
+// (type, id); at most one partial message per key may be open, so a second FIRST frame
+// with an open key is a protocol error. A continuation frame (not FIRST) must name an open
+// key and agree with its FIRST frame on stream, priority, application flags and total size,
+// and its offset must equal the payload bytes received so far (slices arrive in order). A
+// FIRST|LAST frame is a whole message by itself and never touches the partial table, even
+// when a partial message with its key is open.
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/read.hpp>
+
+#include <algorithm>
+#include <array>
+#include <cstring>
+#include <new>
+#include <utility>
+
+#include "connection.hpp"
+
+namespace kvactor::net::detail {
+
+namespace asio = boost::asio;
+namespace fr = serialization;
+using boost::system::error_code;
+
+namespace {
+
+// Below this much free space at the end, the read buffer's remainder moves to the front.
+constexpr std::size_t min_read_space = 4096;
+
+const char* type_name(std::uint8_t t) {
+  switch (t) {
+    case fr::frame_type::challenge:
+      return "CHALLENGE";
+    case fr::frame_type::hello:
+      return "HELLO";
+    case fr::frame_type::welcome:
+      return "WELCOME";
+    case fr::frame_type::heartbeat:
+      return "HEARTBEAT";
+    case fr::frame_type::goodbye:
+      return "GOODBYE";
+    default:
+      return "unknown transport";
+  }
+}
+
+std::string describe(const fr::frame_header& h) {
+  return "type " + std::to_string(h.type) + " id " + std::to_string(h.id);
+}
+
+}  // namespace
+
+void conn_impl::read_more() {
+  if (ended() || close_requested_.load()) return;
+  if (rpos_ == rend_) {
+    rpos_ = rend_ = 0;
+  } else if (rbuf_.size() - rend_ < min_read_space) {
+    std::memmove(rbuf_.data(), rbuf_.data() + rpos_, rend_ - rpos_);
+    rend_ -= rpos_;
+    rpos_ = 0;
+  }
+  // While a payload slice is due, the kernel writes it straight into the message's memory;
+  // whatever follows it (the next header) lands in the read buffer in the same call.
+  const bool payload = rs_ == read_state::payload;
+  const std::array<asio::mutable_buffer, 2> bufs{
+      asio::mutable_buffer(payload ? dst_ : nullptr, payload ? dst_left_ : 0),
+      asio::mutable_buffer(rbuf_.data() + rend_, rbuf_.size() - rend_)};
+  sock_.async_read_some(
+      bufs, asio::bind_executor(strand_,
+                                [self = shared_from_this()](const error_code& ec, std::size_t n) {
+                                  self->on_read(ec, n);
+                                }));
+}
+
+void conn_impl::on_read(const error_code& ec, std::size_t n) {
+  if (ended()) return;
+  if (ec) {
+    if (ec == asio::error::operation_aborted) return;
+    std::string what =
+        ec == asio::error::eof ? std::string{"connection closed by the peer"} : ec.message();
+    if (in_frame_ || rs_ != read_state::header || rpos_ != rend_)
+      what += " in the middle of a frame";
+    do_close(status{errc::peer_lost, std::move(what)}, true, false);
+    return;
+  }
+  last_recv_ = clock::now();
+  if (rs_ == read_state::payload) {
+    const std::size_t take = std::min(n, dst_left_);
+    dst_ += take;
+    dst_left_ -= take;
+    n -= take;
+    in_frame_ = true;
+  }
+  rend_ += n;
+  if (process()) read_more();
+}
+
+bool conn_impl::process() {
+  for (;;) {
+    if (ended() || close_requested_.load()) return false;
+    const std::size_t avail = rend_ - rpos_;
+    switch (rs_) {
+      case read_state::header: {
+        if (avail < fr::frame_header_size) {
+          if (avail && !in_frame_) {
+            in_frame_ = true;
+            frame_start_ = last_recv_;
+          }
+          return true;
+        }
+        if (!in_frame_) {
+          in_frame_ = true;
+          frame_start_ = last_recv_;
+        }
+        auto h = fr::decode_frame_header(rbuf_.data() + rpos_, avail, fcaps_);
+        if (!h) {
+          fail(errc::protocol_error, h.error().message());
+          return false;
+        }
+        rpos_ += fr::frame_header_size;
+        hdr_ = *h;
+        if (!on_header()) return false;
+        break;
+      }
+      case read_state::meta: {
+        const std::size_t take = std::min(avail, meta_left_);
+        meta_.insert(meta_.end(), rbuf_.data() + rpos_, rbuf_.data() + rpos_ + take);
+        rpos_ += take;
+        meta_left_ -= take;
+        if (meta_left_) return true;
+        if (!on_meta_done()) return false;
+        break;
+      }
+      case read_state::payload: {
+        const std::size_t take = std::min(avail, dst_left_);
+        if (take) std::memcpy(dst_, rbuf_.data() + rpos_, take);
+        rpos_ += take;
+        dst_ += take;
+        dst_left_ -= take;
+        if (dst_left_) return true;
+        if (!on_frame_done()) return false;
+        break;
+      }
+    }
+  }
+}
+
+bool conn_impl::start_meta() {
+  meta_.clear();
+  meta_.reserve(hdr_.meta_size);
+  meta_left_ = hdr_.meta_size;
+  if (meta_left_ == 0) return on_meta_done();
+  rs_ = read_state::meta;
+  return true;
+}
+
+bool conn_impl::on_header() {
+  const auto& h = hdr_;
+  if (h.type < fr::frame_type::first_application) {
+    if (!(h.is_first() && h.is_last()) || h.total_size != 0) {
+      fail(errc::protocol_error,
+           std::string{type_name(h.type)} + " frame with a payload or in several frames");
+      return false;
+    }
+    if (h.meta_size > handshake::max_meta_size) {
+      fail(errc::protocol_error, std::string{type_name(h.type)} + " frame with " +
+                                     std::to_string(h.meta_size) + " meta bytes (at most " +
+                                     std::to_string(handshake::max_meta_size) + ")");
+      return false;
+    }
+    std::uint8_t expected = 0;
+    if (phase_.load() == phase::handshake)
+      expected = side_ == side::acceptor
+                     ? fr::frame_type::hello
+                     : (handshake_step_ == 0 ? fr::frame_type::challenge : fr::frame_type::welcome);
+    else
+      expected = fr::frame_type::heartbeat;
+    if (h.type != expected && h.type != fr::frame_type::goodbye) {
+      fail(errc::protocol_error, std::string{"unexpected "} + type_name(h.type) + " frame (type " +
+                                     std::to_string(h.type) + ") " +
+                                     (phase_.load() == phase::handshake ? "during" : "after") +
+                                     " the handshake");
+      return false;
+    }
+    return start_meta();
+  }
+  if (phase_.load() != phase::open) {
+    fail(errc::unauthenticated, "application frame (" + describe(h) + ") before authentication");
+    return false;
+  }
+  if (h.is_first()) return start_meta();
+
+  const auto it = partials_.find({h.type, h.id});
+  if (it == partials_.end()) {
+    fail(errc::protocol_error,
+         "continuation frame for " + describe(h) + ", which has no partial message");
+    return false;
+  }
+  inbound& in = it->second;
+  const auto& m = in.msg;
+  if (h.stream != m.stream || h.priority != m.priority || h.application_flags() != m.flags ||
+      h.total_size != m.payload_size) {
+    fail(errc::protocol_error, "continuation frame for " + describe(h) +
+                                   " disagrees with its FIRST frame on stream, priority, "
+                                   "flags or total size");
+    return false;
+  }
+  if (h.offset != in.received) {
+    fail(errc::protocol_error, "continuation frame for " + describe(h) + " at offset " +
+                                   std::to_string(h.offset) + ", expected " +
+                                   std::to_string(in.received));
+    return false;
+  }
+  cur_ = &in;
+  dst_ = static_cast<std::uint8_t*>(m.payload_data) + h.offset;
+  dst_left_ = h.slice_size;
+  rs_ = read_state::payload;
+  return true;
+}
+
+bool conn_impl::on_meta_done() {
+  const auto& h = hdr_;
+  if (h.type < fr::frame_type::first_application) {
+    rs_ = read_state::header;
+    in_frame_ = false;
+    return on_transport_frame();
+  }
+  auto self = shared_from_this();
+  if (h.total_size == 0) {
+    message m;
+    m.type = h.type;
+    m.flags = h.application_flags();
+    m.id = h.id;
+    m.stream = h.stream;
+    m.priority = h.priority;
+    m.meta = std::move(meta_);
+    rs_ = read_state::header;
+    in_frame_ = false;
+    if (!h_.on_message) return true;
+    return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+  }
+  const bool single = h.is_last();
+  const std::pair<std::uint8_t, std::uint64_t> key{h.type, h.id};
+  if (!single) {
+    if (partials_.size() >= caps_.max_partial_messages) {
+      fail(errc::protocol_error, "more than " + std::to_string(caps_.max_partial_messages) +
+                                     " partial messages (at " + describe(h) + ")");
+      return false;
+    }
+    if (partials_.count(key)) {
+      fail(errc::protocol_error,
+           "FIRST frame for " + describe(h) + " while that message is still partial");
+      return false;
+    }
+    if (buffered_ + h.total_size > caps_.max_buffered_bytes) {
+      fail(errc::protocol_error,
+           "partial messages would hold " + std::to_string(buffered_ + h.total_size) +
+               " payload bytes, over the cap of " + std::to_string(caps_.max_buffered_bytes));
+      return false;
+    }
+  }
+  void* dst = nullptr;
+  if (h_.payload_destination) {
+    const message_head head{h.type, h.application_flags(), h.id, h.stream, &meta_, h.total_size};
+    if (!guarded("payload_destination", [&] { dst = h_.payload_destination(self, head); }))
+      return false;
+  }
+  std::shared_ptr<buffer> buf;
+  if (!dst) {
+    try {
+      buf = rt_->pool->acquire(static_cast<std::size_t>(h.total_size));
+    } catch (const std::bad_alloc&) {
+      fail(errc::internal, "no memory for a payload of " + std::to_string(h.total_size) + " bytes");
+      return false;
+    }
+    dst = buf->data();
+  }
+  inbound& in = single ? single_ : partials_[key];
+  in = inbound{};
+  in.single = single;
+  in.msg.type = h.type;
+  in.msg.flags = h.application_flags();
+  in.msg.id = h.id;
+  in.msg.stream = h.stream;
+  in.msg.priority = h.priority;
+  in.msg.meta = std::move(meta_);
+  in.msg.payload_buffer = std::move(buf);
+  in.msg.payload_data = dst;
+  in.msg.payload_size = h.total_size;
+  if (!single) buffered_ += h.total_size;
+  cur_ = &in;
+  dst_ = static_cast<std::uint8_t*>(dst);
+  dst_left_ = h.slice_size;
+  rs_ = read_state::payload;
+  return true;
+}
+
+bool conn_impl::on_frame_done() {
+  rs_ = read_state::header;
+  in_frame_ = false;
+  cur_->received += hdr_.slice_size;
+  if (!hdr_.is_last()) return true;
+  message m = std::move(cur_->msg);
+  if (cur_->single) {
+    single_ = inbound{};
+  } else {
+    buffered_ -= m.payload_size;
+    partials_.erase({hdr_.type, hdr_.id});
+  }
+  cur_ = nullptr;
+  if (!h_.on_message) return true;
+  auto self = shared_from_this();
+  return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+}
+
+// ---------------------------------------------------------------- transport frames
+
+bool conn_impl::on_transport_frame() {
+  switch (hdr_.type) {
+    case fr::frame_type::heartbeat:
+      return true;  // its arrival already counted as a sign of life
+    case fr::frame_type::goodbye:
+      return on_goodbye();
+    case fr::frame_type::challenge:
+      return on_challenge();
+    case fr::frame_type::hello:
+      return on_hello();
+    case fr::frame_type::welcome:
+      return on_welcome();
+    default:
+      fail(errc::protocol_error, "unknown transport frame type " + std::to_string(hdr_.type));
+      return false;
+  }
+}
+
+bool conn_impl::on_goodbye() {
+  auto g = handshake::decode_goodbye(meta_.data(), meta_.size());
+  if (!g) {
+    fail(errc::protocol_error, g.error().message());
+    return false;
+  }
+  if (phase_.load() == phase::handshake) {
+    // The peer refused us; its reason is worth reporting but never becomes "ok".
+    const errc code = g->code == errc::ok ? errc::peer_lost : g->code;
+    do_close(status{code, "peer ended the handshake: " + g->message}, true, false);
+  } else if (g->code == errc::ok) {
+    do_close(status::ok(), false, false);
+  } else {
+    do_close(status{g->code, "peer closed the connection: " + g->message}, true, false);
+  }
+  return false;
+}
+
+bool conn_impl::on_challenge() {
+  auto c = handshake::decode_challenge(meta_.data(), meta_.size());
+  if (!c) {
+    fail(errc::protocol_error, c.error().message());
+    return false;
+  }
+  if (c->version != handshake::protocol_version) {
+    fail(errc::protocol_error, "handshake version " + std::to_string(c->version) +
+                                   " is not supported (this build speaks " +
+                                   std::to_string(handshake::protocol_version) + ")");
+    return false;
+  }
+  if (c->cluster_id != self_.cluster_id) {
+    fail(errc::unauthenticated, "cluster id mismatch: the peer is in cluster '" + c->cluster_id +
+                                    "', this end in '" + self_.cluster_id + "'");
+    return false;
+  }
+  auto nb = handshake::random_nonce();
+  if (!nb) {
+    fail(errc::internal, nb.error().message());
+    return false;
+  }
+  nonce_a_ = c->nonce_a;
+  nonce_b_ = *nb;
+  auto mac = handshake::hello_mac(self_.secret, self_.cluster_id, self_.role, self_.rank, nonce_a_,
+                                  nonce_b_);
+  if (!mac) {
+    fail(errc::internal, mac.error().message());
+    return false;
+  }
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue_control_locked(fr::frame_type::hello,
+                         handshake::encode(handshake::hello{self_.cluster_id, self_.role,
+                                                            self_.rank, nonce_b_, *mac}));
+  }
+  handshake_step_ = 1;
+  kick();
+  return !ended();
+}
+
+bool conn_impl::on_hello() {
+  auto h = handshake::decode_hello(meta_.data(), meta_.size());
+  if (!h) {
+    fail(errc::protocol_error, h.error().message());
+    return false;
+  }
+  if (h->cluster_id != self_.cluster_id) {
+    fail(errc::unauthenticated, "cluster id mismatch: the peer is in cluster '" + h->cluster_id +
+                                    "', this end in '" + self_.cluster_id + "'");
+    return false;
+  }
+  auto expected =
+      handshake::hello_mac(self_.secret, h->cluster_id, h->role, h->rank, nonce_a_, h->nonce_b);
+  if (!expected) {
+    fail(errc::internal, expected.error().message());
+    return false;
+  }
+  if (!handshake::equal(*expected, h->mac_b)) {
+    fail(errc::unauthenticated,
+         "authentication failed: the HELLO's MAC does not match "
+         "(a different secret?)");
+    return false;
+  }
+  auto mac = handshake::welcome_mac(self_.secret, self_.cluster_id, self_.role, self_.rank,
+                                    h->nonce_b, nonce_a_);
+  if (!mac) {
+    fail(errc::internal, mac.error().message());
+    return false;
+  }
+  peer_ = identity{h->cluster_id, {}, h->role, h->rank};
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    queue_control_locked(fr::frame_type::welcome,
+                         handshake::encode(handshake::welcome{self_.role, self_.rank, *mac}));
+  }
+  return opened();
+}
+
+bool conn_impl::on_welcome() {
+  auto w = handshake::decode_welcome(meta_.data(), meta_.size());
+  if (!w) {
+    fail(errc::protocol_error, w.error().message());
+    return false;
+  }
+  auto expected =
+      handshake::welcome_mac(self_.secret, self_.cluster_id, w->role, w->rank, nonce_b_, nonce_a_);
+  if (!expected) {
+    fail(errc::internal, expected.error().message());
+    return false;
+  }
+  if (!handshake::equal(*expected, w->mac_a)) {
+    fail(errc::unauthenticated,
+         "authentication failed: the WELCOME's MAC does not match "
+         "(a different secret, or not a kvactor peer)");
+    return false;
+  }
+  peer_ = identity{self_.cluster_id, {}, w->role, w->rank};
+  return opened();
+}
+
+bool conn_impl::opened() {
+  phase_ = phase::open;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    q_.enable_application();
+  }
+  kick();  // the acceptor's WELCOME
+  if (ended()) return false;
+  arm_timer();  // peer timeout and heartbeats apply from now on
+  auto self = shared_from_this();
+  if (h_.on_open && !guarded("on_open", [&] { h_.on_open(self); })) return false;
+  if (done_) {
+    auto done = std::move(done_);
+    done_ = nullptr;
+    if (!guarded("the connect callback", [&] { done(connection_ptr{self}); })) return false;
+  }
+  return !ended();
+}
+
+}  // namespace kvactor::net::detail

@@ -1,0 +1,291 @@
+// The runtime (I/O threads, registry, shutdown) and the listener.
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <algorithm>
+#include <condition_variable>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "connection.hpp"
+#include "core.hpp"
+
+namespace kvactor::net {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+using detail::conn_impl;
+using detail::core;
+using detail::log_line;
+
+namespace detail {
+
+class listener_impl : public std::enable_shared_from_this<listener_impl> {
+ public:
+  listener_impl(std::shared_ptr<core> rt, asio::ip::tcp::acceptor acc, identity self, caps c,
+                handlers h)
+      : rt_(std::move(rt)),
+        strand_(asio::make_strand(rt_->io)),
+        acc_(std::move(acc)),
+        backoff_(rt_->io),
+        self_(std::move(self)),
+        caps_(c),
+        h_(std::move(h)),
+        port_(acc_.local_endpoint().port()) {}
+
+  std::uint16_t port() const noexcept { return port_; }
+
+  void start() {
+    asio::post(strand_, [self = shared_from_this()] { self->accept_next(); });
+  }
+
+  void stop() {
+    rt_->post_or_run(strand_, [self = shared_from_this()] {
+      if (self->stopped_) return;
+      self->stopped_ = true;
+      error_code ignored;
+      self->acc_.close(ignored);
+      self->backoff_.cancel();
+      self->rt_->remove(self.get());
+    });
+  }
+
+ private:
+  void accept_next() {
+    if (stopped_) return;
+    auto c = std::make_shared<conn_impl>(rt_, conn_impl::side::acceptor, self_, caps_, h_);
+    acc_.async_accept(c->socket(), asio::bind_executor(strand_, [self = shared_from_this(),
+                                                                 c](const error_code& ec) {
+                        self->on_accept(ec, c);
+                      }));
+  }
+
+  void on_accept(const error_code& ec, const std::shared_ptr<conn_impl>& c) {
+    if (stopped_ || ec == asio::error::operation_aborted) return;
+    if (ec) {
+      // Usually out of file descriptors: back off instead of spinning on the error.
+      log_line("accept on port " + std::to_string(port_) + " failed: " + ec.message() +
+               "; retrying in 50 ms");
+      backoff_.expires_after(std::chrono::milliseconds(50));
+      backoff_.async_wait(
+          asio::bind_executor(strand_, [self = shared_from_this()](const error_code& ec) {
+            if (!ec) self->accept_next();
+          }));
+      return;
+    }
+    if (rt_->add(c)) {
+      c->start_accepted();
+    } else {
+      error_code ignored;
+      c->socket().close(ignored);
+    }
+    accept_next();
+  }
+
+  const std::shared_ptr<core> rt_;
+  asio::strand<asio::io_context::executor_type> strand_;
+  asio::ip::tcp::acceptor acc_;
+  asio::steady_timer backoff_;
+  const identity self_;
+  const caps caps_;
+  const handlers h_;
+  const std::uint16_t port_;
+  bool stopped_ = false;  // strand only
+};
+
+bool core::add(const std::shared_ptr<conn_impl>& c) {
+  std::lock_guard<std::mutex> g(mu);
+  if (stopping) return false;
+  conns.emplace(c.get(), c);
+  return true;
+}
+
+void core::remove(conn_impl* c) {
+  std::shared_ptr<conn_impl> last;  // released outside the lock
+  std::lock_guard<std::mutex> g(mu);
+  auto it = conns.find(c);
+  if (it == conns.end()) return;
+  last = std::move(it->second);
+  conns.erase(it);
+}
+
+bool core::add(const std::shared_ptr<listener_impl>& l) {
+  std::lock_guard<std::mutex> g(mu);
+  if (stopping) return false;
+  listeners.emplace(l.get(), l);
+  return true;
+}
+
+void core::remove(listener_impl* l) {
+  std::shared_ptr<listener_impl> last;
+  std::lock_guard<std::mutex> g(mu);
+  auto it = listeners.find(l);
+  if (it == listeners.end()) return;
+  last = std::move(it->second);
+  listeners.erase(it);
+}
+
+namespace {
+
+// What listen() returns: dropping it stops the listener, like stop().
+class listener_handle final : public listener {
+ public:
+  explicit listener_handle(std::shared_ptr<listener_impl> l) : impl_(std::move(l)) {}
+  ~listener_handle() override { impl_->stop(); }
+  std::uint16_t port() const override { return impl_->port(); }
+  void stop() override { impl_->stop(); }
+
+ private:
+  std::shared_ptr<listener_impl> impl_;
+};
+
+void run_io(asio::io_context& io) {
+  for (;;) {
+    try {
+      io.run();
+      return;
+    } catch (const std::exception& e) {
+      log_line(std::string{"an I/O handler threw: "} + e.what());
+    } catch (...) {
+      log_line("an I/O handler threw");
+    }
+  }
+}
+
+}  // namespace
+}  // namespace detail
+
+struct runtime::impl {
+  std::shared_ptr<core> c;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::size_t running = 0;
+};
+
+runtime::runtime(std::size_t threads, buffer_pool* pool) : impl_(std::make_shared<impl>()) {
+  impl_->c = std::make_shared<core>(pool ? pool : &buffer_pool::global());
+  impl_->work.emplace(asio::make_work_guard(impl_->c->io));
+  const std::size_t n = std::max<std::size_t>(threads, 1);
+  impl_->running = n;
+  for (std::size_t i = 0; i < n; ++i)
+    impl_->threads.emplace_back([im = impl_] {
+      detail::run_io(im->c->io);
+      std::lock_guard<std::mutex> g(im->mu);
+      --im->running;
+      im->cv.notify_all();
+    });
+}
+
+runtime::~runtime() {
+  shutdown();
+  auto& im = *impl_;
+  im.work.reset();
+  const auto me = std::this_thread::get_id();
+  const bool on_io_thread = std::any_of(im.threads.begin(), im.threads.end(),
+                                        [&](const std::thread& t) { return t.get_id() == me; });
+  {
+    // Closed sockets and cancelled timers finish their handlers promptly; the bound is for
+    // a handler that blocks, which is the caller's bug but must not hang us forever.
+    std::unique_lock<std::mutex> l(im.mu);
+    const std::size_t left = on_io_thread ? 1 : 0;
+    if (!im.cv.wait_for(l, std::chrono::seconds(10), [&] { return im.running <= left; })) {
+      log_line("I/O threads still busy 10 s after shutdown; stopping them");
+      im.c->io.stop();
+    }
+  }
+  for (auto& t : im.threads) {
+    if (t.get_id() == me)
+      t.detach();
+    else
+      t.join();
+  }
+  {
+    std::lock_guard<std::mutex> g(im.c->mu);
+    im.c->io_gone = true;
+  }
+  // Handlers posted after the threads ran out of work (e.g. an on_sent failure) run here.
+  if (!on_io_thread) {
+    im.c->io.restart();
+    detail::run_io(im.c->io);
+  }
+}
+
+void runtime::shutdown() {
+  auto& c = *impl_->c;
+  std::vector<std::shared_ptr<conn_impl>> conns;
+  std::vector<std::shared_ptr<detail::listener_impl>> listeners;
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    c.stopping = true;
+    for (auto& [p, s] : c.conns)
+      conns.push_back(s);
+    for (auto& [p, s] : c.listeners)
+      listeners.push_back(s);
+  }
+  for (auto& l : listeners)
+    l->stop();
+  for (auto& x : conns)
+    x->shutdown_close();
+}
+
+result<std::shared_ptr<listener>> runtime::listen(const std::string& host, std::uint16_t port,
+                                                  identity self, caps c, handlers h) {
+  if (auto st = detail::check_config(self, c); !st) return st;
+  auto& rt = impl_->c;
+  {
+    std::lock_guard<std::mutex> g(rt->mu);
+    if (rt->stopping) return status{errc::shut_down, "the transport runtime is shut down"};
+  }
+  const std::string where = host + ":" + std::to_string(port);
+  error_code ec;
+  asio::ip::tcp::endpoint ep;
+  const auto addr = asio::ip::make_address(host, ec);
+  if (!ec) {
+    ep = asio::ip::tcp::endpoint(addr, port);
+  } else {
+    asio::ip::tcp::resolver r(rt->io);
+    const auto rs = r.resolve(host, std::to_string(port), ec);
+    if (ec || rs.empty())
+      return status{errc::invalid_argument,
+                    "cannot listen on " + where + ": " + (ec ? ec.message() : "no address")};
+    ep = rs.begin()->endpoint();
+  }
+  asio::ip::tcp::acceptor acc(rt->io);
+  acc.open(ep.protocol(), ec);
+  if (!ec) acc.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acc.bind(ep, ec);
+  if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) return status{errc::invalid_argument, "cannot listen on " + where + ": " + ec.message()};
+  auto l =
+      std::make_shared<detail::listener_impl>(rt, std::move(acc), std::move(self), c, std::move(h));
+  if (!rt->add(l)) return status{errc::shut_down, "the transport runtime is shut down"};
+  l->start();
+  return std::shared_ptr<listener>(std::make_shared<detail::listener_handle>(std::move(l)));
+}
+
+void runtime::connect(const std::string& host, std::uint16_t port, identity self, caps c,
+                      handlers h, std::chrono::steady_clock::time_point deadline,
+                      std::function<void(result<connection_ptr>)> done) {
+  auto& rt = impl_->c;
+  if (!done) done = [](result<connection_ptr>) {};
+  if (auto st = detail::check_config(self, c); !st) {
+    rt->post_or_run(rt->io.get_executor(), [done = std::move(done), st] { done(st); });
+    return;
+  }
+  auto conn =
+      std::make_shared<conn_impl>(rt, conn_impl::side::connector, std::move(self), c, std::move(h));
+  conn->set_target(host, port, deadline, std::move(done));
+  if (!rt->add(conn)) {
+    conn->close(status{errc::shut_down, "the transport runtime is shut down"});  // → done
+    return;
+  }
+  conn->start_connect();
+}
+
+}  // namespace kvactor::net

@@ -1,0 +1,234 @@
+// The worker program of the multi-process tests: each scenario checks exact results inside a
+// real cluster and exits 0 when they hold (or prints "FAIL: ..." and exits 1).
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kvactor/kvstore.hpp"
+
+using kvactor::tensor;
+
+namespace {
+
+int rank_ = -1;
+
+[[noreturn]] void fail(const std::string& what) {
+  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
+  std::fflush(stdout);
+  std::exit(1);
+}
+
+void check(bool ok, const std::string& what) {
+  if (!ok) fail(what);
+}
+
+void expect_all(const tensor& t, double v, const std::string& what) {
+  auto xs = t.to_vector();
+  for (std::size_t i = 0; i < xs.size(); ++i)
+    if (xs[i] != v)
+      fail(what + ": element " + std::to_string(i) + " is " + std::to_string(xs[i]) +
+           ", expected " + std::to_string(v));
+}
+
+long long monotonic_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// MXNet's nightly dist_sync test, in kvactor: every worker pushes a rank-dependent value each
+// round; pulls see the closed-form result. Small, big (split across servers) and string keys.
+void sync_rounds(kvactor::kvstore& kv) {
+  const int W = kv.num_workers();
+  const double sum_ranks = W * (W + 1) / 2.0;  // sum of (rank + 1)
+  const kvactor::shape small{2, 3}, big{1200, 3};  // big: above KVACTOR_BIGARRAY_BOUND=1000
+  kv.init({3, 99}, {tensor::full(small, 1), tensor::full(big, 1)}).get();
+  // Phase 1, no optimizer: a round's pushes replace the value with their sum.
+  for (int round = 1; round <= 3; ++round) {
+    kv.push({3, 99}, {tensor::full(small, (rank_ + 1) * round), tensor::full(big, (rank_ + 1) * round)});
+    tensor a = tensor::zeros(small), b = tensor::zeros(big);
+    kv.pull({3, 99}, {a, b}).get();
+    expect_all(a, sum_ranks * round, "replace round " + std::to_string(round) + " key 3");
+    expect_all(b, sum_ranks * round, "replace round " + std::to_string(round) + " key 99");
+  }
+  kv.barrier().get();
+  // Phase 2: SGD w -= lr * g, once per round with the round's merged gradient.
+  kv.set_optimizer(kvactor::sgd_config(0.125)).get();
+  kv.barrier().get();
+  double w3 = sum_ranks * 3, w99 = sum_ranks * 3;
+  for (int round = 1; round <= 5; ++round) {
+    kv.push(3, tensor::full(small, rank_ + 1));
+    tensor b = tensor::zeros(big);
+    kv.pushpull(99, tensor::full(big, 2.0 * (rank_ + 1)), b).get();
+    w99 -= 0.125 * 2 * sum_ranks;
+    expect_all(b, w99, "sgd round " + std::to_string(round) + " key 99 (pushpull)");
+    tensor a = tensor::zeros(small);
+    kv.pull(3, a).get();
+    w3 -= 0.125 * sum_ranks;
+    expect_all(a, w3, "sgd round " + std::to_string(round) + " key 3");
+  }
+  // Several devices on a worker are summed there before the one push per worker.
+  kv.init(7, tensor::full(small, 0)).get();
+  kv.push(7, {tensor::full(small, 1), tensor::full(small, 2)});
+  tensor c = tensor::zeros(small);
+  kv.pull(7, c).get();
+  expect_all(c, -0.125 * 3 * W, "two devices per worker");
+}
+
+void string_keys(kvactor::kvstore& kv) {
+  const kvactor::shape s{4};
+  kv.init({"weight", "bias"}, {tensor::full(s, 0), tensor::full(s, 0)}).get();
+  kv.push({"weight", "bias"}, {tensor::full(s, rank_ + 1), tensor::full(s, 1)});
+  tensor w = tensor::zeros(s), b = tensor::zeros(s);
+  kv.pull({"weight", "bias"}, {w, b}).get();
+  const int W = kv.num_workers();
+  expect_all(w, W * (W + 1) / 2.0, "string key weight");
+  expect_all(b, W, "string key bias");
+  tensor bc = tensor::zeros(s);
+  kv.broadcast("bcast", tensor::full(s, 10 + rank_), bc).get();
+  expect_all(bc, 10, "broadcast takes rank 0's value");
+}
+
+void async_updates(kvactor::kvstore& kv) {
+  const kvactor::shape s{5};
+  kv.init(1, tensor::full(s, 0)).get();
+  // Without an optimizer a dist_async push cannot apply: a clear error, nothing changes.
+  auto st = kv.push(1, tensor::full(s, 1)).get_status();
+  check(st.code() == kvactor::errc::invalid_argument, "async push without optimizer: " + st.to_string());
+  kv.barrier().get();
+  kv.set_optimizer(kvactor::sgd_config(0.5)).get();
+  kv.barrier().get();
+  for (int i = 0; i < 20; ++i) kv.push(1, tensor::full(s, rank_ + 1));
+  kv.wait_all();
+  kv.barrier().get();
+  tensor out = tensor::zeros(s);
+  kv.pull(1, out).get();
+  const int W = kv.num_workers();
+  expect_all(out, -0.5 * 20 * W * (W + 1) / 2.0, "async sum of every push");
+}
+
+void commands(kvactor::kvstore& kv) {
+  kv.init(1, tensor::full({3}, 1)).get();
+  auto cfg = kvactor::encode(kvactor::sgd_config(1.0));
+  kv.send_command_to_servers(0, std::string(cfg.begin(), cfg.end())).get();  // controller
+  kv.barrier().get();
+  kv.push(1, tensor::full({3}, 1));
+  tensor out = tensor::zeros({3});
+  kv.pull(1, out).get();
+  expect_all(out, 1 - kv.num_workers(), "controller command installs the optimizer");
+  auto bad = kv.send_command_to_servers(9, "").get_status();
+  check(bad.code() == kvactor::errc::invalid_argument, "unknown command: " + bad.to_string());
+  auto mode = kv.send_command_to_servers(3, "maybe").get_status();
+  check(mode.code() == kvactor::errc::invalid_argument, "bad sync mode: " + mode.to_string());
+  auto e = kv.push(42, tensor::full({3}, 1)).get_status();
+  check(e.code() == kvactor::errc::not_initialized, "push of unknown key: " + e.to_string());
+  auto sm = kv.push(1, tensor::full({4}, 1)).get_status();
+  check(sm.code() == kvactor::errc::shape_mismatch, "shape mismatch: " + sm.to_string());
+  check(kv.type() == "dist_sync", "type");
+  check(kv.is_capable("optimizer"), "optimizer capability");
+  try {
+    kv.set_updater([](const kvactor::key&, const tensor&, tensor&) {});
+    fail("set_updater accepted on a dist store");
+  } catch (const kvactor::error& ex) {
+    check(ex.code() == kvactor::errc::unsupported, "set_updater error code");
+  }
+}
+
+// A small high-priority push overtakes a queued big low-priority one on the wire.
+void priority(kvactor::kvstore& kv) {
+  const kvactor::shape big{16 << 20}, small{4};  // 64 MiB of float32
+  kv.init({1, 2}, {tensor::zeros(big), tensor::zeros(small)}).get();
+  tensor g = tensor::full(big, 1);
+  std::vector<int> order;
+  std::mutex mu;
+  for (int round = 0; round < 3; ++round) {
+    order.clear();
+    auto fb = kv.push(1, g, 0).then([&](const kvactor::future<void>& f) {
+      f.get();
+      std::lock_guard<std::mutex> l(mu);
+      order.push_back(1);
+    });
+    auto fs = kv.push(2, tensor::full(small, 1), 10).then([&](const kvactor::future<void>& f) {
+      f.get();
+      std::lock_guard<std::mutex> l(mu);
+      order.push_back(2);
+    });
+    fb.get();
+    fs.get();
+    check(order == std::vector<int>({2, 1}), "the small high-priority push finished first");
+  }
+}
+
+// Fault scenarios: announce readiness, then keep the cluster busy until an error arrives.
+void until_failure(kvactor::kvstore& kv) {
+  kv.init(1, tensor::full({16}, 0)).get();
+  std::printf("READY worker %d pid %d\n", rank_, static_cast<int>(getpid()));
+  std::fflush(stdout);
+  tensor out = tensor::zeros({16});
+  for (;;) {
+    auto st = kv.pushpull(1, tensor::full({16}, 1), out).get_status();
+    if (!st.is_ok()) {
+      std::printf("ERROR %s at %lld: %s\n", kvactor::to_string(st.code()), monotonic_ns(),
+                  st.message().c_str());
+      std::fflush(stdout);
+      // Later calls fail at once too.
+      auto again = kv.pull(1, out).get_status();
+      check(!again.is_ok(), "a call after the failure succeeded");
+      return;
+    }
+  }
+}
+
+// Keeps pushing and checking until a line arrives on stdin, so the test can do things to
+// the cluster meanwhile (hostile connections) and then see that this worker carried on.
+void steady(kvactor::kvstore& kv) {
+  kv.init(1, tensor::full({256}, 0)).get();
+  kv.set_optimizer(kvactor::sgd_config(1.0)).get();
+  std::printf("READY worker %d\n", rank_);
+  std::fflush(stdout);
+  const int W = kv.num_workers();
+  tensor out = tensor::zeros({256});
+  for (long round = 1;; ++round) {
+    kv.pushpull(1, tensor::full({256}, 1), out).get();
+    expect_all(out, -static_cast<double>(W) * round, "steady round " + std::to_string(round));
+    pollfd pfd{0, POLLIN, 0};
+    if (::poll(&pfd, 1, 0) > 0) {
+      std::printf("ROUNDS %ld\n", round);
+      return;
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
+  const std::string scenario = argc > 1 ? argv[1] : "sync_rounds";
+  const std::string type = scenario == "async" ? "dist_async" : "dist_sync";
+  try {
+    auto kv = kvactor::create(type);
+    rank_ = kv.rank();
+    static const std::map<std::string, std::function<void(kvactor::kvstore&)>> scenarios = {
+        {"sync_rounds", sync_rounds}, {"string_keys", string_keys}, {"async", async_updates},
+        {"commands", commands},       {"priority", priority},       {"until_failure", until_failure},
+        {"steady", steady},           {"empty", [](kvactor::kvstore&) {}},
+    };
+    auto it = scenarios.find(scenario);
+    if (it == scenarios.end()) fail("unknown scenario " + scenario);
+    it->second(kv);
+    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
+  } catch (const kvactor::error& e) {
+    fail(std::string{"kvactor::error: "} + e.what());
+  }
+  return 0;
+}

@@ -1,0 +1,118 @@
+// Reading a node's role and cluster from the environment: MXNet's DMLC_* variables, the
+// secret, and ranks from mpirun/Slurm.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <map>
+
+#include "dist/cluster_config.hpp"
+
+namespace kvactor::detail {
+namespace {
+
+env_lookup env_of(std::map<std::string, std::string> vars) {
+  return [vars](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+}
+
+std::map<std::string, std::string> base() {
+  return {{"DMLC_ROLE", "worker"},         {"DMLC_PS_ROOT_URI", "10.0.0.1"},
+          {"DMLC_PS_ROOT_PORT", "9091"},   {"DMLC_NUM_SERVER", "2"},
+          {"DMLC_NUM_WORKER", "3"},        {"KVACTOR_SECRET", "0123456789abcdef0123"}};
+}
+
+TEST(ClusterConfig, ReadsMxnetVariables) {
+  auto c = read_cluster_config(env_of(base()));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->role, "worker");
+  EXPECT_EQ(c->root_host, "10.0.0.1");
+  EXPECT_EQ(c->root_port, 9091);
+  EXPECT_EQ(c->num_servers, 2u);
+  EXPECT_EQ(c->num_workers, 3u);
+  EXPECT_EQ(c->cluster_id, "kvactor");
+  EXPECT_EQ(c->big_array_bound, 1000000u);
+  auto v = base();
+  v["MXNET_KVSTORE_BIGARRAY_BOUND"] = "500";
+  v["KVACTOR_CLUSTER_ID"] = "job7";
+  c = read_cluster_config(env_of(v));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->big_array_bound, 500u);
+  EXPECT_EQ(c->cluster_id, "job7");
+}
+
+TEST(ClusterConfig, ClearErrors) {
+  struct bad_case {
+    const char* var;
+    const char* value;  // nullptr: unset
+    const char* mention;
+  };
+  const bad_case cases[] = {
+      {"DMLC_ROLE", "boss", "boss"},          {"DMLC_PS_ROOT_PORT", "70000", "DMLC_PS_ROOT_PORT"},
+      {"DMLC_PS_ROOT_PORT", "12ab", "12ab"},  {"DMLC_NUM_SERVER", "0", "DMLC_NUM_SERVER"},
+      {"DMLC_NUM_WORKER", nullptr, "DMLC_NUM_WORKER"}, {"DMLC_PS_ROOT_URI", nullptr, "DMLC_PS_ROOT_URI"},
+      {"KVACTOR_SECRET", nullptr, "secret"},  {"KVACTOR_SECRET", "short", "16 bytes"},
+  };
+  for (const auto& bc : cases) {
+    auto v = base();
+    if (bc.value)
+      v[bc.var] = bc.value;
+    else
+      v.erase(bc.var);
+    auto c = read_cluster_config(env_of(v));
+    ASSERT_FALSE(c) << bc.var;
+    EXPECT_EQ(c.error().code(), errc::invalid_argument);
+    EXPECT_NE(c.error().message().find(bc.mention), std::string::npos) << c.error().message();
+  }
+}
+
+TEST(ClusterConfig, SecretFromAFile) {
+  const std::string path = ::testing::TempDir() + "kvactor_secret_test";
+  {
+    std::ofstream(path) << "a-secret-of-enough-length\n";
+  }
+  auto v = base();
+  v.erase("KVACTOR_SECRET");
+  v["KVACTOR_SECRET_FILE"] = path;
+  auto c = read_cluster_config(env_of(v));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->secret, "a-secret-of-enough-length");
+  v["KVACTOR_SECRET_FILE"] = path + ".missing";
+  EXPECT_FALSE(read_cluster_config(env_of(v)));
+  std::remove(path.c_str());
+}
+
+TEST(ClusterConfig, RolesFromMpiAndSlurmRanks) {
+  auto v = base();
+  v.erase("DMLC_ROLE");
+  v.erase("DMLC_NUM_WORKER");
+  v["OMPI_COMM_WORLD_SIZE"] = "6";  // 1 scheduler + 2 servers + 3 workers
+  const std::pair<const char*, const char*> expect[] = {
+      {"0", "scheduler"}, {"1", "server"}, {"2", "server"}, {"3", "worker"}, {"5", "worker"}};
+  for (auto [rank, role] : expect) {
+    v["OMPI_COMM_WORLD_RANK"] = rank;
+    auto c = read_cluster_config(env_of(v));
+    ASSERT_TRUE(c) << c.error().to_string();
+    EXPECT_EQ(c->role, role) << rank;
+    EXPECT_EQ(c->num_workers, 3u);
+  }
+  v["OMPI_COMM_WORLD_RANK"] = "4";
+  EXPECT_EQ(read_cluster_config(env_of(v))->rank_hint, 1);  // second worker
+  auto s = base();
+  s.erase("DMLC_ROLE");
+  s["SLURM_PROCID"] = "1";
+  s["SLURM_NTASKS"] = "6";
+  auto c = read_cluster_config(env_of(s));
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->role, "server");
+  EXPECT_EQ(c->rank_hint, 0);
+  auto none = base();
+  none.erase("DMLC_ROLE");
+  EXPECT_FALSE(read_cluster_config(env_of(none)));
+}
+
+}  // namespace
+}  // namespace kvactor::detail

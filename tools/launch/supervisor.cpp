@@ -1,0 +1,566 @@
+#include "supervisor.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <optional>
+#include <set>
+#include <sstream>
+
+extern char** environ;
+
+namespace kvactor::launch {
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+// Longer lines are split so that one process cannot make the launcher buffer without bound.
+constexpr std::size_t kMaxLine = 64 * 1024;
+
+// Signal handlers only write the signal number here; the poll loop does the work.
+int g_wake[2] = {-1, -1};
+
+void on_signal(int sig) {
+  int saved = errno;
+  auto b = static_cast<unsigned char>(sig);
+  // A full pipe already holds a wake-up, so a failed write loses nothing that matters.
+  [[maybe_unused]] ssize_t r = ::write(g_wake[1], &b, 1);
+  errno = saved;
+}
+
+void write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n > 0) {
+      done += static_cast<std::size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && errno == EAGAIN) {
+      // An inherited non-blocking stdout: wait until it drains rather than drop output.
+      pollfd p{fd, POLLOUT, 0};
+      ::poll(&p, 1, -1);
+    } else {
+      return;  // EPIPE and friends: nobody reads our output any more
+    }
+  }
+}
+
+void say(const std::string& msg) {
+  write_all(2, "kvactor-launch: " + msg + "\n");
+}
+
+std::string seconds_text(double s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
+
+clock_type::duration to_duration(double s) {
+  return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
+}
+
+std::string signal_name(int sig) {
+  switch (sig) {
+    case SIGINT:
+      return "SIGINT";
+    case SIGTERM:
+      return "SIGTERM";
+    case SIGHUP:
+      return "SIGHUP";
+    default:
+      return "signal " + std::to_string(sig);
+  }
+}
+
+std::string status_text(int code, int sig) {
+  std::string s = "status " + std::to_string(code);
+  if (sig != 0) {
+    const char* what = ::strsignal(sig);
+    s += " (signal " + std::to_string(sig) + (what ? std::string(", ") + what : "") + ")";
+  }
+  return s;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  std::string r;
+  for (const auto& n : names)
+    r += (r.empty() ? "" : ", ") + n;
+  return r;
+}
+
+// Children of this process (ours and orphans adopted as subreaper) with their state letter.
+std::vector<std::pair<pid_t, char>> children_of_self() {
+  std::vector<std::pair<pid_t, char>> found;
+  const pid_t self = ::getpid();
+  DIR* dir = ::opendir("/proc");
+  if (dir == nullptr) return found;
+  while (dirent* e = ::readdir(dir)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const std::string path = std::string("/proc/") + e->d_name + "/stat";
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    char buf[512];
+    ssize_t n = ::read(fd, buf, sizeof buf - 1);
+    ::close(fd);
+    if (n <= 0) continue;
+    buf[n] = '\0';
+    // "pid (comm) state ppid ...": comm may hold spaces and ')', so parse after the last ')'.
+    const char* rp = std::strrchr(buf, ')');
+    char state = 0;
+    int ppid = 0;
+    if (rp == nullptr || std::sscanf(rp + 1, " %c %d", &state, &ppid) != 2) continue;
+    if (ppid == self) found.emplace_back(static_cast<pid_t>(std::atoi(e->d_name)), state);
+  }
+  ::closedir(dir);
+  return found;
+}
+
+struct out_stream {
+  int fd = -1;
+  int target = 1;
+  std::string buf;
+};
+
+struct child {
+  process_spec spec;
+  std::string prefix;
+  pid_t pid = -1;
+  // Seen exited through WNOWAIT: left a zombie until the end, so that neither its pid nor
+  // its process group id can be reused while we may still signal them.
+  bool exited = false;
+  bool judged = false;
+  int code = 0;  ///< exit code, or 128 + signal
+  int sig = 0;   ///< the signal that ended it, 0 when it exited
+  out_stream out, err;
+};
+
+enum class phase { running, draining, stopping };
+
+class supervisor {
+ public:
+  supervisor(std::vector<process_spec> specs, const supervise_settings& settings)
+      : settings_(settings) {
+    for (auto& s : specs) {
+      child c;
+      c.prefix = "[" + s.name + "] ";
+      c.spec = std::move(s);
+      children_.push_back(std::move(c));
+    }
+  }
+
+  int run() {
+    if (!install_handlers()) return 1;
+    if (settings_.timeout_s > 0)
+      job_deadline_ = clock_type::now() + to_duration(settings_.timeout_s);
+    for (auto& c : children_) {
+      drain_wake_pipe();  // a signal during start-up stops before more processes start
+      if (phase_ == phase::stopping || !spawn(c)) break;
+    }
+    for (;;) {
+      if (check_children_) {
+        check_children_ = false;
+        collect_exits();
+        reap_adoptees();
+      }
+      judge_exits();
+      check_deadlines(clock_type::now());
+      if (all_exited()) break;
+      poll_once(poll_timeout_ms(clock_type::now()));
+    }
+    finish();
+    return exit_code_;
+  }
+
+ private:
+  bool install_handlers() {
+    if (::pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+      say(std::string("pipe: ") + std::strerror(errno));
+      return false;
+    }
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD})
+      ::sigaction(sig, &sa, nullptr);
+    // A reader of our output that goes away must not kill the launcher mid-teardown.
+    ::signal(SIGPIPE, SIG_IGN);
+    // Orphans of our children become ours, so that we can stop and reap every descendant,
+    // also one that left its process group, and return only when all are gone.
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    return true;
+  }
+
+  bool spawn(child& c) {
+    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, exec_p[2] = {-1, -1};
+    int in_r = -1, in_w = -1;
+    auto close_fd = [](int& fd) {
+      if (fd >= 0) ::close(fd);
+      fd = -1;
+    };
+    bool ok = ::pipe2(out_p, O_CLOEXEC) == 0 && ::pipe2(err_p, O_CLOEXEC) == 0 &&
+              ::pipe2(exec_p, O_CLOEXEC) == 0;
+    if (ok && !c.spec.stdin_data.empty()) {
+      int in_p[2];
+      ok = ::pipe2(in_p, O_CLOEXEC) == 0;
+      if (ok) in_r = in_p[0], in_w = in_p[1];
+    } else if (ok) {
+      in_r = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+      ok = in_r >= 0;
+    }
+    if (!ok) {
+      int e = errno;
+      for (int* fd :
+           {&out_p[0], &out_p[1], &err_p[0], &err_p[1], &exec_p[0], &exec_p[1], &in_r, &in_w})
+        close_fd(*fd);
+      say("cannot start " + c.spec.name + ": " + std::strerror(e) + "; stopping the job");
+      stop(1);
+      return false;
+    }
+
+    std::vector<char*> argv, envp;
+    for (auto& a : c.spec.argv)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    for (auto& e : c.spec.env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
+
+    // Blocked across fork so that no handler of ours runs in the child before exec.
+    sigset_t all, old;
+    sigfillset(&all);
+    ::sigprocmask(SIG_SETMASK, &all, &old);
+    const pid_t parent = ::getpid();
+    const pid_t pid = ::fork();
+    if (pid == 0) {
+      // Own process group: teardown signals reach the grandchildren too, and a Ctrl-C at the
+      // terminal reaches only the launcher, which then stops everything in order.
+      ::setpgid(0, 0);
+      // Die with the launcher even when it is SIGKILLed; if it died already, give up.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
+      struct sigaction dfl {};
+      dfl.sa_handler = SIG_DFL;
+      sigemptyset(&dfl.sa_mask);
+      for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE})
+        ::sigaction(sig, &dfl, nullptr);
+      if (::dup2(in_r, 0) < 0 || ::dup2(out_p[1], 1) < 0 || ::dup2(err_p[1], 2) < 0) ::_exit(127);
+      ::sigprocmask(SIG_SETMASK, &old, nullptr);
+      // execvp searches the PATH of the environment the program gets.
+      environ = envp.data();
+      ::execvp(argv[0], argv.data());
+      int e = errno;
+      [[maybe_unused]] ssize_t w = ::write(exec_p[1], &e, sizeof e);
+      ::_exit(127);
+    }
+    const int fork_errno = errno;
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    close_fd(out_p[1]);
+    close_fd(err_p[1]);
+    close_fd(exec_p[1]);
+    close_fd(in_r);
+    if (pid < 0) {
+      for (int* fd : {&out_p[0], &err_p[0], &exec_p[0], &in_w})
+        close_fd(*fd);
+      say("cannot start " + c.spec.name + ": fork: " + std::strerror(fork_errno) +
+          "; stopping the job");
+      stop(1);
+      return false;
+    }
+    // Also here, so that a teardown right now already reaches the new group.
+    ::setpgid(pid, pid);
+    c.pid = pid;
+    known_.insert(pid);
+    c.out = {out_p[0], 1, {}};
+    c.err = {err_p[0], 2, {}};
+    for (int fd : {c.out.fd, c.err.fd})
+      ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+
+    // The exec pipe closes on a successful exec and carries errno when exec failed.
+    int exec_errno = 0;
+    ssize_t n;
+    do {
+      n = ::read(exec_p[0], &exec_errno, sizeof exec_errno);
+    } while (n < 0 && errno == EINTR);
+    close_fd(exec_p[0]);
+    if (n == static_cast<ssize_t>(sizeof exec_errno)) {
+      close_fd(in_w);
+      c.judged = true;
+      say("cannot start " + c.spec.name + " ('" + c.spec.argv[0] +
+          "'): " + std::strerror(exec_errno) + "; stopping the job");
+      stop(127);
+      return false;
+    }
+    if (in_w >= 0) {
+      write_all(in_w, c.spec.stdin_data);
+      close_fd(in_w);
+    }
+    return true;
+  }
+
+  void drain_wake_pipe() {
+    unsigned char buf[64];
+    for (;;) {
+      ssize_t n = ::read(g_wake[0], buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return;
+      for (ssize_t i = 0; i < n; ++i) {
+        int sig = buf[i];
+        if (sig == SIGCHLD)
+          check_children_ = true;
+        else
+          on_launcher_signal(sig);
+      }
+    }
+  }
+
+  void on_launcher_signal(int sig) {
+    if (finishing_) return;
+    if (phase_ != phase::stopping) {
+      say("received " + signal_name(sig) + "; stopping the job");
+      stop(128 + sig);
+    } else if (!killed_) {
+      say("received " + signal_name(sig) + " again; killing the job");
+      signal_groups(SIGKILL);
+      killed_ = true;
+    }
+  }
+
+  void collect_exits() {
+    for (std::size_t i = 0; i < children_.size(); ++i) {
+      auto& c = children_[i];
+      if (c.pid < 0 || c.exited) continue;
+      siginfo_t info{};
+      if (::waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+          info.si_pid != c.pid)
+        continue;
+      c.exited = true;
+      if (info.si_code == CLD_EXITED) {
+        c.code = info.si_status;
+      } else {
+        c.sig = info.si_status;
+        c.code = 128 + info.si_status;
+      }
+      exit_order_.push_back(i);
+    }
+  }
+
+  // Adopted orphans that died: reap them now, so that a long job does not pile up zombies.
+  void reap_adoptees() {
+    for (auto [pid, state] : children_of_self())
+      if (state == 'Z' && known_.count(pid) == 0) ::waitpid(pid, nullptr, WNOHANG);
+  }
+
+  void judge_exits() {
+    for (; judged_upto_ < exit_order_.size(); ++judged_upto_) {
+      auto& c = children_[exit_order_[judged_upto_]];
+      if (c.judged) continue;
+      c.judged = true;
+      // Once stopping, exits are the teardown's doing, not news.
+      if (phase_ == phase::stopping || c.code == 0) continue;
+      say(c.spec.name + " exited with " + status_text(c.code, c.sig) + "; stopping the job");
+      stop(c.spec.worker ? c.code : 1);
+    }
+    if (phase_ == phase::running && std::all_of(children_.begin(), children_.end(), [](auto& c) {
+          return !c.spec.worker || c.exited;
+        })) {
+      phase_ = phase::draining;
+      grace_deadline_ = clock_type::now() + to_duration(settings_.grace_s);
+    }
+  }
+
+  void check_deadlines(clock_type::time_point now) {
+    if (phase_ != phase::stopping && job_deadline_ && now >= *job_deadline_) {
+      say("the job ran past --timeout " + seconds_text(settings_.timeout_s) + " s; stopping it");
+      stop(124);
+    }
+    if (phase_ == phase::draining && now >= grace_deadline_ && !all_exited()) {
+      say(join_names(running_names()) + " still running " + seconds_text(settings_.grace_s) +
+          " s after the last worker exited; stopping the job");
+      stop(1);
+    }
+    if (phase_ == phase::stopping && !killed_ && now >= kill_deadline_) {
+      if (auto names = running_names(); !names.empty())
+        say(join_names(names) + " still running " + seconds_text(settings_.kill_after_s) +
+            " s after SIGTERM; sending SIGKILL");
+      signal_groups(SIGKILL);
+      killed_ = true;
+    }
+  }
+
+  int poll_timeout_ms(clock_type::time_point now) const {
+    std::optional<clock_type::time_point> next;
+    auto consider = [&](clock_type::time_point t) {
+      if (!next || t < *next) next = t;
+    };
+    if (phase_ != phase::stopping && job_deadline_) consider(*job_deadline_);
+    if (phase_ == phase::draining) consider(grace_deadline_);
+    if (phase_ == phase::stopping && !killed_) consider(kill_deadline_);
+    if (!next) return -1;
+    if (*next <= now) return 0;
+    auto ms = std::chrono::ceil<std::chrono::milliseconds>(*next - now).count();
+    return static_cast<int>(std::min<long long>(ms, 24 * 3600 * 1000));
+  }
+
+  // Waits for output, a signal or the timeout, and handles whatever came.
+  void poll_once(int timeout_ms) {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<child*, out_stream*>> owners;
+    fds.push_back({g_wake[0], POLLIN, 0});
+    owners.emplace_back(nullptr, nullptr);
+    for (auto& c : children_)
+      for (out_stream* s : {&c.out, &c.err})
+        if (s->fd >= 0) {
+          fds.push_back({s->fd, POLLIN, 0});
+          owners.emplace_back(&c, s);
+        }
+    int n = ::poll(fds.data(), fds.size(), timeout_ms);
+    if (n <= 0) return;
+    for (std::size_t i = 1; i < fds.size(); ++i)
+      if (fds[i].revents != 0) read_stream(*owners[i].first, *owners[i].second, false);
+    if (fds[0].revents != 0) drain_wake_pipe();
+  }
+
+  // Reads once (or, with to_end, until nothing is left) and prints the complete lines.
+  void read_stream(child& c, out_stream& s, bool to_end) {
+    char buf[65536];
+    for (;;) {
+      ssize_t n = ::read(s.fd, buf, sizeof buf);
+      if (n > 0) {
+        s.buf.append(buf, static_cast<std::size_t>(n));
+        emit(c, s, false);
+        if (to_end) continue;
+        return;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      // EAGAIN at the end means someone outside our reach still holds the pipe.
+      if (n < 0 && errno == EAGAIN) {
+        if (to_end) emit(c, s, true);
+        return;
+      }
+      emit(c, s, true);
+      ::close(s.fd);
+      s.fd = -1;
+      return;
+    }
+  }
+
+  // One write per batch of whole lines: output of different processes never mixes mid-line.
+  void emit(const child& c, out_stream& s, bool flush_partial) {
+    std::string out;
+    std::size_t start = 0;
+    for (;;) {
+      auto nl = s.buf.find('\n', start);
+      if (nl == std::string::npos) break;
+      out += c.prefix;
+      out.append(s.buf, start, nl - start + 1);
+      start = nl + 1;
+    }
+    s.buf.erase(0, start);
+    while (s.buf.size() >= kMaxLine) {
+      out += c.prefix;
+      out.append(s.buf, 0, kMaxLine);
+      out += '\n';
+      s.buf.erase(0, kMaxLine);
+    }
+    if (flush_partial && !s.buf.empty()) {
+      out += c.prefix + s.buf + '\n';
+      s.buf.clear();
+    }
+    if (!out.empty()) write_all(s.target, out);
+  }
+
+  void stop(int code) {
+    phase_ = phase::stopping;
+    exit_code_ = code;
+    signal_groups(SIGTERM);
+    kill_deadline_ = clock_type::now() + to_duration(settings_.kill_after_s);
+  }
+
+  // Safe while the leaders are unreaped: a group id stays ours as long as its leader is.
+  void signal_groups(int sig) {
+    for (auto& c : children_)
+      if (c.pid > 0) ::kill(-c.pid, sig);
+  }
+
+  bool all_exited() const {
+    return std::all_of(children_.begin(), children_.end(),
+                       [](const child& c) { return c.pid < 0 || c.exited; });
+  }
+
+  std::vector<std::string> running_names() const {
+    std::vector<std::string> names;
+    for (const auto& c : children_)
+      if (c.pid > 0 && !c.exited) names.push_back(c.spec.name);
+    return names;
+  }
+
+  // Kills what is left of each group and every adopted orphan, reaps them all, then prints
+  // the rest of their output. Nothing we started outlives this.
+  void finish() {
+    finishing_ = true;
+    signal_groups(SIGKILL);
+    const auto give_up = clock_type::now() + std::chrono::seconds(10);
+    for (;;) {
+      for (auto [pid, state] : children_of_self())
+        if (state != 'Z') ::kill(pid, SIGKILL);
+      bool left = false;
+      for (;;) {
+        pid_t p = ::waitpid(-1, nullptr, WNOHANG);
+        if (p > 0) continue;
+        if (p == 0) left = true;
+        if (p < 0 && errno == EINTR) continue;
+        break;  // ECHILD: no child, no adoptee left
+      }
+      if (!left) break;
+      if (clock_type::now() >= give_up) {
+        say("some processes did not die after SIGKILL; giving up on them");
+        break;
+      }
+      poll_once(100);  // SIGCHLD wakes us sooner; the bound covers a missed wake-up
+    }
+    for (auto& c : children_)
+      for (out_stream* s : {&c.out, &c.err})
+        if (s->fd >= 0) {
+          read_stream(c, *s, true);
+          if (s->fd >= 0) ::close(s->fd);
+          s->fd = -1;
+        }
+  }
+
+  supervise_settings settings_;
+  std::vector<child> children_;
+  std::set<pid_t> known_;
+  std::vector<std::size_t> exit_order_;
+  std::size_t judged_upto_ = 0;
+  phase phase_ = phase::running;
+  bool killed_ = false;
+  bool finishing_ = false;
+  bool check_children_ = true;
+  int exit_code_ = 0;
+  std::optional<clock_type::time_point> job_deadline_;
+  clock_type::time_point grace_deadline_{};
+  clock_type::time_point kill_deadline_{};
+};
+
+}  // namespace
+
+int supervise(std::vector<process_spec> specs, const supervise_settings& settings) {
+  supervisor s(std::move(specs), settings);
+  return s.run();
+}
+
+}  // namespace kvactor::launch
