@@ -130,6 +130,50 @@ void commands(kvactor::kvstore& kv) {
   check(bad.code() == kvactor::errc::invalid_argument, "unknown command: " + bad.to_string());
   auto mode = kv.send_command_to_servers(3, "maybe").get_status();
   check(mode.code() == kvactor::errc::invalid_argument, "bad sync mode: " + mode.to_string());
+  // Multi-precision: float16 weights updated through a float32 master copy. An update of
+  // at most 0.00015 per step is below half a float16 step at 1.0, so without the master copy the
+  // weight never moves.
+  const int W = kv.num_workers();
+  kv.init({50, 51}, {tensor::full({8}, 1, kvactor::dtype::float16),
+                         tensor::full({8}, 1, kvactor::dtype::float16)})
+      .get();
+  kv.set_optimizer(kvactor::sgd_config(0.00005)).get();
+  kv.barrier().get();
+  for (int i = 0; i < 10; ++i) kv.push(50, tensor::full({8}, 1, kvactor::dtype::float16));
+  tensor h = tensor::zeros({8}, kvactor::dtype::float16);
+  kv.pull(50, h).get();
+  expect_all(h, 1.0, "float16 without multi-precision stays at 1");
+  kv.send_command_to_servers(1, "").get();  // set_multi_precision
+  kv.barrier().get();
+  float w = 1.0f;
+  for (int i = 0; i < 10; ++i) {
+    kv.push(51, tensor::full({8}, 1, kvactor::dtype::float16));
+    w = 1.0f * w - 0.00005f * static_cast<float>(W);  // the SGD kernel's float arithmetic
+  }
+  kv.pull(51, h).get();
+  expect_all(h, kvactor::to_float(kvactor::to_float16(w)), "float16 through a float32 master");
+  // Gradient compression parameters are checked and recorded on every server.
+  kv.send_command_to_servers(4, "type=2bit,threshold=0.5").get();
+  auto gc = kv.send_command_to_servers(4, "type=3bit").get_status();
+  check(gc.code() == kvactor::errc::invalid_argument, "bad compression type: " + gc.to_string());
+  // The profiler counts what the servers handle and writes it out on stop.
+  const std::string prof = "/tmp/kvactor-profile-" + std::to_string(getpid()) + ".json";
+  kv.send_command_to_servers(5, "state=run").get();
+  for (int i = 0; i < 3; ++i) kv.push(1, tensor::full({3}, 1));
+  kv.barrier().get();
+  kv.send_command_to_servers(5, "state=stop,filename=" + prof).get();
+  {
+    std::FILE* f = std::fopen(prof.c_str(), "r");
+    check(f != nullptr, "profile file written");
+    char buf[512] = {0};
+    std::size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    std::remove(prof.c_str());
+    check(n > 0 && std::string(buf).find("\"push\":{\"count\":") != std::string::npos,
+          std::string{"profile content: "} + buf);
+  }
+  auto bad_prof = kv.send_command_to_servers(5, "colour=blue").get_status();
+  check(bad_prof.code() == kvactor::errc::invalid_argument, "bad profiler params");
   auto e = kv.push(42, tensor::full({3}, 1)).get_status();
   check(e.code() == kvactor::errc::not_initialized, "push of unknown key: " + e.to_string());
   auto sm = kv.push(1, tensor::full({4}, 1)).get_status();

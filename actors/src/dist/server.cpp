@@ -7,8 +7,14 @@
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <future>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "../caf_glue.hpp"
@@ -171,6 +177,41 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
   };
 }
 
+// ---------------------------------------------------------------- command bodies
+
+// "k1=v1,k2=v2" (the bodies kvactor's commands take; an empty body has no pairs).
+result<std::vector<std::pair<std::string, std::string>>> parse_body(const std::string& body) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    auto end = body.find(',', pos);
+    if (end == std::string::npos) end = body.size();
+    const std::string item = body.substr(pos, end - pos);
+    const auto eq = item.find('=');
+    if (eq == std::string::npos || eq == 0)
+      return status{errc::invalid_argument, "command parameter \"" + item + "\" is not key=value"};
+    out.emplace_back(item.substr(0, eq), item.substr(eq + 1));
+    pos = end + 1;
+  }
+  return out;
+}
+
+void write_profile(const std::string& file, const server_profile& p) {
+  std::FILE* f = std::fopen(file.c_str(), "w");
+  if (!f) {
+    log_line("server", "cannot write the profile to " + file);
+    return;
+  }
+  const char* names[] = {"init", "push", "pull", "pushpull"};
+  std::fprintf(f, "{\"pid\":%d", static_cast<int>(::getpid()));
+  for (int i = 0; i < 4; ++i)
+    std::fprintf(f, ",\"%s\":{\"count\":%llu,\"bytes_in\":%llu}", names[i],
+                 static_cast<unsigned long long>(p.count[i]),
+                 static_cast<unsigned long long>(p.bytes_in[i]));
+  std::fprintf(f, ",\"busy_ns\":%llu}\n", static_cast<unsigned long long>(p.busy_ns));
+  std::fclose(f);
+}
+
 // ---------------------------------------------------------------- request decoding
 
 class dispatcher {
@@ -247,6 +288,13 @@ class dispatcher {
         if (!cfg) return reply(cfg.error());
         auto u = make_optimizer(*cfg);
         if (!u) return reply(u.error());
+        {
+          // Every worker sends set_optimizer; the same optimizer again keeps the state
+          // (momentum, ...) the first one built up.
+          std::lock_guard<std::mutex> g(optimizer_mu_);
+          if (optimizer_ && *optimizer_ == *cfg) return reply(status{});
+          optimizer_ = *cfg;
+        }
         std::shared_ptr<const updater> upd = std::move(*u);
         apply = [upd](server_core& core) { core.set_updater(upd); };
         break;
@@ -264,13 +312,77 @@ class dispatcher {
         after = [ctl] { caf::anon_send(ctl, stop_atom::value); };
         break;
       }
-      case wire::command::set_multi_precision:
-      case wire::command::set_gradient_compression:
-      case wire::command::set_profiler_params:
-        return reply(status{errc::unsupported,
-                            std::string{"server command "} +
-                                wire::to_string(static_cast<wire::command>(cmd->cmd)) +
-                                " is not implemented yet"});
+      case wire::command::set_multi_precision: {
+        if (cmd->body != "" && cmd->body != "1" && cmd->body != "0")
+          return reply(status{errc::invalid_argument,
+                              "set_multi_precision takes \"\", \"1\" or \"0\""});
+        const bool on = cmd->body != "0";
+        apply = [on](server_core& core) { core.set_multi_precision(on); };
+        break;
+      }
+      case wire::command::set_gradient_compression: {
+        auto kv = parse_body(cmd->body);
+        if (!kv) return reply(kv.error());
+        compression_config c;
+        for (const auto& [k, v] : *kv) {
+          if (k == "type") {
+            c.type = v;
+          } else if (k == "threshold") {
+            char* end = nullptr;
+            c.threshold = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end || !(c.threshold > 0))
+              return reply(status{errc::invalid_argument,
+                                  "gradient compression threshold must be a number > 0, got " + v});
+          } else {
+            return reply(status{errc::invalid_argument,
+                                "unknown gradient compression parameter \"" + k + "\""});
+          }
+        }
+        if (c.type != "none" && c.type != "1bit" && c.type != "2bit")
+          return reply(status{errc::invalid_argument,
+                              "gradient compression type must be none, 1bit or 2bit, got " + c.type});
+        apply = [c](server_core& core) { core.set_compression(c); };
+        break;
+      }
+      case wire::command::set_profiler_params: {
+        auto kv = parse_body(cmd->body);
+        if (!kv) return reply(kv.error());
+        std::string state, file;
+        for (const auto& [k, v] : *kv) {
+          if (k == "state" && (v == "run" || v == "stop"))
+            state = v;
+          else if (k == "filename" && !v.empty())
+            file = v;
+          else
+            return reply(status{errc::invalid_argument,
+                                "profiler parameters are state=run|stop and filename=PATH; got " +
+                                    k + "=" + v});
+        }
+        // Profiles of all shards add up; with a filename they are written when all shards
+        // have answered.
+        auto total = std::make_shared<std::pair<std::mutex, server_profile>>();
+        apply = [state, total](server_core& core) {
+          if (state == "run") {
+            core.reset_profile();
+            core.set_profiling(true);
+          } else if (state == "stop") {
+            core.set_profiling(false);
+          }
+          std::lock_guard<std::mutex> g(total->first);
+          for (int i = 0; i < 4; ++i) {
+            total->second.count[i] += core.profile().count[i];
+            total->second.bytes_in[i] += core.profile().bytes_in[i];
+          }
+          total->second.busy_ns += core.profile().busy_ns;
+        };
+        if (!file.empty()) {
+          after = [total, file] {
+            std::lock_guard<std::mutex> g(total->first);
+            write_profile(file, total->second);
+          };
+        }
+        break;
+      }
       default:
         return reply(status{errc::invalid_argument,
                             "unknown server command " + std::to_string(cmd->cmd)});
@@ -286,6 +398,8 @@ class dispatcher {
 
   std::vector<caf::actor> shards_;
   caf::actor ctl_;
+  std::mutex optimizer_mu_;
+  std::optional<optimizer_config> optimizer_;
 };
 
 }  // namespace

@@ -1,5 +1,7 @@
 #include "server_core.hpp"
 
+#include <chrono>
+
 #include "kvactor/kernels.hpp"
 
 namespace kvactor::detail {
@@ -21,6 +23,23 @@ std::size_t server_core::held_bytes() const noexcept {
 }
 
 void server_core::handle(server_request_ptr r) {
+  if (profiling_) {
+    const auto k = static_cast<int>(r->kind) - static_cast<int>(wire::msg::init);
+    if (k >= 0 && k < 4) {
+      ++profile_.count[k];
+      profile_.bytes_in[k] += r->payload.nbytes();
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    handle_profiled(std::move(r));
+    profile_.busy_ns += static_cast<std::uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - t0)
+            .count());
+    return;
+  }
+  handle_profiled(std::move(r));
+}
+
+void server_core::handle_profiled(server_request_ptr r) {
   part_id id{r->meta.key.to_key(), r->meta.part};
   auto it = parts_.find(id);
   if (it == parts_.end()) {
@@ -163,11 +182,27 @@ void server_core::push_async(part& p, const part_id& id, server_request_ptr r) {
 status server_core::apply(part& p, const part_id& id, const tensor& merged) {
   if (!updater_) {
     p.stored = merged;  // replace: the merge buffer becomes the value
+    p.master = tensor{};
     return {};
   }
   // Copy on write: a reply may still be sending the current value.
   if (p.stored.storage_ptr().use_count() > 1) p.stored = p.stored.copy();
+  const bool low = p.stored.dtype() == dtype::float16 || p.stored.dtype() == dtype::bfloat16;
   try {
+    if (multi_precision_ && low) {
+      // The update runs in float32 on the master copy; the stored value is its rounding.
+      if (!p.master.defined()) p.master = p.stored.astype(dtype::float32);
+      const tensor merged32 = merged.astype(dtype::float32);
+      if (p.state_owner != updater_) {
+        p.state = updater_->make_state(id.k, p.master);
+        p.state_owner = updater_;
+      }
+      updater_->update(id.k, merged32, p.master, p.state.get());
+      kernels::cast(dtype::float32, p.master.data_unchecked(), p.stored.dtype(),
+                    p.stored.data_unchecked(), 0, p.stored.size());
+      return {};
+    }
+    p.master = tensor{};
     if (p.state_owner != updater_) {
       p.state = updater_->make_state(id.k, p.stored);
       p.state_owner = updater_;

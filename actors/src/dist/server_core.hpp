@@ -18,6 +18,7 @@
 #include <functional>
 #include <memory>
 #include <unordered_map>
+#include <string>
 #include <vector>
 
 #include "kvactor/serialization/protocol.hpp"
@@ -36,6 +37,19 @@ struct server_request {
 };
 using server_request_ptr = std::shared_ptr<server_request>;
 
+/// Requests handled while profiling, by kind (init, push, pull, pushpull).
+struct server_profile {
+  std::uint64_t count[4] = {0, 0, 0, 0};
+  std::uint64_t bytes_in[4] = {0, 0, 0, 0};
+  std::uint64_t busy_ns = 0;
+};
+
+/// What MXNet's set_gradient_compression command configured ("none" until set).
+struct compression_config {
+  std::string type = "none";
+  double threshold = 0.5;
+};
+
 class server_core {
  public:
   explicit server_core(std::uint32_t num_workers);
@@ -43,6 +57,13 @@ class server_core {
   void handle(server_request_ptr r);
   void set_updater(std::shared_ptr<const updater> u) { updater_ = std::move(u); }
   void set_sync(bool sync) { sync_ = sync; }
+  /// float16/bfloat16 values are updated through a float32 master copy.
+  void set_multi_precision(bool on) { multi_precision_ = on; }
+  void set_compression(compression_config c) { compression_ = std::move(c); }
+  const compression_config& compression() const noexcept { return compression_; }
+  void set_profiling(bool on) { profiling_ = on; }
+  const server_profile& profile() const noexcept { return profile_; }
+  void reset_profile() { profile_ = {}; }
   bool sync() const noexcept { return sync_; }
   /// Answers everything waiting (open rounds, deferred requests) with s.
   void fail_all(const status& s);
@@ -73,8 +94,10 @@ class server_core {
     std::vector<std::uint32_t> deferred_by_worker;
     std::shared_ptr<const updater> state_owner;
     std::unique_ptr<updater_state> state;
+    tensor master;  // float32 copy of a 16-bit value under multi-precision
   };
 
+  void handle_profiled(server_request_ptr r);
   void handle_in(part& p, const part_id& id, server_request_ptr r);
   void defer(part& p, server_request_ptr r);
   bool must_wait(const part& p, const server_request& r) const;
@@ -87,6 +110,10 @@ class server_core {
 
   std::uint32_t num_workers_;
   bool sync_ = true;
+  bool multi_precision_ = false;
+  bool profiling_ = false;
+  server_profile profile_;
+  compression_config compression_;
   std::shared_ptr<const updater> updater_;
   std::unordered_map<part_id, part, part_hash> parts_;
 };
