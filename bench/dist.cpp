@@ -141,6 +141,7 @@ struct bench_config {
   std::size_t max_ops_tput = 0, max_ops_rtt = 0;
   std::size_t min_ops = 3;
   int mem_rounds = 20;
+  std::string filter;  // --filter: only cases whose name contains it
 };
 
 bench_config make_config(bool quick) {
@@ -158,12 +159,12 @@ bench_config make_config(bool quick) {
     c.mem_rounds = 3;
   } else {
     c.sizes = {4, 4 * KiB, 1 * MiB, 16 * MiB, 64 * MiB};
-    c.blocks = 5;
-    c.tput_block_bytes = 160 * MiB;
-    c.rtt_block_bytes = 96 * MiB;
-    c.max_ops_tput = 2000;
-    c.max_ops_rtt = 400;
-    c.min_ops = 3;
+    c.blocks = 9;
+    c.tput_block_bytes = 64 * MiB;
+    c.rtt_block_bytes = 48 * MiB;
+    c.max_ops_tput = 1000;
+    c.max_ops_rtt = 200;
+    c.min_ops = 2;
     c.mem_rounds = 20;
   }
   return c;
@@ -915,12 +916,14 @@ struct topology_run {
     const std::size_t window = rtt ? 1 : window_for(size);
     const std::size_t n = ops_for(wire, rtt);
     const std::size_t warm = std::max<std::size_t>(window, 1);
+    const std::string base = prefix + " " + op_name(o) + " " + size_name(size);
+    if (!cfg.filter.empty() && (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
+      return;
     case_stats raw, store;
     for (int b = 0; b < cfg.blocks; ++b) {
       raw.add(mesh.run(parts, o, n, window, warm, rtt), wire);
       store.add(run_store_block(cl, o, si, n, window, warm, rtt), wire);
     }
-    const std::string base = prefix + " " + op_name(o) + " " + size_name(size);
     std::vector<std::pair<std::string, std::string>> common = {
         {"window", json_number(double(window))},
         {"ops_per_block", json_number(double(n))},
@@ -1019,27 +1022,10 @@ struct topology_run {
   }
 };
 
-int raw_probe() {
-  for (int S : {1, 2}) {
-    const std::size_t size = 64 * MiB;
-    auto parts = plan_parts(key_of(4), size, S);
-    std::size_t mp = 0;
-    for (auto& p : parts) mp = std::max(mp, p.bytes);
-    raw_mesh mesh(S, S, mp);
-    for (int rep = 0; rep < 4; ++rep)
-      for (op_kind o : all_ops)
-        for (std::size_t w : {1, 2}) {
-          auto b = mesh.run(parts, o, 3, w, w, false);
-          auto r = block_rates(b, up_bytes(o, size) + down_bytes(o, size));
-          std::cerr << S << "x" << S << " " << op_name(o) << " w=" << w << " " << r.per_client / 1e9
-                    << " GB/s  cpu/op ms " << double(b.cpu_ns) / 1e6 / double(3 * S) << "\n";
-        }
-  }
-  return 0;
-}
-
-int driver_main(bool quick) {
-  const bench_config cfg = make_config(quick);
+int driver_main(bool quick, const std::string& filter, int blocks) {
+  bench_config cfg = make_config(quick);
+  cfg.filter = filter;
+  if (blocks > 0) cfg.blocks = blocks;
   char path[4096];
   const ssize_t len = ::readlink("/proc/self/exe", path, sizeof path - 1);
   if (len <= 0) die("cannot find this program (/proc/self/exe)");
@@ -1163,18 +1149,22 @@ int worker_main(bool quick) {
 
 int main(int argc, char** argv) {
   bool quick = false, worker = false;
+  std::string filter;
+  int blocks = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
-    } else if (a == "--raw-probe") {
-      return raw_probe();
     } else if (a == "--worker") {
       worker = true;
+    } else if (a == "--filter" && i + 1 < argc) {
+      filter = argv[++i];
+    } else if (a == "--blocks" && i + 1 < argc) {
+      blocks = std::atoi(argv[++i]);
     } else {
-      std::cerr << "usage: bench_dist [--quick]\n";
+      std::cerr << "usage: bench_dist [--quick] [--filter TEXT] [--blocks N]\n";
       return 2;
     }
   }
-  return worker ? worker_main(quick) : driver_main(quick);
+  return worker ? worker_main(quick) : driver_main(quick, filter, blocks);
 }

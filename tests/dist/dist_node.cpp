@@ -174,6 +174,13 @@ void commands(kvactor::kvstore& kv) {
   }
   auto bad_prof = kv.send_command_to_servers(5, "colour=blue").get_status();
   check(bad_prof.code() == kvactor::errc::invalid_argument, "bad profiler params");
+  // int64 keys keep all their bits end to end.
+  const std::int64_t big_key = (std::int64_t{1} << 40) + 3, neg_key = -(std::int64_t{1} << 33);
+  kv.init({big_key, neg_key}, {tensor::full({2}, 5), tensor::full({2}, 7)}).get();
+  tensor bk = tensor::zeros({2}), nk = tensor::zeros({2});
+  kv.pull({big_key, neg_key}, {bk, nk}).get();
+  expect_all(bk, 5, "key 2^40+3");
+  expect_all(nk, 7, "key -2^33");
   auto e = kv.push(42, tensor::full({3}, 1)).get_status();
   check(e.code() == kvactor::errc::not_initialized, "push of unknown key: " + e.to_string());
   auto sm = kv.push(1, tensor::full({4}, 1)).get_status();

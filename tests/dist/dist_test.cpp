@@ -120,6 +120,16 @@ TEST(DistAsync, EveryPushUpdates) { run_scenario("async", 2, 3); }
 
 TEST(DistCluster, CleanShutdownOfAnIdleCluster) { run_scenario("empty", 2, 2); }
 
+// MXNet style: one binary for every role; create() runs the scheduler or server role it is
+// given and exits with the cluster's status.
+TEST(DistCluster, SameBinaryForEveryRole) {
+  cluster c(node_program, node_program, {"string_keys"}, 2, 2);
+  ASSERT_TRUE(c.wait_all(60s)) << c.dump();
+  for (auto& p : c.procs()) EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (int w = 0; w < 2; ++w)
+    EXPECT_NE(c.worker(w).output().find("OK string_keys"), std::string::npos) << c.dump();
+}
+
 // Kill -9 a worker: the survivors' pending operations fail with peer_lost within 5 s, and
 // every process exits instead of hanging.
 TEST(DistFaults, KilledWorker) {
