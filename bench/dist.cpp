@@ -54,6 +54,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -105,6 +106,30 @@ long long cpu_ns(clockid_t c) {
   return static_cast<long long>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
+// Context switches (voluntary + involuntary) of every live thread of pid.
+long long proc_cswitches(pid_t pid) {
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  long long sum = 0;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      std::ifstream f(dir + "/" + e->d_name + "/status");
+      std::string line;
+      while (std::getline(f, line))
+        if (line.find("ctxt_switches:") != std::string::npos)
+          sum += std::strtoll(line.c_str() + line.find(':') + 1, nullptr, 10);
+    }
+    ::closedir(d);
+  }
+  return sum;
+}
+
+long long self_cswitches() {
+  rusage ru;
+  ::getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_nvcsw + ru.ru_nivcsw;
+}
+
 [[noreturn]] void die(const std::string& what) {
   std::cerr << "bench_dist: " << what << "\n";
   std::exit(1);
@@ -141,7 +166,8 @@ struct bench_config {
   std::size_t max_ops_tput = 0, max_ops_rtt = 0;
   std::size_t min_ops = 3;
   int mem_rounds = 20;
-  std::string filter;  // --filter: only cases whose name contains it
+  std::string filter;    // --filter: only cases whose name contains it (no memory figures)
+  std::string topology;  // --topology: only this one ("1x1" or "2x2")
 };
 
 bench_config make_config(bool quick) {
@@ -219,6 +245,7 @@ void tcp_setup(int fd) {
 }
 
 constexpr std::size_t staging_size = 64 * KiB;
+std::size_t io_cap() { static std::size_t c = std::getenv("RAW_CAP") ? std::strtoull(std::getenv("RAW_CAP"), nullptr, 10) : (std::size_t{1} << 40); return c; }
 
 // One accepted connection, served on its own thread with blocking I/O: read a 16-byte header
 // {up, down} and `up` payload bytes (scatter read: the payload straight into the buffer, what
@@ -250,7 +277,7 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
     pos += got;
     if (pos == end) pos = end = 0;
     while (got < up) {  // the staging buffer is empty here
-      iovec iv[2] = {{rbuf + got, up - got}, {st.data() + end, st.size() - end}};
+      iovec iv[2] = {{rbuf + got, std::min(io_cap(), up - got)}, {st.data() + end, st.size() - end}};
       const ssize_t n = ::readv(fd, iv, 2);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;
@@ -266,7 +293,7 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
       int cnt = 0;
       if (done < 8) ov[cnt++] = {reinterpret_cast<char*>(&rh) + done, 8 - done};
       const std::size_t poff = done > 8 ? done - 8 : 0;
-      if (down > poff) ov[cnt++] = {const_cast<char*>(sbuf) + poff, down - poff};
+      if (down > poff) ov[cnt++] = {const_cast<char*>(sbuf) + poff, std::min(io_cap(), down - poff)};
       const ssize_t n = ::writev(fd, ov, cnt);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return;
@@ -424,7 +451,7 @@ class raw_client {
       for (std::size_t q = 0; q < c.queued && cnt + 2 <= 64; ++q) {
         if (off < 16) iv[cnt++] = {reinterpret_cast<char*>(c.hdr) + off, 16 - off};
         const std::size_t poff = off > 16 ? off - 16 : 0;
-        if (c.up > poff) iv[cnt++] = {sbuf_.p + poff, c.up - poff};
+        if (c.up > poff) iv[cnt++] = {sbuf_.p + poff, std::min(io_cap(), c.up - poff)};
         off = 0;
         if (c.up >= 64 * KiB) break;  // big requests: one at a time
       }
@@ -462,7 +489,7 @@ class raw_client {
       iovec iv[2];
       int cnt = 0;
       if (c.in_payload && c.pos == c.end)
-        iv[cnt++] = {c.rbuf->p + c.payload_got, c.payload_len - c.payload_got};
+        iv[cnt++] = {c.rbuf->p + c.payload_got, std::min(io_cap(), c.payload_len - c.payload_got)};
       iv[cnt++] = {c.staging.data() + c.end, c.staging.size() - c.end};
       const ssize_t n = ::readv(c.fd, iv, cnt);
       if (n < 0) {
@@ -473,7 +500,7 @@ class raw_client {
       if (n == 0) die("raw client: the server closed");
       std::size_t got = static_cast<std::size_t>(n);
       if (cnt == 2) {
-        const std::size_t take = std::min(got, c.payload_len - c.payload_got);
+        const std::size_t take = std::min(got, iv[0].iov_len);
         c.payload_got += take;
         got -= take;
       }
@@ -513,6 +540,7 @@ struct block_times {
   std::vector<long long> t0, t1;  // per client / worker
   std::vector<long long> lat;     // ns, all clients / workers
   long long cpu_ns = 0;           // all processes / threads involved, timed part only
+  long long cswitches = 0;        // context switches of the same
   std::size_t ops_per_client = 0;
 };
 
@@ -547,6 +575,7 @@ class raw_mesh {
     std::vector<std::vector<long long>> lats(C);
     std::atomic<std::size_t> arrived{0};
     const long long cpu0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+    const long long cs0 = self_cswitches();
     {
       std::vector<std::thread> ts;
       for (std::size_t c = 0; c < C; ++c)
@@ -561,6 +590,7 @@ class raw_mesh {
       for (auto& t : ts) t.join();
     }
     b.cpu_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
+    b.cswitches = self_cswitches() - cs0;
     for (auto& l : lats) b.lat.insert(b.lat.end(), l.begin(), l.end());
     b.ops_per_client = n;
     return b;
@@ -792,6 +822,11 @@ class cluster {
     for (int i = 0; i < servers_; ++i) s += proc_cpu_ns(server(i).pid);
     return s;
   }
+  long long servers_cswitches() {
+    long long s = 0;
+    for (int i = 0; i < servers_; ++i) s += proc_cswitches(server(i).pid);
+    return s;
+  }
   // Workers finish (rank 0 stops the servers), then everyone exits.
   bool shut_down(int limit_ms) {
     send_all("quit");
@@ -835,20 +870,23 @@ block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std:
   cl.send_all("warm " + args + std::to_string(warm) + " " + std::to_string(window));
   cl.collect("WARM", 300000);
   const long long srv0 = cl.servers_cpu_ns();
+  const long long cs0 = cl.servers_cswitches();
   cl.send_all("run " + args + std::to_string(n) + " " + std::to_string(window) + " " +
               (want_lat ? "1" : "0"));
   const auto lines = cl.collect("RES", 300000);
   const long long srv1 = cl.servers_cpu_ns();
   block_times b;
   b.cpu_ns = srv1 - srv0;
+  b.cswitches = cl.servers_cswitches() - cs0;
   b.ops_per_client = n;
   for (const auto& l : lines) {
-    const auto t = split(l);  // RES rank t0 t1 cpu_ns lat...
-    if (t.size() < 5) die("malformed worker answer: " + l);
+    const auto t = split(l);  // RES rank t0 t1 cpu_ns cswitches lat...
+    if (t.size() < 6) die("malformed worker answer: " + l);
     b.t0.push_back(std::stoll(t[2]));
     b.t1.push_back(std::stoll(t[3]));
     b.cpu_ns += std::stoll(t[4]);
-    for (std::size_t i = 5; i < t.size(); ++i) b.lat.push_back(std::stoll(t[i]));
+    b.cswitches += std::stoll(t[5]);
+    for (std::size_t i = 6; i < t.size(); ++i) b.lat.push_back(std::stoll(t[i]));
   }
   return b;
 }
@@ -878,7 +916,7 @@ rates block_rates(const block_times& b, std::size_t bytes_per_op) {
 struct case_stats {
   std::vector<double> per_client, aggregate, op_s;
   std::vector<double> lat_us;
-  double cpu_ns = 0, wall_ns = 0, ops = 0;
+  double cpu_ns = 0, wall_ns = 0, ops = 0, cswitches = 0;
   void add(const block_times& b, std::size_t bytes_per_op) {
     const rates r = block_rates(b, bytes_per_op);
     per_client.push_back(r.per_client);
@@ -886,6 +924,7 @@ struct case_stats {
     op_s.push_back(r.op_s);
     for (long long l : b.lat) lat_us.push_back(double(l) * 1e-3);
     cpu_ns += double(b.cpu_ns);
+    cswitches += double(b.cswitches);
     long long first = b.t0.front(), last = b.t1.front();
     for (std::size_t i = 0; i < b.t0.size(); ++i) {
       first = std::min(first, b.t0[i]);
@@ -896,6 +935,7 @@ struct case_stats {
   }
   double cpu_us_per_op() const { return cpu_ns * 1e-3 / ops; }
   double cpu_cores() const { return cpu_ns / wall_ns; }
+  double cswitches_per_op() const { return cswitches / ops; }
 };
 
 struct topology_run {
@@ -933,6 +973,8 @@ struct topology_run {
         {"limit_cpu_us_per_op", json_number(raw.cpu_us_per_op())},
         {"cpu_cores", json_number(store.cpu_cores())},
         {"limit_cpu_cores", json_number(raw.cpu_cores())},
+        {"cswitch_per_op", json_number(store.cswitches_per_op())},
+        {"limit_cswitch_per_op", json_number(raw.cswitches_per_op())},
     };
     if (rtt) {
       const bool small_pp = o == op_kind::pushpull && size <= 4 * KiB;
@@ -981,6 +1023,8 @@ struct topology_run {
               << " s\n";
 
     // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
+    const bool mem = cfg.filter.empty();
+    if (mem) {
     cl.send_all("mem 1");
     cl.collect("DONE", 120000);
     std::vector<std::size_t> rss1;
@@ -1003,12 +1047,13 @@ struct topology_run {
                    {"rss_after_last_round_B", json_number(double(m.rss))},
                    {"rounds", json_number(cfg.mem_rounds)}}});
     }
+    }
 
     for (std::size_t si = 0; si < cfg.sizes.size(); ++si)
       for (op_kind o : all_ops)
         for (bool rtt : {true, false}) run_case(cl, mesh, o, si, rtt);
 
-    for (int s = 0; s < S; ++s) {
+    for (int s = 0; s < S && mem; ++s) {
       const proc_figures m = read_mem(cl.server(s).pid);
       emit(figure{"dist", prefix + " server " + std::to_string(s) + " mem_peak whole_run",
                   double(m.hwm) / double(stored[s]), "x stored bytes", 2.5, std::nullopt, true,
@@ -1022,9 +1067,10 @@ struct topology_run {
   }
 };
 
-int driver_main(bool quick, const std::string& filter, int blocks) {
+int driver_main(bool quick, const std::string& filter, const std::string& topology, int blocks) {
   bench_config cfg = make_config(quick);
   cfg.filter = filter;
+  cfg.topology = topology;
   if (blocks > 0) cfg.blocks = blocks;
   char path[4096];
   const ssize_t len = ::readlink("/proc/self/exe", path, sizeof path - 1);
@@ -1035,6 +1081,7 @@ int driver_main(bool quick, const std::string& filter, int blocks) {
             << ", big-array bound " << big_array_bound() << " elements\n";
   const auto t_start = clock::now();
   for (const auto& [S, W] : cfg.topologies) {
+    if (!cfg.topology.empty() && cfg.topology != std::to_string(S) + "x" + std::to_string(W)) continue;
     topology_run t{cfg, S, W, ""};
     t.run(self_exe);
   }
@@ -1125,12 +1172,15 @@ int worker_main(bool quick) {
         lat.reserve(want_lat ? n : 0);
         kv.barrier().get();
         const long long c0 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+        const long long s0 = self_cswitches();
         const long long t0 = mono_ns();
         run_ops(o, si, n, window, want_lat ? &lat : nullptr);
         const long long t1 = mono_ns();
         const long long c1 = cpu_ns(CLOCK_PROCESS_CPUTIME_ID);
+        const long long s1 = self_cswitches();
         std::string res = "RES " + std::to_string(rank) + " " + std::to_string(t0) + " " +
-                          std::to_string(t1) + " " + std::to_string(c1 - c0);
+                          std::to_string(t1) + " " + std::to_string(c1 - c0) + " " +
+                          std::to_string(s1 - s0);
         for (long long l : lat) res += " " + std::to_string(l);
         say(res);
       } else if (t[0] == "quit") {
@@ -1149,7 +1199,7 @@ int worker_main(bool quick) {
 
 int main(int argc, char** argv) {
   bool quick = false, worker = false;
-  std::string filter;
+  std::string filter, topology;
   int blocks = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -1159,12 +1209,14 @@ int main(int argc, char** argv) {
       worker = true;
     } else if (a == "--filter" && i + 1 < argc) {
       filter = argv[++i];
+    } else if (a == "--topology" && i + 1 < argc) {
+      topology = argv[++i];
     } else if (a == "--blocks" && i + 1 < argc) {
       blocks = std::atoi(argv[++i]);
     } else {
-      std::cerr << "usage: bench_dist [--quick] [--filter TEXT] [--blocks N]\n";
+      std::cerr << "usage: bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]\n";
       return 2;
     }
   }
-  return worker ? worker_main(quick) : driver_main(quick, filter, blocks);
+  return worker ? worker_main(quick) : driver_main(quick, filter, topology, blocks);
 }

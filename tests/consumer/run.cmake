@@ -9,6 +9,10 @@ function(step)
   message(STATUS "${out}")
 endfunction()
 step(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
+# Dependencies from where the build found them (e.g. a ThreadSanitizer build of CAF).
+if(EXTRA_PREFIX)
+  set(ENV{CMAKE_PREFIX_PATH} "${EXTRA_PREFIX}")
+endif()
 # A sanitized kvactor needs a sanitized consumer to link.
 set(flags "")
 if(SANITIZE)

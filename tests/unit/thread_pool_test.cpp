@@ -283,8 +283,8 @@ TEST(ThreadPool, DestructorFinishesQueuedJobs) {
 // parked on a gate, every chunk of the second job runs on the helping thread, and done() is
 // called there, inside help().
 TEST(ThreadPool, HelpRunsUnclaimedChunksOnTheCaller) {
+  gate started, release;  // before the pool: its thread may still be in wait() at the end
   thread_pool pool(1);
-  gate started, release;
   auto blocker = pool.submit(1, [&](std::size_t) {
     started.open();
     release.wait();
