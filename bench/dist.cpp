@@ -3,7 +3,11 @@
 // the same connections, measured by the same program in the same run, interleaved
 // (raw, store, raw, store, ...).
 //
-//   bench_dist [--quick]
+//   bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]
+//
+// --quick: 4 B, 1 MiB, 16 MiB, 2 blocks, 3 memory rounds (a few seconds). --topology runs one
+// topology; --filter runs only the timing cases whose name contains TEXT (and skips the memory
+// figures); --blocks overrides the number of interleaved blocks per case (for profiling).
 //
 // Topologies: 1 server x 1 worker ("1x1") and 2 servers x 2 workers ("2x2"). Operations:
 // push, pull, pushpull of one float32 key per size (4 B, 4 KiB, 1 MiB, 16 MiB, 64 MiB; the
@@ -25,9 +29,15 @@
 //   "SxW OP SIZE rtt": value = median round trip of one operation at a time (issue, wait),
 //       microseconds, lower is better; limit = raw TCP ping-pong of the same parts. Target
 //       2.0 for pushpull up to 4 KiB ("small pushpull latency <= 2 x raw round trip").
-//   Extra keys: op_us / limit_op_us (median time per operation), cpu_us_per_op (workers' and
-//       servers' CPU over the timed part / operations) and limit_cpu_us_per_op (raw client and
-//       server threads), cpu_cores (that CPU / wall time), p99_us, window, blocks, ops.
+//   Extra keys: op_us / limit_op_us (median time per operation of one worker / raw client),
+//       cpu_us_per_op (CPU of the workers and servers over the timed parts / operations; from
+//       CLOCK_PROCESS_CPUTIME_ID and /proc/<pid>/task/*/schedstat) and limit_cpu_us_per_op (raw
+//       client and server threads), cpu_cores (that CPU / wall time), cswitch_per_op and
+//       limit_cswitch_per_op (voluntary + involuntary context switches per operation: every
+//       thread hand-off costs one), paired_ratio (+ _min, _max): the median over blocks of
+//       the ratio of each (raw, store) block pair, which ran back to back — a second estimate,
+//       less sensitive to load that drifts during a case — p99_us, window, ops_per_block,
+//       blocks, parts.
 //   "SxW server I mem_peak": that server process's VmHWM / the bytes it stores (its parts of
 //       all keys), after the memory phase (R rounds of push, pull, pushpull of every key, one
 //       call at a time); limit 2.5, lower is better. Extras: peak and stored bytes, the RSS
@@ -71,10 +81,12 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <random>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -142,9 +154,12 @@ const op_kind all_ops[] = {op_kind::push, op_kind::pull, op_kind::pushpull};
 
 const char* op_name(op_kind o) {
   switch (o) {
-    case op_kind::push: return "push";
-    case op_kind::pull: return "pull";
-    default: return "pushpull";
+    case op_kind::push:
+      return "push";
+    case op_kind::pull:
+      return "pull";
+    default:
+      return "pushpull";
   }
 }
 op_kind parse_op(const std::string& s) {
@@ -153,8 +168,12 @@ op_kind parse_op(const std::string& s) {
   if (s == "pushpull") return op_kind::pushpull;
   die("unknown operation " + s);
 }
-std::size_t up_bytes(op_kind o, std::size_t n) { return o == op_kind::pull ? 0 : n; }
-std::size_t down_bytes(op_kind o, std::size_t n) { return o == op_kind::push ? 0 : n; }
+std::size_t up_bytes(op_kind o, std::size_t n) {
+  return o == op_kind::pull ? 0 : n;
+}
+std::size_t down_bytes(op_kind o, std::size_t n) {
+  return o == op_kind::push ? 0 : n;
+}
 
 struct bench_config {
   bool quick = false;
@@ -196,9 +215,13 @@ bench_config make_config(bool quick) {
   return c;
 }
 
-std::int64_t key_of(std::size_t size_index) { return 100 + static_cast<std::int64_t>(size_index); }
+std::int64_t key_of(std::size_t size_index) {
+  return 100 + static_cast<std::int64_t>(size_index);
+}
 
-std::size_t window_for(std::size_t bytes) { return bytes >= 1 * MiB ? 2 : 8; }
+std::size_t window_for(std::size_t bytes) {
+  return bytes >= 1 * MiB ? 2 : 8;
+}
 
 std::uint64_t big_array_bound() {
   for (const char* name : {"KVACTOR_BIGARRAY_BOUND", "MXNET_KVSTORE_BIGARRAY_BOUND"})
@@ -233,7 +256,8 @@ std::vector<part> plan_parts(std::int64_t k, std::size_t bytes, std::uint32_t se
 struct touched {
   std::shared_ptr<kvactor::buffer> buf;
   char* p = nullptr;
-  explicit touched(std::size_t n) : buf(kvactor::buffer_pool::global().acquire(std::max<std::size_t>(n, 64))) {
+  explicit touched(std::size_t n)
+      : buf(kvactor::buffer_pool::global().acquire(std::max<std::size_t>(n, 64))) {
     p = static_cast<char*>(buf->data());
     std::memset(p, 1, std::max<std::size_t>(n, 64));
   }
@@ -245,7 +269,6 @@ void tcp_setup(int fd) {
 }
 
 constexpr std::size_t staging_size = 64 * KiB;
-std::size_t io_cap() { static std::size_t c = std::getenv("RAW_CAP") ? std::strtoull(std::getenv("RAW_CAP"), nullptr, 10) : (std::size_t{1} << 40); return c; }
 
 // One accepted connection, served on its own thread with blocking I/O: read a 16-byte header
 // {up, down} and `up` payload bytes (scatter read: the payload straight into the buffer, what
@@ -277,11 +300,11 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
     pos += got;
     if (pos == end) pos = end = 0;
     while (got < up) {  // the staging buffer is empty here
-      iovec iv[2] = {{rbuf + got, std::min(io_cap(), up - got)}, {st.data() + end, st.size() - end}};
+      iovec iv[2] = {{rbuf + got, up - got}, {st.data() + end, st.size() - end}};
       const ssize_t n = ::readv(fd, iv, 2);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;
-      const std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(n), up - got);
+      const std::size_t take = std::min<std::size_t>(static_cast<std::size_t>(n), iv[0].iov_len);
       got += take;
       end += static_cast<std::size_t>(n) - take;
     }
@@ -293,7 +316,7 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
       int cnt = 0;
       if (done < 8) ov[cnt++] = {reinterpret_cast<char*>(&rh) + done, 8 - done};
       const std::size_t poff = done > 8 ? done - 8 : 0;
-      if (down > poff) ov[cnt++] = {const_cast<char*>(sbuf) + poff, std::min(io_cap(), down - poff)};
+      if (down > poff) ov[cnt++] = {const_cast<char*>(sbuf) + poff, down - poff};
       const ssize_t n = ::writev(fd, ov, cnt);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) return;
@@ -316,8 +339,10 @@ class raw_server {
     port_ = ntohs(a.sin_port);
   }
   ~raw_server() {
-    for (auto& t : threads_) t.join();  // each ends when its client closes
-    for (int fd : fds_) ::close(fd);
+    for (auto& t : threads_)
+      t.join();  // each ends when its client closes
+    for (int fd : fds_)
+      ::close(fd);
     ::close(lfd_);
   }
   int port() const { return port_; }
@@ -365,7 +390,8 @@ class raw_client {
     }
   }
   ~raw_client() {
-    for (auto& c : conns_) ::close(c.fd);
+    for (auto& c : conns_)
+      ::close(c.fd);
   }
 
   // Runs n operations, at most `window` outstanding; an operation sends each part to its
@@ -393,7 +419,8 @@ class raw_client {
     std::vector<pollfd> pfds(inv.size());
     while (done < n) {
       while (issued < n && issued - done < window) {
-        for (std::size_t i : inv) ++conns_[i].queued;
+        for (std::size_t i : inv)
+          ++conns_[i].queued;
         issued_at[issued % window] = mono_ns();
         ++issued;
       }
@@ -416,7 +443,8 @@ class raw_client {
         if ((pfds[j].revents & POLLOUT) && c.queued) pump_write(c);
       }
       std::size_t now_done = n;
-      for (std::size_t i : inv) now_done = std::min(now_done, conns_[i].responses);
+      for (std::size_t i : inv)
+        now_done = std::min(now_done, conns_[i].responses);
       if (now_done > done) {
         const long long t = mono_ns();
         for (; done < now_done; ++done)
@@ -451,7 +479,7 @@ class raw_client {
       for (std::size_t q = 0; q < c.queued && cnt + 2 <= 64; ++q) {
         if (off < 16) iv[cnt++] = {reinterpret_cast<char*>(c.hdr) + off, 16 - off};
         const std::size_t poff = off > 16 ? off - 16 : 0;
-        if (c.up > poff) iv[cnt++] = {sbuf_.p + poff, std::min(io_cap(), c.up - poff)};
+        if (c.up > poff) iv[cnt++] = {sbuf_.p + poff, c.up - poff};
         off = 0;
         if (c.up >= 64 * KiB) break;  // big requests: one at a time
       }
@@ -489,7 +517,7 @@ class raw_client {
       iovec iv[2];
       int cnt = 0;
       if (c.in_payload && c.pos == c.end)
-        iv[cnt++] = {c.rbuf->p + c.payload_got, std::min(io_cap(), c.payload_len - c.payload_got)};
+        iv[cnt++] = {c.rbuf->p + c.payload_got, c.payload_len - c.payload_got};
       iv[cnt++] = {c.staging.data() + c.end, c.staging.size() - c.end};
       const ssize_t n = ::readv(c.fd, iv, cnt);
       if (n < 0) {
@@ -552,8 +580,10 @@ class raw_mesh {
       servers_.push_back(std::make_unique<raw_server>());
       ports.push_back(servers_.back()->port());
     }
-    for (int c = 0; c < clients; ++c) clients_.push_back(std::make_unique<raw_client>(ports, max_part));
-    for (auto& s : servers_) s->accept_n(clients, max_part, sbuf_.p);
+    for (int c = 0; c < clients; ++c)
+      clients_.push_back(std::make_unique<raw_client>(ports, max_part));
+    for (auto& s : servers_)
+      s->accept_n(clients, max_part, sbuf_.p);
   }
   ~raw_mesh() {
     clients_.clear();  // closes the connections: the server threads end
@@ -568,7 +598,8 @@ class raw_mesh {
       std::vector<std::thread> ts;
       for (std::size_t c = 0; c < C; ++c)
         ts.emplace_back([&, c] { clients_[c]->run(parts, o, warm, window, nullptr); });
-      for (auto& t : ts) t.join();
+      for (auto& t : ts)
+        t.join();
     }
     b.t0.assign(C, 0);
     b.t1.assign(C, 0);
@@ -582,16 +613,19 @@ class raw_mesh {
         ts.emplace_back([&, c] {
           // Start together, as the workers do after their barrier.
           arrived.fetch_add(1);
-          while (arrived.load() < C) std::this_thread::yield();
+          while (arrived.load() < C)
+            std::this_thread::yield();
           b.t0[c] = mono_ns();
           clients_[c]->run(parts, o, n, window, want_lat ? &lats[c] : nullptr);
           b.t1[c] = mono_ns();
         });
-      for (auto& t : ts) t.join();
+      for (auto& t : ts)
+        t.join();
     }
     b.cpu_ns = cpu_ns(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     b.cswitches = self_cswitches() - cs0;
-    for (auto& l : lats) b.lat.insert(b.lat.end(), l.begin(), l.end());
+    for (auto& l : lats)
+      b.lat.insert(b.lat.end(), l.begin(), l.end());
     b.ops_per_client = n;
     return b;
   }
@@ -618,7 +652,8 @@ struct child {
 std::string random_hex(std::size_t n) {
   std::random_device rd;
   std::string s;
-  for (std::size_t i = 0; i < n; ++i) s += "0123456789abcdef"[rd() % 16];
+  for (std::size_t i = 0; i < n; ++i)
+    s += "0123456789abcdef"[rd() % 16];
   return s;
 }
 
@@ -647,12 +682,15 @@ void spawn(child& c, const std::vector<std::string>& argv,
     if (eq != std::string::npos && env.count(s.substr(0, eq))) continue;
     envs.push_back(s);
   }
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
+  for (const auto& [k, v] : env)
+    envs.push_back(k + "=" + v);
   std::vector<char*> envp, args;
-  for (auto& s : envs) envp.push_back(s.data());
+  for (auto& s : envs)
+    envp.push_back(s.data());
   envp.push_back(nullptr);
   std::vector<std::string> argv_copy = argv;
-  for (auto& a : argv_copy) args.push_back(a.data());
+  for (auto& a : argv_copy)
+    args.push_back(a.data());
   args.push_back(nullptr);
 
   int out[2] = {-1, -1}, in[2] = {-1, -1};
@@ -777,10 +815,12 @@ class cluster {
       spawn(procs_.back(), argv, env, capture);
     };
     start("scheduler", "scheduler", {KVACTOR_SERVER}, false);
-    for (int s = 0; s < servers; ++s) start("server " + std::to_string(s), "server", {KVACTOR_SERVER}, false);
+    for (int s = 0; s < servers; ++s)
+      start("server " + std::to_string(s), "server", {KVACTOR_SERVER}, false);
     std::vector<std::string> wargv = {self_exe, "--worker"};
     if (quick) wargv.push_back("--quick");
-    for (int w = 0; w < workers; ++w) start("worker " + std::to_string(w), "worker", wargv, true);
+    for (int w = 0; w < workers; ++w)
+      start("worker " + std::to_string(w), "worker", wargv, true);
     servers_ = servers;
     workers_ = workers;
   }
@@ -819,12 +859,14 @@ class cluster {
   }
   long long servers_cpu_ns() {
     long long s = 0;
-    for (int i = 0; i < servers_; ++i) s += proc_cpu_ns(server(i).pid);
+    for (int i = 0; i < servers_; ++i)
+      s += proc_cpu_ns(server(i).pid);
     return s;
   }
   long long servers_cswitches() {
     long long s = 0;
-    for (int i = 0; i < servers_; ++i) s += proc_cswitches(server(i).pid);
+    for (int i = 0; i < servers_; ++i)
+      s += proc_cswitches(server(i).pid);
     return s;
   }
   // Workers finish (rank 0 stops the servers), then everyone exits.
@@ -854,15 +896,12 @@ std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::istringstream in(s);
   std::string t;
-  while (in >> t) out.push_back(t);
+  while (in >> t)
+    out.push_back(t);
   return out;
 }
 
 // ------------------------------------------------------------------ the driver
-
-struct store_block {
-  block_times times;
-};
 
 block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std::size_t n,
                             std::size_t window, std::size_t warm, bool want_lat) {
@@ -886,7 +925,8 @@ block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std:
     b.t1.push_back(std::stoll(t[3]));
     b.cpu_ns += std::stoll(t[4]);
     b.cswitches += std::stoll(t[5]);
-    for (std::size_t i = 6; i < t.size(); ++i) b.lat.push_back(std::stoll(t[i]));
+    for (std::size_t i = 6; i < t.size(); ++i)
+      b.lat.push_back(std::stoll(t[i]));
   }
   return b;
 }
@@ -909,7 +949,8 @@ rates block_rates(const block_times& b, std::size_t bytes_per_op) {
   }
   r.per_client = sum / double(b.t0.size());
   r.op_s = op / double(b.t0.size());
-  r.aggregate = double(b.ops_per_client * bytes_per_op * b.t0.size()) / (double(last - first) * 1e-9);
+  r.aggregate =
+      double(b.ops_per_client * bytes_per_op * b.t0.size()) / (double(last - first) * 1e-9);
   return r;
 }
 
@@ -922,7 +963,8 @@ struct case_stats {
     per_client.push_back(r.per_client);
     aggregate.push_back(r.aggregate);
     op_s.push_back(r.op_s);
-    for (long long l : b.lat) lat_us.push_back(double(l) * 1e-3);
+    for (long long l : b.lat)
+      lat_us.push_back(double(l) * 1e-3);
     cpu_ns += double(b.cpu_ns);
     cswitches += double(b.cswitches);
     long long first = b.t0.front(), last = b.t1.front();
@@ -957,12 +999,25 @@ struct topology_run {
     const std::size_t n = ops_for(wire, rtt);
     const std::size_t warm = std::max<std::size_t>(window, 1);
     const std::string base = prefix + " " + op_name(o) + " " + size_name(size);
-    if (!cfg.filter.empty() && (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
+    if (!cfg.filter.empty() &&
+        (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
       return;
     case_stats raw, store;
+    // Each block pair (raw, store) runs back to back; its ratio sees the same machine load.
+    std::vector<double> paired, paired_agg;
     for (int b = 0; b < cfg.blocks; ++b) {
-      raw.add(mesh.run(parts, o, n, window, warm, rtt), wire);
-      store.add(run_store_block(cl, o, si, n, window, warm, rtt), wire);
+      const block_times rb = mesh.run(parts, o, n, window, warm, rtt);
+      const block_times sb = run_store_block(cl, o, si, n, window, warm, rtt);
+      raw.add(rb, wire);
+      store.add(sb, wire);
+      if (rtt) {
+        std::vector<double> rl(rb.lat.begin(), rb.lat.end()), sl(sb.lat.begin(), sb.lat.end());
+        paired.push_back(median(sl) / median(rl));
+      } else {
+        const rates rr = block_rates(rb, wire), sr = block_rates(sb, wire);
+        paired.push_back(sr.per_client / rr.per_client);
+        paired_agg.push_back(sr.aggregate / rr.aggregate);
+      }
     }
     std::vector<std::pair<std::string, std::string>> common = {
         {"window", json_number(double(window))},
@@ -976,6 +1031,13 @@ struct topology_run {
         {"cswitch_per_op", json_number(store.cswitches_per_op())},
         {"limit_cswitch_per_op", json_number(raw.cswitches_per_op())},
     };
+    auto with_paired = [](std::vector<std::pair<std::string, std::string>> e,
+                          const std::vector<double>& p) {
+      e.emplace_back("paired_ratio", json_number(median(p)));
+      e.emplace_back("paired_ratio_min", json_number(*std::min_element(p.begin(), p.end())));
+      e.emplace_back("paired_ratio_max", json_number(*std::max_element(p.begin(), p.end())));
+      return e;
+    };
     if (rtt) {
       const bool small_pp = o == op_kind::pushpull && size <= 4 * KiB;
       auto extra = common;
@@ -983,7 +1045,8 @@ struct topology_run {
                                    {"limit_p99_us", json_number(quantile(raw.lat_us, 0.99))},
                                    {"samples", json_number(double(store.lat_us.size()))}});
       emit(figure{"dist", base + " rtt", median(store.lat_us), "us", median(raw.lat_us),
-                  small_pp ? std::optional<double>{2.0} : std::nullopt, true, extra});
+                  small_pp ? std::optional<double>{2.0} : std::nullopt, true,
+                  with_paired(extra, paired)});
       return;
     }
     const std::optional<double> target =
@@ -993,12 +1056,12 @@ struct topology_run {
                                  {"limit_op_us", json_number(median(raw.op_s) * 1e6)}});
     if (W == 1) {
       emit(figure{"dist", base + " throughput", median(store.per_client), "B/s",
-                  median(raw.per_client), target, false, extra});
+                  median(raw.per_client), target, false, with_paired(extra, paired)});
     } else {
       emit(figure{"dist", base + " throughput per_worker", median(store.per_client), "B/s",
-                  median(raw.per_client), target, false, extra});
+                  median(raw.per_client), target, false, with_paired(extra, paired)});
       emit(figure{"dist", base + " throughput aggregate", median(store.aggregate), "B/s",
-                  median(raw.aggregate), target, false, extra});
+                  median(raw.aggregate), target, false, with_paired(extra, paired_agg)});
     }
   }
 
@@ -1016,7 +1079,8 @@ struct topology_run {
     cluster cl(S, W, self_exe, cfg.quick);
     cl.collect("JOINED", 60000);
     std::vector<std::size_t> base_rss;
-    for (int s = 0; s < S; ++s) base_rss.push_back(read_mem(cl.server(s).pid).rss);
+    for (int s = 0; s < S; ++s)
+      base_rss.push_back(read_mem(cl.server(s).pid).rss);
     cl.send_all("init");
     cl.collect("READY", 120000);
     std::cerr << "bench_dist: " << prefix << " cluster ready after " << seconds_since(t_start)
@@ -1025,42 +1089,61 @@ struct topology_run {
     // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
     const bool mem = cfg.filter.empty();
     if (mem) {
-    cl.send_all("mem 1");
-    cl.collect("DONE", 120000);
-    std::vector<std::size_t> rss1;
-    for (int s = 0; s < S; ++s) rss1.push_back(read_mem(cl.server(s).pid).rss);
-    cl.send_all("mem " + std::to_string(cfg.mem_rounds - 1));
-    cl.collect("DONE", 300000);
-    for (int s = 0; s < S; ++s) {
-      const proc_figures m = read_mem(cl.server(s).pid);
-      const std::string sn = prefix + " server " + std::to_string(s);
-      emit(figure{"dist", sn + " mem_peak", double(m.hwm) / double(stored[s]), "x stored bytes",
-                  2.5, std::nullopt, true,
-                  {{"peak_B", json_number(double(m.hwm))},
-                   {"stored_B", json_number(double(stored[s]))},
-                   {"rss_before_init_B", json_number(double(base_rss[s]))},
-                   {"incremental_x", json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
-                   {"rounds", json_number(cfg.mem_rounds)}}});
-      emit(figure{"dist", sn + " rss_growth", (double(m.rss) - double(rss1[s])) / double(cfg.mem_rounds - 1),
-                  "B/round", std::nullopt, std::nullopt, true,
-                  {{"rss_after_round1_B", json_number(double(rss1[s]))},
-                   {"rss_after_last_round_B", json_number(double(m.rss))},
-                   {"rounds", json_number(cfg.mem_rounds)}}});
-    }
+      cl.send_all("mem 1");
+      cl.collect("DONE", 120000);
+      std::vector<std::size_t> rss1;
+      for (int s = 0; s < S; ++s)
+        rss1.push_back(read_mem(cl.server(s).pid).rss);
+      cl.send_all("mem " + std::to_string(cfg.mem_rounds - 1));
+      cl.collect("DONE", 300000);
+      for (int s = 0; s < S; ++s) {
+        const proc_figures m = read_mem(cl.server(s).pid);
+        const std::string sn = prefix + " server " + std::to_string(s);
+        emit(figure{"dist",
+                    sn + " mem_peak",
+                    double(m.hwm) / double(stored[s]),
+                    "x stored bytes",
+                    2.5,
+                    std::nullopt,
+                    true,
+                    {{"peak_B", json_number(double(m.hwm))},
+                     {"stored_B", json_number(double(stored[s]))},
+                     {"rss_before_init_B", json_number(double(base_rss[s]))},
+                     {"incremental_x",
+                      json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
+                     {"rounds", json_number(cfg.mem_rounds)}}});
+        emit(figure{"dist",
+                    sn + " rss_growth",
+                    (double(m.rss) - double(rss1[s])) / double(cfg.mem_rounds - 1),
+                    "B/round",
+                    std::nullopt,
+                    std::nullopt,
+                    true,
+                    {{"rss_after_round1_B", json_number(double(rss1[s]))},
+                     {"rss_after_last_round_B", json_number(double(m.rss))},
+                     {"rounds", json_number(cfg.mem_rounds)}}});
+      }
     }
 
     for (std::size_t si = 0; si < cfg.sizes.size(); ++si)
       for (op_kind o : all_ops)
-        for (bool rtt : {true, false}) run_case(cl, mesh, o, si, rtt);
+        for (bool rtt : {true, false})
+          run_case(cl, mesh, o, si, rtt);
 
     for (int s = 0; s < S && mem; ++s) {
       const proc_figures m = read_mem(cl.server(s).pid);
-      emit(figure{"dist", prefix + " server " + std::to_string(s) + " mem_peak whole_run",
-                  double(m.hwm) / double(stored[s]), "x stored bytes", 2.5, std::nullopt, true,
+      emit(figure{"dist",
+                  prefix + " server " + std::to_string(s) + " mem_peak whole_run",
+                  double(m.hwm) / double(stored[s]),
+                  "x stored bytes",
+                  2.5,
+                  std::nullopt,
+                  true,
                   {{"peak_B", json_number(double(m.hwm))},
                    {"stored_B", json_number(double(stored[s]))},
                    {"rss_end_B", json_number(double(m.rss))},
-                   {"incremental_x", json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))}}});
+                   {"incremental_x",
+                    json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))}}});
     }
     if (!cl.shut_down(30000)) die(prefix + ": the cluster did not shut down in order");
     std::cerr << "bench_dist: " << prefix << " done after " << seconds_since(t_start) << " s\n";
@@ -1081,7 +1164,8 @@ int driver_main(bool quick, const std::string& filter, const std::string& topolo
             << ", big-array bound " << big_array_bound() << " elements\n";
   const auto t_start = clock::now();
   for (const auto& [S, W] : cfg.topologies) {
-    if (!cfg.topology.empty() && cfg.topology != std::to_string(S) + "x" + std::to_string(W)) continue;
+    if (!cfg.topology.empty() && cfg.topology != std::to_string(S) + "x" + std::to_string(W))
+      continue;
     topology_run t{cfg, S, W, ""};
     t.run(self_exe);
   }
@@ -1107,17 +1191,22 @@ int worker_main(bool quick) {
     std::vector<std::vector<kvactor::tensor>> outs(cfg.sizes.size());  // per size, per slot
     for (std::size_t i = 0; i < cfg.sizes.size(); ++i) {
       keys.push_back(key_of(i));
-      values.push_back(kvactor::tensor::zeros({static_cast<std::int64_t>(cfg.sizes[i] / sizeof(float))}));
+      values.push_back(
+          kvactor::tensor::zeros({static_cast<std::int64_t>(cfg.sizes[i] / sizeof(float))}));
     }
     auto slots = [&](std::size_t si, std::size_t n) -> std::vector<kvactor::tensor>& {
-      while (outs[si].size() < n) outs[si].push_back(kvactor::tensor::zeros(values[si].shape()));
+      while (outs[si].size() < n)
+        outs[si].push_back(kvactor::tensor::zeros(values[si].shape()));
       return outs[si];
     };
     auto issue = [&](op_kind o, std::size_t si, const kvactor::tensor& out) {
       switch (o) {
-        case op_kind::push: return kv.push(keys[si], values[si]);
-        case op_kind::pull: return kv.pull(keys[si], out);
-        default: return kv.pushpull(keys[si], values[si], out);
+        case op_kind::push:
+          return kv.push(keys[si], values[si]);
+        case op_kind::pull:
+          return kv.pull(keys[si], out);
+        default:
+          return kv.pushpull(keys[si], values[si], out);
       }
     };
     auto run_ops = [&](op_kind o, std::size_t si, std::size_t n, std::size_t window,
@@ -1145,12 +1234,14 @@ int worker_main(bool quick) {
       if (t[0] == "init") {
         kv.init(keys, values).get();
         kv.barrier().get();
-        for (std::size_t i = 0; i < cfg.sizes.size(); ++i) slots(i, 1);
+        for (std::size_t i = 0; i < cfg.sizes.size(); ++i)
+          slots(i, 1);
         say("READY");
       } else if (t[0] == "mem" && t.size() == 2) {
         const int rounds = std::stoi(t[1]);
         std::vector<kvactor::tensor> out0;
-        for (std::size_t i = 0; i < cfg.sizes.size(); ++i) out0.push_back(slots(i, 1)[0]);
+        for (std::size_t i = 0; i < cfg.sizes.size(); ++i)
+          out0.push_back(slots(i, 1)[0]);
         for (int r = 0; r < rounds; ++r) {
           auto p = kv.push(keys, values);
           kv.pull(keys, out0).get();
@@ -1181,7 +1272,8 @@ int worker_main(bool quick) {
         std::string res = "RES " + std::to_string(rank) + " " + std::to_string(t0) + " " +
                           std::to_string(t1) + " " + std::to_string(c1 - c0) + " " +
                           std::to_string(s1 - s0);
-        for (long long l : lat) res += " " + std::to_string(l);
+        for (long long l : lat)
+          res += " " + std::to_string(l);
         say(res);
       } else if (t[0] == "quit") {
         break;
@@ -1214,7 +1306,8 @@ int main(int argc, char** argv) {
     } else if (a == "--blocks" && i + 1 < argc) {
       blocks = std::atoi(argv[++i]);
     } else {
-      std::cerr << "usage: bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]\n";
+      std::cerr
+          << "usage: bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]\n";
       return 2;
     }
   }

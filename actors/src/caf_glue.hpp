@@ -5,6 +5,8 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
+#include <functional>
+
 #include "kvactor/caf.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "op.hpp"
@@ -14,6 +16,11 @@ namespace kvactor::detail {
 using process_atom = caf::atom_constant<caf::atom("kv_process")>;
 using step_done_atom = caf::atom_constant<caf::atom("kv_stepdn")>;
 using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
+using fence_atom = caf::atom_constant<caf::atom("kv_fence")>;
+
+class shard_core;
+/// A store-wide action a shard runs between the ops before it and the ops after it.
+using fence_fn = std::function<void(shard_core&)>;
 
 
 /// Spawns a shard actor on sys; big steps go to pool (of `width` threads), which must outlive
@@ -29,3 +36,4 @@ caf::actor spawn_client(caf::actor_system& sys, std::weak_ptr<store_impl> store)
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::op_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::status)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::fence_fn)

@@ -50,24 +50,24 @@ caf::behavior client(self_ptr self, std::weak_ptr<store_impl> store) {
   return {
       [self](init_atom, const key& k, const tensor& v) {
         return with_store(self, [&](store_impl& s) {
-          return s.submit(op_kind::init, key_list{k}, value_list{v}, {}, 0);
+          return s.submit(op_kind::init, key_list(k), value_list(v), {}, 0);
         });
       },
       [self](push_atom, const key& k, const std::vector<tensor>& vs, int priority) {
         return with_store(self, [&](store_impl& s) {
-          return s.submit(op_kind::push, key_list{k}, value_list{vs}, {}, priority);
+          return s.submit(op_kind::push, key_list(k), value_list(vs), {}, priority);
         });
       },
       [self](pull_atom, const key& k, const std::vector<tensor>& outs, int priority) {
         return with_store(self, [&](store_impl& s) {
-          return s.submit(op_kind::pull, key_list{k}, {}, value_list{outs}, priority);
+          return s.submit(op_kind::pull, key_list(k), {}, value_list(outs), priority);
         });
       },
       [self](pushpull_atom, const key& k, const std::vector<tensor>& vs,
              const std::vector<tensor>& outs, int priority) {
         return with_store(self, [&](store_impl& s) {
-          return s.submit(op_kind::pushpull, key_list{k}, value_list{vs},
-                          outs.empty() ? value_list{} : value_list{outs}, priority);
+          return s.submit(op_kind::pushpull, key_list(k), value_list(vs),
+                          outs.empty() ? value_list{} : value_list(outs), priority);
         });
       },
       [self](barrier_atom) {

@@ -33,6 +33,19 @@ future<void> kvstore::push(const key_list& keys, const value_list& values, int p
   return checked_mut(impl_).submit(detail::op_kind::push, keys, values, {}, priority);
 }
 
+future<void> kvstore::init(const key_list& keys, const sparse_list& values) {
+  return checked_mut(impl_).submit_sparse(detail::op_kind::init, keys, values, 0);
+}
+
+future<void> kvstore::push(const key_list& keys, const sparse_list& values, int priority) {
+  return checked_mut(impl_).submit_sparse(detail::op_kind::push, keys, values, priority);
+}
+
+future<void> kvstore::row_sparse_pull(const key_list& keys, const value_list& outs,
+                                      const value_list& row_ids, int priority) {
+  return checked_mut(impl_).row_sparse_pull(keys, outs, row_ids, priority);
+}
+
 future<void> kvstore::pull(const key_list& keys, const value_list& outs, int priority,
                            bool /*ignore_sparse: no row-sparse values yet*/) {
   return checked_mut(impl_).submit(detail::op_kind::pull, keys, {}, outs, priority);
@@ -58,6 +71,14 @@ void kvstore::set_updater(std::nullptr_t) { checked_mut(impl_).set_updater(nullp
 
 future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
   return checked_mut(impl_).set_optimizer(cfg);
+}
+
+future<void> kvstore::save_optimizer_states(const std::string& file, bool dump_optimizer) {
+  return checked_mut(impl_).save_states(file, dump_optimizer);
+}
+
+future<void> kvstore::load_optimizer_states(const std::string& file) {
+  return checked_mut(impl_).load_states(file);
 }
 
 future<void> kvstore::send_command_to_servers(int head, const std::string& body) {

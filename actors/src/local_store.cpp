@@ -10,9 +10,14 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "caf_glue.hpp"
+#include "kvactor/optimizer_state.hpp"
+#include "kvactor/serialization/optimizer_states.hpp"
+#include "multi_precision.hpp"
+#include "shard_core.hpp"
 #include "key_registry.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "optimizers.hpp"
@@ -28,6 +33,84 @@ std::size_t or_cores(std::size_t n) {
 }
 
 future<void> failed(status s) { return future<void>::ready_with(std::move(s)); }
+
+// An optimizer from its config; multi_precision belongs to the store (it wraps whichever
+// optimizer), so it is taken out before the registry sees the rest.
+result<std::shared_ptr<const updater>> build_updater(const optimizer_config& cfg) {
+  optimizer_config inner = cfg;
+  const auto it = inner.params.find("multi_precision");
+  const bool mp = it != inner.params.end() && it->second != 0;
+  if (it != inner.params.end()) inner.params.erase(it);
+  auto opt = make_optimizer(inner);
+  if (!opt) return opt.error();
+  std::shared_ptr<const updater> u = std::move(*opt);
+  if (mp) u = with_multi_precision(std::move(u));
+  return u;
+}
+
+wire::slot_record to_slot(const tensor& t) {
+  wire::slot_record s;
+  s.dtype = static_cast<std::uint8_t>(t.dtype());
+  s.dims = t.shape().dims();
+  const auto* p = static_cast<const std::uint8_t*>(t.data_unchecked());
+  s.bytes.assign(p, p + t.nbytes());
+  return s;
+}
+
+wire::key_state_record to_record(const shard_core::state_record& r) {
+  wire::key_state_record k;
+  k.key = wire::wire_key::from(r.info->user_key);
+  k.count = r.count;
+  for (const auto& t : r.slots) k.slots.push_back(to_slot(t));
+  if (r.master.defined()) k.master = to_slot(r.master);
+  return k;
+}
+
+// A record of the file as the state the optimizer would build for `info`, or why not.
+result<shard_core::state_record> from_record(const wire::key_state_record& rec,
+                                             const key_info_ptr& info,
+                                             const std::shared_ptr<const updater>& upd,
+                                             const std::string& file) {
+  const std::string where = "load_optimizer_states: " + file + ": key " + info->name();
+  // What the optimizer keeps for such a key: the number of slots, their element types, a
+  // master copy or not (probed on a one-element weight of the key's type).
+  std::unique_ptr<updater_state> probe;
+  try {
+    probe = upd->make_state(info->user_key, tensor::zeros({1}, info->dtype));
+  } catch (const std::exception& e) {
+    return status{errc::invalid_argument, where + ": " + e.what()};
+  }
+  const auto* ps = dynamic_cast<const optimizer_state*>(probe.get());
+  if (!ps) return status{errc::unsupported, where + ": the optimizer keeps no saveable state"};
+  if (rec.slots.size() != ps->slots.size() || rec.master.has_value() != ps->master.defined())
+    return status{errc::invalid_argument,
+                  where + " has " + std::to_string(rec.slots.size()) +
+                      " state tensors, the optimizer keeps " + std::to_string(ps->slots.size())};
+  auto to_tensor = [&](const wire::slot_record& s, dtype want) -> result<tensor> {
+    const shape sh{s.dims};
+    if (sh != info->shape)
+      return status{errc::shape_mismatch, where + ": state of shape " + sh.to_string() +
+                                              ", the key has shape " + info->shape.to_string()};
+    if (s.dtype != static_cast<std::uint8_t>(want))
+      return status{errc::dtype_mismatch, where + ": state element type differs from " +
+                                              std::string{to_string(want)}};
+    return tensor::from_bytes(s.bytes.data(), sh, want);
+  };
+  shard_core::state_record r;
+  r.info = info;
+  r.count = rec.count;
+  for (std::size_t i = 0; i < rec.slots.size(); ++i) {
+    auto t = to_tensor(rec.slots[i], ps->slots[i].dtype());
+    if (!t) return t.error();
+    r.slots.push_back(std::move(*t));
+  }
+  if (rec.master) {
+    auto t = to_tensor(*rec.master, dtype::float32);
+    if (!t) return t.error();
+    r.master = std::move(*t);
+  }
+  return r;
+}
 
 class local_store final : public store_impl, public std::enable_shared_from_this<local_store> {
  public:
@@ -89,16 +172,214 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     return send_all(kind, groups, priority, std::move(upd));
   }
 
+  future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
+                             int priority) override {
+    auto grouped = group_sparse(kind, keys, values);
+    if (!grouped) return failed(grouped.error());
+    if (kind == op_kind::init) {
+      // Stored dense: init from the dense values the row-sparse ones stand for.
+      std::vector<key> ks;
+      std::vector<tensor> dense;
+      for (auto& g : *grouped) {
+        if (g.values.size() != 1)
+          return failed(status{errc::already_initialized,
+                               "init: key " + g.k.to_string() + " is given " +
+                                   std::to_string(g.values.size()) + " values"});
+        ks.push_back(g.k);
+        dense.push_back(g.values.front().to_dense());
+      }
+      return submit(op_kind::init, key_list(ks), value_list(dense), {}, priority);
+    }
+    auto& groups = *grouped;
+    auto upd = current_updater();
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+    for (auto& g : groups) {
+      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+      g.info = reg_.find(g.k);
+      if (!g.info)
+        return failed(status{errc::not_initialized, "push: key " + g.k.to_string() +
+                                                        " is not initialized"});
+      for (const auto& v : g.values) {
+        if (v.shape() != g.info->shape)
+          return failed(status{errc::shape_mismatch,
+                               "push: row-sparse value for key " + g.k.to_string() +
+                                   " has shape " + v.shape().to_string() +
+                                   ", the stored value has shape " + g.info->shape.to_string()});
+        if (v.dtype() != g.info->dtype)
+          return failed(status{errc::dtype_mismatch,
+                               "push: row-sparse value for key " + g.k.to_string() + " is " +
+                                   to_string(v.dtype()) + ", the stored value is " +
+                                   to_string(g.info->dtype)});
+      }
+    }
+    auto call = std::make_shared<call_state>(groups.size(), counter_);
+    auto result = call->get_future();
+    for (auto& g : groups) {
+      auto o = std::make_shared<op>();
+      o->kind = op_kind::push;
+      o->info = g.info;
+      o->priority = priority;
+      o->sparse = std::move(g.values);
+      o->upd = upd;
+      o->call = call;
+      o->acquire_leases();
+      const auto shard = o->info->shard;
+      caf::anon_send(shards_[shard], std::move(o));
+    }
+    return result;
+  }
+
+  future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
+                               const value_list& row_ids, int priority) override {
+    auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
+    if (!out_groups) return failed(out_groups.error());
+    auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
+    if (!id_groups) {
+      auto e = id_groups.error();
+      return failed(status{e.code(), "row_sparse_pull: row ids: " + e.message()});
+    }
+    auto& groups = *out_groups;
+    if (auto s = check_overlaps(op_kind::row_pull, groups); !s) return failed(s);
+    std::vector<std::vector<std::vector<std::int64_t>>> ids(groups.size());
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      auto& g = groups[i];
+      const auto& idg = (*id_groups)[i].outs;
+      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+      g.info = reg_.find(g.k);
+      if (!g.info)
+        return failed(status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
+                                                        " is not initialized"});
+      for (const auto& o : g.outs)
+        if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return failed(s);
+      if (idg.size() != 1 && idg.size() != g.outs.size())
+        return failed(status{errc::invalid_argument,
+                             "row_sparse_pull: key " + g.k.to_string() + " has " +
+                                 std::to_string(g.outs.size()) + " outputs but " +
+                                 std::to_string(idg.size()) + " row id tensors"});
+      for (const auto& t : idg) {
+        auto r = parse_row_ids(g.k, t, g.info->shape[0]);
+        if (!r) return failed(r.error());
+        ids[i].push_back(std::move(*r));
+      }
+    }
+    auto call = std::make_shared<call_state>(groups.size(), counter_);
+    auto result = call->get_future();
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      auto o = std::make_shared<op>();
+      o->kind = op_kind::row_pull;
+      o->info = std::move(groups[i].info);
+      o->priority = priority;
+      o->outs = std::move(groups[i].outs);
+      o->rows = std::move(ids[i]);
+      o->call = call;
+      o->acquire_leases();
+      const auto shard = o->info->shard;
+      caf::anon_send(shards_[shard], std::move(o));
+    }
+    return result;
+  }
+
   void set_updater(std::shared_ptr<const updater> u) override {
     std::lock_guard<std::mutex> g(upd_mu_);
     updater_ = std::move(u);
+    optimizer_.reset();
   }
 
   future<void> set_optimizer(const optimizer_config& cfg) override {
-    auto opt = make_optimizer(cfg);
-    if (!opt) return failed(opt.error());
-    set_updater(std::move(*opt));
+    auto u = build_updater(cfg);
+    if (!u) return failed(u.error());
+    std::lock_guard<std::mutex> g(upd_mu_);
+    updater_ = std::move(*u);
+    optimizer_ = cfg;
     return failed(status{});
+  }
+
+  future<void> save_states(const std::string& file, bool dump_optimizer) override {
+    std::shared_ptr<const updater> upd;
+    std::optional<optimizer_config> cfg;
+    {
+      std::lock_guard<std::mutex> g(upd_mu_);
+      upd = updater_;
+      cfg = optimizer_;
+    }
+    if (!upd || !cfg)
+      return failed(status{errc::unsupported, "save_optimizer_states: no optimizer is set (a "
+                                              "custom updater keeps its own state)"});
+    struct collector {
+      std::mutex mu;
+      std::vector<shard_core::state_record> records;
+      std::size_t left;
+    };
+    auto col = std::make_shared<collector>();
+    col->left = shards_.size();
+    auto call = std::make_shared<call_state>(1, counter_);
+    auto result = call->get_future();
+    std::optional<optimizer_config> dump;
+    if (dump_optimizer) dump = cfg;
+    fence_fn f = [col, call, upd, file, dump](shard_core& core) {
+      auto mine = core.snapshot_states(upd);
+      std::lock_guard<std::mutex> g(col->mu);
+      for (auto& r : mine) col->records.push_back(std::move(r));
+      if (--col->left != 0) return;
+      wire::states_file out;
+      out.optimizer = dump;
+      for (const auto& r : col->records) out.keys.push_back(to_record(r));
+      call->part_done(wire::write_states_file(file, out));
+    };
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+    for (auto& s : shards_) caf::anon_send(s, fence_atom::value, f);
+    return result;
+  }
+
+  future<void> load_states(const std::string& file) override {
+    auto content = wire::read_states_file(file);
+    if (!content) return failed(content.error());
+    // The file's optimizer (if it has one) is only installed once everything checked out.
+    std::shared_ptr<const updater> upd = current_updater();
+    if (content->optimizer) {
+      auto u = build_updater(*content->optimizer);
+      if (!u) return failed(u.error());
+      upd = std::move(*u);
+    }
+    if (!upd)
+      return failed(status{errc::invalid_argument,
+                           "load_optimizer_states: set an optimizer first, or load a file saved "
+                           "with dump_optimizer"});
+    std::vector<std::vector<shard_core::state_record>> per_shard(shards_.size());
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+    for (const auto& rec : content->keys) {
+      const key k = rec.key.to_key();
+      if (auto s = reg_.check_kind(k); !s) return failed(s);
+      auto info = reg_.find(k);
+      if (!info)
+        return failed(status{errc::invalid_argument, "load_optimizer_states: key " +
+                                                         k.to_string() + " in " + file +
+                                                         " is not initialized in this store"});
+      auto r = from_record(rec, info, upd, file);
+      if (!r) return failed(r.error());
+      per_shard[info->shard].push_back(std::move(*r));
+    }
+    if (content->optimizer) {
+      std::lock_guard<std::mutex> g(upd_mu_);
+      updater_ = upd;
+      optimizer_ = content->optimizer;
+    }
+    auto call = std::make_shared<call_state>(shards_.size(), counter_);
+    auto result = call->get_future();
+    for (std::size_t i = 0; i < shards_.size(); ++i) {
+      auto records = std::make_shared<std::vector<shard_core::state_record>>(std::move(per_shard[i]));
+      fence_fn f = [records, upd, call](shard_core& core) {
+        core.restore_states(*records, upd);
+        call->part_done(status{});
+      };
+      caf::anon_send(shards_[i], fence_atom::value, f);
+    }
+    return result;
   }
 
   future<void> send_command(int head, const std::string&) override {
@@ -222,6 +503,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   std::shared_ptr<op_counter> counter_ = std::make_shared<op_counter>();
   mutable std::mutex upd_mu_;
   std::shared_ptr<const updater> updater_;
+  std::optional<optimizer_config> optimizer_;  // what set_optimizer built updater_ from
 };
 
 }  // namespace

@@ -9,6 +9,7 @@ const char* to_string(op_kind k) noexcept {
     case op_kind::pull: return "pull";
     case op_kind::pushpull: return "pushpull";
     case op_kind::broadcast: return "broadcast";
+    case op_kind::row_pull: return "row_sparse_pull";
   }
   return "op";
 }
@@ -44,6 +45,10 @@ void op::acquire_leases() noexcept {
   if (leased_) return;
   for (const auto& v : values) v.storage_ptr()->begin_read();
   for (const auto& o : outs) o.storage_ptr()->begin_write();
+  for (const auto& r : sparse) {
+    r.indices().storage_ptr()->begin_read();
+    r.data().storage_ptr()->begin_read();
+  }
   leased_ = true;
 }
 
@@ -52,6 +57,10 @@ void op::release_leases() noexcept {
   leased_ = false;
   for (const auto& v : values) v.storage_ptr()->end_read();
   for (const auto& o : outs) o.storage_ptr()->end_write();
+  for (const auto& r : sparse) {
+    r.indices().storage_ptr()->end_read();
+    r.data().storage_ptr()->end_read();
+  }
 }
 
 op::~op() {

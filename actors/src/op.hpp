@@ -15,12 +15,13 @@
 
 #include "key_registry.hpp"
 #include "kvactor/future.hpp"
+#include "kvactor/row_sparse.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
 
 namespace kvactor::detail {
 
-enum class op_kind : std::uint8_t { init, push, pull, pushpull, broadcast };
+enum class op_kind : std::uint8_t { init, push, pull, pushpull, broadcast, row_pull };
 
 /// Tensors of one key in one call; most calls give one or two, held without an allocation
 /// (the facade allocates, the shard frees: cross-thread frees are what malloc does worst).
@@ -75,6 +76,8 @@ struct op {
   int priority = 0;
   tensor_list values;  // read-leased until done
   tensor_list outs;    // write-leased until done
+  std::vector<row_sparse_tensor> sparse;        // a row-sparse push's values (read-leased)
+  std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
   std::shared_ptr<const updater> upd;
   std::shared_ptr<call_state> call;
 

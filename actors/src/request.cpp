@@ -1,6 +1,9 @@
 #include "request.hpp"
 
 #include <algorithm>
+#include <cmath>
+
+#include "kvactor/kernels.hpp"
 #include <unordered_map>
 
 namespace kvactor::detail {
@@ -122,6 +125,84 @@ result<group_list> group_arguments(op_kind kind, const key_list& keys,
                           " values; a key is initialised once, from one value"};
   }
   return groups;
+}
+
+result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& keys,
+                                               const sparse_list& values) {
+  const std::size_t n = keys.size();
+  if (n == 0) return bad(kind, "no keys given");
+  std::vector<std::vector<row_sparse_tensor>> per_key(n);
+  switch (values.shape()) {
+    case sparse_list::form::none:
+      return bad(kind, "no value given");
+    case sparse_list::form::single:
+      if (n != 1) return bad(kind, std::to_string(n) + " keys but one row-sparse value");
+      per_key[0] = values.flat();
+      break;
+    case sparse_list::form::list:
+      if (!keys.is_list()) {
+        per_key[0] = values.flat();
+      } else {
+        if (values.flat().size() != n)
+          return bad(kind, std::to_string(n) + " keys but " + std::to_string(values.flat().size()) +
+                               " row-sparse values");
+        for (std::size_t i = 0; i < n; ++i) per_key[i] = {values.flat()[i]};
+      }
+      break;
+    case sparse_list::form::nested:
+      if (!keys.is_list() || values.nested().size() != n)
+        return bad(kind, "a list of lists of row-sparse values needs one list per key");
+      for (std::size_t i = 0; i < n; ++i) per_key[i] = values.nested()[i];
+      break;
+  }
+  std::vector<sparse_group> groups;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (per_key[i].empty())
+      return bad(kind, "empty list of row-sparse values for key " + keys[i].to_string());
+    for (const auto& v : per_key[i])
+      if (!v.defined())
+        return bad(kind, "null row-sparse value for key " + keys[i].to_string());
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.k == keys[i]; });
+    if (it == groups.end()) {
+      groups.push_back(sparse_group{keys[i], per_key[i], nullptr});
+    } else {
+      it->values.insert(it->values.end(), per_key[i].begin(), per_key[i].end());
+    }
+  }
+  return groups;
+}
+
+result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids, std::int64_t rows) {
+  if (ids.shape().ndim() > 1)
+    return status{errc::invalid_argument, "row_sparse_pull: row ids for key " + k.to_string() +
+                                              " must be 1-D, got " + ids.shape().to_string()};
+  const dtype t = ids.dtype();
+  if (t == dtype::uint8)
+    return status{errc::invalid_argument, "row_sparse_pull: row ids for key " + k.to_string() +
+                                              " are uint8; use int32, int64 or float"};
+  std::vector<std::int64_t> out;
+  out.reserve(ids.size());
+  ids.wait_to_read();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const double v = kernels::load(t, ids.data_unchecked(), i);
+    if (!(v == static_cast<double>(static_cast<std::int64_t>(v))) || !std::isfinite(v))
+      return status{errc::invalid_argument, "row_sparse_pull: row id " + std::to_string(v) +
+                                                " for key " + k.to_string() + " is not a whole number"};
+    const auto id = static_cast<std::int64_t>(v);
+    if (id < 0 || id >= rows)
+      return status{errc::out_of_range, "row_sparse_pull: row id " + std::to_string(id) +
+                                            " is out of range for key " + k.to_string() +
+                                            ", which has " + std::to_string(rows) + " rows"};
+    out.push_back(id);
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+
+value_list spread_row_ids(const key_list& keys, const value_list& row_ids) {
+  if (row_ids.shape() != value_list::form::single || !keys.is_list()) return row_ids;
+  return value_list(std::vector<tensor>(keys.size(), row_ids.single()));
 }
 
 status check_overlaps(op_kind kind, const group_list& groups) {

@@ -32,6 +32,24 @@ status check_overlaps(op_kind kind, const group_list& groups);
 /// shape_mismatch / dtype_mismatch / invalid_argument when t does not fit key info.
 status check_tensor(op_kind kind, const key_info& info, const tensor& t, const char* role);
 
+struct sparse_group {
+  key k;
+  std::vector<row_sparse_tensor> values;
+  key_info_ptr info;
+};
+
+/// Row-sparse values per distinct key, by the rules of group_arguments.
+result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& keys,
+                                               const sparse_list& values);
+
+/// Row ids (int32/int64, or floats holding whole numbers) as sorted unique int64, each in
+/// [0, rows); out_of_range or invalid_argument naming the key and the id otherwise.
+result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
+                                                std::int64_t rows);
+
+/// One row-id tensor given for a list of keys serves every key.
+value_list spread_row_ids(const key_list& keys, const value_list& row_ids);
+
 /// For init: the value must be a non-empty CPU tensor.
 status check_init_value(const key& k, const tensor& t);
 

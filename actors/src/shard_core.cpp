@@ -1,9 +1,11 @@
 #include "shard_core.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <new>
 
 #include "kvactor/kernels.hpp"
+#include "kvactor/optimizer_state.hpp"
 
 namespace kvactor::detail {
 
@@ -17,7 +19,8 @@ std::uint8_t first_stage(op_kind k) {
     case op_kind::broadcast: return s_init;
     case op_kind::push:
     case op_kind::pushpull: return s_reduce;
-    case op_kind::pull: return s_pull;
+    case op_kind::pull:
+    case op_kind::row_pull: return s_pull;
   }
   return s_finish;
 }
@@ -47,6 +50,11 @@ shard_core::entry& shard_core::entry_for(const op& o) {
 }
 
 void shard_core::receive(op_ptr o) {
+  if (fence_active_) {
+    held_.push_back(held_item{std::move(o), nullptr});
+    return;
+  }
+  ++live_ops_;
   o->stage = first_stage(o->kind);
   entry& e = entry_for(*o);
   if (!e.current && e.queue.empty() && ready_keys_ == 0 && !process_pending_ &&
@@ -190,6 +198,73 @@ void shard_core::finish(entry& e, op& o) {
   auto call = std::move(o.call);
   if (call) call->part_done(o.error);
   refresh_ready(e);
+  op_finished();
+}
+
+void shard_core::op_finished() {
+  --live_ops_;
+  if (fence_active_ && --fence_waits_for_ == 0) release_fence();
+}
+
+void shard_core::receive_fence(std::function<void(shard_core&)> action) {
+  if (fence_active_) {
+    held_.push_back(held_item{nullptr, std::move(action)});
+    return;
+  }
+  if (live_ops_ == 0) {
+    action(*this);
+    return;
+  }
+  fence_active_ = true;
+  fence_waits_for_ = live_ops_;
+  fence_action_ = std::move(action);
+}
+
+void shard_core::release_fence() {
+  auto action = std::move(fence_action_);
+  fence_action_ = nullptr;
+  fence_active_ = false;
+  action(*this);
+  // Replay what waited, in arrival order; a held fence may hold the rest again.
+  auto held = std::move(held_);
+  held_.clear();
+  for (auto& h : held) {
+    if (h.o)
+      receive(std::move(h.o));
+    else
+      receive_fence(std::move(h.fence));
+  }
+}
+
+std::vector<shard_core::state_record> shard_core::snapshot_states(
+    const std::shared_ptr<const updater>& owner) const {
+  std::vector<state_record> out;
+  for (const auto& [id, e] : entries_) {
+    if (!e.state || e.state_owner != owner) continue;
+    const auto* st = dynamic_cast<const optimizer_state*>(e.state.get());
+    if (!st) continue;
+    state_record r;
+    r.info = e.info;
+    r.count = st->count;
+    for (const auto& t : st->slots) r.slots.push_back(t.copy());
+    if (st->master.defined()) r.master = st->master.copy();
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void shard_core::restore_states(const std::vector<state_record>& records,
+                                const std::shared_ptr<const updater>& owner) {
+  for (const auto& r : records) {
+    auto it = entries_.find(r.info->id);
+    if (it == entries_.end()) continue;
+    auto st = std::make_unique<optimizer_state>();
+    st->count = r.count;
+    for (const auto& t : r.slots) st->slots.push_back(t.copy());
+    if (r.master.defined()) st->master = r.master.copy();
+    it->second.state = std::move(st);
+    it->second.state_owner = owner;
+  }
 }
 
 bool shard_core::big(std::size_t bytes) const noexcept { return bytes >= threshold_; }
@@ -274,8 +349,69 @@ void reduce_range(dtype t, void* dst, const void* const* srcs, std::size_t k, vo
 
 }  // namespace
 
+// A row-sparse push: the values' rows merged (rows present in several summed), then a lazy
+// update of just those rows, or the densified gradient through the updater, or — without an
+// updater — the merged gradient (zero elsewhere) as the new value. Runs inline.
+bool shard_core::stage_sparse(entry& e, op& o) {
+  const auto& info = *o.info;
+  const dtype t = info.dtype;
+  const std::size_t row = info.shape.ndim() ? info.numel() / static_cast<std::size_t>(info.shape[0]) : 1;
+  const std::size_t row_bytes = row * size_of(t);
+  std::vector<std::int64_t> ids;
+  for (const auto& v : o.sparse) {
+    const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
+    ids.insert(ids.end(), p, p + v.num_rows());
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  std::vector<std::int64_t> dims = info.shape.dims();
+  dims[0] = static_cast<std::int64_t>(ids.size());
+  tensor merged = tensor::zeros(shape{dims}, t);
+  for (const auto& v : o.sparse) {
+    const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
+    const auto* src = static_cast<const char*>(v.data().data_unchecked());
+    for (std::size_t i = 0; i < v.num_rows(); ++i) {
+      const auto at = static_cast<std::size_t>(std::lower_bound(ids.begin(), ids.end(), p[i]) - ids.begin());
+      kernels::accumulate(t, static_cast<char*>(merged.data_unchecked()) + at * row_bytes,
+                          src + i * row_bytes, 0, row);
+    }
+  }
+  auto scatter = [&](tensor& dst) {
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      std::memcpy(static_cast<char*>(dst.data_unchecked()) + static_cast<std::size_t>(ids[i]) * row_bytes,
+                  static_cast<const char*>(merged.data_unchecked()) + i * row_bytes, row_bytes);
+  };
+  if (!o.upd) {
+    std::memset(e.stored.data_unchecked(), 0, e.stored.nbytes());
+    scatter(e.stored);
+    return true;
+  }
+  const updater& u = *o.upd;
+  try {
+    if (e.state_owner != o.upd) {
+      e.state = u.make_state(info.user_key, e.stored);
+      e.state_owner = o.upd;
+    }
+    if (u.lazy_rows()) {
+      u.update_rows(info.user_key, ids.data(), ids.size(), merged, e.stored, e.state.get());
+    } else {
+      tensor dense = tensor::zeros(info.shape, t);
+      scatter(dense);
+      u.update(info.user_key, dense, e.stored, e.state.get());
+    }
+  } catch (const std::exception& ex) {
+    o.error = status{errc::updater_failed,
+                     "push: the updater failed on key " + info.name() + ": " + ex.what()};
+  }
+  return true;
+}
+
 bool shard_core::stage_reduce(entry& e, op& o) {
   const auto& info = *o.info;
+  if (!o.sparse.empty()) {
+    o.stage = s_finish;
+    return stage_sparse(e, o);
+  }
   const std::size_t k = o.values.size();
   // pushpull without an updater writes the outputs in the same pass as the stored value.
   const bool fuse = !o.upd && o.kind == op_kind::pushpull;
@@ -379,6 +515,22 @@ bool shard_core::stage_update(entry& e, op& o) {
 
 bool shard_core::stage_pull(entry& e, op& o) {
   const auto& info = *o.info;
+  if (o.kind == op_kind::row_pull) {
+    // Exactly the requested rows; every other row of the output is zero.
+    const std::size_t row_bytes =
+        info.shape.ndim() ? info.nbytes() / static_cast<std::size_t>(info.shape[0]) : info.nbytes();
+    for (std::size_t j = 0; j < o.outs.size(); ++j) {
+      const auto& ids = o.rows.size() == 1 ? o.rows[0] : o.rows[j];
+      char* dst = static_cast<char*>(o.outs[j].data_unchecked());
+      std::memset(dst, 0, info.nbytes());
+      for (auto id : ids)
+        std::memcpy(dst + static_cast<std::size_t>(id) * row_bytes,
+                    static_cast<const char*>(e.stored.data_unchecked()) +
+                        static_cast<std::size_t>(id) * row_bytes,
+                    row_bytes);
+    }
+    return true;
+  }
   const std::size_t n = info.numel();
   const dtype t = info.dtype;
   const void* src = e.stored.data_unchecked();

@@ -51,6 +51,23 @@ class shard_core {
   void process();
   void step_done(std::int64_t key_id);
 
+  /// A store-wide action (save or load of optimizer states) that runs on this shard once every
+  /// op received before it has finished; ops received after it wait until it has run.
+  void receive_fence(std::function<void(shard_core&)> action);
+
+  /// One key's optimizer state, for save/load.
+  struct state_record {
+    key_info_ptr info;
+    std::uint64_t count = 0;
+    std::vector<tensor> slots;  // deep copies
+    tensor master;              // multi-precision master weight, deep copy (or undefined)
+  };
+  /// Copies of the states of keys whose optimizer_state belongs to `owner`.
+  std::vector<state_record> snapshot_states(const std::shared_ptr<const updater>& owner) const;
+  /// Installs states (copied) for keys of this shard, owned by `owner`.
+  void restore_states(const std::vector<state_record>& records,
+                      const std::shared_ptr<const updater>& owner);
+
   /// Keys this shard holds (for tests and statistics).
   std::size_t num_keys() const noexcept { return entries_.size(); }
   /// Bytes of stored values and merge buffers.
@@ -99,6 +116,7 @@ class shard_core {
   // Stages. Each returns false when it handed work to the pool.
   bool stage_init(entry& e, op& o);
   bool stage_reduce(entry& e, op& o);
+  bool stage_sparse(entry& e, op& o);
   bool stage_update(entry& e, op& o);
   bool stage_pull(entry& e, op& o);
 
@@ -106,6 +124,20 @@ class shard_core {
   std::size_t chunks_for(std::size_t bytes) const noexcept;
   void parallel(op& o, std::size_t bytes, std::size_t n, std::function<void(std::size_t)> chunk);
   static void record_chunk_error(op& o, const std::string& what);
+
+  void op_finished();
+  void release_fence();
+
+  // Fences: while one waits for the ops before it, later ops and fences are held in order.
+  struct held_item {
+    op_ptr o;
+    std::function<void(shard_core&)> fence;
+  };
+  std::size_t live_ops_ = 0;  // received (and not held) and not finished
+  bool fence_active_ = false;
+  std::size_t fence_waits_for_ = 0;
+  std::function<void(shard_core&)> fence_action_;
+  std::deque<held_item> held_;
 
   hooks hooks_;
   std::size_t threshold_;

@@ -24,8 +24,15 @@ class store_impl {
   /// For pushpull, outs may be empty (write back into values).
   virtual future<void> submit(op_kind kind, const key_list& keys, const value_list& values,
                               const value_list& outs, int priority) = 0;
+  /// Row-sparse init (kind init) or push (kind push).
+  virtual future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
+                                     int priority) = 0;
+  virtual future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
+                                       const value_list& row_ids, int priority) = 0;
   virtual void set_updater(std::shared_ptr<const updater> u) = 0;
   virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
+  virtual future<void> save_states(const std::string& file, bool dump_optimizer) = 0;
+  virtual future<void> load_states(const std::string& file) = 0;
   /// MXNet's _send_command_to_servers; local stores have no servers (unsupported).
   virtual future<void> send_command(int head, const std::string& body) = 0;
   virtual std::string type() const = 0;

@@ -14,6 +14,12 @@ void updater::update_range(const key& k, const tensor& merged, tensor& stored,
   update(k, merged, stored, state);
 }
 
+void updater::update_rows(const key& k, const std::int64_t*, std::size_t, const tensor&,
+                          tensor&, updater_state*) const {
+  throw error{errc::unsupported,
+              "this updater has no row-sparse (lazy) update; key " + k.to_string()};
+}
+
 namespace {
 class fn_updater final : public updater {
  public:

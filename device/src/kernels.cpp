@@ -1,5 +1,7 @@
 #include "kvactor/kernels.hpp"
 
+#include "arith.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -11,44 +13,7 @@ namespace kvactor::kernels {
 
 namespace {
 
-// How each storage type is computed on: its arithmetic type, and the conversions.
-template <class T>
-struct arith {
-  using type = T;
-  static T in(T x) noexcept { return x; }
-  static T out(T x) noexcept { return x; }
-};
-template <>
-struct arith<float16> {
-  using type = float;
-  static float in(float16 x) noexcept { return to_float(x); }
-  static float16 out(float x) noexcept { return to_float16(x); }
-};
-template <>
-struct arith<bfloat16> {
-  using type = float;
-  static float in(bfloat16 x) noexcept { return to_float(x); }
-  static bfloat16 out(float x) noexcept { return to_bfloat16(x); }
-};
-// Signed integer sums wrap: compute on the unsigned type of the same width.
-template <>
-struct arith<std::int32_t> {
-  using type = std::uint32_t;
-  static std::uint32_t in(std::int32_t x) noexcept { return static_cast<std::uint32_t>(x); }
-  static std::int32_t out(std::uint32_t x) noexcept { return static_cast<std::int32_t>(x); }
-};
-template <>
-struct arith<std::int64_t> {
-  using type = std::uint64_t;
-  static std::uint64_t in(std::int64_t x) noexcept { return static_cast<std::uint64_t>(x); }
-  static std::int64_t out(std::uint64_t x) noexcept { return static_cast<std::int64_t>(x); }
-};
-template <>
-struct arith<std::uint8_t> {
-  using type = std::uint32_t;
-  static std::uint32_t in(std::uint8_t x) noexcept { return x; }
-  static std::uint8_t out(std::uint32_t x) noexcept { return static_cast<std::uint8_t>(x); }
-};
+using detail::arith;
 
 // K known at compile time: one pass, K loads and one store per element.
 template <class T, std::size_t K>
@@ -204,32 +169,6 @@ double to_double(T v) noexcept {
   return convert<double>(v);
 }
 
-template <class W>
-void sgd_typed(void* wv, const void* gv, void* mv, const sgd_params& p, std::size_t b,
-               std::size_t e) noexcept {
-  using A = arith<W>;
-  using F = typename A::type;
-  W* w = static_cast<W*>(wv);
-  const W* g = static_cast<const W*>(gv);
-  W* m = static_cast<W*>(mv);
-  const F lr = static_cast<F>(p.lr), wd = static_cast<F>(p.wd);
-  const F rescale = static_cast<F>(p.rescale_grad), mom = static_cast<F>(p.momentum);
-  const bool clip = p.clip_gradient >= 0.0f;
-  const F c = static_cast<F>(p.clip_gradient);
-  for (std::size_t i = b; i < e; ++i) {
-    F gi = rescale * A::in(g[i]);
-    if (clip) gi = std::max(-c, std::min(c, gi));
-    F wi = A::in(w[i]);
-    if (m) {
-      F mi = mom * A::in(m[i]) - lr * wd * wi - lr * gi;
-      m[i] = A::out(mi);
-      w[i] = A::out(wi + mi);
-    } else {
-      w[i] = A::out((F{1} - lr * wd) * wi - lr * gi);
-    }
-  }
-}
-
 }  // namespace
 
 void sum(dtype t, void* dst, const void* const* srcs, std::size_t k, std::size_t begin,
@@ -293,17 +232,6 @@ void store(dtype t, void* p, std::size_t i, double value) noexcept {
     using T = decltype(tag);
     static_cast<T*>(p)[i] = from_double<T>(value);
   });
-}
-
-void sgd_update(dtype t, void* weight, const void* grad, void* mom, const sgd_params& p,
-                std::size_t begin, std::size_t end) noexcept {
-  switch (t) {
-    case dtype::float32: sgd_typed<float>(weight, grad, mom, p, begin, end); break;
-    case dtype::float64: sgd_typed<double>(weight, grad, mom, p, begin, end); break;
-    case dtype::float16: sgd_typed<float16>(weight, grad, mom, p, begin, end); break;
-    case dtype::bfloat16: sgd_typed<bfloat16>(weight, grad, mom, p, begin, end); break;
-    default: break;  // callers reject integer weights before they get here
-  }
 }
 
 }  // namespace kvactor::kernels

@@ -83,6 +83,8 @@ const char* to_string(command c) noexcept {
     case command::sync_mode: return "sync_mode";
     case command::set_gradient_compression: return "set_gradient_compression";
     case command::set_profiler_params: return "set_profiler_params";
+    case command::save_states: return "save_states";
+    case command::load_states: return "load_states";
   }
   return "unknown_command";
 }
@@ -128,7 +130,7 @@ std::vector<std::uint8_t> encode(const node_done_meta& m) {
 std::vector<std::uint8_t> encode(const data_meta& m) {
   writer w;
   put_key(w, m.key);
-  w.put(m.part).put(m.num_parts).put(m.numel).put(m.dtype);
+  w.put(m.part).put(m.num_parts).put(m.numel).put(m.dtype).put(m.row).put(m.rows);
   return w.bytes();
 }
 std::vector<std::uint8_t> encode(const command_meta& m) {
@@ -193,7 +195,11 @@ result<data_meta> decode(const std::vector<std::uint8_t>& b) {
     in.read(m.num_parts);
     in.read(m.numel);
     in.read(m.dtype);
+    in.read(m.row);
+    in.read(m.rows);
     if (m.num_parts == 0 || m.part >= m.num_parts) throw decode_failure{"bad part index"};
+    if (m.row == 0 || m.numel % m.row != 0) throw decode_failure{"bad row size"};
+    if (m.rows > m.numel / m.row) throw decode_failure{"more row ids than rows"};
   });
 }
 template <>

@@ -116,6 +116,14 @@ TEST(DistSync, CommandsAndErrors) { run_scenario("commands", 2, 2); }
 
 TEST(DistSync, SmallHighPriorityPushOvertakesABigOne) { run_scenario("priority", 1, 1); }
 
+TEST(DistSync, OptimizerCheckpointsOnEveryServer) {
+  run_scenario("checkpoint", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+}
+
+TEST(DistSync, RowSparsePushAndPull) {
+  run_scenario("sparse", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+}
+
 TEST(DistAsync, EveryPushUpdates) { run_scenario("async", 2, 3); }
 
 TEST(DistCluster, CleanShutdownOfAnIdleCluster) { run_scenario("empty", 2, 2); }

@@ -169,3 +169,35 @@ TEST(MxnetReference, Properties) {
   }
   kv.barrier().get();
 }
+
+// init with a row_sparse value; row_sparse_pull with ids [0, 2], duplicates [2, 2], unsorted
+// [1, 0]: exactly those rows, zeros elsewhere.
+TEST(MxnetReference, RowSparsePull) {
+  auto kv = kvactor::create("local");
+  const kvactor::shape s33{3, 3};
+  kv.init("3", kvactor::row_sparse_tensor::from_dense(tensor::ones(s33))).get();
+  tensor a = tensor::zeros(s33);
+  kv.row_sparse_pull("3", a, tensor::from<std::int64_t>({0, 2}, {2})).get();
+  EXPECT_EQ(a.to_vector(), (std::vector<double>{1, 1, 1, 0, 0, 0, 1, 1, 1}));
+  kv.row_sparse_pull("3", a, tensor::from<std::int64_t>({2, 2}, {2})).get();
+  EXPECT_EQ(a.to_vector(), (std::vector<double>{0, 0, 0, 0, 0, 0, 1, 1, 1}));
+  // MXNet passes ids as float arrays too (mx.nd.array's default dtype).
+  kv.row_sparse_pull("3", a, tensor::from<float>({1, 0}, {2})).get();
+  EXPECT_EQ(a.to_vector(), (std::vector<double>{1, 1, 1, 1, 1, 1, 0, 0, 0}));
+}
+
+// init '4' with ones as row_sparse; push ones (row_sparse) to '10' initialised with row_sparse
+// zeros; row_sparse_pull rows [0, 1] of each.
+TEST(MxnetReference, RowSparseInitAndPush) {
+  auto kv = kvactor::create("local");
+  const kvactor::shape s23{2, 3};
+  kv.init("4", kvactor::row_sparse_tensor::from_dense(tensor::ones(s23))).get();
+  tensor b = tensor::full(s23, 9);
+  kv.row_sparse_pull("4", b, tensor::from<std::int64_t>({0, 1}, {2})).get();
+  EXPECT_TRUE(all_equal(b, 1));
+  kv.init("10", kvactor::row_sparse_tensor::zeros(s23)).get();
+  kv.push("10", kvactor::row_sparse_tensor::from_dense(tensor::ones(s23))).get();
+  tensor c = tensor::zeros(s23);
+  kv.row_sparse_pull("10", c, tensor::from<std::int64_t>({0, 1}, {2})).get();
+  EXPECT_TRUE(all_equal(c, 1));
+}

@@ -40,6 +40,7 @@
 #include "kvactor/future.hpp"
 #include "kvactor/key.hpp"
 #include "kvactor/options.hpp"
+#include "kvactor/row_sparse.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
@@ -96,6 +97,28 @@ class value_list {
   form form_ = form::none;
 };
 
+/// One row-sparse tensor, a list (one per device), or a list of lists (one list per key).
+class sparse_list {
+ public:
+  enum class form { none, single, list, nested };
+
+  sparse_list() = default;
+  sparse_list(const row_sparse_tensor& t) : flat_{t}, form_(form::single) {}  // NOLINT
+  sparse_list(std::vector<row_sparse_tensor> ts) : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
+  sparse_list(std::initializer_list<row_sparse_tensor> ts) : flat_(ts), form_(form::list) {}  // NOLINT
+  sparse_list(std::vector<std::vector<row_sparse_tensor>> ts)  // NOLINT
+      : nested_(std::move(ts)), form_(form::nested) {}
+
+  form shape() const noexcept { return form_; }
+  const std::vector<row_sparse_tensor>& flat() const noexcept { return flat_; }
+  const std::vector<std::vector<row_sparse_tensor>>& nested() const noexcept { return nested_; }
+
+ private:
+  std::vector<row_sparse_tensor> flat_;
+  std::vector<std::vector<row_sparse_tensor>> nested_;
+  form form_ = form::none;
+};
+
 namespace detail {
 class store_impl;
 }
@@ -122,6 +145,20 @@ class kvstore {
   /// accepted for MXNet compatibility (no row-sparse values exist yet).
   future<void> pull(const key_list& keys, const value_list& outs, int priority = 0,
                     bool ignore_sparse = true);
+  /// Initialises keys from row-sparse values (stored as the dense values they stand for).
+  future<void> init(const key_list& keys, const sparse_list& values);
+  /// Pushes row-sparse gradients: a key's values (devices, repeated keys) are merged row by
+  /// row (rows present in several are summed); the updater then updates only those rows when
+  /// it can (lazy updates: SGD, Adam, AdaGrad, FTRL), or the merged gradient densified;
+  /// without an updater the stored value becomes the merged gradient (zero elsewhere).
+  future<void> push(const key_list& keys, const sparse_list& values, int priority = 0);
+  /// MXNet's row_sparse_pull: each output (a dense tensor of the key's shape) gets exactly the
+  /// rows given by its row ids and zero elsewhere. row_ids follow the outputs' form, or one
+  /// id tensor serves every output of its key; ids (int32/int64, or integral floats as MXNet
+  /// passes them) need not be sorted nor unique. An id out of range is an out_of_range error,
+  /// found before anything is written.
+  future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
+                               const value_list& row_ids, int priority = 0);
   /// push then pull as one operation per key; without outs, the result is written back
   /// into the values.
   future<void> pushpull(const key_list& keys, const value_list& values,
@@ -138,6 +175,17 @@ class kvstore {
   /// Makes the optimizer described by cfg the updater. Completes with invalid_argument for
   /// an unknown type or hyper-parameter.
   future<void> set_optimizer(const optimizer_config& cfg);
+
+  /// Writes the optimizer's per-key state (and, with dump_optimizer, its config) to `file`,
+  /// after every operation issued before this call and before any issued after it. On dist
+  /// stores each server writes its own part to `file` + ".server<rank>" on its machine.
+  /// Needs an optimizer set with set_optimizer (a custom updater's state is its own).
+  future<void> save_optimizer_states(const std::string& file, bool dump_optimizer = false);
+  /// Restores what save_optimizer_states wrote. A file with the optimizer's config sets that
+  /// optimizer first. Keys must be initialised with the shapes they had; an unknown key, a
+  /// shape that differs, or a corrupt, truncated or foreign file is an error and changes
+  /// nothing.
+  future<void> load_optimizer_states(const std::string& file);
 
   /// MXNet's _send_command_to_servers: head is one of MXNet's command numbers (0 controller:
   /// body is an encoded optimizer_config; 1 multi-precision; 2 stop server; 3 sync mode: "1"

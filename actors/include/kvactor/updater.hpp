@@ -39,6 +39,14 @@ class updater {
   virtual void begin_update(const key& k, updater_state* state) const;
   virtual void update_range(const key& k, const tensor& merged, tensor& stored,
                             updater_state* state, std::size_t begin, std::size_t end) const;
+
+  /// Lazy updates for row-sparse gradients: only the given rows of stored change. `rows` are
+  /// sorted, unique indices into stored's first dimension; grad_rows holds one row per index
+  /// (shape: rows × the rest of stored's shape). Updaters that say false here get the
+  /// gradient densified (zeros elsewhere) and update every row.
+  virtual bool lazy_rows() const { return false; }
+  virtual void update_rows(const key& k, const std::int64_t* rows, std::size_t num_rows,
+                           const tensor& grad_rows, tensor& stored, updater_state* state) const;
 };
 
 using updater_fn = std::function<void(const key& k, const tensor& merged, tensor& stored)>;

@@ -12,13 +12,16 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <future>
 #include <mutex>
 #include <optional>
 #include <thread>
 
 #include "../caf_glue.hpp"
+#include "../multi_precision.hpp"
 #include "../optimizers.hpp"
+#include "kvactor/serialization/optimizer_states.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
@@ -110,6 +113,7 @@ struct ctl_state {
   bool stopping = false;
   bool finished = false;
   std::int64_t rank = -1;
+  std::shared_ptr<std::atomic<std::int64_t>> shared_rank;
   static inline const char* name = "kvactor.server_ctl";
 };
 using ctl_ptr = caf::stateful_actor<ctl_state>*;
@@ -128,9 +132,11 @@ void break_cluster(ctl_ptr self, const status& why) {
   finish(self, 1);
 }
 
-caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::promise<int>* exit_code) {
+caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::promise<int>* exit_code,
+                         std::shared_ptr<std::atomic<std::int64_t>> rank) {
   self->state.shards = std::move(shards);
   self->state.exit_code = exit_code;
+  self->state.shared_rank = std::move(rank);
   return {
       [self](msg_atom, const inbound_ptr& in) {
         auto& st = self->state;
@@ -140,6 +146,7 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
             auto t = wire::decode<wire::node_table_meta>(in->msg.meta);
             if (!t) return break_cluster(self, t.error());
             st.rank = t->rank;
+            st.shared_rank->store(t->rank);
             for (auto& s : st.shards) caf::anon_send(s, configure_atom::value, t->num_workers);
             return;
           }
@@ -214,10 +221,11 @@ void write_profile(const std::string& file, const server_profile& p) {
 
 // ---------------------------------------------------------------- request decoding
 
-class dispatcher {
+class dispatcher : public std::enable_shared_from_this<dispatcher> {
  public:
-  dispatcher(std::vector<caf::actor> shards, caf::actor ctl)
-      : shards_(std::move(shards)), ctl_(std::move(ctl)) {}
+  dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
+             std::shared_ptr<std::atomic<std::int64_t>> rank)
+      : shards_(std::move(shards)), ctl_(std::move(ctl)), rank_(std::move(rank)) {}
 
   void on_message(const net::connection_ptr& c, net::message&& m) {
     const auto type = static_cast<wire::msg>(m.type);
@@ -231,6 +239,9 @@ class dispatcher {
       case wire::msg::pull:
       case wire::msg::pushpull:
         return data(c, std::move(m), type);
+      case wire::msg::push_rows:
+      case wire::msg::pull_rows:
+        return rows(c, std::move(m), type);
       case wire::msg::command:
         return command(c, m);
       default:
@@ -273,6 +284,39 @@ class dispatcher {
     caf::anon_send(shards_[h % shards_.size()], std::move(r));
   }
 
+  // Row-sparse requests: the payload starts with `rows` int64 row ids (of the part), and for
+  // push_rows continues with one row of values per id.
+  void rows(const net::connection_ptr& c, net::message&& m, wire::msg type) {
+    auto meta = wire::decode<wire::data_meta>(m.meta);
+    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](const status& s,
+                                                                      const tensor* v) {
+      send_reply(c, id, stream, prio, s, v);
+    };
+    if (!meta) return reply(meta.error(), nullptr);
+    if (meta->dtype > static_cast<std::uint8_t>(dtype::uint8))
+      return reply(status{errc::protocol_error, "bad element type"}, nullptr);
+    const auto t = static_cast<dtype>(meta->dtype);
+    const std::uint64_t ids_bytes = meta->rows * 8;
+    const std::uint64_t data_bytes = type == wire::msg::push_rows ? meta->rows * meta->row * size_of(t) : 0;
+    if (m.payload_size != ids_bytes + data_bytes)
+      return reply(status{errc::protocol_error, "row payload does not match its metadata"}, nullptr);
+    auto r = std::make_shared<server_request>();
+    r->kind = type;
+    r->meta = std::move(*meta);
+    r->worker = c->peer().rank;
+    r->reply = std::move(reply);
+    r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
+    if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
+    if (data_bytes)
+      r->row_data = tensor::from_bytes(static_cast<const char*>(m.payload_data) + ids_bytes,
+                                       {static_cast<std::int64_t>(r->meta.rows),
+                                        static_cast<std::int64_t>(r->meta.row)},
+                                       t);
+    const auto k = r->meta.key.to_key();
+    const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  }
+
   void command(const net::connection_ptr& c, const net::message& m) {
     auto reply = [c, id = m.id, stream = m.stream](const status& s) {
       send_reply(c, id, stream, 0, s, nullptr);
@@ -280,6 +324,7 @@ class dispatcher {
     auto cmd = wire::decode<wire::command_meta>(m.meta);
     if (!cmd) return reply(cmd.error());
     std::function<void(server_core&)> apply;
+    std::function<status()> finish;
     std::function<void()> after;
     switch (static_cast<wire::command>(cmd->cmd)) {
       case wire::command::controller: {
@@ -317,6 +362,10 @@ class dispatcher {
           return reply(status{errc::invalid_argument,
                               "set_multi_precision takes \"\", \"1\" or \"0\""});
         const bool on = cmd->body != "0";
+        {
+          std::lock_guard<std::mutex> g(optimizer_mu_);
+          multi_precision_ = on;
+        }
         apply = [on](server_core& core) { core.set_multi_precision(on); };
         break;
       }
@@ -376,30 +425,146 @@ class dispatcher {
           total->second.busy_ns += core.profile().busy_ns;
         };
         if (!file.empty()) {
-          after = [total, file] {
+          // Every server writes its own: filename + ".server<rank>".
+          after = [total, file = file + ".server" + std::to_string(rank_->load())] {
             std::lock_guard<std::mutex> g(total->first);
             write_profile(file, total->second);
           };
         }
         break;
       }
+      case wire::command::save_states: {
+        if (cmd->body.size() < 2 || (cmd->body[0] != '0' && cmd->body[0] != '1'))
+          return reply(status{errc::invalid_argument, "save_states: bad command body"});
+        const bool dump = cmd->body[0] == '1';
+        const std::string file = cmd->body.substr(1) + ".server" + std::to_string(rank_->load());
+        auto records = std::make_shared<std::pair<std::mutex, std::vector<wire::key_state_record>>>();
+        apply = [records](server_core& core) {
+          auto mine = core.snapshot_states();
+          std::lock_guard<std::mutex> g(records->first);
+          for (auto& r : mine) records->second.push_back(std::move(r));
+        };
+        std::optional<optimizer_config> cfg;
+        if (dump) {
+          cfg = current_optimizer();
+          if (!cfg)
+            return reply(status{errc::invalid_argument,
+                                "save_optimizer_states: no optimizer is set to dump"});
+        }
+        finish = [records, cfg, file] {
+          wire::states_file out;
+          out.optimizer = cfg;
+          std::lock_guard<std::mutex> g(records->first);
+          out.keys = std::move(records->second);
+          return wire::write_states_file(file, out);
+        };
+        break;
+      }
+      case wire::command::load_states: {
+        if (cmd->body.empty()) return reply(status{errc::invalid_argument, "load_states: no file"});
+        return load_states(reply, cmd->body + ".server" + std::to_string(rank_->load()));
+      }
       default:
         return reply(status{errc::invalid_argument,
                             "unknown server command " + std::to_string(cmd->cmd)});
     }
+    fan_out(std::move(apply), [reply, finish, after] {
+      reply(finish ? finish() : status{});
+      if (after) after();
+    });
+  }
+
+  // Runs apply on every shard; done() after the last.
+  void fan_out(std::function<void(server_core&)> apply, std::function<void()> done) {
     auto ack = std::make_shared<command_ack>();
     ack->left = shards_.size();
-    ack->done = [reply, after] {
-      reply(status{});
-      if (after) after();
-    };
+    ack->done = std::move(done);
     for (auto& s : shards_) caf::anon_send(s, shard_command{apply, ack});
+  }
+
+  std::optional<optimizer_config> current_optimizer() {
+    std::lock_guard<std::mutex> g(optimizer_mu_);
+    auto c = optimizer_;
+    if (c && multi_precision_) c->params["multi_precision"] = 1;
+    return c;
+  }
+
+  // Reads the file off the I/O thread, checks every record on every shard, and installs
+  // them only if all fit.
+  void load_states(std::function<void(const status&)> reply, std::string file) {
+    std::thread([this, reply, file, self = shared_from_this()] {
+      auto content = wire::read_states_file(file);
+      if (!content) return reply(content.error());
+      std::shared_ptr<const updater> inner;
+      bool mp = false;
+      if (content->optimizer) {
+        optimizer_config cfg = *content->optimizer;
+        auto it = cfg.params.find("multi_precision");
+        mp = it != cfg.params.end() && it->second != 0;
+        if (it != cfg.params.end()) cfg.params.erase(it);
+        auto u = make_optimizer(cfg);
+        if (!u) return reply(u.error());
+        inner = std::move(*u);
+      }
+      struct check {
+        std::mutex mu;
+        std::size_t matched = 0;
+        status error;
+      };
+      auto chk = std::make_shared<check>();
+      auto recs = std::make_shared<std::vector<wire::key_state_record>>(std::move(content->keys));
+      auto effective = std::make_shared<std::shared_ptr<const updater>>();
+      fan_out(
+          [chk, recs, inner, mp, effective](server_core& core) {
+            std::shared_ptr<const updater> upd =
+                inner ? (mp ? with_multi_precision(inner) : inner) : core.effective_updater();
+            std::lock_guard<std::mutex> g(chk->mu);
+            if (!upd) {
+              if (chk->error.is_ok())
+                chk->error = status{errc::invalid_argument,
+                                    "load_optimizer_states: no optimizer is set on the server, "
+                                    "and the file has none"};
+              return;
+            }
+            auto r = core.check_states(*recs, upd);
+            if (!r) {
+              if (chk->error.is_ok()) chk->error = r.error();
+              return;
+            }
+            chk->matched += *r;
+          },
+          [this, self, chk, recs, inner, mp, reply, file, cfg = content->optimizer] {
+            if (!chk->error.is_ok()) return reply(chk->error);
+            if (chk->matched != recs->size())
+              return reply(status{errc::invalid_argument,
+                                  "load_optimizer_states: " + file + " has " +
+                                      std::to_string(recs->size() - chk->matched) +
+                                      " key part(s) this server does not hold"});
+            if (cfg) {
+              std::lock_guard<std::mutex> g(optimizer_mu_);
+              optimizer_ = *cfg;
+              optimizer_->params.erase("multi_precision");
+              multi_precision_ = mp;
+            }
+            fan_out(
+                [recs, inner, mp](server_core& core) {
+                  if (inner) {
+                    core.set_multi_precision(mp);
+                    core.set_updater(inner);
+                  }
+                  core.restore_states(*recs);
+                },
+                [reply] { reply(status{}); });
+          });
+    }).detach();
   }
 
   std::vector<caf::actor> shards_;
   caf::actor ctl_;
+  std::shared_ptr<std::atomic<std::int64_t>> rank_;
   std::mutex optimizer_mu_;
-  std::optional<optimizer_config> optimizer_;
+  std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
+  bool multi_precision_ = false;               // ditto
 };
 
 }  // namespace
@@ -419,11 +584,12 @@ int run_server(const cluster_config& cfg, const options& opts) {
   std::vector<caf::actor> shards;
   const std::size_t n = opts.num_shards ? opts.num_shards : threads;
   for (std::size_t i = 0; i < n; ++i) shards.push_back(sys.spawn(server_shard, 0));
-  auto ctl = sys.spawn(server_ctl, shards, &exit_code);
+  auto rank = std::make_shared<std::atomic<std::int64_t>>(-1);
+  auto ctl = sys.spawn(server_ctl, shards, &exit_code, rank);
   int code = 1;
   {
     net::runtime rt(1);
-    auto disp = std::make_shared<dispatcher>(shards, ctl);
+    auto disp = std::make_shared<dispatcher>(shards, ctl, rank);
     net::handlers worker_h;
     worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
       disp->on_message(c, std::move(m));

@@ -1,7 +1,11 @@
 #include "server_core.hpp"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 
+#include "../multi_precision.hpp"
+#include "kvactor/optimizer_state.hpp"
 #include "kvactor/kernels.hpp"
 
 namespace kvactor::detail {
@@ -24,10 +28,12 @@ std::size_t server_core::held_bytes() const noexcept {
 
 void server_core::handle(server_request_ptr r) {
   if (profiling_) {
-    const auto k = static_cast<int>(r->kind) - static_cast<int>(wire::msg::init);
+    int k = static_cast<int>(r->kind) - static_cast<int>(wire::msg::init);
+    if (r->kind == wire::msg::push_rows) k = 1;  // counted with push
+    if (r->kind == wire::msg::pull_rows) k = 2;  // and pull
     if (k >= 0 && k < 4) {
       ++profile_.count[k];
-      profile_.bytes_in[k] += r->payload.nbytes();
+      profile_.bytes_in[k] += r->payload.nbytes() + r->row_data.nbytes() + 8 * r->row_ids.size();
     }
     const auto t0 = std::chrono::steady_clock::now();
     handle_profiled(std::move(r));
@@ -106,6 +112,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
       }
       p.stored = r->payload;
       r->payload = tensor{};
+      p.num_parts = r->meta.num_parts;
       p.contributed.assign(num_workers_, 0);
       r->reply(status{}, nullptr);
       return;
@@ -113,6 +120,47 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
     case wire::msg::pull: {
       if (auto s = check_data(p, *r); !s) return r->reply(s, nullptr);
       reply_value(*r, p);
+      return;
+    }
+    case wire::msg::pull_rows: {
+      if (auto s = check_rows(p, *r); !s) return r->reply(s, nullptr);
+      // The requested rows only, gathered into a reply buffer of their own.
+      const std::size_t row = static_cast<std::size_t>(r->meta.row);
+      const std::size_t bytes = row * size_of(p.stored.dtype());
+      tensor out = tensor::empty({static_cast<std::int64_t>(r->row_ids.size()), static_cast<std::int64_t>(row)},
+                                 p.stored.dtype());
+      for (std::size_t i = 0; i < r->row_ids.size(); ++i)
+        std::memcpy(static_cast<char*>(out.data_unchecked()) + i * bytes,
+                    static_cast<const char*>(p.stored.data_unchecked()) +
+                        static_cast<std::size_t>(r->row_ids[i]) * bytes,
+                    bytes);
+      r->reply(status{}, &out);
+      return;
+    }
+    case wire::msg::push_rows: {
+      if (auto s = check_rows(p, *r); !s) return r->reply(s, nullptr);
+      if (!sync_) {
+        if (!effective_) {
+          r->reply(status{errc::invalid_argument,
+                          "dist_async: no optimizer is set on the servers (call set_optimizer); " +
+                              part_name(id.k, id.part, r->meta.num_parts) + " is unchanged"},
+                   nullptr);
+          return;
+        }
+        r->reply(apply_rows(p, id, r->row_ids, r->row_data), nullptr);
+        return;
+      }
+      if (p.round_count == 0) {
+        p.merge = tensor::zeros(p.stored.shape(), p.stored.dtype());
+        p.merge_rows_only = true;
+        p.touched.assign(p.stored.size() / static_cast<std::size_t>(r->meta.row), 0);
+      }
+      add_rows(p, *r);
+      r->row_data = tensor{};
+      p.contributed[static_cast<std::size_t>(r->worker)] = 1;
+      ++p.round_count;
+      p.round.push_back(std::move(r));
+      if (p.round_count == num_workers_) close_round(p, id);
       return;
     }
     case wire::msg::push:
@@ -132,7 +180,9 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
 void server_core::push_sync(part& p, const part_id& id, server_request_ptr r) {
   if (p.round_count == 0) {
     p.merge = r->payload;  // adopt the received buffer: no copy for the first push
+    p.merge_rows_only = false;
   } else {
+    p.merge_rows_only = false;
     kernels::accumulate(p.merge.dtype(), p.merge.data_unchecked(), r->payload.data_unchecked(), 0,
                         p.merge.size());
   }
@@ -144,7 +194,27 @@ void server_core::push_sync(part& p, const part_id& id, server_request_ptr r) {
 }
 
 void server_core::close_round(part& p, const part_id& id) {
-  const status s = apply(p, id, p.merge);
+  status s;
+  if (p.merge_rows_only && effective_) {
+    // Only the rows some worker pushed are merged and updated (lazily where the optimizer can).
+    std::vector<std::int64_t> ids;
+    for (std::size_t i = 0; i < p.touched.size(); ++i)
+      if (p.touched[i]) ids.push_back(static_cast<std::int64_t>(i));
+    const std::size_t row = p.stored.size() / p.touched.size();
+    const std::size_t bytes = row * size_of(p.stored.dtype());
+    tensor rows = tensor::empty({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(row)},
+                                p.stored.dtype());
+    for (std::size_t i = 0; i < ids.size(); ++i)
+      std::memcpy(static_cast<char*>(rows.data_unchecked()) + i * bytes,
+                  static_cast<const char*>(p.merge.data_unchecked()) +
+                      static_cast<std::size_t>(ids[i]) * bytes,
+                  bytes);
+    s = apply_rows(p, id, ids, rows);
+  } else {
+    s = apply(p, id, p.merge);
+  }
+  p.merge_rows_only = false;
+  p.touched.clear();
   p.merge = tensor{};
   p.round_count = 0;
   std::fill(p.contributed.begin(), p.contributed.end(), 0);
@@ -163,8 +233,62 @@ void server_core::close_round(part& p, const part_id& id) {
   for (auto& r : waiting) handle_in(p, id, std::move(r));
 }
 
+status server_core::check_rows(const part& p, const server_request& r) const {
+  const std::string name = part_name(r.meta.key.to_key(), r.meta.part, r.meta.num_parts);
+  if (!p.stored.defined()) return status{errc::not_initialized, name + " is not initialized"};
+  if (r.meta.numel != p.stored.size() || r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
+    return status{errc::shape_mismatch, name + ": row request does not match the stored part"};
+  const auto rows = static_cast<std::int64_t>(p.stored.size() / r.meta.row);
+  for (std::size_t i = 0; i < r.row_ids.size(); ++i)
+    if (r.row_ids[i] < 0 || r.row_ids[i] >= rows || (i && r.row_ids[i] <= r.row_ids[i - 1]))
+      return status{errc::protocol_error, name + ": bad row id " + std::to_string(r.row_ids[i])};
+  return {};
+}
+
+void server_core::add_rows(part& p, const server_request& r) {
+  const std::size_t row = static_cast<std::size_t>(r.meta.row);
+  const dtype t = p.stored.dtype();
+  const std::size_t bytes = row * size_of(t);
+  for (std::size_t i = 0; i < r.row_ids.size(); ++i) {
+    const auto at = static_cast<std::size_t>(r.row_ids[i]);
+    kernels::accumulate(t, static_cast<char*>(p.merge.data_unchecked()) + at * bytes,
+                        static_cast<const char*>(r.row_data.data_unchecked()) + i * bytes, 0, row);
+    if (p.merge_rows_only) p.touched[at] = 1;
+  }
+}
+
+status server_core::apply_rows(part& p, const part_id& id, const std::vector<std::int64_t>& ids,
+                               const tensor& rows) {
+  if (!effective_) return status{errc::internal, "apply_rows without an updater"};
+  if (p.stored.storage_ptr().use_count() > 1) p.stored = p.stored.copy();
+  const std::size_t row = ids.empty() ? 1 : rows.size() / ids.size();
+  const std::int64_t nrows = static_cast<std::int64_t>(p.stored.size() / std::max<std::size_t>(row, 1));
+  try {
+    if (p.state_owner != effective_) {
+      p.state = effective_->make_state(id.k, p.stored);
+      p.state_owner = effective_;
+    }
+    if (effective_->lazy_rows()) {
+      // The part as a table of rows, so the optimizer finds row i at i * row.
+      tensor table = p.stored.reshape({nrows, static_cast<std::int64_t>(row)});
+      effective_->update_rows(id.k, ids.data(), ids.size(), rows, table, p.state.get());
+    } else {
+      tensor dense = tensor::zeros(p.stored.shape(), p.stored.dtype());
+      const std::size_t bytes = row * size_of(p.stored.dtype());
+      for (std::size_t i = 0; i < ids.size(); ++i)
+        std::memcpy(static_cast<char*>(dense.data_unchecked()) + static_cast<std::size_t>(ids[i]) * bytes,
+                    static_cast<const char*>(rows.data_unchecked()) + i * bytes, bytes);
+      effective_->update(id.k, dense, p.stored, p.state.get());
+    }
+  } catch (const std::exception& e) {
+    return status{errc::updater_failed, "the optimizer failed on " + part_name(id.k, id.part, 1) +
+                                            ": " + e.what()};
+  }
+  return {};
+}
+
 void server_core::push_async(part& p, const part_id& id, server_request_ptr r) {
-  if (!updater_) {
+  if (!effective_) {
     r->reply(status{errc::invalid_argument,
                     "dist_async: no optimizer is set on the servers (call set_optimizer); " +
                         part_name(id.k, id.part, r->meta.num_parts) + " is unchanged"},
@@ -179,35 +303,29 @@ void server_core::push_async(part& p, const part_id& id, server_request_ptr r) {
     r->reply(s, nullptr);
 }
 
+void server_core::set_updater(std::shared_ptr<const updater> u) {
+  updater_ = std::move(u);
+  effective_ = multi_precision_ ? with_multi_precision(updater_) : updater_;
+}
+
+void server_core::set_multi_precision(bool on) {
+  multi_precision_ = on;
+  effective_ = multi_precision_ ? with_multi_precision(updater_) : updater_;
+}
+
 status server_core::apply(part& p, const part_id& id, const tensor& merged) {
-  if (!updater_) {
+  if (!effective_) {
     p.stored = merged;  // replace: the merge buffer becomes the value
-    p.master = tensor{};
     return {};
   }
   // Copy on write: a reply may still be sending the current value.
   if (p.stored.storage_ptr().use_count() > 1) p.stored = p.stored.copy();
-  const bool low = p.stored.dtype() == dtype::float16 || p.stored.dtype() == dtype::bfloat16;
   try {
-    if (multi_precision_ && low) {
-      // The update runs in float32 on the master copy; the stored value is its rounding.
-      if (!p.master.defined()) p.master = p.stored.astype(dtype::float32);
-      const tensor merged32 = merged.astype(dtype::float32);
-      if (p.state_owner != updater_) {
-        p.state = updater_->make_state(id.k, p.master);
-        p.state_owner = updater_;
-      }
-      updater_->update(id.k, merged32, p.master, p.state.get());
-      kernels::cast(dtype::float32, p.master.data_unchecked(), p.stored.dtype(),
-                    p.stored.data_unchecked(), 0, p.stored.size());
-      return {};
+    if (p.state_owner != effective_) {
+      p.state = effective_->make_state(id.k, p.stored);
+      p.state_owner = effective_;
     }
-    p.master = tensor{};
-    if (p.state_owner != updater_) {
-      p.state = updater_->make_state(id.k, p.stored);
-      p.state_owner = updater_;
-    }
-    updater_->update(id.k, merged, p.stored, p.state.get());
+    effective_->update(id.k, merged, p.stored, p.state.get());
   } catch (const std::exception& e) {
     return status{errc::updater_failed, "the optimizer failed on " +
                                             part_name(id.k, id.part, 1) + ": " + e.what()};
@@ -230,6 +348,93 @@ void server_core::fail_all(const status& s) {
     p.merge = tensor{};
     std::fill(p.contributed.begin(), p.contributed.end(), 0);
     std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
+  }
+}
+
+}  // namespace kvactor::detail
+
+namespace kvactor::detail {
+
+namespace {
+wire::slot_record slot_of(const tensor& t) {
+  wire::slot_record s;
+  s.dtype = static_cast<std::uint8_t>(t.dtype());
+  s.dims = t.shape().dims();
+  const auto* p = static_cast<const std::uint8_t*>(t.data_unchecked());
+  s.bytes.assign(p, p + t.nbytes());
+  return s;
+}
+}  // namespace
+
+std::vector<wire::key_state_record> server_core::snapshot_states() const {
+  std::vector<wire::key_state_record> out;
+  for (const auto& [id, p] : parts_) {
+    if (!p.state || p.state_owner != effective_) continue;
+    const auto* st = dynamic_cast<const optimizer_state*>(p.state.get());
+    if (!st) continue;
+    wire::key_state_record r;
+    r.key = wire::wire_key::from(id.k);
+    r.part = id.part;
+    r.num_parts = p.num_parts;
+    r.count = st->count;
+    for (const auto& t : st->slots) r.slots.push_back(slot_of(t));
+    if (st->master.defined()) r.master = slot_of(st->master);
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+result<std::size_t> server_core::check_states(const std::vector<wire::key_state_record>& recs,
+                                              const std::shared_ptr<const updater>& upd) const {
+  std::size_t mine = 0;
+  for (const auto& rec : recs) {
+    const part_id id{rec.key.to_key(), rec.part};
+    auto it = parts_.find(id);
+    if (it == parts_.end() || !it->second.stored.defined()) continue;
+    ++mine;
+    const tensor& stored = it->second.stored;
+    const std::string where = part_name(id.k, id.part, rec.num_parts);
+    std::unique_ptr<updater_state> probe;
+    try {
+      probe = upd->make_state(id.k, tensor::zeros({1}, stored.dtype()));
+    } catch (const std::exception& e) {
+      return status{errc::invalid_argument, where + ": " + e.what()};
+    }
+    const auto* ps = dynamic_cast<const optimizer_state*>(probe.get());
+    if (!ps) return status{errc::unsupported, where + ": the optimizer keeps no saveable state"};
+    if (rec.slots.size() != ps->slots.size() || rec.master.has_value() != ps->master.defined())
+      return status{errc::invalid_argument, where + ": the file has " +
+                                                std::to_string(rec.slots.size()) +
+                                                " state tensors, the optimizer keeps " +
+                                                std::to_string(ps->slots.size())};
+    auto fits = [&](const wire::slot_record& s, dtype want) -> status {
+      if (shape{s.dims} != stored.shape())
+        return status{errc::shape_mismatch, where + ": state of shape " + shape{s.dims}.to_string() +
+                                                ", the server holds " + stored.shape().to_string()};
+      if (s.dtype != static_cast<std::uint8_t>(want))
+        return status{errc::dtype_mismatch, where + ": state element type differs"};
+      return {};
+    };
+    for (std::size_t i = 0; i < rec.slots.size(); ++i)
+      if (auto s = fits(rec.slots[i], ps->slots[i].dtype()); !s) return s;
+    if (rec.master)
+      if (auto s = fits(*rec.master, dtype::float32); !s) return s;
+  }
+  return mine;
+}
+
+void server_core::restore_states(const std::vector<wire::key_state_record>& recs) {
+  for (const auto& rec : recs) {
+    auto it = parts_.find(part_id{rec.key.to_key(), rec.part});
+    if (it == parts_.end() || !effective_) continue;
+    auto st = std::make_unique<optimizer_state>();
+    st->count = rec.count;
+    for (const auto& s : rec.slots)
+      st->slots.push_back(tensor::from_bytes(s.bytes.data(), shape{s.dims}, static_cast<dtype>(s.dtype)));
+    if (rec.master)
+      st->master = tensor::from_bytes(rec.master->bytes.data(), shape{rec.master->dims}, dtype::float32);
+    it->second.state = std::move(st);
+    it->second.state_owner = effective_;
   }
 }
 

@@ -21,6 +21,8 @@
 #include <string>
 #include <vector>
 
+#include "kvactor/result.hpp"
+#include "kvactor/serialization/optimizer_states.hpp"
 #include "kvactor/serialization/protocol.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
@@ -32,6 +34,8 @@ struct server_request {
   wire::data_meta meta;
   std::int64_t worker = -1;  ///< the sender's rank
   tensor payload;            ///< init/push data: a flat tensor over the received bytes
+  std::vector<std::int64_t> row_ids;  ///< push_rows/pull_rows: rows of the part (sorted, unique)
+  tensor row_data;                    ///< push_rows: one row per id
   /// Sends the answer: a status, and for pull and pushpull the part's value.
   std::function<void(const status&, const tensor* value)> reply;
 };
@@ -55,10 +59,10 @@ class server_core {
   explicit server_core(std::uint32_t num_workers);
 
   void handle(server_request_ptr r);
-  void set_updater(std::shared_ptr<const updater> u) { updater_ = std::move(u); }
+  void set_updater(std::shared_ptr<const updater> u);
   void set_sync(bool sync) { sync_ = sync; }
   /// float16/bfloat16 values are updated through a float32 master copy.
-  void set_multi_precision(bool on) { multi_precision_ = on; }
+  void set_multi_precision(bool on);
   void set_compression(compression_config c) { compression_ = std::move(c); }
   const compression_config& compression() const noexcept { return compression_; }
   void set_profiling(bool on) { profiling_ = on; }
@@ -67,6 +71,16 @@ class server_core {
   bool sync() const noexcept { return sync_; }
   /// Answers everything waiting (open rounds, deferred requests) with s.
   void fail_all(const status& s);
+
+  /// The optimizer state of every part, as file records (deep copies).
+  std::vector<wire::key_state_record> snapshot_states() const;
+  /// How many of recs name parts of this shard; an error if one of them does not fit the
+  /// state `upd` keeps (its slot count, types, shapes).
+  result<std::size_t> check_states(const std::vector<wire::key_state_record>& recs,
+                                   const std::shared_ptr<const updater>& upd) const;
+  /// Installs the states of recs for parts of this shard (checked first with check_states).
+  void restore_states(const std::vector<wire::key_state_record>& recs);
+  const std::shared_ptr<const updater>& effective_updater() const noexcept { return effective_; }
 
   std::size_t num_parts() const noexcept { return parts_.size(); }
   std::size_t held_bytes() const noexcept;
@@ -85,8 +99,11 @@ class server_core {
     }
   };
   struct part {
+    std::uint32_t num_parts = 1;  // of its key
     tensor stored;
     tensor merge;  // the open round's sum
+    bool merge_rows_only = false;         // every push of the open round was row-sparse
+    std::vector<std::uint8_t> touched;    // rows those pushes touched
     std::uint32_t round_count = 0;
     std::vector<std::uint8_t> contributed;  // by worker rank, this round
     std::vector<server_request_ptr> round;  // pushes to answer when the round closes
@@ -94,7 +111,6 @@ class server_core {
     std::vector<std::uint32_t> deferred_by_worker;
     std::shared_ptr<const updater> state_owner;
     std::unique_ptr<updater_state> state;
-    tensor master;  // float32 copy of a 16-bit value under multi-precision
   };
 
   void handle_profiled(server_request_ptr r);
@@ -104,6 +120,10 @@ class server_core {
   status check_data(const part& p, const server_request& r) const;
   void push_sync(part& p, const part_id& id, server_request_ptr r);
   void push_async(part& p, const part_id& id, server_request_ptr r);
+  status check_rows(const part& p, const server_request& r) const;
+  void add_rows(part& p, const server_request& r);
+  status apply_rows(part& p, const part_id& id, const std::vector<std::int64_t>& ids,
+                    const tensor& rows);
   void close_round(part& p, const part_id& id);
   status apply(part& p, const part_id& id, const tensor& merged);
   void reply_value(const server_request& r, const part& p);
@@ -111,6 +131,7 @@ class server_core {
   std::uint32_t num_workers_;
   bool sync_ = true;
   bool multi_precision_ = false;
+  std::shared_ptr<const updater> effective_;  // updater_, wrapped under multi-precision
   bool profiling_ = false;
   server_profile profile_;
   compression_config compression_;

@@ -36,24 +36,35 @@ future<void> failed(status s) { return future<void>::ready_with(std::move(s)); }
 
 struct part_plan {
   std::uint32_t server = 0;
+  std::uint32_t index = 0;   // part number on the wire
+  std::uint32_t of = 1;      // parts the key is split into (some may be empty and unsent)
   std::uint64_t offset = 0;  // in elements
   std::uint64_t count = 0;
+  std::uint64_t row_begin = 0, row_end = 0;  // the rows it holds
   std::uint64_t stream = 0;
 };
 
+std::uint64_t row_size(const key_info& info) {
+  return info.shape.ndim() ? info.numel() / static_cast<std::uint64_t>(info.shape[0]) : 1;
+}
+
+// A big key is split over all servers by whole rows (so a row-sparse request to a part names
+// whole rows of it); small keys go whole to one server.
 std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
                                   std::uint64_t big_bound) {
   std::vector<part_plan> parts;
-  const std::uint64_t n = info.numel();
+  const std::uint64_t n = info.numel(), row = row_size(info), rows = n / row;
   const std::size_t h = info.user_key.hash();
-  if (n >= big_bound && servers > 1) {
+  if (n >= big_bound && servers > 1 && rows > 1) {
     for (std::uint32_t s = 0; s < servers; ++s) {
       std::size_t b, e;
-      split_range(static_cast<std::size_t>(n), servers, s, b, e);
-      parts.push_back(part_plan{s, b, e - b, h ^ (std::uint64_t{s + 1} * 0x9e3779b97f4a7c15ull)});
+      split_range(static_cast<std::size_t>(rows), servers, s, b, e);
+      if (b == e) continue;  // fewer rows than servers
+      parts.push_back(part_plan{s, s, servers, b * row, (e - b) * row, b, e,
+                                h ^ (std::uint64_t{s + 1} * 0x9e3779b97f4a7c15ull)});
     }
   } else {
-    parts.push_back(part_plan{static_cast<std::uint32_t>(h % servers), 0, n, h});
+    parts.push_back(part_plan{static_cast<std::uint32_t>(h % servers), 0, 1, 0, n, 0, rows, h});
   }
   return parts;
 }
@@ -100,13 +111,22 @@ struct dist_op {
   std::mutex mu;
   status error;
   bool ready = true;  // guarded by the key channel's mutex
+  // Row-sparse: a push's merged rows, or the rows each output of a row_pull wants.
+  std::vector<std::int64_t> sparse_ids;
+  tensor sparse_rows;
+  std::vector<std::vector<std::int64_t>> want;
+  std::vector<std::vector<std::int64_t>> part_ids;  // global row ids sent to each part
+  std::vector<std::shared_ptr<buffer>> payloads;    // per part, alive until sent
   bool leased = false;
   std::atomic<bool> finished{false};
 
   bool pull_like() const {
     return kind == op_kind::pull || kind == op_kind::pushpull || kind == op_kind::broadcast;
   }
+  bool rows_op() const { return kind == op_kind::row_pull || sparse_rows.defined(); }
   wire::msg wire_type() const {
+    if (kind == op_kind::row_pull) return wire::msg::pull_rows;
+    if (sparse_rows.defined()) return wire::msg::push_rows;
     switch (kind) {
       case op_kind::init: return wire::msg::init;
       case op_kind::push: return wire::msg::push;
@@ -283,6 +303,132 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     return user->fut;
   }
 
+  future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
+                             int priority) override {
+    auto grouped = group_sparse(kind, keys, values);
+    if (!grouped) return failed(grouped.error());
+    if (kind == op_kind::init) {
+      std::vector<key> ks;
+      std::vector<tensor> first;
+      for (auto& g : *grouped) {
+        if (g.values.size() != 1)
+          return failed(status{errc::already_initialized, "init: key " + g.k.to_string() +
+                                                              " is given several values"});
+        ks.push_back(g.k);
+        first.push_back(g.values.front().to_dense());
+      }
+      return submit(op_kind::init, key_list(ks), value_list(first), {}, priority);
+    }
+    auto& groups = *grouped;
+    std::vector<std::shared_ptr<key_channel>> chans;
+    {
+      std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+      for (auto& g : groups) {
+        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        g.info = reg_.find(g.k);
+        if (!g.info)
+          return failed(status{errc::not_initialized, "push: key " + g.k.to_string() +
+                                                          " is not initialized"});
+        for (const auto& v : g.values) {
+          if (v.shape() != g.info->shape)
+            return failed(status{errc::shape_mismatch,
+                                 "push: row-sparse value for key " + g.k.to_string() +
+                                     " has shape " + v.shape().to_string() +
+                                     ", the stored value has shape " + g.info->shape.to_string()});
+          if (v.dtype() != g.info->dtype)
+            return failed(status{errc::dtype_mismatch, "push: row-sparse value for key " +
+                                                           g.k.to_string() + " is " +
+                                                           to_string(v.dtype())});
+        }
+        chans.push_back(channels_.at(g.info->id));
+      }
+    }
+    auto user = begin_call();
+    auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      auto& g = groups[i];
+      // The devices' rows merged here, so one push per worker carries each row once.
+      std::vector<std::int64_t> ids;
+      std::vector<tensor> parts;
+      for (const auto& v : g.values) {
+        const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
+        ids.insert(ids.end(), p, p + v.num_rows());
+        parts.push_back(v.data());
+      }
+      std::vector<std::int64_t> dims = g.info->shape.dims();
+      dims[0] = static_cast<std::int64_t>(ids.size());
+      tensor all = tensor::empty(shape{dims}, g.info->dtype);
+      std::size_t at = 0;
+      for (const auto& d : parts) {
+        std::memcpy(static_cast<char*>(all.data_unchecked()) + at, d.data_unchecked(), d.nbytes());
+        at += d.nbytes();
+      }
+      auto merged = row_sparse_tensor::from_rows(ids, all, g.info->shape);
+      auto o = std::make_shared<dist_op>();
+      o->kind = op_kind::push;
+      o->info = g.info;
+      o->priority = priority;
+      o->call = call;
+      o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound);
+      const auto* mp = static_cast<const std::int64_t*>(merged.indices().data_unchecked());
+      o->sparse_ids.assign(mp, mp + merged.num_rows());
+      o->sparse_rows = merged.data();
+      issue(o, chans[i]);
+    }
+    return user->fut;
+  }
+
+  future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
+                               const value_list& row_ids, int priority) override {
+    auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
+    if (!out_groups) return failed(out_groups.error());
+    auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
+    if (!id_groups) {
+      auto e = id_groups.error();
+      return failed(status{e.code(), "row_sparse_pull: row ids: " + e.message()});
+    }
+    auto& groups = *out_groups;
+    if (auto s = check_overlaps(op_kind::row_pull, groups); !s) return failed(s);
+    std::vector<std::vector<std::vector<std::int64_t>>> ids(groups.size());
+    std::vector<std::shared_ptr<key_channel>> chans;
+    {
+      std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
+      for (std::size_t i = 0; i < groups.size(); ++i) {
+        auto& g = groups[i];
+        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        g.info = reg_.find(g.k);
+        if (!g.info)
+          return failed(status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
+                                                          " is not initialized"});
+        for (const auto& o : g.outs)
+          if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return failed(s);
+        const auto& idg = (*id_groups)[i].outs;
+        if (idg.size() != 1 && idg.size() != g.outs.size())
+          return failed(status{errc::invalid_argument, "row_sparse_pull: key " + g.k.to_string() +
+                                                           " has " + std::to_string(g.outs.size()) +
+                                                           " outputs but " + std::to_string(idg.size()) +
+                                                           " row id tensors"});
+        for (const auto& t : idg) {
+          auto r = parse_row_ids(g.k, t, g.info->shape[0]);
+          if (!r) return failed(r.error());
+          ids[i].push_back(std::move(*r));
+        }
+        chans.push_back(channels_.at(g.info->id));
+      }
+    }
+    auto user = begin_call();
+    auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      for (auto& o : groups[i].outs) std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
+      auto o = make_op(op_kind::row_pull, groups[i], priority, call);
+      o->want = std::move(ids[i]);
+      issue(o, chans[i]);
+    }
+    return user->fut;
+  }
+
   void set_updater(std::shared_ptr<const updater>) override {
     throw error{errc::unsupported,
                 "a dist store runs its optimizer on the servers: use set_optimizer (an updater "
@@ -290,10 +436,28 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   }
 
   future<void> set_optimizer(const optimizer_config& cfg) override {
-    auto opt = make_optimizer(cfg);
+    // The servers get the optimizer without multi_precision, then the multi-precision command,
+    // as MXNet sends them.
+    optimizer_config inner = cfg;
+    const auto mp = inner.params.find("multi_precision");
+    const bool multi = mp != inner.params.end() && mp->second != 0;
+    if (mp != inner.params.end()) inner.params.erase(mp);
+    auto opt = make_optimizer(inner);
     if (!opt) return failed(opt.error());
-    auto bytes = encode(cfg);
-    return command_all(wire::command::controller, std::string(bytes.begin(), bytes.end()));
+    auto bytes = encode(inner);
+    auto f = command_all(wire::command::controller, std::string(bytes.begin(), bytes.end()));
+    if (!multi) return f;
+    return when_all({f, command_all(wire::command::set_multi_precision, "1")});
+  }
+
+  future<void> save_states(const std::string& file, bool dump_optimizer) override {
+    if (file.empty()) return failed(status{errc::invalid_argument, "save_optimizer_states: empty file name"});
+    return command_all(wire::command::save_states, std::string(dump_optimizer ? "1" : "0") + file);
+  }
+
+  future<void> load_states(const std::string& file) override {
+    if (file.empty()) return failed(status{errc::invalid_argument, "load_optimizer_states: empty file name"});
+    return command_all(wire::command::load_states, file);
   }
 
   future<void> send_command(int head, const std::string& body) override {
@@ -474,8 +638,91 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     kernels::sum(o.info->dtype, o.source.data_unchecked(), p, o.values.size(), b, e);
   }
 
+  // Row-sparse requests: each part gets the rows of it the op names (ids relative to the
+  // part, then for pushes the rows). Every part gets a push, empty or not, since a dist_sync
+  // round waits for one push per worker; pulls skip parts they want nothing from.
+  void send_rows(const dist_op_ptr& o) {
+    const std::uint64_t row = row_size(*o->info);
+    const std::size_t esz = size_of(o->info->dtype);
+    const bool push = o->kind == op_kind::push;
+    std::vector<std::int64_t> ids = o->sparse_ids;
+    if (!push) {
+      for (const auto& w : o->want) ids.insert(ids.end(), w.begin(), w.end());
+      std::sort(ids.begin(), ids.end());
+      ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+    }
+    o->part_ids.assign(o->parts.size(), {});
+    o->payloads.assign(o->parts.size(), nullptr);
+    std::vector<std::uint32_t> sending;
+    for (std::uint32_t k = 0; k < o->parts.size(); ++k) {
+      const auto& pp = o->parts[k];
+      auto lo = std::lower_bound(ids.begin(), ids.end(), static_cast<std::int64_t>(pp.row_begin));
+      auto hi = std::lower_bound(lo, ids.end(), static_cast<std::int64_t>(pp.row_end));
+      o->part_ids[k].assign(lo, hi);
+      if (push || !o->part_ids[k].empty()) sending.push_back(k);
+    }
+    if (sending.empty()) {  // a pull of no rows at all
+      o->parts_left = 1;
+      o->part_done(status{});
+      return;
+    }
+    o->parts_left = static_cast<std::uint32_t>(sending.size());
+    for (std::uint32_t k : sending) {
+      const auto& pp = o->parts[k];
+      const auto& pid = o->part_ids[k];
+      const std::size_t ids_bytes = pid.size() * 8, data_bytes = push ? pid.size() * row * esz : 0;
+      auto buf = buffer_pool::global().acquire(ids_bytes + data_bytes);
+      auto* out = static_cast<char*>(buf->data());
+      for (std::size_t i = 0; i < pid.size(); ++i) {
+        const std::int64_t rel = pid[i] - static_cast<std::int64_t>(pp.row_begin);
+        std::memcpy(out + i * 8, &rel, 8);
+      }
+      if (push) {
+        // The merged rows are sorted like the ids: this part's rows are one contiguous run.
+        const auto first = static_cast<std::size_t>(
+            std::lower_bound(o->sparse_ids.begin(), o->sparse_ids.end(), pid.empty() ? 0 : pid.front()) -
+            o->sparse_ids.begin());
+        if (data_bytes)
+          std::memcpy(out + ids_bytes,
+                      static_cast<const char*>(o->sparse_rows.data_unchecked()) + first * row * esz,
+                      data_bytes);
+      }
+      o->payloads[k] = buf;
+      std::uint64_t id;
+      {
+        std::lock_guard<std::mutex> g(pending_mu_);
+        if (!broken_status_.is_ok()) {
+          const status s = broken_status_;
+          o->part_done(s);
+          continue;
+        }
+        id = next_id_++;
+        pending_.emplace(id, pending_part{o, k});
+      }
+      net::outgoing m;
+      m.type = static_cast<std::uint8_t>(o->wire_type());
+      m.id = id;
+      m.stream = pp.stream;
+      m.priority = o->priority;
+      wire::data_meta meta;
+      meta.key = wire::wire_key::from(o->info->user_key);
+      meta.part = pp.index;
+      meta.num_parts = pp.of;
+      meta.numel = pp.count;
+      meta.dtype = static_cast<std::uint8_t>(o->info->dtype);
+      meta.row = row;
+      meta.rows = pid.size();
+      m.meta = wire::encode(meta);
+      m.payload = ids_bytes + data_bytes ? buf->data() : nullptr;
+      m.payload_size = ids_bytes + data_bytes;
+      m.keepalive = o;
+      servers_[pp.server]->send(std::move(m));
+    }
+  }
+
   // Puts every part of o on the wire. Caller holds o's key channel lock (or o is new).
   void send(const dist_op_ptr& o) {
+    if (o->rows_op()) return send_rows(o);
     o->parts_left = static_cast<std::uint32_t>(o->parts.size());
     const std::size_t esz = size_of(o->info->dtype);
     for (std::uint32_t p = 0; p < o->parts.size(); ++p) {
@@ -498,10 +745,11 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       m.priority = o->priority;
       wire::data_meta meta;
       meta.key = wire::wire_key::from(o->info->user_key);
-      meta.part = p;
-      meta.num_parts = static_cast<std::uint32_t>(o->parts.size());
+      meta.part = pp.index;
+      meta.num_parts = pp.of;
       meta.numel = pp.count;
       meta.dtype = static_cast<std::uint8_t>(o->info->dtype);
+      meta.row = row_size(*o->info);
       m.meta = wire::encode(meta);
       if (o->kind != op_kind::pull && o->kind != op_kind::broadcast) {
         m.payload = static_cast<const char*>(o->source.data_unchecked()) + pp.offset * esz;
@@ -553,6 +801,28 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     status s = reply_status(m);
     if (ctl) return ctl(s);
     auto& o = *pp.op;
+    if (s.is_ok() && o.kind == op_kind::row_pull) {
+      // The part's rows, in the order of the ids it was sent; each output takes those it wants.
+      const auto& pid = o.part_ids[pp.part];
+      const std::size_t bytes = row_size(*o.info) * size_of(o.info->dtype);
+      if (m.payload_size != pid.size() * bytes) {
+        s = status{errc::protocol_error, "server answered the wrong number of rows for key " +
+                                             o.info->name()};
+      } else {
+        for (std::size_t j = 0; j < o.outs.size(); ++j) {
+          const auto& w = o.want.size() == 1 ? o.want[0] : o.want[j];
+          char* dst = static_cast<char*>(o.outs[j].data_unchecked());
+          std::size_t a = 0;
+          for (std::size_t i = 0; i < pid.size(); ++i) {
+            while (a < w.size() && w[a] < pid[i]) ++a;
+            if (a < w.size() && w[a] == pid[i])
+              std::memcpy(dst + static_cast<std::size_t>(pid[i]) * bytes,
+                          static_cast<const char*>(m.payload_data) + i * bytes, bytes);
+          }
+        }
+      }
+      return o.part_done(s);
+    }
     if (s.is_ok() && o.pull_like() && !o.outs.empty()) {
       const auto& part = o.parts[pp.part];
       const std::size_t esz = size_of(o.info->dtype);

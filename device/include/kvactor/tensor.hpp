@@ -16,6 +16,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -93,6 +94,13 @@ class tensor {
   static tensor from(const std::vector<T>& src, const kvactor::shape& s) {
     check_count(src.size(), s);
     return from_bytes(src.data(), s, dtype_of_v<T>);
+  }
+  /// from<T>({1, 2, 3}, {3}); preferred over the pointer overload for braced lists, so that
+  /// {0} means one zero and not a null pointer.
+  template <class T>
+  static tensor from(std::initializer_list<T> src, const kvactor::shape& s) {
+    check_count(src.size(), s);
+    return from_bytes(src.begin(), s, dtype_of_v<T>);
   }
   /// A non-owning view of user memory; the memory must outlive every use of the view,
   /// including operations in flight on it.

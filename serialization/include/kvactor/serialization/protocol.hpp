@@ -26,6 +26,8 @@ enum class msg : std::uint8_t {
   pushpull,            ///< both in one
   command,             ///< worker -> server
   reply,               ///< any answer; same id and stream as the request
+  push_rows,           ///< worker -> server, payload = int64 row ids, then those rows
+  pull_rows,           ///< worker -> server, payload = int64 row ids; the reply carries the rows
 };
 
 /// Application flag on replies.
@@ -39,6 +41,9 @@ enum class command : std::uint8_t {
   sync_mode = 3,  ///< body: "1" for dist_sync, "0" for dist_async
   set_gradient_compression = 4,
   set_profiler_params = 5,
+  // kvactor's own:
+  save_states = 16,  ///< body: "0" or "1" (dump the optimizer) followed by the file path prefix
+  load_states = 17,  ///< body: the file path prefix
 };
 const char* to_string(command c) noexcept;
 
@@ -93,6 +98,8 @@ struct data_meta {
   std::uint32_t num_parts = 1;
   std::uint64_t numel = 0;
   std::uint8_t dtype = 0;
+  std::uint64_t row = 1;   ///< elements per row (the key's shape without its first dimension)
+  std::uint64_t rows = 0;  ///< push_rows/pull_rows: how many row ids the payload starts with
 };
 
 struct command_meta {
