@@ -85,6 +85,10 @@ future<void> kvstore::send_command_to_servers(int head, const std::string& body)
   return checked_mut(impl_).send_command(head, body);
 }
 
+future<void> kvstore::set_gradient_compression(const std::string& type, double threshold) {
+  return checked_mut(impl_).set_compression(type, threshold);
+}
+
 std::string kvstore::type() const { return checked(impl_).type(); }
 int kvstore::rank() const { return checked(impl_).rank(); }
 int kvstore::num_workers() const { return checked(impl_).num_workers(); }

@@ -154,7 +154,14 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     if (kind == op_kind::init || kind == op_kind::broadcast) return submit_new(kind, groups, priority);
 
     std::shared_ptr<const updater> upd;
-    if (kind == op_kind::push || kind == op_kind::pushpull) upd = current_updater();
+    compression::params gc;
+    std::uint64_t gc_version = 0;
+    if (kind == op_kind::push || kind == op_kind::pushpull) {
+      std::lock_guard<std::mutex> g(upd_mu_);
+      upd = updater_;
+      gc = gc_;
+      gc_version = gc_version_;
+    }
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
     for (auto& g : groups) {
@@ -167,9 +174,14 @@ class local_store final : public store_impl, public std::enable_shared_from_this
         if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
+      if (gc.type != compression::kind::none && g.values.size() > 1 && info->dtype != dtype::float32)
+        return failed(status{errc::unsupported,
+                             std::string{to_string(kind)} + ": gradient compression is on and "
+                                 "compresses float32 values; key " + g.k.to_string() + " is " +
+                                 to_string(info->dtype)});
       g.info = std::move(info);
     }
-    return send_all(kind, groups, priority, std::move(upd));
+    return send_all(kind, groups, priority, std::move(upd), gc, gc_version);
   }
 
   future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
@@ -294,6 +306,15 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     std::lock_guard<std::mutex> g(upd_mu_);
     updater_ = std::move(*u);
     optimizer_ = cfg;
+    return failed(status{});
+  }
+
+  future<void> set_compression(const std::string& type, double threshold) override {
+    auto p = compression::parse(type, threshold);
+    if (!p) return failed(p.error());
+    std::lock_guard<std::mutex> g(upd_mu_);
+    gc_ = *p;
+    ++gc_version_;  // residuals start again from zero
     return failed(status{});
   }
 
@@ -471,7 +492,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   // Caller holds the registry lock (shared or exclusive).
   future<void> send_all(op_kind kind, group_list& groups, int priority,
-                        std::shared_ptr<const updater> upd) {
+                        std::shared_ptr<const updater> upd, compression::params gc = {},
+                        std::uint64_t gc_version = 0) {
     auto call = std::make_shared<call_state>(groups.size(), counter_);
     auto result = call->get_future();
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -482,6 +504,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       o->values = std::move(groups[i].values);
       o->outs = std::move(groups[i].outs);
       o->upd = upd;
+      o->gc = gc;
+      o->gc_version = gc_version;
       o->call = call;
       o->acquire_leases();
       const auto shard = o->info->shard;
@@ -504,6 +528,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   mutable std::mutex upd_mu_;
   std::shared_ptr<const updater> updater_;
   std::optional<optimizer_config> optimizer_;  // what set_optimizer built updater_ from
+  compression::params gc_;                      // guarded by upd_mu_
+  std::uint64_t gc_version_ = 0;                // ditto
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "key_registry.hpp"
+#include "kvactor/compression.hpp"
 #include "kvactor/future.hpp"
 #include "kvactor/row_sparse.hpp"
 #include "kvactor/tensor.hpp"
@@ -79,6 +80,10 @@ struct op {
   std::vector<row_sparse_tensor> sparse;        // a row-sparse push's values (read-leased)
   std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
   std::shared_ptr<const updater> upd;
+  /// Gradient compression of a multi-device push, and the version of the store's setting
+  /// (a new setting starts from fresh residuals).
+  compression::params gc;
+  std::uint64_t gc_version = 0;
   std::shared_ptr<call_state> call;
 
   // Shard-side progress.

@@ -406,6 +406,27 @@ bool shard_core::stage_sparse(entry& e, op& o) {
   return true;
 }
 
+// Each device's value is quantized with that device's residual, then decoded into the merge
+// in device order: what a device-to-merge link would carry and what the merge would rebuild.
+void shard_core::compressed_merge(entry& e, op& o, tensor& target) {
+  const std::size_t n = o.info->numel(), k = o.values.size();
+  if (e.gc_version != o.gc_version || e.residuals.size() < k) {
+    if (e.gc_version != o.gc_version) e.residuals.clear();
+    e.gc_version = o.gc_version;
+    while (e.residuals.size() < k) e.residuals.push_back(tensor::zeros(o.info->shape, dtype::float32));
+  }
+  const std::size_t w = compression::words(o.gc.type, n);
+  auto words = buffer_pool::global().acquire(w * sizeof(std::uint32_t));
+  auto* code = static_cast<std::uint32_t*>(words->data());
+  auto* acc = static_cast<float*>(target.data_unchecked());
+  std::fill(acc, acc + n, 0.0f);
+  for (std::size_t i = 0; i < k; ++i) {
+    compression::quantize(o.gc, static_cast<const float*>(o.values[i].data_unchecked()),
+                          static_cast<float*>(e.residuals[i].data_unchecked()), code, n, 0, w);
+    compression::dequantize_add(o.gc, code, acc, n, 0, w);
+  }
+}
+
 bool shard_core::stage_reduce(entry& e, op& o) {
   const auto& info = *o.info;
   if (!o.sparse.empty()) {
@@ -436,6 +457,15 @@ bool shard_core::stage_reduce(entry& e, op& o) {
     o.merged = e.merge;
   } else {
     target = e.stored;
+  }
+  if (o.gc.type != compression::kind::none && k > 1) {
+    compressed_merge(e, o, target);
+    if (fuse) {
+      for (const auto& out : o.outs)
+        kernels::copy(info.dtype, out.data_unchecked(), target.data_unchecked(), 0, info.numel());
+      o.stage = s_finish;
+    }
+    return true;
   }
   if (fuse) o.stage = s_finish;
   void* dst = target.data_unchecked();

@@ -88,6 +88,9 @@ class shard_core {
     // inherits the priority of its most urgent op without rescanning its queue per op.
     int max_priority = 0;
     std::size_t at_max = 0;
+    // Gradient compression: one residual per device, for the setting of version gc_version.
+    std::vector<tensor> residuals;
+    std::uint64_t gc_version = 0;
   };
   struct ready_item {
     int priority;
@@ -117,6 +120,7 @@ class shard_core {
   bool stage_init(entry& e, op& o);
   bool stage_reduce(entry& e, op& o);
   bool stage_sparse(entry& e, op& o);
+  void compressed_merge(entry& e, op& o, tensor& target);
   bool stage_update(entry& e, op& o);
   bool stage_pull(entry& e, op& o);
 

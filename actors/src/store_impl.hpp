@@ -31,6 +31,7 @@ class store_impl {
                                        const value_list& row_ids, int priority) = 0;
   virtual void set_updater(std::shared_ptr<const updater> u) = 0;
   virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
+  virtual future<void> set_compression(const std::string& type, double threshold) = 0;
   virtual future<void> save_states(const std::string& file, bool dump_optimizer) = 0;
   virtual future<void> load_states(const std::string& file) = 0;
   /// MXNet's _send_command_to_servers; local stores have no servers (unsupported).

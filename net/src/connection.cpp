@@ -480,8 +480,10 @@ void conn_impl::send(outgoing m) {
     return;
   }
   if (chain) rt_->post_or_run(strand_, [self = shared_from_this()] { self->write_async(); });
-  // on_sent never runs inside send(), nor does a keepalive's deleter: the caller may hold
-  // locks they want.
+  // on_sent never runs inside send(), nor does a keepalive's deleter unless the sender said
+  // it may: the caller may hold locks they want.
+  for (auto& d : done)
+    if (!d->m.on_sent && d->m.release_inline) d->m.keepalive.reset();
   const bool callbacks = std::any_of(done.begin(), done.end(), [](const pending_ptr& p) {
     return p->m.on_sent || p->m.keepalive;
   });

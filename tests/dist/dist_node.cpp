@@ -337,6 +337,51 @@ void sparse(kvactor::kvstore& kv) {
   check(after.at(5 * 4) == sum, "row 5 untouched by the lazy update: " + std::to_string(after.at(20)));
 }
 
+// Gradient compression on dist stores: each worker quantizes with its residual, the servers
+// decode and sum; the wire carries ceil(n / 16) words per 2-bit push.
+void compressed(kvactor::kvstore& kv) {
+  const std::int64_t n = 1000;
+  const int W = kv.num_workers();
+  kv.init(1, tensor::zeros({n})).get();
+  kv.set_gradient_compression("2bit", 0.5).get();
+  const std::string prof = "/tmp/kvactor-gc-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
+  if (rank_ == 0) kv.send_command_to_servers(5, "state=run").get();
+  kv.barrier().get();
+  // 0.3 per push: codes 0, +t (r = 0.1), 0, +t (r = -0.3 + 0.5?)... computed like the rule.
+  float r = 0.0f;
+  for (int step = 0; step < 4; ++step) {
+    float code = 0.0f;
+    r += 0.3f;
+    if (r >= 0.5f) {
+      r -= 0.5f;
+      code = 0.5f;
+    } else if (r <= -0.5f) {
+      r += 0.5f;
+      code = -0.5f;
+    }
+    tensor out = tensor::zeros({n});
+    kv.pushpull(1, tensor::full({n}, 0.3), out).get();
+    check(out.cdata<float>()[0] == code * W && out.cdata<float>()[n - 1] == code * W,
+          "compressed round " + std::to_string(step) + ": " + std::to_string(out.at(0)));
+  }
+  kv.barrier().get();
+  if (rank_ == 0) {
+    kv.send_command_to_servers(5, "state=stop,filename=" + prof).get();
+    std::FILE* f = std::fopen((prof + ".server0").c_str(), "r");
+    check(f != nullptr, "profile written");
+    char buf[512] = {0};
+    check(std::fread(buf, 1, sizeof buf - 1, f) > 0, "profile read");
+    std::fclose(f);
+    std::remove((prof + ".server0").c_str());
+    const std::string p{buf};
+    // pushpull counts with pushpull: 4 rounds x W workers x ceil(1000 / 16) words x 4 bytes.
+    const auto at = p.find("\"pushpull\":{\"count\":");
+    check(at != std::string::npos, "profile: " + p);
+    const auto bytes = std::stoull(p.substr(p.find("\"bytes_in\":", at) + 11));
+    check(bytes == static_cast<unsigned long long>(4 * W * 63 * 4), "compressed wire bytes: " + p);
+  }
+}
+
 // Keeps pushing and checking until a line arrives on stdin, so the test can do things to
 // the cluster meanwhile (hostile connections) and then see that this worker carried on.
 void steady(kvactor::kvstore& kv) {
@@ -370,6 +415,7 @@ int main(int argc, char** argv) {
         {"sync_rounds", sync_rounds}, {"string_keys", string_keys}, {"async", async_updates},
         {"commands", commands},       {"priority", priority},       {"until_failure", until_failure},
         {"steady", steady},           {"checkpoint", checkpoint},   {"sparse", sparse},
+        {"compressed", compressed},
         {"empty", [](kvactor::kvstore&) {}},
     };
     auto it = scenarios.find(scenario);

@@ -124,6 +124,8 @@ TEST(DistSync, RowSparsePushAndPull) {
   run_scenario("sparse", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
 }
 
+TEST(DistSync, GradientCompression) { run_scenario("compressed", 1, 2); }
+
 TEST(DistAsync, EveryPushUpdates) { run_scenario("async", 2, 3); }
 
 TEST(DistCluster, CleanShutdownOfAnIdleCluster) { run_scenario("empty", 2, 2); }

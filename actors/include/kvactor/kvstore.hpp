@@ -193,6 +193,15 @@ class kvstore {
   /// it. Local stores: unsupported.
   future<void> send_command_to_servers(int head, const std::string& body);
 
+  /// MXNet's set_gradient_compression: type "2bit" (with threshold > 0: each value becomes
+  /// +threshold, -threshold or 0) or "1bit" (+1 / -1 about the threshold), with the error
+  /// kept by the sender in a residual per key (and per device) and added to the next push;
+  /// "none" turns it off. Only pushes are compressed: worker to server on dist stores, each
+  /// device's value to the merge on local stores with several devices (a single value is not
+  /// compressed). float32 values only (others are refused while it is on); row-sparse pushes
+  /// are not compressed. pushpull works with it. Completes when every server applied it.
+  future<void> set_gradient_compression(const std::string& type, double threshold = 0.5);
+
   /// "local", "dist_sync", ...
   std::string type() const;
   int rank() const;

@@ -33,6 +33,7 @@ void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t
     m.payload = value->data_unchecked();
     m.payload_size = value->nbytes();
     m.keepalive = value->storage_ptr();
+    m.release_inline = true;  // dropping a tensor's storage returns a buffer to the pool
   }
   conn->send(std::move(m));
 }

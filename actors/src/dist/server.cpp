@@ -22,6 +22,7 @@
 #include "../multi_precision.hpp"
 #include "../optimizers.hpp"
 #include "kvactor/serialization/optimizer_states.hpp"
+#include "kvactor/compression.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
@@ -203,12 +204,9 @@ result<std::vector<std::pair<std::string, std::string>>> parse_body(const std::s
   return out;
 }
 
-void write_profile(const std::string& file, const server_profile& p) {
+status write_profile(const std::string& file, const server_profile& p) {
   std::FILE* f = std::fopen(file.c_str(), "w");
-  if (!f) {
-    log_line("server", "cannot write the profile to " + file);
-    return;
-  }
+  if (!f) return status{errc::invalid_argument, "cannot write the profile to " + file};
   const char* names[] = {"init", "push", "pull", "pushpull"};
   std::fprintf(f, "{\"pid\":%d", static_cast<int>(::getpid()));
   for (int i = 0; i < 4; ++i)
@@ -216,7 +214,7 @@ void write_profile(const std::string& file, const server_profile& p) {
                  static_cast<unsigned long long>(p.count[i]),
                  static_cast<unsigned long long>(p.bytes_in[i]));
   std::fprintf(f, ",\"busy_ns\":%llu}\n", static_cast<unsigned long long>(p.busy_ns));
-  std::fclose(f);
+  return std::fclose(f) == 0 ? status{} : status{errc::invalid_argument, "writing " + file + " failed"};
 }
 
 // ---------------------------------------------------------------- request decoding
@@ -262,7 +260,28 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
     r->meta = std::move(*meta);
     r->worker = c->peer().rank;
     r->reply = std::move(reply);
-    if (type != wire::msg::pull) {
+    if (type != wire::msg::pull && (m.flags & wire::flag_compressed)) {
+      // Decoded here, off the shard: what follows sees an ordinary float32 push.
+      compression::params gc;
+      {
+        std::lock_guard<std::mutex> g(optimizer_mu_);
+        gc = gc_;
+      }
+      if (gc.type == compression::kind::none)
+        return r->reply(status{errc::invalid_argument, "a compressed push, but gradient "
+                                                       "compression is not set on this server"},
+                        nullptr);
+      if (r->meta.dtype != static_cast<std::uint8_t>(dtype::float32) || r->meta.numel == 0 ||
+          r->meta.numel > (std::uint64_t{1} << 40) ||
+          compression::words(gc.type, r->meta.numel) * 4 != m.payload_size)
+        return r->reply(status{errc::protocol_error, "compressed payload does not match its metadata"},
+                        nullptr);
+      r->wire_bytes = m.payload_size;
+      r->payload = tensor::empty({static_cast<std::int64_t>(r->meta.numel)}, dtype::float32);
+      const std::size_t w = compression::words(gc.type, r->meta.numel);
+      compression::dequantize(gc, static_cast<const std::uint32_t*>(m.payload_data),
+                              static_cast<float*>(r->payload.data_unchecked()), r->meta.numel, 0, w);
+    } else if (type != wire::msg::pull) {
       const auto t = static_cast<dtype>(r->meta.dtype);
       if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) ||
           r->meta.numel == 0 || r->meta.numel > (std::uint64_t{1} << 40) ||
@@ -372,24 +391,29 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
       case wire::command::set_gradient_compression: {
         auto kv = parse_body(cmd->body);
         if (!kv) return reply(kv.error());
-        compression_config c;
+        std::string type = "none";
+        double threshold = 0.5;
         for (const auto& [k, v] : *kv) {
           if (k == "type") {
-            c.type = v;
+            type = v;
           } else if (k == "threshold") {
             char* end = nullptr;
-            c.threshold = std::strtod(v.c_str(), &end);
-            if (end == v.c_str() || *end || !(c.threshold > 0))
+            threshold = std::strtod(v.c_str(), &end);
+            if (end == v.c_str() || *end)
               return reply(status{errc::invalid_argument,
-                                  "gradient compression threshold must be a number > 0, got " + v});
+                                  "gradient compression threshold must be a number, got " + v});
           } else {
             return reply(status{errc::invalid_argument,
                                 "unknown gradient compression parameter \"" + k + "\""});
           }
         }
-        if (c.type != "none" && c.type != "1bit" && c.type != "2bit")
-          return reply(status{errc::invalid_argument,
-                              "gradient compression type must be none, 1bit or 2bit, got " + c.type});
+        auto p = compression::parse(type, threshold);
+        if (!p) return reply(p.error());
+        {
+          std::lock_guard<std::mutex> g(optimizer_mu_);
+          gc_ = *p;
+        }
+        compression_config c{type, threshold};
         apply = [c](server_core& core) { core.set_compression(c); };
         break;
       }
@@ -425,10 +449,10 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
           total->second.busy_ns += core.profile().busy_ns;
         };
         if (!file.empty()) {
-          // Every server writes its own: filename + ".server<rank>".
-          after = [total, file = file + ".server" + std::to_string(rank_->load())] {
+          // Every server writes its own: filename + ".server<rank>", before it answers.
+          finish = [total, file = file + ".server" + std::to_string(rank_->load())] {
             std::lock_guard<std::mutex> g(total->first);
-            write_profile(file, total->second);
+            return write_profile(file, total->second);
           };
         }
         break;
@@ -565,6 +589,7 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   std::mutex optimizer_mu_;
   std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
   bool multi_precision_ = false;               // ditto
+  compression::params gc_;                     // ditto
 };
 
 }  // namespace

@@ -33,7 +33,9 @@ void server_core::handle(server_request_ptr r) {
     if (r->kind == wire::msg::pull_rows) k = 2;  // and pull
     if (k >= 0 && k < 4) {
       ++profile_.count[k];
-      profile_.bytes_in[k] += r->payload.nbytes() + r->row_data.nbytes() + 8 * r->row_ids.size();
+      profile_.bytes_in[k] += r->wire_bytes ? r->wire_bytes
+                                            : r->payload.nbytes() + r->row_data.nbytes() +
+                                                  8 * r->row_ids.size();
     }
     const auto t0 = std::chrono::steady_clock::now();
     handle_profiled(std::move(r));

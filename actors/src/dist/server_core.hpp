@@ -34,6 +34,7 @@ struct server_request {
   wire::data_meta meta;
   std::int64_t worker = -1;  ///< the sender's rank
   tensor payload;            ///< init/push data: a flat tensor over the received bytes
+  std::uint64_t wire_bytes = 0;  ///< bytes the payload took on the wire, when it differs
   std::vector<std::int64_t> row_ids;  ///< push_rows/pull_rows: rows of the part (sorted, unique)
   tensor row_data;                    ///< push_rows: one row per id
   /// Sends the answer: a status, and for pull and pushpull the part's value.

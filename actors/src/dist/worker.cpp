@@ -15,6 +15,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <sstream>
 #include <thread>
 #include <unordered_map>
 
@@ -23,6 +24,7 @@
 #include "../optimizers.hpp"
 #include "../request.hpp"
 #include "../store_impl.hpp"
+#include "kvactor/compression.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "node_common.hpp"
@@ -98,6 +100,8 @@ class dist_call {
   std::function<void(status)> then_;
 };
 
+struct key_channel;
+
 struct dist_op {
   op_kind kind = op_kind::push;
   key_info_ptr info;
@@ -111,6 +115,9 @@ struct dist_op {
   std::mutex mu;
   status error;
   bool ready = true;  // guarded by the key channel's mutex
+  compression::params gc;  // compress this push
+  std::uint64_t gc_version = 0;
+  key_channel* channel = nullptr;
   // Row-sparse: a push's merged rows, or the rows each output of a row_pull wants.
   std::vector<std::int64_t> sparse_ids;
   tensor sparse_rows;
@@ -174,6 +181,8 @@ using dist_op_ptr = std::shared_ptr<dist_op>;
 struct key_channel {
   std::mutex mu;
   std::deque<dist_op_ptr> waiting;
+  tensor residual;  // gradient compression's error feedback for this key
+  std::uint64_t gc_version = 0;
 };
 
 class dist_store final : public store_impl, public std::enable_shared_from_this<dist_store> {
@@ -296,10 +305,29 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
         g.info = std::move(info);
       }
     }
+    compression::params gc;
+    std::uint64_t gc_version = 0;
+    if (kind == op_kind::push || kind == op_kind::pushpull) {
+      std::lock_guard<std::mutex> g(gc_mu_);
+      gc = gc_;
+      gc_version = gc_version_;
+    }
+    if (gc.type != compression::kind::none)
+      for (const auto& g : groups)
+        if (g.info->dtype != dtype::float32)
+          return failed(status{errc::unsupported,
+                               std::string{to_string(kind)} + ": gradient compression is on and "
+                                   "compresses float32 values; key " + g.k.to_string() + " is " +
+                                   to_string(g.info->dtype)});
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
-    for (std::size_t i = 0; i < groups.size(); ++i)
-      issue(make_op(kind, groups[i], priority, call), chans[i]);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      auto o = make_op(kind, groups[i], priority, call);
+      o->gc = gc;
+      o->gc_version = gc_version;
+      o->channel = chans[i].get();
+      issue(o, chans[i]);
+    }
     return user->fut;
   }
 
@@ -448,6 +476,20 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     auto f = command_all(wire::command::controller, std::string(bytes.begin(), bytes.end()));
     if (!multi) return f;
     return when_all({f, command_all(wire::command::set_multi_precision, "1")});
+  }
+
+  future<void> set_compression(const std::string& type, double threshold) override {
+    auto p = compression::parse(type, threshold);
+    if (!p) return failed(p.error());
+    std::ostringstream body;
+    body << "type=" << compression::to_string(p->type) << ",threshold=" << p->threshold;
+    auto f = command_all(wire::command::set_gradient_compression, body.str());
+    {
+      std::lock_guard<std::mutex> g(gc_mu_);
+      gc_ = *p;
+      ++gc_version_;
+    }
+    return f;
   }
 
   future<void> save_states(const std::string& file, bool dump_optimizer) override {
@@ -715,7 +757,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       m.meta = wire::encode(meta);
       m.payload = ids_bytes + data_bytes ? buf->data() : nullptr;
       m.payload_size = ids_bytes + data_bytes;
-      m.keepalive = o;
+      m.keepalive = buf;
+      m.release_inline = true;
       servers_[pp.server]->send(std::move(m));
     }
   }
@@ -754,7 +797,27 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       if (o->kind != op_kind::pull && o->kind != op_kind::broadcast) {
         m.payload = static_cast<const char*>(o->source.data_unchecked()) + pp.offset * esz;
         m.payload_size = pp.count * esz;
-        m.keepalive = o;
+        // The payload's memory is all the transport needs kept; releasing it only returns a
+        // buffer to the pool, so it may happen on this thread.
+        m.keepalive = o->source.storage_ptr();
+        m.release_inline = true;
+        if (o->gc.type != compression::kind::none && o->channel) {
+          // Quantized with this key's residual (the channel lock is held: one sender at a time).
+          auto& ch = *o->channel;
+          if (!ch.residual.defined() || ch.gc_version != o->gc_version) {
+            ch.residual = tensor::zeros(o->info->shape, dtype::float32);
+            ch.gc_version = o->gc_version;
+          }
+          const std::size_t w = compression::words(o->gc.type, pp.count);
+          auto buf = buffer_pool::global().acquire(w * 4);
+          compression::quantize(o->gc, static_cast<const float*>(o->source.data_unchecked()) + pp.offset,
+                                static_cast<float*>(ch.residual.data_unchecked()) + pp.offset,
+                                static_cast<std::uint32_t*>(buf->data()), pp.count, 0, w);
+          m.keepalive = buf;
+          m.payload = buf->data();
+          m.payload_size = w * 4;
+          m.flags |= wire::flag_compressed;
+        }
       }
       servers_[pp.server]->send(std::move(m));
     }
@@ -1033,6 +1096,12 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   std::unique_ptr<caf::actor_system_config> own_cfg_;
   std::unique_ptr<caf::actor_system> own_sys_;
   caf::actor client_;
+
+  // Gradient compression: the setting, and per key the residual the worker keeps. Residuals
+  // are used under their key's channel lock (sends of a key are serialised there).
+  std::mutex gc_mu_;
+  compression::params gc_;
+  std::uint64_t gc_version_ = 0;
 };
 
 }  // namespace

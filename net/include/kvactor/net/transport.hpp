@@ -94,6 +94,10 @@ struct outgoing {
   const void* payload = nullptr;
   std::uint64_t payload_size = 0;
   std::shared_ptr<const void> keepalive;
+  /// The keepalive's deleter may run inside send() (on the calling thread) when the message
+  /// was written there at once: saves a hand-off to the I/O thread per message. Only for
+  /// keepalives whose release takes no lock the caller might hold (e.g. a pooled buffer).
+  bool release_inline = false;
   /// Called once, on the connection's strand: ok when every byte was handed to the kernel, or
   /// the error that closed the connection first (shut_down when it closed orderly).
   std::function<void(const status&)> on_sent;

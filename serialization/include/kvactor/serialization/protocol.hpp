@@ -32,6 +32,9 @@ enum class msg : std::uint8_t {
 
 /// Application flag on replies.
 constexpr std::uint16_t flag_response = 0x0001;
+/// Application flag on pushes whose payload is gradient-compressed words (the servers' last
+/// set_gradient_compression says how to decode them).
+constexpr std::uint16_t flag_compressed = 0x0002;
 
 /// MXNet's server commands, numbered as MXNet numbers them.
 enum class command : std::uint8_t {
