@@ -112,10 +112,8 @@ void optimizer_base::check_grad(const key& k, const tensor& merged, const tensor
 // ---- element-wise optimizers ----
 
 namespace {
-using slot_array = std::array<void*, 3>;
-
-slot_array slot_pointers(const optimizer_state& st) {
-  slot_array p{};
+slot_ptrs slot_pointers(const optimizer_state& st) {
+  slot_ptrs p{};
   for (std::size_t i = 0; i < st.slots.size() && i < p.size(); ++i)
     p[i] = st.slots[i].data_unchecked();
   return p;
@@ -186,10 +184,10 @@ void elementwise_optimizer::update_rows(const key& k, const std::int64_t* rows,
   const std::size_t sbytes = row_len * size_of(kernels::slot_dtype(t));
   auto* w = static_cast<char*>(stored.data_unchecked());
   const auto* g = static_cast<const char*>(grad_rows.data_unchecked());
-  const slot_array base = slot_pointers(st);
+  const slot_ptrs base = slot_pointers(st);
   for (std::size_t i = 0; i < num_rows; ++i) {
     const auto r = static_cast<std::size_t>(rows[i]);
-    slot_array sp{};
+    slot_ptrs sp{};
     for (std::size_t j = 0; j < st.slots.size(); ++j)
       sp[j] = static_cast<char*>(base[j]) + r * sbytes;
     apply(s, t, w + r * wbytes, g + i * wbytes, sp, 0, row_len);

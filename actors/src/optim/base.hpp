@@ -39,6 +39,9 @@ struct common_params {
 /// lr_mult / wd_mult spelling of a key: ints in decimal, strings as they are.
 std::string mult_name(const key& k);
 
+/// Raw pointers to a state's slots (the most any optimizer keeps: centered rmsprop's 3).
+using slot_ptrs = std::array<void*, 3>;
+
 /// The values of one update of one key.
 struct step_values {
   std::uint64_t t;  ///< the key's update count, this update included
@@ -88,9 +91,6 @@ class elementwise_optimizer : public optimizer_base {
                    const tensor& grad_rows, tensor& stored, updater_state* state) const override;
 
  protected:
-  static constexpr std::size_t max_slots = 3;
-  using slot_ptrs = std::array<void*, max_slots>;
-
   /// One update of elements [b, e): weight w and gradient g of dtype t, slots of
   /// kernels::slot_dtype(t). Runs concurrently on disjoint ranges; must not throw.
   virtual void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
