@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake --preset release -DKVACTOR_BUILD_BENCH=ON >/dev/null
-cmake --build --preset release --target bench_local_reduce bench_small_ops
-for b in bench_local_reduce bench_small_ops; do
+cmake --build --preset release --target bench_local_reduce bench_small_ops bench_compression \
+  bench_optimizer bench_dist kvactor-server
+for b in bench_local_reduce bench_small_ops bench_compression bench_optimizer bench_dist; do
   ./build/release/bench/"$b" "$@"
 done

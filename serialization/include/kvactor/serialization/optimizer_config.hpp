@@ -13,9 +13,10 @@
 namespace kvactor {
 
 struct optimizer_config {
-  /// "sgd" (more with the optimizer issue).
+  /// "sgd", "nag", "adam", "adagrad", "rmsprop", "adadelta", "ftrl", "signum", "lamb".
   std::string type;
-  /// MXNet's names: learning_rate, momentum, wd, rescale_grad, clip_gradient, ...
+  /// MXNet's names: learning_rate, momentum, wd, rescale_grad, clip_gradient, ... (see
+  /// actors/src/optimizers.hpp for every type's, the schedulers' and the per-key multipliers').
   std::map<std::string, double> params;
 
   /// params[name], or fallback when absent.
