@@ -96,3 +96,22 @@ TEST(RowSparse, TensorConversions) {
   EXPECT_EQ(m.indices().to_vector(), (std::vector<double>{1, 4}));
   EXPECT_EQ(m.data().to_vector(), (std::vector<double>{1, 1, 1, 2, 2, 2}));
 }
+
+// Built-in lazy updates: SGD with weight decay changes only the pushed rows (MXNet's
+// lazy_update), while lazy_update=0 decays every row.
+TEST(RowSparse, LazySgdTouchesOnlyPushedRows) {
+  for (int lazy : {1, 0}) {
+    auto kv = kvactor::create("local");
+    kv.init(1, tensor::full(s53, 1)).get();
+    kv.set_optimizer(kvactor::optimizer_config{
+                         "sgd", {{"learning_rate", 0.5}, {"wd", 0.1}, {"lazy_update", double(lazy)}}})
+        .get();
+    kv.push(1, rows_of({2}, {1, 1, 1})).get();
+    tensor out = tensor::zeros(s53);
+    kv.pull(1, out).get();
+    const float pushed = (1.0f - 0.5f * 0.1f) * 1.0f - 0.5f * 1.0f;  // (1 - lr*wd)*w - lr*g
+    const float decayed = (1.0f - 0.5f * 0.1f) * 1.0f;
+    EXPECT_FLOAT_EQ(static_cast<float>(out.at(2 * 3)), pushed) << "lazy " << lazy;
+    EXPECT_FLOAT_EQ(static_cast<float>(out.at(0)), lazy ? 1.0f : decayed) << "lazy " << lazy;
+  }
+}
