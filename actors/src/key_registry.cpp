@@ -34,6 +34,13 @@ status key_registry::check_kind(const key& k) const {
                     " keys"};
 }
 
+status key_registry::check_call_kind(const key& k, const key& first) const {
+  if (k.is_int() != first.is_int())
+    return status{errc::mixed_key_types, "keys " + first.to_string() + " and " + k.to_string() +
+                                             " mix int and string keys in one call"};
+  return check_kind(k);
+}
+
 void key_registry::set_kind(const key& k) noexcept {
   if (kind_ == kind::unset) kind_ = k.is_int() ? kind::ints : kind::strings;
 }

@@ -46,6 +46,8 @@ class key_registry {
   /// mixed_key_types unless k's kind agrees with the keys this store has seen. Caller holds
   /// mutex() (shared or exclusive).
   status check_kind(const key& k) const;
+  /// check_kind, and mixed_key_types when k and the call's first key differ in kind.
+  status check_call_kind(const key& k, const key& first) const;
   /// Fixes the store's key kind on its first key. Caller holds mutex() exclusively.
   void set_kind(const key& k) noexcept;
 

@@ -18,6 +18,7 @@
 #include "kvactor/serialization/optimizer_states.hpp"
 #include "multi_precision.hpp"
 #include "shard_core.hpp"
+#include "state_records.hpp"
 #include "key_registry.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "optimizers.hpp"
@@ -46,15 +47,6 @@ result<std::shared_ptr<const updater>> build_updater(const optimizer_config& cfg
   std::shared_ptr<const updater> u = std::move(*opt);
   if (mp) u = with_multi_precision(std::move(u));
   return u;
-}
-
-wire::slot_record to_slot(const tensor& t) {
-  wire::slot_record s;
-  s.dtype = static_cast<std::uint8_t>(t.dtype());
-  s.dims = t.shape().dims();
-  const auto* p = static_cast<const std::uint8_t*>(t.data_unchecked());
-  s.bytes.assign(p, p + t.nbytes());
-  return s;
 }
 
 wire::key_state_record to_record(const shard_core::state_record& r) {
@@ -165,7 +157,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
     for (auto& g : groups) {
-      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+      if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
       auto info = reg_.find(g.k);
       if (!info)
         return failed(status{errc::not_initialized, std::string{to_string(kind)} + ": key " +
@@ -203,28 +195,10 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       return submit(op_kind::init, key_list(ks), value_list(dense), {}, priority);
     }
     auto& groups = *grouped;
+    if (auto s = check_sparse_push(groups, reg_); !s) return failed(s);
     auto upd = current_updater();
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-    for (auto& g : groups) {
-      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
-      g.info = reg_.find(g.k);
-      if (!g.info)
-        return failed(status{errc::not_initialized, "push: key " + g.k.to_string() +
-                                                        " is not initialized"});
-      for (const auto& v : g.values) {
-        if (v.shape() != g.info->shape)
-          return failed(status{errc::shape_mismatch,
-                               "push: row-sparse value for key " + g.k.to_string() +
-                                   " has shape " + v.shape().to_string() +
-                                   ", the stored value has shape " + g.info->shape.to_string()});
-        if (v.dtype() != g.info->dtype)
-          return failed(status{errc::dtype_mismatch,
-                               "push: row-sparse value for key " + g.k.to_string() + " is " +
-                                   to_string(v.dtype()) + ", the stored value is " +
-                                   to_string(g.info->dtype)});
-      }
-    }
     auto call = std::make_shared<call_state>(groups.size(), counter_);
     auto result = call->get_future();
     for (auto& g : groups) {
@@ -244,39 +218,12 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
-    if (!out_groups) return failed(out_groups.error());
-    auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
-    if (!id_groups) {
-      auto e = id_groups.error();
-      return failed(status{e.code(), "row_sparse_pull: row ids: " + e.message()});
-    }
-    auto& groups = *out_groups;
-    if (auto s = check_overlaps(op_kind::row_pull, groups); !s) return failed(s);
-    std::vector<std::vector<std::vector<std::int64_t>>> ids(groups.size());
+    auto req = prepare_row_pull(keys, outs, row_ids, reg_);
+    if (!req) return failed(req.error());
+    auto& groups = req->groups;
+    auto& ids = req->ids;
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-    for (std::size_t i = 0; i < groups.size(); ++i) {
-      auto& g = groups[i];
-      const auto& idg = (*id_groups)[i].outs;
-      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
-      g.info = reg_.find(g.k);
-      if (!g.info)
-        return failed(status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
-                                                        " is not initialized"});
-      for (const auto& o : g.outs)
-        if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return failed(s);
-      if (idg.size() != 1 && idg.size() != g.outs.size())
-        return failed(status{errc::invalid_argument,
-                             "row_sparse_pull: key " + g.k.to_string() + " has " +
-                                 std::to_string(g.outs.size()) + " outputs but " +
-                                 std::to_string(idg.size()) + " row id tensors"});
-      for (const auto& t : idg) {
-        auto r = parse_row_ids(g.k, t, g.info->shape[0]);
-        if (!r) return failed(r.error());
-        ids[i].push_back(std::move(*r));
-      }
-    }
     auto call = std::make_shared<call_state>(groups.size(), counter_);
     auto result = call->get_future();
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -456,20 +403,13 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     return updater_;
   }
 
-  status check_kind(const key& k, const key& first) const {
-    if (k.is_int() != first.is_int())
-      return status{errc::mixed_key_types, "keys " + first.to_string() + " and " + k.to_string() +
-                                               " mix int and string keys in one call"};
-    return reg_.check_kind(k);
-  }
-
   future<void> submit_new(op_kind kind, group_list& groups, int priority) {
     // Registration and sending happen under the exclusive lock, so any later call that finds
     // these keys is sent after their init and reaches the shard behind it.
     std::unique_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
     for (const auto& g : groups) {
-      if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+      if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
       if (reg_.find(g.k))
         return failed(status{errc::already_initialized, std::string{to_string(kind)} +
                                                             ": key " + g.k.to_string() +

@@ -1,5 +1,10 @@
 #include "request.hpp"
 
+#include <mutex>
+#include <shared_mutex>
+
+#include "key_registry.hpp"
+
 #include <algorithm>
 #include <cmath>
 
@@ -203,6 +208,65 @@ result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
 value_list spread_row_ids(const key_list& keys, const value_list& row_ids) {
   if (row_ids.shape() != value_list::form::single || !keys.is_list()) return row_ids;
   return value_list(std::vector<tensor>(keys.size(), row_ids.single()));
+}
+
+result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
+                                          const value_list& row_ids, const key_registry& reg) {
+  auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
+  if (!out_groups) return out_groups.error();
+  auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
+  if (!id_groups) {
+    const auto& e = id_groups.error();
+    return status{e.code(), "row_sparse_pull: row ids: " + e.message()};
+  }
+  row_pull_request req{std::move(*out_groups), {}};
+  auto& groups = req.groups;
+  if (auto s = check_overlaps(op_kind::row_pull, groups); !s) return s;
+  req.ids.resize(groups.size());
+  std::shared_lock<std::shared_mutex> lk(reg.mutex());
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    auto& g = groups[i];
+    if (auto s = reg.check_call_kind(g.k, groups.front().k); !s) return s;
+    g.info = reg.find(g.k);
+    if (!g.info)
+      return status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
+                                               " is not initialized"};
+    for (const auto& o : g.outs)
+      if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return s;
+    const auto& idg = (*id_groups)[i].outs;
+    if (idg.size() != 1 && idg.size() != g.outs.size())
+      return status{errc::invalid_argument, "row_sparse_pull: key " + g.k.to_string() + " has " +
+                                                std::to_string(g.outs.size()) + " outputs but " +
+                                                std::to_string(idg.size()) + " row id tensors"};
+    for (const auto& t : idg) {
+      auto r = parse_row_ids(g.k, t, g.info->shape[0]);
+      if (!r) return r.error();
+      req.ids[i].push_back(std::move(*r));
+    }
+  }
+  return req;
+}
+
+status check_sparse_push(std::vector<sparse_group>& groups, const key_registry& reg) {
+  std::shared_lock<std::shared_mutex> lk(reg.mutex());
+  for (auto& g : groups) {
+    if (auto s = reg.check_call_kind(g.k, groups.front().k); !s) return s;
+    g.info = reg.find(g.k);
+    if (!g.info)
+      return status{errc::not_initialized, "push: key " + g.k.to_string() + " is not initialized"};
+    for (const auto& v : g.values) {
+      if (v.shape() != g.info->shape)
+        return status{errc::shape_mismatch, "push: row-sparse value for key " + g.k.to_string() +
+                                                " has shape " + v.shape().to_string() +
+                                                ", the stored value has shape " +
+                                                g.info->shape.to_string()};
+      if (v.dtype() != g.info->dtype)
+        return status{errc::dtype_mismatch, "push: row-sparse value for key " + g.k.to_string() +
+                                                " is " + to_string(v.dtype()) +
+                                                ", the stored value is " + to_string(g.info->dtype)};
+    }
+  }
+  return {};
 }
 
 status check_overlaps(op_kind kind, const group_list& groups) {

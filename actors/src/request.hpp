@@ -50,6 +50,22 @@ result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
 /// One row-id tensor given for a list of keys serves every key.
 value_list spread_row_ids(const key_list& keys, const value_list& row_ids);
 
+class key_registry;
+
+/// A row_sparse_pull, checked whole: per key its outputs and, per output (or one for all),
+/// the sorted unique row ids it wants.
+struct row_pull_request {
+  group_list groups;  // outs and info set
+  std::vector<std::vector<std::vector<std::int64_t>>> ids;
+};
+/// Groups, then checks against the registry (taking its lock shared).
+result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
+                                          const value_list& row_ids, const key_registry& reg);
+
+/// A row-sparse push's keys are initialised and its values fit them; sets each group's
+/// info. Takes the registry's lock shared.
+status check_sparse_push(std::vector<sparse_group>& groups, const key_registry& reg);
+
 /// For init: the value must be a non-empty CPU tensor.
 status check_init_value(const key& k, const tensor& t);
 

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "../multi_precision.hpp"
+#include "../state_records.hpp"
 #include "kvactor/optimizer_state.hpp"
 #include "kvactor/kernels.hpp"
 
@@ -357,17 +358,6 @@ void server_core::fail_all(const status& s) {
 
 namespace kvactor::detail {
 
-namespace {
-wire::slot_record slot_of(const tensor& t) {
-  wire::slot_record s;
-  s.dtype = static_cast<std::uint8_t>(t.dtype());
-  s.dims = t.shape().dims();
-  const auto* p = static_cast<const std::uint8_t*>(t.data_unchecked());
-  s.bytes.assign(p, p + t.nbytes());
-  return s;
-}
-}  // namespace
-
 std::vector<wire::key_state_record> server_core::snapshot_states() const {
   std::vector<wire::key_state_record> out;
   for (const auto& [id, p] : parts_) {
@@ -379,8 +369,8 @@ std::vector<wire::key_state_record> server_core::snapshot_states() const {
     r.part = id.part;
     r.num_parts = p.num_parts;
     r.count = st->count;
-    for (const auto& t : st->slots) r.slots.push_back(slot_of(t));
-    if (st->master.defined()) r.master = slot_of(st->master);
+    for (const auto& t : st->slots) r.slots.push_back(to_slot(t));
+    if (st->master.defined()) r.master = to_slot(st->master);
     out.push_back(std::move(r));
   }
   return out;

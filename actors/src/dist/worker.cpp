@@ -15,6 +15,7 @@
 #include <deque>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <unordered_map>
@@ -292,7 +293,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       std::shared_lock<std::shared_mutex> lk(reg_.mutex());
       if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
       for (auto& g : groups) {
-        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
         auto info = reg_.find(g.k);
         if (!info)
           return failed(status{errc::not_initialized, std::string{to_string(kind)} + ": key " +
@@ -348,29 +349,12 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       return submit(op_kind::init, key_list(ks), value_list(first), {}, priority);
     }
     auto& groups = *grouped;
+    if (auto s = check_sparse_push(groups, reg_); !s) return failed(s);
     std::vector<std::shared_ptr<key_channel>> chans;
     {
       std::shared_lock<std::shared_mutex> lk(reg_.mutex());
       if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-      for (auto& g : groups) {
-        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
-        g.info = reg_.find(g.k);
-        if (!g.info)
-          return failed(status{errc::not_initialized, "push: key " + g.k.to_string() +
-                                                          " is not initialized"});
-        for (const auto& v : g.values) {
-          if (v.shape() != g.info->shape)
-            return failed(status{errc::shape_mismatch,
-                                 "push: row-sparse value for key " + g.k.to_string() +
-                                     " has shape " + v.shape().to_string() +
-                                     ", the stored value has shape " + g.info->shape.to_string()});
-          if (v.dtype() != g.info->dtype)
-            return failed(status{errc::dtype_mismatch, "push: row-sparse value for key " +
-                                                           g.k.to_string() + " is " +
-                                                           to_string(v.dtype())});
-        }
-        chans.push_back(channels_.at(g.info->id));
-      }
+      for (auto& g : groups) chans.push_back(channels_.at(g.info->id));
     }
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
@@ -409,42 +393,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
-    if (!out_groups) return failed(out_groups.error());
-    auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
-    if (!id_groups) {
-      auto e = id_groups.error();
-      return failed(status{e.code(), "row_sparse_pull: row ids: " + e.message()});
-    }
-    auto& groups = *out_groups;
-    if (auto s = check_overlaps(op_kind::row_pull, groups); !s) return failed(s);
-    std::vector<std::vector<std::vector<std::int64_t>>> ids(groups.size());
+    auto req = prepare_row_pull(keys, outs, row_ids, reg_);
+    if (!req) return failed(req.error());
+    auto& groups = req->groups;
+    auto& ids = req->ids;
     std::vector<std::shared_ptr<key_channel>> chans;
     {
       std::shared_lock<std::shared_mutex> lk(reg_.mutex());
       if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-      for (std::size_t i = 0; i < groups.size(); ++i) {
-        auto& g = groups[i];
-        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
-        g.info = reg_.find(g.k);
-        if (!g.info)
-          return failed(status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
-                                                          " is not initialized"});
-        for (const auto& o : g.outs)
-          if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return failed(s);
-        const auto& idg = (*id_groups)[i].outs;
-        if (idg.size() != 1 && idg.size() != g.outs.size())
-          return failed(status{errc::invalid_argument, "row_sparse_pull: key " + g.k.to_string() +
-                                                           " has " + std::to_string(g.outs.size()) +
-                                                           " outputs but " + std::to_string(idg.size()) +
-                                                           " row id tensors"});
-        for (const auto& t : idg) {
-          auto r = parse_row_ids(g.k, t, g.info->shape[0]);
-          if (!r) return failed(r.error());
-          ids[i].push_back(std::move(*r));
-        }
-        chans.push_back(channels_.at(g.info->id));
-      }
+      for (auto& g : groups) chans.push_back(channels_.at(g.info->id));
     }
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
@@ -595,13 +552,6 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     return u;
   }
 
-  status check_kind(const key& k, const key& first) const {
-    if (k.is_int() != first.is_int())
-      return status{errc::mixed_key_types, "keys " + first.to_string() + " and " + k.to_string() +
-                                               " mix int and string keys in one call"};
-    return reg_.check_kind(k);
-  }
-
   dist_op_ptr make_op(op_kind kind, key_group& g, int priority, std::shared_ptr<dist_call> call) {
     auto o = std::make_shared<dist_op>();
     o->kind = kind;
@@ -680,6 +630,43 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     kernels::sum(o.info->dtype, o.source.data_unchecked(), p, o.values.size(), b, e);
   }
 
+  // Registers part k of o as pending under a fresh id; on a broken cluster fails the part
+  // instead (nullopt).
+  std::optional<std::uint64_t> track(const dist_op_ptr& o, std::uint32_t k) {
+    status broken;
+    {
+      std::lock_guard<std::mutex> g(pending_mu_);
+      if (broken_status_.is_ok()) {
+        const std::uint64_t id = next_id_++;
+        pending_.emplace(id, pending_part{o, k});
+        return id;
+      }
+      broken = broken_status_;
+    }
+    o->part_done(broken);
+    return std::nullopt;
+  }
+
+  // A part's message without its payload: type, id, stream, priority and metadata.
+  static net::outgoing part_message(const dist_op& o, const part_plan& pp, std::uint64_t id,
+                                    std::uint64_t rows) {
+    net::outgoing m;
+    m.type = static_cast<std::uint8_t>(o.wire_type());
+    m.id = id;
+    m.stream = pp.stream;
+    m.priority = o.priority;
+    wire::data_meta meta;
+    meta.key = wire::wire_key::from(o.info->user_key);
+    meta.part = pp.index;
+    meta.num_parts = pp.of;
+    meta.numel = pp.count;
+    meta.dtype = static_cast<std::uint8_t>(o.info->dtype);
+    meta.row = row_size(*o.info);
+    meta.rows = rows;
+    m.meta = wire::encode(meta);
+    return m;
+  }
+
   // Row-sparse requests: each part gets the rows of it the op names (ids relative to the
   // part, then for pushes the rows). Every part gets a push, empty or not, since a dist_sync
   // round waits for one push per worker; pulls skip parts they want nothing from.
@@ -730,31 +717,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
                       data_bytes);
       }
       o->payloads[k] = buf;
-      std::uint64_t id;
-      {
-        std::lock_guard<std::mutex> g(pending_mu_);
-        if (!broken_status_.is_ok()) {
-          const status s = broken_status_;
-          o->part_done(s);
-          continue;
-        }
-        id = next_id_++;
-        pending_.emplace(id, pending_part{o, k});
-      }
-      net::outgoing m;
-      m.type = static_cast<std::uint8_t>(o->wire_type());
-      m.id = id;
-      m.stream = pp.stream;
-      m.priority = o->priority;
-      wire::data_meta meta;
-      meta.key = wire::wire_key::from(o->info->user_key);
-      meta.part = pp.index;
-      meta.num_parts = pp.of;
-      meta.numel = pp.count;
-      meta.dtype = static_cast<std::uint8_t>(o->info->dtype);
-      meta.row = row;
-      meta.rows = pid.size();
-      m.meta = wire::encode(meta);
+      auto id = track(o, k);
+      if (!id) continue;
+      net::outgoing m = part_message(*o, pp, *id, pid.size());
       m.payload = ids_bytes + data_bytes ? buf->data() : nullptr;
       m.payload_size = ids_bytes + data_bytes;
       m.keepalive = buf;
@@ -770,30 +735,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     const std::size_t esz = size_of(o->info->dtype);
     for (std::uint32_t p = 0; p < o->parts.size(); ++p) {
       const auto& pp = o->parts[p];
-      std::uint64_t id;
-      {
-        std::lock_guard<std::mutex> g(pending_mu_);
-        if (!broken_status_.is_ok()) {
-          const status s = broken_status_;
-          for (std::uint32_t q = p; q < o->parts.size(); ++q) o->part_done(s);
-          return;
-        }
-        id = next_id_++;
-        pending_.emplace(id, pending_part{o, p});
-      }
-      net::outgoing m;
-      m.type = static_cast<std::uint8_t>(o->wire_type());
-      m.id = id;
-      m.stream = pp.stream;
-      m.priority = o->priority;
-      wire::data_meta meta;
-      meta.key = wire::wire_key::from(o->info->user_key);
-      meta.part = pp.index;
-      meta.num_parts = pp.of;
-      meta.numel = pp.count;
-      meta.dtype = static_cast<std::uint8_t>(o->info->dtype);
-      meta.row = row_size(*o->info);
-      m.meta = wire::encode(meta);
+      auto id = track(o, p);
+      if (!id) continue;
+      net::outgoing m = part_message(*o, pp, *id, 0);
       if (o->kind != op_kind::pull && o->kind != op_kind::broadcast) {
         m.payload = static_cast<const char*>(o->source.data_unchecked()) + pp.offset * esz;
         m.payload_size = pp.count * esz;
@@ -994,7 +938,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       std::unique_lock<std::shared_mutex> lk(reg_.mutex());
       if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
       for (const auto& g : groups) {
-        if (auto s = check_kind(g.k, groups.front().k); !s) return failed(s);
+        if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
         if (reg_.find(g.k))
           return failed(status{errc::already_initialized, std::string{to_string(kind)} +
                                                               ": key " + g.k.to_string() +
