@@ -301,7 +301,9 @@ int run(const flags& f) {
   auto kv = kvactor::create(f.store);
   const int rank = kv.rank();
   const int workers = kv.num_workers();
-  const std::string who = workers > 1 ? "[worker " + std::to_string(rank) + "] " : "";
+  // The rank, when there are several workers (kvactor-launch's own prefix counts processes in
+  // launch order, which need not be the rank).
+  const std::string who = workers > 1 ? "(rank " + std::to_string(rank) + ") " : "";
 
   // Each worker takes a contiguous slice of the training set. Every worker runs the same
   // number of steps (from the smallest slice), since a dist_sync round waits for one push
