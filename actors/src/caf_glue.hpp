@@ -23,10 +23,12 @@ class shard_core;
 using fence_fn = std::function<void(shard_core&)>;
 
 
+class reduction_engine;
+
 /// Spawns a shard actor on sys; big steps go to pool (of `width` threads), which must outlive
-/// the actor.
+/// the actor; multi-device merges go through `reduction` when it is not null.
 caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t width,
-                       std::size_t threshold_bytes);
+                       std::size_t threshold_bytes, reduction_engine* reduction = nullptr);
 
 class store_impl;
 /// Spawns the store's client actor (the embedding interface); it holds the store weakly.

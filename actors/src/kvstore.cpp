@@ -105,10 +105,15 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
   static const std::set<std::string_view> local = {"local", "local_update_cpu",
                                                    "local_allreduce_cpu"};
   static const std::set<std::string_view> dist = {"dist_sync", "dist_async"};
-  static const std::set<std::string_view> later = {"device", "local_allreduce_device",
-                                                   "dist_sync_device", "dist_async_device",
+  static const std::set<std::string_view> device = {"device", "local_allreduce_device"};
+  static const std::set<std::string_view> later = {"dist_sync_device", "dist_async_device",
                                                    "dist_device_sync", "dist_device_async"};
   if (local.count(type)) return make_local_store(std::string{type}, opts, sys);
+  if (device.count(type)) {
+    options o = opts;
+    if (!o.reduction) o.reduction = std::make_shared<const topology>(topology::flat());
+    return make_local_store(std::string{type}, o, sys);
+  }
   if (dist.count(type)) {
     auto cfg = read_cluster_config(process_env());
     if (!cfg) throw error{cfg.error()};
@@ -121,7 +126,8 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
                 "store type \"" + std::string{type} + "\" is not available in this build yet"};
   throw error{errc::invalid_argument,
               "unknown store type \"" + std::string{type} +
-                  "\" (known: local, local_update_cpu, local_allreduce_cpu, dist_sync, dist_async)"};
+                  "\" (known: local, local_update_cpu, local_allreduce_cpu, device, local_allreduce_device, "
+                  "dist_sync, dist_async)"};
 }
 }  // namespace detail
 

@@ -22,6 +22,7 @@
 #include "key_registry.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "optimizers.hpp"
+#include "reduction.hpp"
 #include "request.hpp"
 #include "store_impl.hpp"
 
@@ -125,10 +126,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       sys_ = own_sys_.get();
     }
     pool_ = std::make_unique<thread_pool>(opts_.reducer_threads);
+    if (opts_.reduction) reduction_ = std::make_unique<reduction_engine>(*sys_, *opts_.reduction);
     shards_.reserve(opts_.num_shards);
     for (std::size_t i = 0; i < opts_.num_shards; ++i)
       shards_.push_back(spawn_shard(*sys_, pool_.get(), opts_.reducer_threads,
-                                    opts_.parallel_threshold_bytes));
+                                    opts_.parallel_threshold_bytes, reduction_.get()));
   }
 
   // The client actor holds the store weakly, so it is spawned once a shared_ptr exists.
@@ -166,6 +168,13 @@ class local_store final : public store_impl, public std::enable_shared_from_this
         if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
+      if (reduction_ && g.values.size() > 1 &&
+          reduction_->shape().type() == topology::kind::custom)
+        if (auto s = reduction_->shape().graph().validate(g.values.size()); !s)
+          return failed(status{errc::invalid_argument,
+                               std::string{to_string(kind)} + ": key " + g.k.to_string() + " has " +
+                                   std::to_string(g.values.size()) + " values for the store's " +
+                                   reduction_->shape().describe() + " topology: " + s.message()});
       if (gc.type != compression::kind::none && g.values.size() > 1 && info->dtype != dtype::float32)
         return failed(status{errc::unsupported,
                              std::string{to_string(kind)} + ": gradient compression is on and "
@@ -390,6 +399,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     }
     shards_.clear();
     client_ = nullptr;
+    if (reduction_) reduction_->shutdown();
     pool_.reset();
     own_sys_.reset();
     own_cfg_.reset();
@@ -460,6 +470,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   std::unique_ptr<caf::actor_system> own_sys_;
   caf::actor_system* sys_ = nullptr;
   std::unique_ptr<thread_pool> pool_;
+  std::unique_ptr<reduction_engine> reduction_;
   std::vector<caf::actor> shards_;
   caf::actor client_;
   key_registry reg_;

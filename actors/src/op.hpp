@@ -92,6 +92,7 @@ struct op {
   status error;
   std::atomic<bool> chunk_failed{false};
   std::string chunk_error;  // written by the chunk that set chunk_failed
+  errc chunk_code = errc::updater_failed;
 
   /// Takes the leases; release_leases() gives them back (once).
   void acquire_leases() noexcept;

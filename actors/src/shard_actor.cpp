@@ -5,6 +5,7 @@
 #include <caf/stateful_actor.hpp>
 
 #include "caf_glue.hpp"
+#include "reduction.hpp"
 #include "shard_core.hpp"
 
 namespace kvactor::detail {
@@ -17,7 +18,7 @@ struct shard_state {
 };
 
 caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, std::size_t width,
-                    std::size_t threshold) {
+                    std::size_t threshold, reduction_engine* reduction) {
   shard_core::hooks h;
   h.schedule_process = [self] { self->send(self, process_atom::value); };
   h.mailbox_empty = [self] { return self->mailbox().empty(); };
@@ -34,6 +35,20 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
         priority);
     if (help) pool->help(job);
   };
+  if (reduction) {
+    h.reduce = [reduction, weak_self](std::vector<tensor> values, tensor target,
+                                      std::int64_t key_id, op* o) {
+      reduction->reduce(std::move(values), std::move(target), [weak_self, key_id, o](status s) {
+        if (!s.is_ok() && !o->chunk_failed.load(std::memory_order_acquire)) {
+          o->chunk_error = s.message();
+          o->chunk_code = s.code();
+          o->chunk_failed.store(true, std::memory_order_release);
+        }
+        if (auto me = caf::actor_cast<caf::actor>(weak_self))
+          caf::anon_send(me, step_done_atom::value, key_id);
+      });
+    };
+  }
   self->state.core = std::make_unique<shard_core>(std::move(h), threshold, width);
   return {
       [self](op_ptr& o) { self->state.core->receive(std::move(o)); },
@@ -46,8 +61,8 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
 }  // namespace
 
 caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t width,
-                       std::size_t threshold_bytes) {
-  return sys.spawn(shard, pool, width, threshold_bytes);
+                       std::size_t threshold_bytes, reduction_engine* reduction) {
+  return sys.spawn(shard, pool, width, threshold_bytes, reduction);
 }
 
 }  // namespace kvactor::detail

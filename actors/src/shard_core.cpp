@@ -153,7 +153,7 @@ void shard_core::step_done(std::int64_t key_id) {
   entry& e = it->second;
   op& o = *e.current;
   if (o.chunk_failed.load(std::memory_order_acquire) && o.error.is_ok())
-    o.error = status{errc::updater_failed, o.chunk_error};
+    o.error = status{o.chunk_code, o.chunk_error};
   advance(e, o);
 }
 
@@ -457,6 +457,13 @@ bool shard_core::stage_reduce(entry& e, op& o) {
     o.merged = e.merge;
   } else {
     target = e.stored;
+  }
+  if (hooks_.reduce && k > 1 && o.gc.type == compression::kind::none) {
+    // Through the store's reducer graph; a fused pushpull then pulls as its own stage.
+    if (fuse) o.stage = s_pull;
+    std::vector<tensor> values(o.values.begin(), o.values.end());
+    hooks_.reduce(std::move(values), target, info.id, &o);
+    return false;
   }
   if (o.gc.type != compression::kind::none && k > 1) {
     compressed_merge(e, o, target);

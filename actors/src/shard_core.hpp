@@ -42,6 +42,10 @@ class shard_core {
     std::function<void(std::size_t n, std::function<void(std::size_t)> chunk, int priority,
                        std::int64_t key_id, bool help)>
         run_parallel;
+    /// Optional: merge a push's several values into target through a reduction topology;
+    /// the shard then gets step_done(key_id) (errors land in o's chunk_error).
+    std::function<void(std::vector<tensor> values, tensor target, std::int64_t key_id, op* o)>
+        reduce;
   };
 
   shard_core(hooks h, std::size_t parallel_threshold_bytes, std::size_t parallel_width);

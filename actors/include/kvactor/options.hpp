@@ -2,6 +2,9 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
+
+#include "kvactor/topology.hpp"
 
 namespace kvactor {
 
@@ -17,6 +20,10 @@ struct options {
   /// An operation step that moves at least this many bytes runs on the reducer's threads,
   /// off the shard's thread; smaller ones run inline on the shard.
   std::size_t parallel_threshold_bytes = std::size_t{1} << 20;
+  /// How a push's values of several devices are merged: through this topology's reducer
+  /// actors (the "device" store's default is topology::flat()); unset on a "local" store, which
+  /// sums them in one pass on its shard and reducer threads.
+  std::shared_ptr<const topology> reduction;
 };
 
 }  // namespace kvactor
