@@ -27,10 +27,9 @@ int main() {
   }
 
   // The built-in shapes are one line each; they are compared below on the same data.
-  const std::vector<kvactor::topology> shapes = {kvactor::topology::custom(g),
-                                                 kvactor::topology::flat(),
-                                                 kvactor::topology::tree(2),
-                                                 kvactor::topology::ring()};
+  const std::vector<kvactor::topology> shapes = {
+      kvactor::topology::custom(g), kvactor::topology::flat(), kvactor::topology::tree(2),
+      kvactor::topology::ring()};
   int wrong = 0;
   for (const auto& t : shapes) {
     kvactor::options o;

@@ -61,13 +61,17 @@ future<void> kvstore::broadcast(const key_list& keys, const value_list& values,
   return checked_mut(impl_).submit(detail::op_kind::broadcast, keys, values, outs, priority);
 }
 
-void kvstore::set_updater(updater_fn fn) { checked_mut(impl_).set_updater(make_updater(std::move(fn))); }
+void kvstore::set_updater(updater_fn fn) {
+  checked_mut(impl_).set_updater(make_updater(std::move(fn)));
+}
 
 void kvstore::set_updater(std::shared_ptr<const updater> u) {
   checked_mut(impl_).set_updater(std::move(u));
 }
 
-void kvstore::set_updater(std::nullptr_t) { checked_mut(impl_).set_updater(nullptr); }
+void kvstore::set_updater(std::nullptr_t) {
+  checked_mut(impl_).set_updater(nullptr);
+}
 
 future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
   return checked_mut(impl_).set_optimizer(cfg);
@@ -89,15 +93,27 @@ future<void> kvstore::set_gradient_compression(const std::string& type, double t
   return checked_mut(impl_).set_compression(type, threshold);
 }
 
-std::string kvstore::type() const { return checked(impl_).type(); }
-int kvstore::rank() const { return checked(impl_).rank(); }
-int kvstore::num_workers() const { return checked(impl_).num_workers(); }
-future<void> kvstore::barrier() { return checked_mut(impl_).barrier(); }
+std::string kvstore::type() const {
+  return checked(impl_).type();
+}
+int kvstore::rank() const {
+  return checked(impl_).rank();
+}
+int kvstore::num_workers() const {
+  return checked(impl_).num_workers();
+}
+future<void> kvstore::barrier() {
+  return checked_mut(impl_).barrier();
+}
 bool kvstore::is_capable(std::string_view capability) const {
   return checked(impl_).is_capable(capability);
 }
-void kvstore::wait_all() { checked_mut(impl_).wait_all(); }
-std::size_t kvstore::outstanding() const { return checked(impl_).outstanding(); }
+void kvstore::wait_all() {
+  checked_mut(impl_).wait_all();
+}
+std::size_t kvstore::outstanding() const {
+  return checked(impl_).outstanding();
+}
 
 namespace detail {
 std::shared_ptr<store_impl> make_store(std::string_view type, const options& opts,
@@ -108,6 +124,11 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
   static const std::set<std::string_view> device = {"device", "local_allreduce_device"};
   static const std::set<std::string_view> later = {"dist_sync_device", "dist_async_device",
                                                    "dist_device_sync", "dist_device_async"};
+  // A user graph that cannot serve any push is refused before a store exists.
+  if (opts.reduction && opts.reduction->type() == topology::kind::custom) {
+    const auto& g = opts.reduction->graph();
+    if (auto st = g.validate(g.num_slots()); !st) throw error{st};
+  }
   if (local.count(type)) return make_local_store(std::string{type}, opts, sys);
   if (device.count(type)) {
     options o = opts;
@@ -124,10 +145,10 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
   if (later.count(type))
     throw error{errc::unsupported,
                 "store type \"" + std::string{type} + "\" is not available in this build yet"};
-  throw error{errc::invalid_argument,
-              "unknown store type \"" + std::string{type} +
-                  "\" (known: local, local_update_cpu, local_allreduce_cpu, device, local_allreduce_device, "
-                  "dist_sync, dist_async)"};
+  throw error{errc::invalid_argument, "unknown store type \"" + std::string{type} +
+                                          "\" (known: local, local_update_cpu, "
+                                          "local_allreduce_cpu, device, local_allreduce_device, "
+                                          "dist_sync, dist_async)"};
 }
 }  // namespace detail
 

@@ -4,7 +4,9 @@
 
 namespace kvactor {
 
-std::size_t reduction_graph::add_node() { return nodes_++; }
+std::size_t reduction_graph::add_node() {
+  return nodes_++;
+}
 
 void reduction_graph::connect_slot(std::size_t slot, std::size_t node) {
   edges_.push_back(edge{true, slot, node});
@@ -14,7 +16,16 @@ void reduction_graph::connect(std::size_t from, std::size_t to) {
   edges_.push_back(edge{false, from, to});
 }
 
-void reduction_graph::set_root(std::size_t node) { root_ = node; }
+void reduction_graph::set_root(std::size_t node) {
+  root_ = node;
+}
+
+std::size_t reduction_graph::num_slots() const noexcept {
+  std::size_t n = 0;
+  for (const auto& e : edges_)
+    if (e.from_slot) n = std::max(n, e.from + 1);
+  return n;
+}
 
 status reduction_graph::validate(std::size_t slots) const {
   auto bad = [](const std::string& what) {
@@ -28,7 +39,7 @@ status reduction_graph::validate(std::size_t slots) const {
     if (e.to >= nodes_) return bad("edge to unknown node " + std::to_string(e.to));
     if (e.from_slot) {
       if (e.from >= slots)
-        return bad("slot " + std::to_string(e.from) + " but the push gives " +
+        return bad("slot " + std::to_string(e.from) + " is wired but there are only " +
                    std::to_string(slots) + " values");
       if (slot_used[e.from]++) return bad("slot " + std::to_string(e.from) + " feeds two nodes");
     } else {
@@ -49,7 +60,8 @@ status reduction_graph::validate(std::size_t slots) const {
     std::size_t at = n, steps = 0;
     while (at != root_) {
       at = parent[at];
-      if (at >= nodes_ || ++steps > nodes_) return bad("node " + std::to_string(n) + " is on a cycle");
+      if (at >= nodes_ || ++steps > nodes_)
+        return bad("node " + std::to_string(n) + " is on a cycle");
     }
   }
   return {};
@@ -60,14 +72,20 @@ topology topology::tree(std::size_t fan_in) {
   return topology{kind::tree, fan_in, {}};
 }
 
-topology topology::custom(reduction_graph g) { return topology{kind::custom, 0, std::move(g)}; }
+topology topology::custom(reduction_graph g) {
+  return topology{kind::custom, 0, std::move(g)};
+}
 
 std::string topology::describe() const {
   switch (kind_) {
-    case kind::flat: return "flat";
-    case kind::tree: return "tree(" + std::to_string(fan_in_) + ")";
-    case kind::ring: return "ring";
-    case kind::custom: return "custom(" + std::to_string(graph_.num_nodes()) + " nodes)";
+    case kind::flat:
+      return "flat";
+    case kind::tree:
+      return "tree(" + std::to_string(fan_in_) + ")";
+    case kind::ring:
+      return "ring";
+    case kind::custom:
+      return "custom(" + std::to_string(graph_.num_nodes()) + " nodes)";
   }
   return "?";
 }
@@ -78,7 +96,8 @@ result<reduction_graph> topology::graph_for(std::size_t slots) const {
   switch (kind_) {
     case kind::flat: {
       const auto root = g.add_node();
-      for (std::size_t s = 0; s < slots; ++s) g.connect_slot(s, root);
+      for (std::size_t s = 0; s < slots; ++s)
+        g.connect_slot(s, root);
       g.set_root(root);
       return g;
     }
@@ -87,14 +106,16 @@ result<reduction_graph> topology::graph_for(std::size_t slots) const {
       std::vector<std::size_t> level;
       for (std::size_t s = 0; s < slots; s += fan_in_) {
         const auto n = g.add_node();
-        for (std::size_t i = s; i < std::min(slots, s + fan_in_); ++i) g.connect_slot(i, n);
+        for (std::size_t i = s; i < std::min(slots, s + fan_in_); ++i)
+          g.connect_slot(i, n);
         level.push_back(n);
       }
       while (level.size() > 1) {
         std::vector<std::size_t> next;
         for (std::size_t i = 0; i < level.size(); i += fan_in_) {
           const auto n = g.add_node();
-          for (std::size_t j = i; j < std::min(level.size(), i + fan_in_); ++j) g.connect(level[j], n);
+          for (std::size_t j = i; j < std::min(level.size(), i + fan_in_); ++j)
+            g.connect(level[j], n);
           next.push_back(n);
         }
         level.swap(next);

@@ -16,7 +16,8 @@ std::vector<tensor> devices(std::size_t k, std::int64_t n, int round) {
   std::vector<tensor> v;
   for (std::size_t d = 0; d < k; ++d) {
     tensor t = tensor::zeros({n});
-    for (std::int64_t i = 0; i < n; ++i) t.set(static_cast<std::size_t>(i), static_cast<double>((i % 7) + d * 3 + round));
+    for (std::int64_t i = 0; i < n; ++i)
+      t.set(static_cast<std::size_t>(i), static_cast<double>((i % 7) + d * 3 + round));
     v.push_back(t);
   }
   return v;
@@ -24,7 +25,8 @@ std::vector<tensor> devices(std::size_t k, std::int64_t n, int round) {
 
 double expected(std::size_t k, std::int64_t i, int round) {
   double s = 0;
-  for (std::size_t d = 0; d < k; ++d) s += static_cast<double>((i % 7) + d * 3 + round);
+  for (std::size_t d = 0; d < k; ++d)
+    s += static_cast<double>((i % 7) + d * 3 + round);
   return s;
 }
 
@@ -50,10 +52,18 @@ void check_topology(const topology& t) {
 
 }  // namespace
 
-TEST(Topology, Flat) { check_topology(topology::flat()); }
-TEST(Topology, TreeFanIn2) { check_topology(topology::tree(2)); }
-TEST(Topology, TreeFanIn3) { check_topology(topology::tree(3)); }
-TEST(Topology, Ring) { check_topology(topology::ring()); }
+TEST(Topology, Flat) {
+  check_topology(topology::flat());
+}
+TEST(Topology, TreeFanIn2) {
+  check_topology(topology::tree(2));
+}
+TEST(Topology, TreeFanIn3) {
+  check_topology(topology::tree(3));
+}
+TEST(Topology, Ring) {
+  check_topology(topology::ring());
+}
 
 TEST(Topology, UserWiredGraph) {
   // Slots 0,1 -> node a; slots 2,3 -> node b; a, b and slot 4 -> root.
@@ -101,4 +111,22 @@ TEST(Topology, GraphValidation) {
   EXPECT_NE(h.validate(1).message().find("two nodes"), std::string::npos);
   EXPECT_THROW(topology::tree(1), kvactor::error);
   EXPECT_EQ(topology::tree(4).describe(), "tree(4)");
+}
+
+TEST(Topology, BrokenGraphIsRefusedAtCreate) {
+  kvactor::reduction_graph g;
+  const auto a = g.add_node(), root = g.add_node();
+  g.connect_slot(0, a);
+  g.connect_slot(1, root);  // node a feeds nothing and is not the root
+  g.set_root(root);
+  EXPECT_EQ(g.num_slots(), 2u);
+  kvactor::options o;
+  o.reduction = std::make_shared<const topology>(topology::custom(g));
+  try {
+    auto kv = kvactor::create("device", o);
+    FAIL() << "a graph with a dangling node was accepted";
+  } catch (const kvactor::error& e) {
+    EXPECT_EQ(e.code(), errc::invalid_argument);
+    EXPECT_NE(std::string{e.what()}.find("node 0 feeds nothing"), std::string::npos) << e.what();
+  }
 }

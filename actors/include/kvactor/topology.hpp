@@ -39,6 +39,8 @@ class reduction_graph {
   void set_root(std::size_t node);
 
   std::size_t num_nodes() const noexcept { return nodes_; }
+  /// One more than the highest device slot wired: the number of values a push must give.
+  std::size_t num_slots() const noexcept;
   /// invalid_argument naming what is wrong, for `slots` device values.
   status validate(std::size_t slots) const;
 
