@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "pool_core.hpp"
+
 namespace kvactor {
 
 namespace {
@@ -23,7 +25,7 @@ constexpr std::size_t huge_page = std::size_t{2} << 20;
 // Larger requests have no size class: rounding them up would wrap around to a tiny size.
 constexpr std::size_t max_request = std::numeric_limits<std::size_t>::max() / huge_page * huge_page;
 
-void* system_alloc(std::size_t cap) {
+void* host_alloc(std::size_t cap) {
   if (cap >= map_threshold) {
     void* p = ::mmap(nullptr, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc{};
@@ -37,7 +39,7 @@ void* system_alloc(std::size_t cap) {
   return p;
 }
 
-void system_free(void* p, std::size_t cap) noexcept {
+void host_free(void* p, std::size_t cap) noexcept {
   if (cap >= map_threshold)
     ::munmap(p, cap);
   else
@@ -46,34 +48,13 @@ void system_free(void* p, std::size_t cap) noexcept {
 
 }  // namespace
 
-struct buffer_pool::impl {
-  explicit impl(std::size_t max_cached) : max_cached_bytes(max_cached) {}
-  ~impl() {
-    for (auto& [cap, list] : free_lists)
-      for (void* p : list) system_free(p, cap);
-  }
+struct buffer_pool::impl final : detail::pool_core {
+  using pool_core::pool_core;
+  ~impl() override { free_cache(); }
 
-  void release(void* p, std::size_t cap) noexcept {
-    {
-      std::lock_guard<std::mutex> g(mu);
-      st.live_bytes -= cap;
-      if (st.cached_bytes + cap <= max_cached_bytes) {
-        try {
-          free_lists[cap].push_back(p);
-          st.cached_bytes += cap;
-          return;
-        } catch (...) {
-          // No memory for bookkeeping: give the buffer back to the system instead.
-        }
-      }
-    }
-    system_free(p, cap);
-  }
-
-  const std::size_t max_cached_bytes;
-  mutable std::mutex mu;
-  std::map<std::size_t, std::vector<void*>> free_lists;
-  stats st;
+ protected:
+  void* system_alloc(std::size_t cap) override { return host_alloc(cap); }
+  void system_free(void* p, std::size_t cap) noexcept override { host_free(p, cap); }
 };
 
 buffer_pool::buffer_pool(std::size_t max_cached_bytes)
@@ -104,66 +85,22 @@ std::size_t buffer_pool::size_class(std::size_t bytes) noexcept {
   // 64-byte alignment, which aligned_alloc requires of the size. From 8 MiB up the steps are
   // whole multiples of the 2 MiB huge page.
   std::size_t p = min_class;
-  while (p * 2 < bytes) p *= 2;
+  while (p * 2 < bytes)
+    p *= 2;
   const std::size_t step = std::max<std::size_t>(p / 4, min_class);
   return (bytes + step - 1) / step * step;
 }
 
 std::shared_ptr<buffer> buffer_pool::acquire(std::size_t bytes) {
-  if (bytes > max_request) throw std::bad_alloc{};
-  const std::size_t cap = size_class(bytes);
-  void* p = nullptr;
-  {
-    std::lock_guard<std::mutex> g(impl_->mu);
-    auto it = impl_->free_lists.find(cap);
-    if (it != impl_->free_lists.end() && !it->second.empty()) {
-      p = it->second.back();
-      it->second.pop_back();
-      impl_->st.cached_bytes -= cap;
-      ++impl_->st.hits;
-    } else {
-      ++impl_->st.misses;
-    }
-    impl_->st.live_bytes += cap;
-  }
-  if (!p) {
-    try {
-      p = system_alloc(cap);
-    } catch (...) {
-      std::lock_guard<std::mutex> g(impl_->mu);
-      impl_->st.live_bytes -= cap;
-      throw;
-    }
-  }
-  // The deleter keeps the pool alive, so a buffer may outlive the pool object itself.
-  std::shared_ptr<impl> owner = impl_;
-  buffer* b = nullptr;
-  try {
-    b = new buffer(p, cap);
-  } catch (...) {
-    owner->release(p, cap);
-    throw;
-  }
-  return std::shared_ptr<buffer>(b, [owner](buffer* b) {
-    owner->release(b->data(), b->capacity());
-    delete b;
-  });
+  return impl_->acquire(bytes);
 }
 
 void buffer_pool::trim() {
-  std::map<std::size_t, std::vector<void*>> lists;
-  {
-    std::lock_guard<std::mutex> g(impl_->mu);
-    lists.swap(impl_->free_lists);
-    impl_->st.cached_bytes = 0;
-  }
-  for (auto& [cap, list] : lists)
-    for (void* p : list) system_free(p, cap);
+  impl_->trim();
 }
 
 buffer_pool::stats buffer_pool::get_stats() const {
-  std::lock_guard<std::mutex> g(impl_->mu);
-  return impl_->st;
+  return impl_->get_stats();
 }
 
 }  // namespace kvactor

@@ -6,6 +6,9 @@
 #include <limits>
 #include <mutex>
 
+#include "cuda_backend.hpp"
+#include "kvactor/device_kernels.hpp"
+#include "kvactor/device_memory.hpp"
 #include "kvactor/kernels.hpp"
 
 namespace kvactor {
@@ -91,9 +94,9 @@ void storage::wait_writable() const {
 namespace {
 
 void check_creatable(const shape& s, device d) {
-  if (!d.is_cpu())
-    throw error{errc::unsupported,
-                "tensors on " + d.to_string() + " need the CUDA device layer (not built yet)"};
+  // A cuda device that this build or this machine cannot serve: errc::unsupported (no CUDA
+  // build, no GPU), an index out of range: errc::invalid_argument.
+  if (!d.is_cpu()) check_cuda_device(d);
   for (auto dim : s.dims())
     if (dim < 0) throw error{errc::invalid_argument, "negative dimension in shape " + s.to_string()};
   if (s.ndim() > 0 && s.numel() == 0) {
@@ -113,6 +116,29 @@ std::size_t checked_bytes(const shape& s, dtype t) {
   return static_cast<std::size_t>(n) * size_of(t);
 }
 
+// ---- the blocking API on cuda tensors: enqueue on the device's blocking stream, then wait ----
+
+void cuda_copy(device dst_dev, void* dst, device src_dev, const void* src, std::size_t bytes) {
+  if (!bytes) return;
+  const auto s = detail::blocking_stream(dst_dev.is_cpu() ? src_dev : dst_dev);
+  device_kernels::copy_async(s, dst, dst_dev, src, src_dev, bytes);
+  synchronize(s);
+}
+
+void cuda_fill(device d, dtype t, void* dst, double value, std::size_t n) {
+  if (!n) return;
+  const auto s = detail::blocking_stream(d);
+  device_kernels::fill_async(s, t, dst, value, n);
+  synchronize(s);
+}
+
+void cuda_cast(device d, dtype from, const void* src, dtype to, void* dst, std::size_t n) {
+  if (!n) return;
+  const auto s = detail::blocking_stream(d);
+  device_kernels::cast_async(s, from, src, to, dst, n);
+  synchronize(s);
+}
+
 }  // namespace
 
 tensor::tensor(std::shared_ptr<detail::storage> st, kvactor::shape s, kvactor::dtype t)
@@ -127,13 +153,16 @@ kvactor::device tensor::device() const noexcept {
 tensor tensor::empty(const kvactor::shape& s, kvactor::dtype t, kvactor::device d) {
   check_creatable(s, d);
   const std::size_t bytes = checked_bytes(s, t);
-  auto buf = buffer_pool::global().acquire(bytes);
+  auto buf = d.is_cpu() ? buffer_pool::global().acquire(bytes) : device_pool::of(d).acquire(bytes);
   return tensor{std::make_shared<detail::storage>(std::move(buf), bytes, d), s, t};
 }
 
 tensor tensor::zeros(const kvactor::shape& s, kvactor::dtype t, kvactor::device d) {
   auto x = empty(s, t, d);
-  std::memset(x.data_unchecked(), 0, x.nbytes());
+  if (d.is_cpu())
+    std::memset(x.data_unchecked(), 0, x.nbytes());
+  else
+    cuda_fill(d, dtype::uint8, x.data_unchecked(), 0.0, x.nbytes());
   return x;
 }
 
@@ -143,7 +172,10 @@ tensor tensor::ones(const kvactor::shape& s, kvactor::dtype t, kvactor::device d
 
 tensor tensor::full(const kvactor::shape& s, double value, kvactor::dtype t, kvactor::device d) {
   auto x = empty(s, t, d);
-  kernels::fill(t, x.data_unchecked(), value, 0, x.size());
+  if (d.is_cpu())
+    kernels::fill(t, x.data_unchecked(), value, 0, x.size());
+  else
+    cuda_fill(d, t, x.data_unchecked(), value, x.size());
   return x;
 }
 
@@ -208,7 +240,10 @@ tensor tensor::copy_to(kvactor::device d) const {
   if (!defined()) throw error{errc::invalid_argument, "copy of an undefined tensor"};
   auto out = empty(shape_, dtype_, d);
   wait_to_read();
-  std::memcpy(out.data_unchecked(), data_unchecked(), nbytes());
+  if (d.is_cpu() && device().is_cpu())
+    std::memcpy(out.data_unchecked(), data_unchecked(), nbytes());
+  else
+    cuda_copy(d, out.data_unchecked(), device(), data_unchecked(), nbytes());
   return out;
 }
 
@@ -222,21 +257,30 @@ void tensor::copy_to(tensor& dst) const {
   if (dst.storage_ == storage_) return;
   wait_to_read();
   dst.wait_to_write();
-  std::memmove(dst.data_unchecked(), data_unchecked(), nbytes());
+  if (dst.device().is_cpu() && device().is_cpu())
+    std::memmove(dst.data_unchecked(), data_unchecked(), nbytes());
+  else
+    cuda_copy(dst.device(), dst.data_unchecked(), device(), data_unchecked(), nbytes());
 }
 
 tensor tensor::astype(kvactor::dtype t) const {
   if (!defined()) throw error{errc::invalid_argument, "astype of an undefined tensor"};
   auto out = empty(shape_, t, device());
   wait_to_read();
-  kernels::cast(dtype_, data_unchecked(), t, out.data_unchecked(), 0, size());
+  if (device().is_cpu())
+    kernels::cast(dtype_, data_unchecked(), t, out.data_unchecked(), 0, size());
+  else
+    cuda_cast(device(), dtype_, data_unchecked(), t, out.data_unchecked(), size());
   return out;
 }
 
 void tensor::fill(double value) {
   if (!defined()) throw error{errc::invalid_argument, "fill of an undefined tensor"};
   wait_to_write();
-  kernels::fill(dtype_, data_unchecked(), value, 0, size());
+  if (device().is_cpu())
+    kernels::fill(dtype_, data_unchecked(), value, 0, size());
+  else
+    cuda_fill(device(), dtype_, data_unchecked(), value, size());
 }
 
 double tensor::at(std::size_t i) const {
@@ -244,7 +288,12 @@ double tensor::at(std::size_t i) const {
     throw error{errc::out_of_range,
                 "index " + std::to_string(i) + " out of range for " + describe()};
   wait_to_read();
-  return kernels::load(dtype_, data_unchecked(), i);
+  if (device().is_cpu()) return kernels::load(dtype_, data_unchecked(), i);
+  const std::size_t w = size_of(dtype_);
+  unsigned char elem[8];
+  const char* src = static_cast<const char*>(data_unchecked()) + i * w;
+  cuda_copy(kvactor::device::cpu(), elem, device(), src, w);
+  return kernels::load(dtype_, elem, 0);
 }
 
 void tensor::set(std::size_t i, double value) {
@@ -252,14 +301,28 @@ void tensor::set(std::size_t i, double value) {
     throw error{errc::out_of_range,
                 "index " + std::to_string(i) + " out of range for " + describe()};
   wait_to_write();
-  kernels::store(dtype_, data_unchecked(), i, value);
+  if (device().is_cpu()) {
+    kernels::store(dtype_, data_unchecked(), i, value);
+    return;
+  }
+  const std::size_t w = size_of(dtype_);
+  unsigned char elem[8];
+  kernels::store(dtype_, elem, 0, value);
+  char* dst = static_cast<char*>(data_unchecked()) + i * w;
+  cuda_copy(device(), dst, kvactor::device::cpu(), elem, w);
 }
 
 std::vector<double> tensor::to_vector() const {
   std::vector<double> v(size());
   if (v.empty()) return v;
   wait_to_read();
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = kernels::load(dtype_, data_unchecked(), i);
+  if (device().is_cpu()) {
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = kernels::load(dtype_, data_unchecked(), i);
+    return v;
+  }
+  const auto host = copy_to(kvactor::device::cpu());
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = kernels::load(dtype_, host.data_unchecked(), i);
   return v;
 }
 

@@ -10,6 +10,10 @@
 
 namespace kvactor {
 
+namespace detail {
+struct buffer_access;  // device/src: lets the pinned and device pools make buffers
+}
+
 class buffer {
  public:
   void* data() const noexcept { return data_; }
@@ -17,6 +21,7 @@ class buffer {
 
  private:
   friend class buffer_pool;
+  friend struct detail::buffer_access;
   buffer(void* d, std::size_t c) noexcept : data_(d), capacity_(c) {}
   void* data_;
   std::size_t capacity_;

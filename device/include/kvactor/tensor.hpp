@@ -9,6 +9,12 @@
 // a pushed tensor waits until the store has read it — as MXNet's engine does. data_unchecked()
 // skips the wait (the store's own kernels use it).
 //
+// CUDA tensors (device::cuda(N), kvactor/cuda.hpp): storage comes from that device's pool
+// (kvactor/device_memory.hpp) and data<T>() / data_unchecked() give device pointers. The
+// checked accessors (at, set, to_vector, fill, copy, copy_to, astype) work on them too: they
+// stage through pinned memory and return when done (the blocking user API). Without a CUDA
+// device (no GPU, or a build without CUDA) creating one throws errc::unsupported.
+//
 // Thread-safety: a tensor handle may be copied and read from any thread. Writing the same
 // elements from two threads at once is a data race, as with any memory.
 #pragma once
@@ -127,10 +133,10 @@ class tensor {
 
   /// A deep copy on the same device.
   tensor copy() const;
-  /// A deep copy on device d.
+  /// A deep copy on device d (host <-> device and between devices included).
   tensor copy_to(kvactor::device d) const;
-  /// Copies this tensor's elements into dst; shapes and dtypes must match (else throws
-  /// kvactor::error with shape_mismatch / dtype_mismatch).
+  /// Copies this tensor's elements into dst, on whichever device dst is; shapes and dtypes
+  /// must match (else throws kvactor::error with shape_mismatch / dtype_mismatch).
   void copy_to(tensor& dst) const;
   /// A converted copy.
   tensor astype(kvactor::dtype t) const;
