@@ -1,0 +1,68 @@
+// bench_device_staging: host <-> device copies of pageable host memory, staged through the
+// pinned pool (device_kernels::to_device_async / to_host_async), against copies from and to
+// pinned memory (cudaMemcpyAsync, no staging), measured in the same run, interleaved.
+//
+//   bench_device_staging [--quick]
+//
+// Figures (one JSON line each, see bench_common.hpp), S = 1, 16, 64, 256 MiB (--quick: 16 MiB):
+//   "h2d staged size=S"   value = S / median time of to_device_async from pageable memory
+//                         (GB/s); limit = S / median time of copy_async from a pinned_pool
+//                         buffer. Target: ratio >= 0.9.
+//   "d2h staged size=S"   the same from device to pageable host memory against pinned.
+// The pageable buffers come from kvactor's buffer_pool (touched before timing, as the store's
+// buffers are). Extra keys: call_us, limit_us, samples, gpu.
+// Without a CUDA device: a note on stderr, no figures, exit 0.
+#include <kvactor/buffer_pool.hpp>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "device_common.hpp"
+
+namespace {
+
+using namespace kvbench;
+
+void run_size(const kvactor::device_stream& s, std::size_t bytes, const timing_config& tc,
+              const std::string& gpu) {
+  const kvactor::device d = s.device();
+  auto pageable = kvactor::buffer_pool::global().acquire(bytes);
+  std::memset(pageable->data(), 1, bytes);
+  auto pinned = kvactor::pinned_pool::global().acquire(bytes);
+  std::memset(pinned->data(), 1, bytes);
+  dev_mem dev(d, bytes);
+  namespace dk = kvactor::device_kernels;
+
+  timed_path h2d_pinned("copy_async from pinned", double(bytes), [&] {
+    dk::copy_async(s, dev.ptr(), d, pinned->data(), kvactor::device::cpu(), bytes);
+  });
+  timed_path h2d_staged("to_device_async from pageable", double(bytes),
+                        [&] { dk::to_device_async(s, dev.ptr(), pageable->data(), bytes); });
+  run_interleaved(s, {&h2d_pinned, &h2d_staged}, tc);
+  emit(rate_figure("device_staging", "h2d staged size=" + size_name(bytes), h2d_staged, h2d_pinned,
+                   0.9, gpu));
+
+  timed_path d2h_pinned("copy_async to pinned", double(bytes), [&] {
+    dk::copy_async(s, pinned->data(), kvactor::device::cpu(), dev.ptr(), d, bytes);
+  });
+  timed_path d2h_staged("to_host_async to pageable", double(bytes),
+                        [&] { dk::to_host_async(s, pageable->data(), dev.ptr(), bytes); });
+  run_interleaved(s, {&d2h_pinned, &d2h_staged}, tc);
+  emit(rate_figure("device_staging", "d2h staged size=" + size_name(bytes), d2h_staged, d2h_pinned,
+                   0.9, gpu));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return kvbench::device_bench_main(
+      argc, argv, "bench_device_staging", [](const kvbench::device_bench& b) {
+        using kvbench::MiB;
+        const std::vector<std::size_t> sizes =
+            b.quick ? std::vector<std::size_t>{16 * MiB}
+                    : std::vector<std::size_t>{1 * MiB, 16 * MiB, 64 * MiB, 256 * MiB};
+        for (std::size_t size : sizes)
+          run_size(b.stream, size, b.timing, b.gpu);
+      });
+}
