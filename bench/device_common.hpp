@@ -26,8 +26,13 @@ namespace kvbench {
 
 constexpr std::size_t MiB = std::size_t{1} << 20;
 
-/// Prints why there is nothing to measure and returns true when there is no CUDA device.
+/// Prints why there is nothing to measure and returns true when there is no real CUDA device.
 inline bool no_gpu(const char* bench) {
+  if (kvactor::cuda_emulated()) {
+    std::fprintf(
+        stderr, "%s: the devices are emulated (KVACTOR_EMULATE_CUDA); nothing to measure\n", bench);
+    return true;
+  }
   if (kvactor::cuda_device_count() > 0) return false;
   std::fprintf(stderr, "%s: no CUDA device (%s); nothing to measure\n", bench,
                kvactor::cuda_compiled() ? "none found by the CUDA runtime"

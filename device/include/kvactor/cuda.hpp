@@ -34,8 +34,16 @@ namespace kvactor {
 /// True when kvactor was built with the CUDA device layer (KVACTOR_ENABLE_CUDA=ON).
 bool cuda_compiled() noexcept;
 
-/// The number of CUDA devices this process can use: 0 without the CUDA build, without a driver
-/// or without a GPU. Asked once; later calls return the first answer.
+/// True when the devices are emulated: KVACTOR_EMULATE_CUDA=N (1..16) was set and no real CUDA
+/// device was found (in either build). Emulated devices keep their memory in host memory, run
+/// their streams as ordered queues on host threads and their kernels on the CPU, with the
+/// same results, ordering and errors as the CUDA layer: for testing device code on machines
+/// without a GPU. A real GPU is never hidden by it. Decided on first use.
+bool cuda_emulated() noexcept;
+
+/// The number of CUDA devices this process can use (emulated ones included): 0 without the
+/// CUDA build, without a driver or without a GPU. Asked once; later calls return the first
+/// answer.
 int cuda_device_count() noexcept;
 
 /// cuda_device_count() > 0.

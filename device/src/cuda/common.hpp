@@ -11,30 +11,10 @@
 #include <string>
 #include <vector>
 
+#include "../cuda_backend.hpp"
 #include "kvactor/buffer_pool.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/error.hpp"
-
-namespace kvactor::detail {
-
-struct stream_access {
-  static device_stream make(cudaStream_t h, int index, stream_priority p) noexcept {
-    device_stream s;
-    s.handle_ = h;
-    s.index_ = index;
-    s.priority_ = p;
-    return s;
-  }
-  static cudaStream_t native(const device_stream& s) noexcept {
-    return static_cast<cudaStream_t>(s.handle_);
-  }
-};
-
-/// A stream of device d reserved for the blocking tensor API (declared for tensor.cpp in
-/// cuda_backend.hpp too).
-device_stream blocking_stream(device d);
-
-}  // namespace kvactor::detail
 
 namespace kvactor::cudart {
 
@@ -91,7 +71,7 @@ struct device_context {
 device_context& context(int index);
 
 inline cudaStream_t native(const device_stream& s) noexcept {
-  return detail::stream_access::native(s);
+  return static_cast<cudaStream_t>(detail::stream_access::handle(s));
 }
 
 /// Throws errc::invalid_argument unless s is a valid stream.

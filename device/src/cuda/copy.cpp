@@ -266,6 +266,9 @@ namespace {
 // Host <-> device on s: pinned host memory directly, pageable memory staged.
 void host_copy(const char* what, const device_stream& s, void* dst, const void* src,
                std::size_t bytes, bool to_device) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::copy_async(s, dst, to_device ? s.device() : device::cpu(), src,
+                                            to_device ? device::cpu() : s.device(), bytes);
   cudart::check_stream(s, what);
   check_copy_args(what, dst, src, bytes);
   if (!bytes) return;
@@ -294,6 +297,8 @@ void to_host_async(const device_stream& s, void* host_dst, const void* src, std:
 
 void copy_async(const device_stream& s, void* dst, device dst_dev, const void* src, device src_dev,
                 std::size_t bytes) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::copy_async(s, dst, dst_dev, src, src_dev, bytes);
   cudart::check_stream(s, "copy_async");
   check_copy_args("copy_async", dst, src, bytes);
   const device sdev = s.device();

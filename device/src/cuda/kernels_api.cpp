@@ -77,6 +77,7 @@ namespace kvactor::device_kernels {
 
 void sum_async(const device_stream& s, dtype t, void* dst, const void* const* srcs, std::size_t k,
                std::size_t n) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::sum_async(s, t, dst, srcs, k, n);
   const char* what = "sum_async";
   cudart::check_stream(s, what);
   if (k == 0 || k > max_sum_inputs)
@@ -103,6 +104,7 @@ void accumulate_async(const device_stream& s, dtype t, void* dst, const void* sr
 }
 
 void fill_async(const device_stream& s, dtype t, void* dst, double value, std::size_t n) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::fill_async(s, t, dst, value, n);
   const char* what = "fill_async";
   cudart::check_stream(s, what);
   if (n == 0) return;
@@ -125,6 +127,8 @@ void fill_async(const device_stream& s, dtype t, void* dst, double value, std::s
 
 void cast_async(const device_stream& s, dtype from, const void* src, dtype to, void* dst,
                 std::size_t n) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::cast_async(s, from, src, to, dst, n);
   const char* what = "cast_async";
   cudart::check_stream(s, what);
   if (n == 0) return;
@@ -140,6 +144,8 @@ void cast_async(const device_stream& s, dtype from, const void* src, dtype to, v
 
 void quantize_async(const device_stream& s, const compression::params& p, const float* grad,
                     float* residual, std::uint32_t* out, std::size_t n) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::quantize_async(s, p, grad, residual, out, n);
   const char* what = "quantize_async";
   cudart::check_stream(s, what);
   if (n == 0) return;
@@ -168,6 +174,8 @@ void quantize_async(const device_stream& s, const compression::params& p, const 
 namespace {
 void dequantize_impl(const char* what, const device_stream& s, const compression::params& p,
                      const std::uint32_t* in, float* out, std::size_t n, bool add) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::dequantize_async(s, p, in, out, n, add);
   cudart::check_stream(s, what);
   if (n == 0) return;
   need(what, in, "input");
@@ -217,6 +225,8 @@ void check_update(const char* what, dtype t, const void* weight, const void* gra
 
 void sgd_update_async(const device_stream& s, dtype t, void* weight, const void* grad, void* mom,
                       const kernels::sgd_params& p, std::size_t n, float* master) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::sgd_update_async(s, t, weight, grad, mom, p, n, master);
   const char* what = "sgd_update_async";
   cudart::check_stream(s, what);
   if (n == 0 || !is_floating(t)) return;
@@ -227,6 +237,8 @@ void sgd_update_async(const device_stream& s, dtype t, void* weight, const void*
 
 void adam_update_async(const device_stream& s, dtype t, void* weight, const void* grad, void* mean,
                        void* var, const kernels::adam_params& p, std::size_t n, float* master) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::adam_update_async(s, t, weight, grad, mean, var, p, n, master);
   const char* what = "adam_update_async";
   cudart::check_stream(s, what);
   if (n == 0 || !is_floating(t)) return;

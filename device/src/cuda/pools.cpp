@@ -1,37 +1,20 @@
-// The pinned host pool and the device pools (KVACTOR_ENABLE_CUDA=ON build): buffer_pool's size
-// classes and free lists over cudaHostAlloc / cudaMalloc.
-#include <cstdlib>
-#include <map>
-#include <mutex>
-#include <new>
+// The CUDA pinned host pool's and device pools' allocators (KVACTOR_ENABLE_CUDA=ON build):
+// pool_core's size classes and free lists over cudaHostAlloc / cudaMalloc. The pool classes
+// themselves are in src/device_pools.cpp.
 #include <string>
-#include <vector>
 
 #include "../pool_core.hpp"
 #include "common.hpp"
-#include "kvactor/device_memory.hpp"
 
 namespace kvactor {
-
 namespace {
 
-std::size_t env_megabytes(const char* name, std::size_t fallback) {
-  if (const char* env = std::getenv(name)) {
-    char* end = nullptr;
-    const unsigned long long v = std::strtoull(env, &end, 10);
-    if (end != env) return static_cast<std::size_t>(v) << 20;
-  }
-  return fallback;
-}
-
-}  // namespace
-
-struct pinned_pool::impl final : detail::pool_core {
+struct cuda_pinned_core final : detail::pool_core {
   using pool_core::pool_core;
 
  protected:
   void* system_alloc(std::size_t cap) override {
-    if (!cuda_available())
+    if (detail::native_device_count() == 0)
       throw error{errc::unsupported,
                   "pinned host memory needs a CUDA device, and this process has none"};
     void* p = nullptr;
@@ -41,8 +24,8 @@ struct pinned_pool::impl final : detail::pool_core {
   void system_free(void* p, std::size_t) noexcept override { (void)cudaFreeHost(p); }
 };
 
-struct device_pool::impl final : detail::pool_core {
-  impl(int index, std::size_t max_cached) : pool_core(max_cached), index_(index) {}
+struct cuda_device_core final : detail::pool_core {
+  cuda_device_core(int index, std::size_t max_cached) : pool_core(max_cached), index_(index) {}
 
  protected:
   void* system_alloc(std::size_t cap) override {
@@ -67,44 +50,19 @@ struct device_pool::impl final : detail::pool_core {
   int index_;
 };
 
-pinned_pool& pinned_pool::global() {
-  static pinned_pool* pool = new pinned_pool(
-      std::make_shared<impl>(env_megabytes("KVACTOR_PINNED_CACHE_MB", std::size_t{1} << 30)));
-  return *pool;
+}  // namespace
+
+namespace detail {
+
+std::shared_ptr<pool_core> make_native_pinned_core(std::size_t max_cached) {
+  return std::make_shared<cuda_pinned_core>(max_cached);
 }
 
-std::shared_ptr<buffer> pinned_pool::acquire(std::size_t bytes) {
-  return impl_->acquire(bytes);
-}
-void pinned_pool::trim() {
-  impl_->trim();
-}
-buffer_pool::stats pinned_pool::get_stats() const {
-  return impl_->get_stats();
+std::shared_ptr<pool_core> make_native_device_core(int index, std::size_t max_cached) {
+  auto& ctx = cudart::context(index);  // checks the index
+  return std::make_shared<cuda_device_core>(index, max_cached ? max_cached : ctx.total_memory / 2);
 }
 
-device_pool& device_pool::of(device d) {
-  auto& ctx = cudart::context(d.index());  // checks d
-  static std::mutex mu;
-  static auto* pools = new std::vector<device_pool*>();
-  std::lock_guard<std::mutex> g(mu);
-  if (pools->empty()) pools->resize(static_cast<std::size_t>(cuda_device_count()), nullptr);
-  auto& p = (*pools)[static_cast<std::size_t>(d.index())];
-  if (!p) {
-    const std::size_t cap = env_megabytes("KVACTOR_CUDA_POOL_CACHE_MB", ctx.total_memory / 2);
-    p = new device_pool(d, std::make_shared<impl>(d.index(), cap));
-  }
-  return *p;
-}
-
-std::shared_ptr<buffer> device_pool::acquire(std::size_t bytes) {
-  return impl_->acquire(bytes);
-}
-void device_pool::trim() {
-  impl_->trim();
-}
-buffer_pool::stats device_pool::get_stats() const {
-  return impl_->get_stats();
-}
+}  // namespace detail
 
 }  // namespace kvactor

@@ -8,6 +8,7 @@
 #include <string>
 #include <thread>
 
+#include "../callback_thread.hpp"
 #include "common.hpp"
 
 namespace kvactor {
@@ -127,52 +128,6 @@ void init_context(cudart::device_context& c, int index) {
   KVACTOR_CUDA(cudaStreamCreateWithPriority(&c.blocking, cudaStreamNonBlocking, prio[0]));
 }
 
-// ---- completion callbacks: the driver's callback thread only queues; this thread runs ----
-
-class dispatcher {
- public:
-  static dispatcher& get() {
-    static dispatcher* d = new dispatcher;  // never destroyed: its thread may outlive main
-    return *d;
-  }
-
-  void post(std::function<void()> fn) {
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      queue_.push_back(std::move(fn));
-    }
-    cv_.notify_one();
-  }
-
- private:
-  dispatcher() {
-    std::thread([this] { run(); }).detach();
-  }
-
-  void run() {
-    for (;;) {
-      std::function<void()> fn;
-      {
-        std::unique_lock<std::mutex> lk(mu_);
-        cv_.wait(lk, [this] { return !queue_.empty(); });
-        fn = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      try {
-        fn();
-      } catch (const std::exception& e) {
-        std::fprintf(stderr, "kvactor.cuda: a completion callback threw: %s\n", e.what());
-      } catch (...) {
-        std::fprintf(stderr, "kvactor.cuda: a completion callback threw\n");
-      }
-    }
-  }
-
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-};
-
 struct callback_box {
   std::function<void(const status&)> fn;
 };
@@ -181,7 +136,7 @@ struct callback_box {
 void CUDART_CB on_stream_done(cudaStream_t, cudaError_t e, void* p) {
   std::unique_ptr<callback_box> box(static_cast<callback_box*>(p));
   try {
-    dispatcher::get().post([fn = std::move(box->fn), e] {
+    detail::post_callback([fn = std::move(box->fn), e] {
       if (e == cudaSuccess)
         fn(status{});
       else
@@ -271,7 +226,8 @@ bool cuda_compiled() noexcept {
   return true;
 }
 
-int cuda_device_count() noexcept {
+namespace detail {
+int native_device_count() noexcept {
   try {
     return census().count;
   } catch (...) {
@@ -279,11 +235,23 @@ int cuda_device_count() noexcept {
   }
 }
 
+}  // namespace detail
+
+int cuda_device_count() noexcept {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::device_count();
+  return detail::native_device_count();
+}
+
+bool cuda_emulated() noexcept {
+  return kvactor::detail::emu::active();
+}
+
 bool cuda_available() noexcept {
   return cuda_device_count() > 0;
 }
 
 void check_cuda_device(device d) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::check_device(d);
   if (d.is_cpu()) throw error{errc::invalid_argument, d.to_string() + " is not a CUDA device"};
   const auto& c = census();
   if (c.count == 0)
@@ -297,6 +265,7 @@ void check_cuda_device(device d) {
 }
 
 std::string cuda_device_name(device d) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::device_name(d);
   check_cuda_device(d);
   cudaDeviceProp prop{};
   KVACTOR_CUDA(cudaGetDeviceProperties(&prop, d.index()));
@@ -309,12 +278,14 @@ std::size_t streams_per_priority() noexcept {
 }
 
 device_stream get_stream(device d, stream_priority p, std::size_t hint) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::get_stream(d, p, hint);
   auto& c = cudart::context(d.index());
   const auto& pool = c.streams[p == stream_priority::high ? 1 : 0];
   return detail::stream_access::make(pool[hint % pool.size()], d.index(), p);
 }
 
 int native_priority(const device_stream& s) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::native_priority(s);
   cudart::check_stream(s, "native_priority");
   int prio = 0;
   KVACTOR_CUDA(cudaStreamGetPriority(cudart::native(s), &prio));
@@ -322,6 +293,8 @@ int native_priority(const device_stream& s) {
 }
 
 void enqueue_callback(const device_stream& s, std::function<void(const status&)> fn) {
+  if (kvactor::detail::emu::active())
+    return kvactor::detail::emu::enqueue_callback(s, std::move(fn));
   cudart::check_stream(s, "enqueue_callback");
   if (!fn) throw error{errc::invalid_argument, "enqueue_callback: empty function"};
   auto box = std::make_unique<callback_box>();
@@ -334,6 +307,7 @@ void enqueue_callback(const device_stream& s, std::function<void(const status&)>
 }
 
 void stream_wait(const device_stream& waiter, const device_stream& on) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::stream_wait(waiter, on);
   cudart::check_stream(waiter, "stream_wait");
   cudart::check_stream(on, "stream_wait");
   if (waiter == on) return;
@@ -354,6 +328,7 @@ void stream_wait(const device_stream& waiter, const device_stream& on) {
 }
 
 void synchronize(const device_stream& s) {
+  if (kvactor::detail::emu::active()) return kvactor::detail::emu::synchronize(s);
   cudart::check_stream(s, "synchronize");
   cudart::device_guard g(s.device().index());
   KVACTOR_CUDA(cudaStreamSynchronize(cudart::native(s)));
@@ -361,6 +336,7 @@ void synchronize(const device_stream& s) {
 
 namespace detail {
 device_stream blocking_stream(device d) {
+  if (emu::active()) return emu::blocking_stream(d);
   auto& c = cudart::context(d.index());
   return stream_access::make(c.blocking, d.index(), stream_priority::normal);
 }
