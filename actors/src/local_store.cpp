@@ -141,7 +141,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   future<void> submit(op_kind kind, const key_list& keys, const value_list& values,
                       const value_list& outs, int priority) override {
     const value_list& out_args = (kind == op_kind::pushpull && outs.empty()) ? values : outs;
-    auto grouped = group_arguments(kind, keys, values, out_args);
+    auto grouped = group_arguments(kind, keys, values, out_args, /*device_tensors=*/true);
     if (!grouped) return failed(grouped.error());
     auto& groups = *grouped;
     if (auto s = check_overlaps(kind, groups); !s) return failed(s);

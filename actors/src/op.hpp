@@ -75,8 +75,8 @@ struct op {
   op_kind kind = op_kind::push;
   key_info_ptr info;
   int priority = 0;
-  tensor_list values;  // read-leased until done
-  tensor_list outs;    // write-leased until done
+  tensor_list values;                           // read-leased until done
+  tensor_list outs;                             // write-leased until done
   std::vector<row_sparse_tensor> sparse;        // a row-sparse push's values (read-leased)
   std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
   std::shared_ptr<const updater> upd;
@@ -85,6 +85,12 @@ struct op {
   compression::params gc;
   std::uint64_t gc_version = 0;
   std::shared_ptr<call_state> call;
+  /// Values or outputs on CUDA devices: the shard's kernels work on host memory, so while the
+  /// op runs, `values` and `outs` hold host tensors (values copied from the devices first,
+  /// outputs copied to them last) and these hold the caller's tensors, which keep the leases.
+  tensor_list device_values, device_outs;
+  bool device_io = false;
+  bool device_out_done = false;
 
   // Shard-side progress.
   std::uint8_t stage = 0;

@@ -10,6 +10,8 @@
 #include <mutex>
 
 #include "caf_glue.hpp"
+#include "kvactor/cuda.hpp"
+#include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/thread_pool.hpp"
 
@@ -21,6 +23,14 @@ struct job {
   std::vector<tensor> values;
   tensor target;
   std::function<void(status)> done;
+  std::atomic<bool> finished{false};
+  device root_device;  // where the root sums device values
+  std::size_t hint = 0;
+  stream_priority prio = stream_priority::normal;
+  /// Calls done once, whichever node gets there first (several may fail).
+  void finish(const status& s) {
+    if (!finished.exchange(true)) done(s);
+  }
   std::vector<std::vector<tensor>> inputs;  // per node: what has arrived
   std::atomic<std::size_t> chunks_left{0};  // ring
 };
@@ -61,8 +71,45 @@ namespace {
 
 void sum_tensors(const std::vector<tensor>& in, tensor& out) {
   std::vector<const void*> srcs;
-  for (const auto& t : in) srcs.push_back(t.data_unchecked());
+  for (const auto& t : in)
+    srcs.push_back(t.data_unchecked());
   kernels::sum(out.dtype(), out.data_unchecked(), srcs.data(), srcs.size(), 0, out.size());
+}
+
+// A node's sum of device values: the inputs not on the node's device are copied there (peer
+// or staged), summed by one fused kernel, and the sum goes to the parent or (root) into the
+// target, all on one stream; its completion callback passes the result on.
+void device_sum(const input_msg& m, std::vector<tensor> in, bool root) {
+  const job& j = *m.j;
+  const device d = root ? j.root_device : in.front().device();
+  const tensor& first = in.front();
+  const std::size_t n = first.size(), bytes = first.nbytes();
+  const auto s = get_stream(d, j.prio, j.hint);
+  std::vector<tensor> keep = in;
+  std::vector<const void*> srcs;
+  for (const auto& t : in) {
+    if (t.device() == d) {
+      srcs.push_back(t.data_unchecked());
+      continue;
+    }
+    tensor local = tensor::empty(first.shape(), first.dtype(), d);
+    device_kernels::copy_async(s, local.data_unchecked(), d, t.data_unchecked(), t.device(), bytes);
+    srcs.push_back(local.data_unchecked());
+    keep.push_back(std::move(local));
+  }
+  tensor out =
+      (root && j.target.device() == d) ? j.target : tensor::empty(first.shape(), first.dtype(), d);
+  device_kernels::sum_async(s, first.dtype(), out.data_unchecked(), srcs.data(), srcs.size(), n);
+  if (root && j.target.device() != d)
+    device_kernels::copy_async(s, j.target.data_unchecked(), j.target.device(),
+                               out.data_unchecked(), d, bytes);
+  keep.push_back(out);
+  enqueue_callback(s, [m, root, out, keep = std::move(keep)](const status& st) {
+    if (!st.is_ok()) return m.j->finish(st);
+    if (root) return m.j->finish(status{});
+    const auto up = m.p->parent[m.node];
+    caf::anon_send(m.p->nodes[up], input_msg{m.j, m.p, up, out});
+  });
 }
 
 // A reducer node: collects its inputs for a job, sums them, and passes the sum on (to its
@@ -73,18 +120,27 @@ caf::behavior reducer(caf::event_based_actor*, int) {
     mine.push_back(m.value);
     if (mine.size() < m.p->need[m.node]) return;
     const bool root = m.node == m.p->g.root();
+    if (!mine.front().device().is_cpu()) {
+      try {
+        device_sum(m, std::move(mine), root);
+      } catch (const std::exception& e) {
+        m.j->finish(status{errc::internal, std::string{"reduction on the device: "} + e.what()});
+      }
+      mine.clear();
+      return;
+    }
     try {
       tensor out = root ? m.j->target : tensor::empty(m.j->target.shape(), m.j->target.dtype());
       sum_tensors(mine, out);
       mine.clear();
       if (root) {
-        m.j->done(status{});
+        m.j->finish(status{});
         return;
       }
       const auto up = m.p->parent[m.node];
       caf::anon_send(m.p->nodes[up], input_msg{m.j, m.p, up, std::move(out)});
     } catch (const std::exception& e) {
-      m.j->done(status{errc::internal, std::string{"reduction: "} + e.what()});
+      m.j->finish(status{errc::internal, std::string{"reduction: "} + e.what()});
     }
   }};
 }
@@ -112,7 +168,7 @@ caf::behavior ring_member(caf::event_based_actor*, std::size_t me) {
     }
     kernels::copy(t, static_cast<char*>(m.j->target.data_unchecked()) + b * w,
                   m.partial.data_unchecked(), 0, e - b);
-    if (m.j->chunks_left.fetch_sub(1) == 1) m.j->done(status{});
+    if (m.j->chunks_left.fetch_sub(1) == 1) m.j->finish(status{});
   }};
 }
 
@@ -124,7 +180,22 @@ struct reduction_engine::impl {
   std::mutex mu;
   std::map<std::size_t, plan_ptr> plans;  // by number of values
   std::map<std::size_t, std::shared_ptr<const std::vector<caf::actor>>> rings;
-  std::vector<caf::actor> all;  // every actor spawned, for shutdown
+  std::vector<caf::actor> all;               // every actor spawned, for shutdown
+  std::map<std::int64_t, device> placement;  // key -> merge device
+  std::map<int, std::size_t> placed_bytes;   // device index -> bytes of keys placed there
+
+  device place(std::int64_t key, const std::vector<tensor>& values) {
+    std::lock_guard<std::mutex> g(mu);
+    if (key >= 0)
+      if (auto it = placement.find(key); it != placement.end()) return it->second;
+    device best = values.front().device();
+    for (const auto& v : values)
+      if (!v.device().is_cpu() && placed_bytes[v.device().index()] < placed_bytes[best.index()])
+        best = v.device();
+    placed_bytes[best.index()] += values.front().nbytes();
+    if (key >= 0) placement.emplace(key, best);
+    return best;
+  }
 
   impl(caf::actor_system& s, topology t) : sys(s), shape(std::move(t)) {}
 
@@ -167,14 +238,23 @@ struct reduction_engine::impl {
 reduction_engine::reduction_engine(caf::actor_system& sys, topology t)
     : impl_(std::make_unique<impl>(sys, std::move(t))) {}
 
-reduction_engine::~reduction_engine() { shutdown(); }
+reduction_engine::~reduction_engine() {
+  shutdown();
+}
 
-const topology& reduction_engine::shape() const noexcept { return impl_->shape; }
+const topology& reduction_engine::shape() const noexcept {
+  return impl_->shape;
+}
 
 void reduction_engine::reduce(std::vector<tensor> values, tensor target,
-                              std::function<void(status)> done) {
+                              std::function<void(status)> done, std::int64_t key, int priority) {
   const std::size_t k = values.size();
   auto j = std::make_shared<job>();
+  if (k && !values.front().device().is_cpu()) {
+    j->root_device = impl_->place(key, values);
+    j->hint = static_cast<std::size_t>(key < 0 ? 0 : key);
+    j->prio = priority > 0 ? stream_priority::high : stream_priority::normal;
+  }
   j->values = std::move(values);
   j->target = std::move(target);
   j->done = std::move(done);
@@ -187,11 +267,16 @@ void reduction_engine::reduce(std::vector<tensor> values, tensor target,
     return;
   }
   auto p = impl_->plan_for(k);
-  if (!p) return j->done(p.error());
+  if (!p) return j->finish(p.error());
   j->inputs.resize((*p)->g.num_nodes());
   for (const auto& e : (*p)->g.edges())
-    if (e.from_slot)
-      caf::anon_send((*p)->nodes[e.to], input_msg{j, *p, e.to, j->values[e.from]});
+    if (e.from_slot) caf::anon_send((*p)->nodes[e.to], input_msg{j, *p, e.to, j->values[e.from]});
+}
+
+device reduction_engine::merge_device(std::int64_t key) const {
+  std::lock_guard<std::mutex> g(impl_->mu);
+  auto it = impl_->placement.find(key);
+  return it == impl_->placement.end() ? device::cpu() : it->second;
 }
 
 void reduction_engine::shutdown() {
@@ -203,7 +288,8 @@ void reduction_engine::shutdown() {
     impl_->rings.clear();
   }
   if (all.empty()) return;
-  for (auto& a : all) caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
+  for (auto& a : all)
+    caf::anon_send_exit(a, caf::exit_reason::user_shutdown);
   caf::scoped_actor self{impl_->sys};
   self->wait_for(all);
 }

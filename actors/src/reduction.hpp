@@ -30,7 +30,15 @@ class reduction_engine {
 
   /// target = the sum of values (one per device slot), in the topology's order; then done.
   /// An invalid topology for this many values completes done with invalid_argument.
-  void reduce(std::vector<tensor> values, tensor target, std::function<void(status)> done);
+  /// Values on CUDA devices are summed on the devices (flat, tree and custom graphs): a node
+  /// sums on its first input's device, the root on the key's merge device — the least loaded
+  /// (by bytes placed) among the push's devices when the key is first reduced, kept after —
+  /// and the root's sum is copied into target wherever it is. Device work goes on streams
+  /// chosen by the key (high priority for priority > 0); completions come back as messages.
+  void reduce(std::vector<tensor> values, tensor target, std::function<void(status)> done,
+              std::int64_t key = -1, int priority = 0);
+  /// The merge device of `key` (cuda(N)), or cpu when it has none yet.
+  device merge_device(std::int64_t key) const;
   const topology& shape() const noexcept;
   /// Stops the actors (waits until they are gone). Call before the actor system goes.
   void shutdown();

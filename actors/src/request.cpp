@@ -48,20 +48,22 @@ status check_form(op_kind kind, const key_list& keys, const value_list& v, const
   return {};
 }
 
-status check_one(op_kind kind, const key& k, const tensor& t, std::size_t j, const char* role) {
+status check_one(op_kind kind, const key& k, const tensor& t, std::size_t j, const char* role,
+                 bool device_tensors) {
   if (!t.defined())
     return bad(kind, std::string{"null "} + role + " tensor #" + std::to_string(j) +
                          " for key " + k.to_string());
-  if (!t.device().is_cpu())
+  if (!t.device().is_cpu() && !device_tensors)
     return status{errc::unsupported, op_name(kind) + ": " + role + " for key " + k.to_string() +
                                          " is on " + t.device().to_string() +
-                                         "; this store handles cpu tensors"};
+                                         "; this store handles cpu tensors (device values: "
+                                         "the local and device stores)"};
   return {};
 }
 
 // Appends the tensors the call gives for its i-th key to dst.
 status collect(op_kind kind, const key_list& keys, const value_list& v, std::size_t i,
-               const char* role, tensor_list& dst) {
+               const char* role, tensor_list& dst, bool device_tensors) {
   const key& k = keys[i];
   const std::size_t first = dst.size();
   switch (v.shape()) {
@@ -83,14 +85,14 @@ status collect(op_kind kind, const key_list& keys, const value_list& v, std::siz
   if (dst.size() == first)
     return bad(kind, std::string{"empty list of "} + role + " tensors for key " + k.to_string());
   for (std::size_t j = first; j < dst.size(); ++j)
-    if (auto s = check_one(kind, k, dst[j], j - first, role); !s) return s;
+    if (auto s = check_one(kind, k, dst[j], j - first, role, device_tensors); !s) return s;
   return {};
 }
 
 }  // namespace
 
-result<group_list> group_arguments(op_kind kind, const key_list& keys,
-                                               const value_list& values, const value_list& outs) {
+result<group_list> group_arguments(op_kind kind, const key_list& keys, const value_list& values,
+                                   const value_list& outs, bool device_tensors) {
   const std::size_t n = keys.size();
   if (n == 0) return bad(kind, "no keys given");
   const bool has_values = kind != op_kind::pull;
@@ -117,9 +119,11 @@ result<group_list> group_arguments(op_kind kind, const key_list& keys,
     }
     if (g == groups.size()) groups.push_back(key_group{k, {}, {}, nullptr});
     if (has_values)
-      if (auto s = collect(kind, keys, values, i, "value", groups[g].values); !s) return s;
+      if (auto s = collect(kind, keys, values, i, "value", groups[g].values, device_tensors); !s)
+        return s;
     if (has_outs)
-      if (auto s = collect(kind, keys, outs, i, "output", groups[g].outs); !s) return s;
+      if (auto s = collect(kind, keys, outs, i, "output", groups[g].outs, device_tensors); !s)
+        return s;
   }
   if (kind == op_kind::init || kind == op_kind::broadcast) {
     for (const auto& g : groups)

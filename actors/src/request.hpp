@@ -23,8 +23,9 @@ struct key_group {
 /// (empty for push and init). For pushpull without outs, pass values as outs.
 using group_list = boost::container::small_vector<key_group, 1>;
 
-result<group_list> group_arguments(op_kind kind, const key_list& keys,
-                                               const value_list& values, const value_list& outs);
+/// Tensors on CUDA devices are refused (errc::unsupported) unless device_tensors.
+result<group_list> group_arguments(op_kind kind, const key_list& keys, const value_list& values,
+                                   const value_list& outs, bool device_tensors = false);
 
 /// invalid_argument when an output overlaps another output, or a value of another key.
 status check_overlaps(op_kind kind, const group_list& groups);

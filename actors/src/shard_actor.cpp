@@ -35,18 +35,24 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
         priority);
     if (help) pool->help(job);
   };
+  // The op stays alive until the shard has handled step_done (the key's current op), and the
+  // store outlives its calls' ops, so recording into it first is safe.
+  h.step_done_from = [weak_self](std::int64_t key_id, op* o, const status& s) {
+    if (!s.is_ok() && !o->chunk_failed.load(std::memory_order_acquire)) {
+      o->chunk_error = s.message();
+      o->chunk_code = s.code();
+      o->chunk_failed.store(true, std::memory_order_release);
+    }
+    if (auto me = caf::actor_cast<caf::actor>(weak_self))
+      caf::anon_send(me, step_done_atom::value, key_id);
+  };
   if (reduction) {
-    h.reduce = [reduction, weak_self](std::vector<tensor> values, tensor target,
-                                      std::int64_t key_id, op* o) {
-      reduction->reduce(std::move(values), std::move(target), [weak_self, key_id, o](status s) {
-        if (!s.is_ok() && !o->chunk_failed.load(std::memory_order_acquire)) {
-          o->chunk_error = s.message();
-          o->chunk_code = s.code();
-          o->chunk_failed.store(true, std::memory_order_release);
-        }
-        if (auto me = caf::actor_cast<caf::actor>(weak_self))
-          caf::anon_send(me, step_done_atom::value, key_id);
-      });
+    h.reduce_on_device = reduction->shape().type() != topology::kind::ring;
+    h.reduce = [reduction, done = h.step_done_from](std::vector<tensor> values, tensor target,
+                                                    std::int64_t key_id, op* o) {
+      reduction->reduce(
+          std::move(values), std::move(target), [done, key_id, o](status s) { done(key_id, o, s); },
+          key_id, o->priority);
     };
   }
   self->state.core = std::make_unique<shard_core>(std::move(h), threshold, width);

@@ -2,8 +2,10 @@
 
 #include <algorithm>
 #include <cstring>
+#include <mutex>
 #include <new>
 
+#include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/optimizer_state.hpp"
 
@@ -16,11 +18,14 @@ enum stage : std::uint8_t { s_init, s_reduce, s_update, s_pull, s_finish };
 std::uint8_t first_stage(op_kind k) {
   switch (k) {
     case op_kind::init:
-    case op_kind::broadcast: return s_init;
+    case op_kind::broadcast:
+      return s_init;
     case op_kind::push:
-    case op_kind::pushpull: return s_reduce;
+    case op_kind::pushpull:
+      return s_reduce;
     case op_kind::pull:
-    case op_kind::row_pull: return s_pull;
+    case op_kind::row_pull:
+      return s_pull;
   }
   return s_finish;
 }
@@ -39,7 +44,8 @@ shard_core::~shard_core() = default;
 
 std::size_t shard_core::held_bytes() const noexcept {
   std::size_t n = 0;
-  for (const auto& [id, e] : entries_) n += e.stored.nbytes() + e.merge.nbytes();
+  for (const auto& [id, e] : entries_)
+    n += e.stored.nbytes() + e.merge.nbytes();
   return n;
 }
 
@@ -158,13 +164,13 @@ void shard_core::step_done(std::int64_t key_id) {
 }
 
 bool shard_core::advance(entry& e, op& o) {
+  if (!o.device_io && o.stage != s_finish && o.error.is_ok() && !stage_device_in(o)) return false;
   for (;;) {
     if (!o.error.is_ok()) o.stage = s_finish;
     const bool needs_value = o.stage != s_init && o.stage != s_finish;
     if (needs_value && !e.stored.defined()) {
-      o.error = status{errc::not_initialized,
-                       std::string{to_string(o.kind)} + ": key " + o.info->name() +
-                           " is not initialized"};
+      o.error = status{errc::not_initialized, std::string{to_string(o.kind)} + ": key " +
+                                                  o.info->name() + " is not initialized"};
       continue;
     }
     switch (o.stage) {
@@ -185,6 +191,10 @@ bool shard_core::advance(entry& e, op& o) {
         if (!stage_pull(e, o)) return false;
         break;
       default:
+        if (o.device_io && !o.device_out_done && o.error.is_ok()) {
+          // Once: the host outputs go to the caller's device tensors, then the op finishes.
+          if (!stage_device_out(o)) return false;
+        }
         finish(e, o);
         return true;
     }
@@ -246,7 +256,8 @@ std::vector<shard_core::state_record> shard_core::snapshot_states(
     state_record r;
     r.info = e.info;
     r.count = st->count;
-    for (const auto& t : st->slots) r.slots.push_back(t.copy());
+    for (const auto& t : st->slots)
+      r.slots.push_back(t.copy());
     if (st->master.defined()) r.master = st->master.copy();
     out.push_back(std::move(r));
   }
@@ -260,14 +271,17 @@ void shard_core::restore_states(const std::vector<state_record>& records,
     if (it == entries_.end()) continue;
     auto st = std::make_unique<optimizer_state>();
     st->count = r.count;
-    for (const auto& t : r.slots) st->slots.push_back(t.copy());
+    for (const auto& t : r.slots)
+      st->slots.push_back(t.copy());
     if (r.master.defined()) st->master = r.master.copy();
     it->second.state = std::move(st);
     it->second.state_owner = owner;
   }
 }
 
-bool shard_core::big(std::size_t bytes) const noexcept { return bytes >= threshold_; }
+bool shard_core::big(std::size_t bytes) const noexcept {
+  return bytes >= threshold_;
+}
 
 std::size_t shard_core::chunks_for(std::size_t bytes) const noexcept {
   return std::clamp<std::size_t>(bytes / min_chunk_bytes, 1, width_ * 4);
@@ -300,9 +314,8 @@ void shard_core::parallel(op& o, std::size_t bytes, std::size_t n,
 bool shard_core::stage_init(entry& e, op& o) {
   const auto& info = *o.info;
   if (e.stored.defined()) {
-    o.error = status{errc::already_initialized,
-                     std::string{to_string(o.kind)} + ": key " + info.name() +
-                         " is already initialized"};
+    o.error = status{errc::already_initialized, std::string{to_string(o.kind)} + ": key " +
+                                                    info.name() + " is already initialized"};
     return true;
   }
   try {
@@ -343,7 +356,8 @@ void reduce_range(dtype t, void* dst, const void* const* srcs, std::size_t k, vo
   for (std::size_t lo = b; lo < end; lo += block) {
     const std::size_t hi = std::min(end, lo + block);
     kernels::sum(t, dst, srcs, k, lo, hi);
-    for (std::size_t j = 0; j < num_outs; ++j) kernels::copy(t, outs[j], dst, lo, hi);
+    for (std::size_t j = 0; j < num_outs; ++j)
+      kernels::copy(t, outs[j], dst, lo, hi);
   }
 }
 
@@ -355,7 +369,8 @@ void reduce_range(dtype t, void* dst, const void* const* srcs, std::size_t k, vo
 bool shard_core::stage_sparse(entry& e, op& o) {
   const auto& info = *o.info;
   const dtype t = info.dtype;
-  const std::size_t row = info.shape.ndim() ? info.numel() / static_cast<std::size_t>(info.shape[0]) : 1;
+  const std::size_t row =
+      info.shape.ndim() ? info.numel() / static_cast<std::size_t>(info.shape[0]) : 1;
   const std::size_t row_bytes = row * size_of(t);
   std::vector<std::int64_t> ids;
   for (const auto& v : o.sparse) {
@@ -371,15 +386,17 @@ bool shard_core::stage_sparse(entry& e, op& o) {
     const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
     const auto* src = static_cast<const char*>(v.data().data_unchecked());
     for (std::size_t i = 0; i < v.num_rows(); ++i) {
-      const auto at = static_cast<std::size_t>(std::lower_bound(ids.begin(), ids.end(), p[i]) - ids.begin());
+      const auto at =
+          static_cast<std::size_t>(std::lower_bound(ids.begin(), ids.end(), p[i]) - ids.begin());
       kernels::accumulate(t, static_cast<char*>(merged.data_unchecked()) + at * row_bytes,
                           src + i * row_bytes, 0, row);
     }
   }
   auto scatter = [&](tensor& dst) {
     for (std::size_t i = 0; i < ids.size(); ++i)
-      std::memcpy(static_cast<char*>(dst.data_unchecked()) + static_cast<std::size_t>(ids[i]) * row_bytes,
-                  static_cast<const char*>(merged.data_unchecked()) + i * row_bytes, row_bytes);
+      std::memcpy(
+          static_cast<char*>(dst.data_unchecked()) + static_cast<std::size_t>(ids[i]) * row_bytes,
+          static_cast<const char*>(merged.data_unchecked()) + i * row_bytes, row_bytes);
   };
   if (!o.upd) {
     std::memset(e.stored.data_unchecked(), 0, e.stored.nbytes());
@@ -413,7 +430,8 @@ void shard_core::compressed_merge(entry& e, op& o, tensor& target) {
   if (e.gc_version != o.gc_version || e.residuals.size() < k) {
     if (e.gc_version != o.gc_version) e.residuals.clear();
     e.gc_version = o.gc_version;
-    while (e.residuals.size() < k) e.residuals.push_back(tensor::zeros(o.info->shape, dtype::float32));
+    while (e.residuals.size() < k)
+      e.residuals.push_back(tensor::zeros(o.info->shape, dtype::float32));
   }
   const std::size_t w = compression::words(o.gc.type, n);
   auto words = buffer_pool::global().acquire(w * sizeof(std::uint32_t));
@@ -448,8 +466,8 @@ bool shard_core::stage_reduce(entry& e, op& o) {
       try {
         e.merge = tensor::empty(info.shape, info.dtype);
       } catch (const std::bad_alloc&) {
-        o.error = status{errc::internal, "push: no memory for the merge buffer of key " +
-                                             info.name()};
+        o.error =
+            status{errc::internal, "push: no memory for the merge buffer of key " + info.name()};
         return true;
       }
     }
@@ -496,15 +514,19 @@ bool shard_core::stage_reduce(entry& e, op& o) {
       houts.resize(num_outs);
       outs = houts.data();
     }
-    for (std::size_t j = 0; j < k; ++j) srcs[j] = o.values[j].data_unchecked();
-    for (std::size_t j = 0; j < num_outs; ++j) outs[j] = o.outs[j].data_unchecked();
+    for (std::size_t j = 0; j < k; ++j)
+      srcs[j] = o.values[j].data_unchecked();
+    for (std::size_t j = 0; j < num_outs; ++j)
+      outs[j] = o.outs[j].data_unchecked();
     reduce_range(t, dst, srcs, k, outs, num_outs, 0, n);
     return true;
   }
   auto srcs = std::make_shared<std::vector<const void*>>();
   auto outs = std::make_shared<std::vector<void*>>();
-  for (const auto& v : o.values) srcs->push_back(v.data_unchecked());
-  for (std::size_t j = 0; j < num_outs; ++j) outs->push_back(o.outs[j].data_unchecked());
+  for (const auto& v : o.values)
+    srcs->push_back(v.data_unchecked());
+  for (std::size_t j = 0; j < num_outs; ++j)
+    outs->push_back(o.outs[j].data_unchecked());
   const std::size_t parts = chunks_for(bytes);
   parallel(o, bytes, parts, [=](std::size_t i) {
     std::size_t b, end;
@@ -518,9 +540,9 @@ bool shard_core::stage_update(entry& e, op& o) {
   const auto& info = *o.info;
   const updater& u = *o.upd;
   auto fail = [&](const char* what) {
-    o.error = status{errc::updater_failed,
-                     std::string{to_string(o.kind)} + ": the updater failed on key " +
-                         info.name() + ": " + what};
+    o.error = status{errc::updater_failed, std::string{to_string(o.kind)} +
+                                               ": the updater failed on key " + info.name() + ": " +
+                                               what};
   };
   try {
     if (e.state_owner != o.upd) {
@@ -573,11 +595,13 @@ bool shard_core::stage_pull(entry& e, op& o) {
   const void* src = e.stored.data_unchecked();
   const std::size_t bytes = 2 * info.nbytes() * o.outs.size();
   if (!big(bytes)) {
-    for (const auto& out : o.outs) kernels::copy(t, out.data_unchecked(), src, 0, n);
+    for (const auto& out : o.outs)
+      kernels::copy(t, out.data_unchecked(), src, 0, n);
     return true;
   }
   auto dsts = std::make_shared<std::vector<void*>>();
-  for (const auto& out : o.outs) dsts->push_back(out.data_unchecked());
+  for (const auto& out : o.outs)
+    dsts->push_back(out.data_unchecked());
   const std::size_t per = chunks_for(2 * info.nbytes());
   parallel(o, bytes, per * dsts->size(), [=](std::size_t i) {
     std::size_t b, end;
@@ -585,6 +609,126 @@ bool shard_core::stage_pull(entry& e, op& o) {
     kernels::copy(t, (*dsts)[i / per], src, b, end);
   });
   return false;
+}
+
+namespace {
+
+stream_priority stream_for(const op& o) {
+  return o.priority > 0 ? stream_priority::high : stream_priority::normal;
+}
+
+bool on_device(const tensor& t) {
+  return t.defined() && !t.device().is_cpu();
+}
+
+}  // namespace
+
+bool shard_core::stage_device_in(op& o) {
+  o.device_io = false;
+  bool any = false;
+  for (const auto& v : o.values)
+    any = any || on_device(v);
+  for (const auto& v : o.outs)
+    any = any || on_device(v);
+  if (!any) return true;
+  o.device_io = true;
+  o.device_values = o.values;
+  o.device_outs = o.outs;
+  const auto& info = *o.info;
+  // A reducer graph that sums on the devices takes a multi-device push as it is.
+  bool graph = hooks_.reduce && hooks_.reduce_on_device && o.values.size() > 1 &&
+               o.gc.type == compression::kind::none &&
+               (o.kind == op_kind::push || o.kind == op_kind::pushpull);
+  for (const auto& v : o.values)
+    graph = graph && on_device(v);
+  std::vector<device_stream> used;
+  std::vector<tensor> keep;
+  try {
+    for (auto& out : o.outs)
+      if (on_device(out)) out = tensor::empty(info.shape, info.dtype);
+    if (graph) return true;  // the values stay what they are
+    for (auto& v : o.values) {
+      if (!on_device(v)) continue;
+      tensor host = tensor::empty(info.shape, info.dtype);
+      const auto s = get_stream(v.device(), stream_for(o), static_cast<std::size_t>(info.id));
+      device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), v.data_unchecked(),
+                                 v.device(), info.nbytes());
+      keep.push_back(v);
+      keep.push_back(host);
+      v = std::move(host);
+      if (std::find(used.begin(), used.end(), s) == used.end()) used.push_back(s);
+    }
+  } catch (const std::exception& ex) {
+    o.error = status{errc::internal, std::string{to_string(o.kind)} + ": key " + info.name() +
+                                         ": copying device values: " + ex.what()};
+    return true;
+  }
+  if (used.empty()) return true;
+  when_streams_done(o, std::move(used), std::move(keep));
+  return false;
+}
+
+bool shard_core::stage_device_out(op& o) {
+  const auto& info = *o.info;
+  std::vector<device_stream> used;
+  std::vector<tensor> keep;
+  try {
+    for (std::size_t j = 0; j < o.device_outs.size(); ++j) {
+      const tensor& dst = o.device_outs[j];
+      if (!on_device(dst)) continue;
+      const auto s = get_stream(dst.device(), stream_for(o), static_cast<std::size_t>(info.id));
+      device_kernels::copy_async(s, dst.data_unchecked(), dst.device(), o.outs[j].data_unchecked(),
+                                 device::cpu(), info.nbytes());
+      keep.push_back(dst);
+      keep.push_back(o.outs[j]);
+      if (std::find(used.begin(), used.end(), s) == used.end()) used.push_back(s);
+    }
+  } catch (const std::exception& ex) {
+    o.error = status{errc::internal, std::string{to_string(o.kind)} + ": key " + info.name() +
+                                         ": copying to device outputs: " + ex.what()};
+    return true;
+  }
+  o.device_out_done = true;  // the next advance finishes
+  if (used.empty()) return true;
+  when_streams_done(o, std::move(used), std::move(keep));
+  return false;
+}
+
+void shard_core::when_streams_done(op& o, std::vector<device_stream> used,
+                                   std::vector<tensor> keep) {
+  // One callback per stream; the last one to run wakes the shard. `keep` holds the tensors
+  // the copies read and write until then, whatever happens to the op.
+  struct countdown {
+    std::atomic<std::size_t> left;
+    std::vector<tensor> keep;
+    status first_error;
+    std::mutex mu;
+  };
+  auto c = std::make_shared<countdown>();
+  c->left = used.size();
+  c->keep = std::move(keep);
+  auto wake = hooks_.step_done_from;
+  const std::int64_t key_id = o.info->id;
+  op* po = &o;
+  auto arrive = [c, wake, key_id, po](const status& st, std::size_t count) {
+    if (!st.is_ok()) {
+      std::lock_guard<std::mutex> g(c->mu);
+      if (c->first_error.is_ok()) c->first_error = st;
+    }
+    if (c->left.fetch_sub(count) != count) return;
+    c->keep.clear();
+    wake(key_id, po, c->first_error);
+  };
+  for (std::size_t i = 0; i < used.size(); ++i) {
+    try {
+      enqueue_callback(used[i], [arrive](const status& st) { arrive(st, 1); });
+    } catch (const std::exception& ex) {
+      // The streams not yet asked will never answer: count them in now.
+      arrive(status{errc::internal, std::string{"device completion: "} + ex.what()},
+             used.size() - i);
+      return;
+    }
+  }
 }
 
 }  // namespace kvactor::detail

@@ -23,6 +23,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "kvactor/cuda.hpp"
 #include "kvactor/thread_pool.hpp"
 #include "op.hpp"
 
@@ -46,6 +47,12 @@ class shard_core {
     /// the shard then gets step_done(key_id) (errors land in o's chunk_error).
     std::function<void(std::vector<tensor> values, tensor target, std::int64_t key_id, op* o)>
         reduce;
+    /// Whether `reduce` takes values on CUDA devices and sums them there (reducer graphs other
+    /// than the ring); else such values are copied to host memory first.
+    bool reduce_on_device = false;
+    /// Records s in o (when it is an error) and makes the actor call step_done(key_id); may be
+    /// called from any thread (device completion callbacks).
+    std::function<void(std::int64_t key_id, op* o, const status& s)> step_done_from;
   };
 
   shard_core(hooks h, std::size_t parallel_threshold_bytes, std::size_t parallel_width);
@@ -127,6 +134,11 @@ class shard_core {
   void compressed_merge(entry& e, op& o, tensor& target);
   bool stage_update(entry& e, op& o);
   bool stage_pull(entry& e, op& o);
+  // Values and outputs on CUDA devices (see op::device_values): copies between them and host
+  // tensors on the devices' streams, the key busy until the streams report back.
+  bool stage_device_in(op& o);
+  bool stage_device_out(op& o);
+  void when_streams_done(op& o, std::vector<device_stream> used, std::vector<tensor> keep);
 
   bool big(std::size_t bytes) const noexcept;
   std::size_t chunks_for(std::size_t bytes) const noexcept;

@@ -1,0 +1,205 @@
+// Stores with values and outputs on CUDA devices, every result against the same calls on CPU
+// tensors: "local" copies device values through host memory; "device" sums multi-device
+// pushes on the devices through its reducer graph (flat, tree, custom; the ring stages through
+// host memory) and copies results back to device outputs.
+//
+// These run wherever devices exist: on two emulated devices in CI (KVACTOR_EMULATE_CUDA=2, see
+// tests/integration/CMakeLists.txt) and on a real GPU machine (label gpu), where with one
+// GPU the second logical device maps onto cuda(0). Without devices they skip.
+#include <gtest/gtest.h>
+
+#include <memory>
+#include <vector>
+
+#include "kvactor/cuda.hpp"
+#include "kvactor/kvstore.hpp"
+#include "test_util.hpp"
+
+using kvactor::device;
+using kvactor::dtype;
+using kvactor::tensor;
+using kvactor::topology;
+
+namespace {
+
+device dev(int i) {
+  return device::cuda(i % kvactor::cuda_device_count());
+}
+
+#define NEED_DEVICES()                                                     \
+  if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device"; \
+  static_assert(true)
+
+// A host tensor of n small integers (exact sums in every dtype), shifted by `seed`.
+tensor host_values(std::int64_t n, dtype t, int seed) {
+  tensor x = tensor::zeros({n}, t);
+  for (std::int64_t i = 0; i < n; ++i)
+    x.set(static_cast<std::size_t>(i), static_cast<double>((i * 7 + seed) % 11));
+  return x;
+}
+
+// k values, value j on logical device j, and the same values on the host.
+struct values {
+  std::vector<tensor> on_devices, on_host;
+};
+values make_values(std::size_t k, std::int64_t n, dtype t, int seed) {
+  values v;
+  for (std::size_t j = 0; j < k; ++j) {
+    v.on_host.push_back(host_values(n, t, seed + static_cast<int>(j)));
+    v.on_devices.push_back(v.on_host.back().copy_to(dev(static_cast<int>(j))));
+  }
+  return v;
+}
+
+std::vector<tensor> device_outs(std::size_t count, std::int64_t n, dtype t) {
+  std::vector<tensor> outs;
+  for (std::size_t j = 0; j < count; ++j)
+    outs.push_back(tensor::full({n}, -1.0, t, dev(static_cast<int>(j))));
+  return outs;
+}
+
+// The calls of a training step, on device values and on host values in two stores of the same
+// type and options; every output must match.
+void compare_with_host(const std::string& type, const kvactor::options& o, dtype t) {
+  auto on_dev = kvactor::create(type, o);
+  auto on_host = kvactor::create(type, o);
+  for (std::int64_t n : {1, 15, 1001, 4099}) {
+    const int key = static_cast<int>(n);
+    // init from a device value on one, the same host value on the other.
+    const tensor init = host_values(n, t, 5);
+    on_dev.init(key, init.copy_to(dev(1))).get();
+    on_host.init(key, init).get();
+    for (std::size_t k : {1u, 2u, 4u}) {
+      for (int round = 0; round < 2; ++round) {
+        const auto v = make_values(k, n, t, round * 3 + static_cast<int>(k));
+        auto outs = device_outs(2, n, t);
+        std::vector<tensor> host_outs = {tensor::zeros({n}, t), tensor::zeros({n}, t)};
+        on_dev.pushpull(key, v.on_devices, outs, round).get();
+        on_host.pushpull(key, v.on_host, host_outs, round).get();
+        for (std::size_t j = 0; j < outs.size(); ++j) {
+          EXPECT_TRUE(outs[j].device() == dev(static_cast<int>(j)));
+          ASSERT_EQ(outs[j].to_vector(), host_outs[j].to_vector())
+              << type << " n=" << n << " k=" << k << " round " << round << " out " << j;
+        }
+        // push then pull, as separate calls.
+        on_dev.push(key, v.on_devices).get();
+        on_host.push(key, v.on_host).get();
+        auto pulled = device_outs(3, n, t);
+        tensor host_pulled = tensor::zeros({n}, t);
+        on_dev.pull(key, pulled).get();
+        on_host.pull(key, host_pulled).get();
+        for (const auto& p : pulled)
+          ASSERT_EQ(p.to_vector(), host_pulled.to_vector());
+      }
+    }
+  }
+}
+
+kvactor::options with(const topology& t) {
+  kvactor::options o;
+  o.reduction = std::make_shared<const topology>(t);
+  o.parallel_threshold_bytes = 0;  // the pool's path too
+  return o;
+}
+
+}  // namespace
+
+TEST(DeviceValues, LocalStoreStagesThroughHostMemory) {
+  NEED_DEVICES();
+  for (auto t : {dtype::float32, dtype::float16, dtype::int64})
+    compare_with_host("local", kvactor::options{}, t);
+}
+
+TEST(DeviceValues, DeviceStoreFlat) {
+  NEED_DEVICES();
+  for (auto t : {dtype::float32, dtype::bfloat16, dtype::int32, dtype::float64})
+    compare_with_host("device", with(topology::flat()), t);
+}
+
+TEST(DeviceValues, DeviceStoreTreeAndRing) {
+  NEED_DEVICES();
+  compare_with_host("device", with(topology::tree(2)), dtype::float32);
+  compare_with_host("device", with(topology::ring()), dtype::float32);
+}
+
+TEST(DeviceValues, DeviceStoreCustomGraph) {
+  NEED_DEVICES();
+  // Slots 0 and 1 summed by node a, slots 2 and 3 by node b, a and b by the root.
+  kvactor::reduction_graph g;
+  const auto a = g.add_node(), b = g.add_node(), root = g.add_node();
+  g.connect_slot(0, a);
+  g.connect_slot(1, a);
+  g.connect_slot(2, b);
+  g.connect_slot(3, b);
+  g.connect(a, root);
+  g.connect(b, root);
+  g.set_root(root);
+  auto kv = kvactor::create("device", with(topology::custom(g)));
+  const std::int64_t n = 999;
+  kv.init(7, tensor::zeros({n})).get();
+  const auto v = make_values(4, n, dtype::float32, 1);
+  auto outs = device_outs(2, n, dtype::float32);
+  kv.pushpull(7, v.on_devices, outs).get();
+  for (std::int64_t i = 0; i < n; i += 37) {
+    double want = 0;
+    for (const auto& h : v.on_host)
+      want += h.at(static_cast<std::size_t>(i));
+    for (const auto& out : outs)
+      ASSERT_EQ(out.at(static_cast<std::size_t>(i)), want);
+  }
+}
+
+TEST(DeviceValues, OptimizerOnDeviceValuesMatchesHost) {
+  NEED_DEVICES();
+  for (const char* type : {"local", "device"}) {
+    auto on_dev = kvactor::create(type);
+    auto on_host = kvactor::create(type);
+    on_dev.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get();
+    on_host.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get();
+    const std::int64_t n = 513;
+    on_dev.init(1, tensor::ones({n}).copy_to(dev(0))).get();
+    on_host.init(1, tensor::ones({n})).get();
+    for (int step = 0; step < 3; ++step) {
+      const auto v = make_values(2, n, dtype::float32, step);
+      on_dev.push(1, v.on_devices).get();
+      on_host.push(1, v.on_host).get();
+    }
+    auto out = device_outs(1, n, dtype::float32);
+    tensor host_out = tensor::zeros({n});
+    on_dev.pull(1, out).get();
+    on_host.pull(1, host_out).get();
+    EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type;
+  }
+}
+
+TEST(DeviceValues, BroadcastToDeviceOutputsAndPriorities) {
+  NEED_DEVICES();
+  auto kv = kvactor::create("device");
+  const std::int64_t n = 100;
+  auto outs = device_outs(2, n, dtype::float32);
+  kv.broadcast(3, tensor::full({n}, 2.5).copy_to(dev(0)), outs).get();
+  for (const auto& out : outs)
+    EXPECT_EQ(out.to_vector(), std::vector<double>(n, 2.5));
+  // Many keys in flight at two priorities: each key's push then pull stay in order.
+  std::vector<kvactor::future<void>> pending;
+  std::vector<std::vector<tensor>> pulled;
+  for (int key = 10; key < 30; ++key)
+    kv.init(key, tensor::zeros({n})).get();
+  for (int key = 10; key < 30; ++key) {
+    const auto v = make_values(2, n, dtype::float32, key);
+    pending.push_back(kv.push(key, v.on_devices, key % 2 ? 5 : 0));
+    pulled.push_back(device_outs(2, n, dtype::float32));
+    pending.push_back(kv.pull(key, pulled.back(), key % 2 ? 5 : 0));
+  }
+  for (auto& f : pending)
+    f.get();
+  for (int key = 10; key < 30; ++key) {
+    const auto v = make_values(2, n, dtype::float32, key);
+    std::vector<double> want(n);
+    for (std::int64_t i = 0; i < n; ++i)
+      want[static_cast<std::size_t>(i)] = v.on_host[0].at(static_cast<std::size_t>(i)) +
+                                          v.on_host[1].at(static_cast<std::size_t>(i));
+    for (const auto& out : pulled[static_cast<std::size_t>(key - 10)])
+      ASSERT_EQ(out.to_vector(), want) << "key " << key;
+  }
+}
