@@ -7,7 +7,7 @@
 #   bash scripts/gpu-check.sh
 #   device tool: run  carry: [".device"]  command: bash .device/run.sh  timeout_s: 580
 #
-# .device/run.sh runs every test_gpu_* binary and the three benchmarks (full mode) under one
+# .device/run.sh runs every test binary (the gpu-labelled ones) and the three benchmarks (full mode) under one
 # time budget (KVACTOR_GPU_BUDGET_S, default 420 s), writes tests.log, bench.jsonl, bench.err and
 # summary.txt to $OUT (or .device/out), and prints the summary and the figures.
 set -euo pipefail
@@ -16,7 +16,8 @@ root=$(pwd)
 build=build/gpu
 pack=.device
 
-tests=(test_gpu_runtime test_gpu_tensor test_gpu_kernels test_gpu_compression test_gpu_optimizer)
+tests=(test_gpu_runtime test_gpu_tensor test_gpu_kernels test_gpu_compression test_gpu_optimizer
+  test_device_store)
 benches=(bench_device_reduce bench_device_staging bench_device_quantize)
 
 if [[ ! -x /usr/local/cuda/bin/nvcc ]] && ! command -v nvcc >/dev/null; then
@@ -29,12 +30,12 @@ cmake --build "$build" -j "$(nproc)" --target "${tests[@]}" "${benches[@]}"
 
 rm -rf "$pack"
 mkdir -p "$pack/lib"
-for t in "${tests[@]}"; do cp "$build/tests/gpu/$t" "$pack/"; done
+for t in "${tests[@]}"; do cp "$(find "$build/tests" -name "$t" -type f | head -1)" "$pack/"; done
 for b in "${benches[@]}"; do cp "$build/bench/$b" "$pack/"; done
 
 # Shared libraries the binaries need beyond the C/C++ runtime (the GPU machine has its own
 # glibc, libstdc++ and NVIDIA driver; the CUDA runtime is linked statically).
-for f in "$pack"/test_gpu_* "$pack"/bench_device_*; do
+for f in "$pack"/test_* "$pack"/bench_device_*; do
   ldd "$f" | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
   case "$(basename "$lib")" in
@@ -68,7 +69,7 @@ summary=$out/summary.txt
 
 failed=0
 one=$out/.one.log
-for t in "$here"/test_gpu_*; do
+for t in "$here"/test_*; do
   name=$(basename "$t")
   timeout "$(limit 120)" "$t" --gtest_color=no >"$one" 2>&1
   rc=$?
