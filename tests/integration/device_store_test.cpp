@@ -203,3 +203,56 @@ TEST(DeviceValues, BroadcastToDeviceOutputsAndPriorities) {
       ASSERT_EQ(out.to_vector(), want) << "key " << key;
   }
 }
+
+TEST(DeviceValues, BadDeviceInputLeavesTheStoreAsItWas) {
+  NEED_DEVICES();
+  auto kv = kvactor::create("device");
+  const std::int64_t n = 64;
+  kv.init(1, tensor::full({n}, 3.0)).get();
+  auto expect_errc = [](kvactor::future<void> f, kvactor::errc want) {
+    try {
+      f.get();
+      ADD_FAILURE() << "no error";
+    } catch (const kvactor::error& e) {
+      EXPECT_EQ(e.code(), want) << e.what();
+    }
+  };
+  // A device value of the wrong shape or type, among good ones.
+  expect_errc(kv.push(1, {tensor::ones({n}, dtype::float32, dev(0)),
+                          tensor::ones({n + 1}, dtype::float32, dev(1))}),
+              kvactor::errc::shape_mismatch);
+  expect_errc(kv.push(1, {tensor::ones({n}, dtype::float32, dev(0)),
+                          tensor::ones({n}, dtype::float16, dev(1))}),
+              kvactor::errc::dtype_mismatch);
+  // Row-sparse pulls stay on the host.
+  expect_errc(kv.row_sparse_pull(1, tensor::zeros({n}, dtype::float32, dev(0)),
+                                 tensor::zeros({1}, dtype::int64)),
+              kvactor::errc::unsupported);
+  auto out = device_outs(2, n, dtype::float32);
+  kv.pull(1, out).get();
+  for (const auto& o : out)
+    EXPECT_EQ(o.to_vector(), std::vector<double>(n, 3.0));
+}
+
+TEST(DeviceValues, CompressedPushesOfDeviceValuesMatchHost) {
+  NEED_DEVICES();
+  for (const char* type : {"local", "device"}) {
+    auto on_dev = kvactor::create(type);
+    auto on_host = kvactor::create(type);
+    on_dev.set_gradient_compression("2bit", 0.5).get();
+    on_host.set_gradient_compression("2bit", 0.5).get();
+    const std::int64_t n = 1001;
+    on_dev.init(4, tensor::zeros({n})).get();
+    on_host.init(4, tensor::zeros({n})).get();
+    for (int step = 0; step < 3; ++step) {
+      const auto v = make_values(3, n, dtype::float32, step);
+      on_dev.push(4, v.on_devices).get();
+      on_host.push(4, v.on_host).get();
+    }
+    auto out = device_outs(1, n, dtype::float32);
+    tensor host_out = tensor::zeros({n});
+    on_dev.pull(4, out).get();
+    on_host.pull(4, host_out).get();
+    EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type;
+  }
+}
