@@ -115,14 +115,6 @@ TEST(Tensor, ByteCountOverflowIsRejectedNotWrapped) {
   EXPECT_ERRC(tensor::view_bytes(&d, {n}, dtype::float32), errc::invalid_argument);
 }
 
-TEST(Tensor, CudaTensorsAreUnsupportedWithoutTheCudaLayer) {
-  EXPECT_ERRC(tensor::empty({2}, dtype::float32, device::cuda(0)), errc::unsupported);
-  EXPECT_ERRC(tensor::zeros({2}, dtype::float32, device::cuda(0)), errc::unsupported);
-  EXPECT_ERRC(tensor::ones({2}, dtype::float16, device::cuda(1)), errc::unsupported);
-  EXPECT_ERRC(tensor::full({2}, 3.0, dtype::int32, device::cuda(0)), errc::unsupported);
-  EXPECT_ERRC(tensor::ones({2}).copy_to(device::cuda(0)), errc::unsupported);
-}
-
 // ---------------------------------------------------------------- from / view
 
 TEST(Tensor, FromCopiesTheSource) {
