@@ -8,6 +8,7 @@
 // GPU the second logical device maps onto cuda(0). Without devices they skip.
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -149,18 +150,19 @@ TEST(DeviceValues, DeviceStoreCustomGraph) {
   }
 }
 
-TEST(DeviceValues, OptimizerOnDeviceValuesMatchesHost) {
-  NEED_DEVICES();
+// `steps` pushes of k values, on devices in one store and on the host in another, both set up
+// by `setup`; the final pulls must match.
+void compare_pushes(const std::function<void(kvactor::kvstore&)>& setup, std::size_t k,
+                    std::int64_t n, double init) {
   for (const char* type : {"local", "device"}) {
     auto on_dev = kvactor::create(type);
     auto on_host = kvactor::create(type);
-    on_dev.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get();
-    on_host.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get();
-    const std::int64_t n = 513;
-    on_dev.init(1, tensor::ones({n}).copy_to(dev(0))).get();
-    on_host.init(1, tensor::ones({n})).get();
+    setup(on_dev);
+    setup(on_host);
+    on_dev.init(1, tensor::full({n}, init).copy_to(dev(0))).get();
+    on_host.init(1, tensor::full({n}, init)).get();
     for (int step = 0; step < 3; ++step) {
-      const auto v = make_values(2, n, dtype::float32, step);
+      const auto v = make_values(k, n, dtype::float32, step);
       on_dev.push(1, v.on_devices).get();
       on_host.push(1, v.on_host).get();
     }
@@ -170,6 +172,13 @@ TEST(DeviceValues, OptimizerOnDeviceValuesMatchesHost) {
     on_host.pull(1, host_out).get();
     EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type;
   }
+}
+
+TEST(DeviceValues, OptimizerOnDeviceValuesMatchesHost) {
+  NEED_DEVICES();
+  compare_pushes(
+      [](kvactor::kvstore& kv) { kv.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get(); }, 2, 513,
+      1.0);
 }
 
 TEST(DeviceValues, BroadcastToDeviceOutputsAndPriorities) {
@@ -236,23 +245,6 @@ TEST(DeviceValues, BadDeviceInputLeavesTheStoreAsItWas) {
 
 TEST(DeviceValues, CompressedPushesOfDeviceValuesMatchHost) {
   NEED_DEVICES();
-  for (const char* type : {"local", "device"}) {
-    auto on_dev = kvactor::create(type);
-    auto on_host = kvactor::create(type);
-    on_dev.set_gradient_compression("2bit", 0.5).get();
-    on_host.set_gradient_compression("2bit", 0.5).get();
-    const std::int64_t n = 1001;
-    on_dev.init(4, tensor::zeros({n})).get();
-    on_host.init(4, tensor::zeros({n})).get();
-    for (int step = 0; step < 3; ++step) {
-      const auto v = make_values(3, n, dtype::float32, step);
-      on_dev.push(4, v.on_devices).get();
-      on_host.push(4, v.on_host).get();
-    }
-    auto out = device_outs(1, n, dtype::float32);
-    tensor host_out = tensor::zeros({n});
-    on_dev.pull(4, out).get();
-    on_host.pull(4, host_out).get();
-    EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type;
-  }
+  compare_pushes([](kvactor::kvstore& kv) { kv.set_gradient_compression("2bit", 0.5).get(); }, 3,
+                 1001, 0.0);
 }
