@@ -122,8 +122,8 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
                                                    "local_allreduce_cpu"};
   static const std::set<std::string_view> dist = {"dist_sync", "dist_async"};
   static const std::set<std::string_view> device = {"device", "local_allreduce_device"};
-  static const std::set<std::string_view> later = {"dist_sync_device", "dist_async_device",
-                                                   "dist_device_sync", "dist_device_async"};
+  static const std::set<std::string_view> dist_device = {"dist_sync_device", "dist_async_device",
+                                                         "dist_device_sync", "dist_device_async"};
   // A user graph that cannot serve any push is refused before a store exists.
   if (opts.reduction && opts.reduction->type() == topology::kind::custom) {
     const auto& g = opts.reduction->graph();
@@ -135,20 +135,20 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
     if (!o.reduction) o.reduction = std::make_shared<const topology>(topology::flat());
     return make_local_store(std::string{type}, o, sys);
   }
-  if (dist.count(type)) {
+  if (dist.count(type) || dist_device.count(type)) {
     auto cfg = read_cluster_config(process_env());
     if (!cfg) throw error{cfg.error()};
     if (cfg->role == "scheduler") std::exit(run_scheduler(*cfg));
     if (cfg->role == "server") std::exit(run_server(*cfg, opts));
-    return make_dist_store(std::string{type}, opts, *cfg);
+    auto store = make_dist_store(std::string{type}, opts, *cfg);
+    // A worker of a *_device store sums its devices' values on a device, then pushes once.
+    return dist_device.count(type) ? with_device_values(std::move(store)) : store;
   }
-  if (later.count(type))
-    throw error{errc::unsupported,
-                "store type \"" + std::string{type} + "\" is not available in this build yet"};
   throw error{errc::invalid_argument, "unknown store type \"" + std::string{type} +
                                           "\" (known: local, local_update_cpu, "
                                           "local_allreduce_cpu, device, local_allreduce_device, "
-                                          "dist_sync, dist_async)"};
+                                          "dist_sync, dist_async, dist_sync_device, "
+                                          "dist_async_device)"};
 }
 }  // namespace detail
 

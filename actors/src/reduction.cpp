@@ -12,6 +12,7 @@
 #include "caf_glue.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/device_kernels.hpp"
+#include "kvactor/device_ops.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/thread_pool.hpp"
 
@@ -83,23 +84,12 @@ void device_sum(const input_msg& m, std::vector<tensor> in, bool root) {
   const job& j = *m.j;
   const device d = root ? j.root_device : in.front().device();
   const tensor& first = in.front();
-  const std::size_t n = first.size(), bytes = first.nbytes();
+  const std::size_t bytes = first.nbytes();
   const auto s = get_stream(d, j.prio, j.hint);
-  std::vector<tensor> keep = in;
-  std::vector<const void*> srcs;
-  for (const auto& t : in) {
-    if (t.device() == d) {
-      srcs.push_back(t.data_unchecked());
-      continue;
-    }
-    tensor local = tensor::empty(first.shape(), first.dtype(), d);
-    device_kernels::copy_async(s, local.data_unchecked(), d, t.data_unchecked(), t.device(), bytes);
-    srcs.push_back(local.data_unchecked());
-    keep.push_back(std::move(local));
-  }
   tensor out =
       (root && j.target.device() == d) ? j.target : tensor::empty(first.shape(), first.dtype(), d);
-  device_kernels::sum_async(s, first.dtype(), out.data_unchecked(), srcs.data(), srcs.size(), n);
+  std::vector<tensor> keep = sum_on_device_async(s, in, out);
+  keep.insert(keep.end(), in.begin(), in.end());
   if (root && j.target.device() != d)
     device_kernels::copy_async(s, j.target.data_unchecked(), j.target.device(),
                                out.data_unchecked(), d, bytes);

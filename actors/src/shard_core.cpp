@@ -6,6 +6,7 @@
 #include <new>
 
 #include "kvactor/device_kernels.hpp"
+#include "kvactor/device_ops.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/optimizer_state.hpp"
 
@@ -696,39 +697,15 @@ bool shard_core::stage_device_out(op& o) {
 
 void shard_core::when_streams_done(op& o, std::vector<device_stream> used,
                                    std::vector<tensor> keep) {
-  // One callback per stream; the last one to run wakes the shard. `keep` holds the tensors
-  // the copies read and write until then, whatever happens to the op.
-  struct countdown {
-    std::atomic<std::size_t> left;
-    std::vector<tensor> keep;
-    status first_error;
-    std::mutex mu;
-  };
-  auto c = std::make_shared<countdown>();
-  c->left = used.size();
-  c->keep = std::move(keep);
+  // `keep` holds the tensors the copies read and write until the streams report back,
+  // whatever happens to the op meanwhile.
   auto wake = hooks_.step_done_from;
   const std::int64_t key_id = o.info->id;
   op* po = &o;
-  auto arrive = [c, wake, key_id, po](const status& st, std::size_t count) {
-    if (!st.is_ok()) {
-      std::lock_guard<std::mutex> g(c->mu);
-      if (c->first_error.is_ok()) c->first_error = st;
-    }
-    if (c->left.fetch_sub(count) != count) return;
-    c->keep.clear();
-    wake(key_id, po, c->first_error);
-  };
-  for (std::size_t i = 0; i < used.size(); ++i) {
-    try {
-      enqueue_callback(used[i], [arrive](const status& st) { arrive(st, 1); });
-    } catch (const std::exception& ex) {
-      // The streams not yet asked will never answer: count them in now.
-      arrive(status{errc::internal, std::string{"device completion: "} + ex.what()},
-             used.size() - i);
-      return;
-    }
-  }
+  when_all_done(used, [keep = std::move(keep), wake, key_id, po](const status& st) mutable {
+    keep.clear();
+    wake(key_id, po, st);
+  });
 }
 
 }  // namespace kvactor::detail

@@ -55,4 +55,8 @@ class store_impl {
 std::shared_ptr<store_impl> make_local_store(std::string type, const options& opts,
                                              caf::actor_system* external);
 
+/// dist_sync_device / dist_async_device: `inner` (a dist store) behind a front that takes
+/// values and outputs on CUDA devices (actors/src/device_front.cpp).
+std::shared_ptr<store_impl> with_device_values(std::shared_ptr<store_impl> inner);
+
 }  // namespace kvactor::detail

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 
 using kvactor::tensor;
@@ -50,12 +51,13 @@ long long monotonic_ns() {
 // round; pulls see the closed-form result. Small, big (split across servers) and string keys.
 void sync_rounds(kvactor::kvstore& kv) {
   const int W = kv.num_workers();
-  const double sum_ranks = W * (W + 1) / 2.0;  // sum of (rank + 1)
+  const double sum_ranks = W * (W + 1) / 2.0;      // sum of (rank + 1)
   const kvactor::shape small{2, 3}, big{1200, 3};  // big: above KVACTOR_BIGARRAY_BOUND=1000
   kv.init({3, 99}, {tensor::full(small, 1), tensor::full(big, 1)}).get();
   // Phase 1, no optimizer: a round's pushes replace the value with their sum.
   for (int round = 1; round <= 3; ++round) {
-    kv.push({3, 99}, {tensor::full(small, (rank_ + 1) * round), tensor::full(big, (rank_ + 1) * round)});
+    kv.push({3, 99},
+            {tensor::full(small, (rank_ + 1) * round), tensor::full(big, (rank_ + 1) * round)});
     tensor a = tensor::zeros(small), b = tensor::zeros(big);
     kv.pull({3, 99}, {a, b}).get();
     expect_all(a, sum_ranks * round, "replace round " + std::to_string(round) + " key 3");
@@ -104,11 +106,13 @@ void async_updates(kvactor::kvstore& kv) {
   kv.init(1, tensor::full(s, 0)).get();
   // Without an optimizer a dist_async push cannot apply: a clear error, nothing changes.
   auto st = kv.push(1, tensor::full(s, 1)).get_status();
-  check(st.code() == kvactor::errc::invalid_argument, "async push without optimizer: " + st.to_string());
+  check(st.code() == kvactor::errc::invalid_argument,
+        "async push without optimizer: " + st.to_string());
   kv.barrier().get();
   kv.set_optimizer(kvactor::sgd_config(0.5)).get();
   kv.barrier().get();
-  for (int i = 0; i < 20; ++i) kv.push(1, tensor::full(s, rank_ + 1));
+  for (int i = 0; i < 20; ++i)
+    kv.push(1, tensor::full(s, rank_ + 1));
   kv.wait_all();
   kv.barrier().get();
   tensor out = tensor::zeros(s);
@@ -135,11 +139,12 @@ void commands(kvactor::kvstore& kv) {
   // weight never moves.
   const int W = kv.num_workers();
   kv.init({50, 51}, {tensor::full({8}, 1, kvactor::dtype::float16),
-                         tensor::full({8}, 1, kvactor::dtype::float16)})
+                     tensor::full({8}, 1, kvactor::dtype::float16)})
       .get();
   kv.set_optimizer(kvactor::sgd_config(0.00005)).get();
   kv.barrier().get();
-  for (int i = 0; i < 10; ++i) kv.push(50, tensor::full({8}, 1, kvactor::dtype::float16));
+  for (int i = 0; i < 10; ++i)
+    kv.push(50, tensor::full({8}, 1, kvactor::dtype::float16));
   tensor h = tensor::zeros({8}, kvactor::dtype::float16);
   kv.pull(50, h).get();
   expect_all(h, 1.0, "float16 without multi-precision stays at 1");
@@ -159,7 +164,8 @@ void commands(kvactor::kvstore& kv) {
   // The profiler counts what the servers handle and writes it out on stop.
   const std::string prof = "/tmp/kvactor-profile-" + std::to_string(getpid()) + ".json";
   kv.send_command_to_servers(5, "state=run").get();
-  for (int i = 0; i < 3; ++i) kv.push(1, tensor::full({3}, 1));
+  for (int i = 0; i < 3; ++i)
+    kv.push(1, tensor::full({3}, 1));
   kv.barrier().get();
   kv.send_command_to_servers(5, "state=stop,filename=" + prof).get();
   for (int server = 0; server < 2; ++server) {
@@ -249,7 +255,8 @@ void checkpoint(kvactor::kvstore& kv) {
   kv.init({1, 2}, {tensor::full(small, 0), tensor::full(big, 0)}).get();
   kv.set_optimizer(kvactor::sgd_config(0.5, 0.9)).get();
   kv.barrier().get();
-  for (int i = 1; i <= 3; ++i) kv.push({1, 2}, {tensor::full(small, i), tensor::full(big, -i)});
+  for (int i = 1; i <= 3; ++i)
+    kv.push({1, 2}, {tensor::full(small, i), tensor::full(big, -i)});
   kv.wait_all();
   if (rank_ == 0) kv.save_optimizer_states(prefix, true).get();
   kv.barrier().get();
@@ -262,13 +269,15 @@ void checkpoint(kvactor::kvstore& kv) {
   };
   const auto d1 = delta(1, small), d2 = delta(2, big);
   check(d1.first != 0 && d2.second != 0, "momentum moves the weights");
-  for (int i = 0; i < 4; ++i) kv.push({1, 2}, {tensor::full(small, 0), tensor::full(big, 0)});
+  for (int i = 0; i < 4; ++i)
+    kv.push({1, 2}, {tensor::full(small, 0), tensor::full(big, 0)});
   kv.wait_all();
   kv.barrier().get();
   if (rank_ == 0) {
     kv.load_optimizer_states(prefix).get();
     auto missing = kv.load_optimizer_states(prefix + ".missing").get_status();
-    check(missing.code() == kvactor::errc::invalid_argument, "missing checkpoint: " + missing.to_string());
+    check(missing.code() == kvactor::errc::invalid_argument,
+          "missing checkpoint: " + missing.to_string());
   }
   kv.barrier().get();
   // The weights moved on meanwhile, so w + m rounds a little differently: compare closely.
@@ -276,12 +285,12 @@ void checkpoint(kvactor::kvstore& kv) {
   auto close = [](double a, double b) { return std::abs(a - b) <= 1e-5 * std::abs(b); };
   check(close(r1.first, d1.first) && close(r1.second, d1.second) && close(r2.first, d2.first) &&
             close(r2.second, d2.second),
-        "restored momentum: " + std::to_string(r1.first) + " vs " +
-                                  std::to_string(d1.first) + ", " + std::to_string(r2.second) +
-                                  " vs " + std::to_string(d2.second));
+        "restored momentum: " + std::to_string(r1.first) + " vs " + std::to_string(d1.first) +
+            ", " + std::to_string(r2.second) + " vs " + std::to_string(d2.second));
   kv.barrier().get();
   if (rank_ == 0)
-    for (int s = 0; s < 8; ++s) std::remove((prefix + ".server" + std::to_string(s)).c_str());
+    for (int s = 0; s < 8; ++s)
+      std::remove((prefix + ".server" + std::to_string(s)).c_str());
 }
 
 // Row-sparse values on dist stores: rows merge across workers, pulls get exactly the rows
@@ -292,9 +301,11 @@ void sparse(kvactor::kvstore& kv) {
   kv.init("emb", kvactor::row_sparse_tensor::zeros(table)).get();
   auto rows = [&](std::vector<std::int64_t> ids, float v) {
     std::vector<float> vals(ids.size() * 4, v);
-    return kvactor::row_sparse_tensor::from_rows(ids, tensor::from(vals, {static_cast<std::int64_t>(ids.size()), 4}), table);
+    return kvactor::row_sparse_tensor::from_rows(
+        ids, tensor::from(vals, {static_cast<std::int64_t>(ids.size()), 4}), table);
   };
-  const std::string prof = "/tmp/kvactor-sparse-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
+  const std::string prof =
+      "/tmp/kvactor-sparse-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
   if (rank_ == 0) kv.send_command_to_servers(5, "state=run").get();
   kv.barrier().get();
   // Worker r pushes rows 5 (shared by all) and 1500 + r, with value r + 1.
@@ -323,7 +334,8 @@ void sparse(kvactor::kvstore& kv) {
       const auto at = p.find("\"push\":{\"count\":");
       check(at != std::string::npos, "profile has pushes: " + p);
       const auto bytes = std::stoull(p.substr(p.find("\"bytes_in\":", at) + 11));
-      check(bytes == static_cast<unsigned long long>(24 * W), "only pushed rows crossed the wire: " + p);
+      check(bytes == static_cast<unsigned long long>(24 * W),
+            "only pushed rows crossed the wire: " + p);
     }
   }
   kv.barrier().get();
@@ -334,7 +346,54 @@ void sparse(kvactor::kvstore& kv) {
   tensor after = tensor::zeros(table);
   kv.pull("emb", after).get();
   check(after.at(3 * 4) == -0.5 * W, "row 3 updated: " + std::to_string(after.at(12)));
-  check(after.at(5 * 4) == sum, "row 5 untouched by the lazy update: " + std::to_string(after.at(20)));
+  check(after.at(5 * 4) == sum,
+        "row 5 untouched by the lazy update: " + std::to_string(after.at(20)));
+}
+
+// dist_sync_device (run on two emulated devices, or real ones): each worker's device values are
+// summed on a device, then pushed once; device outputs are filled from the servers' value.
+void device_values(kvactor::kvstore& kv) {
+  const int W = kv.num_workers();
+  const std::int64_t n = 1001;
+  const kvactor::device d0 = kvactor::device::cuda(0),
+                        d1 = kvactor::device::cuda(1 % kvactor::cuda_device_count());
+  kv.init(5, tensor::zeros({n})).get();
+  const double ranks = W * (W + 1) / 2.0;  // sum of (rank + 1)
+  for (int round = 1; round <= 3; ++round) {
+    const std::string what = "round " + std::to_string(round);
+    // Not waited for: the pull after it must still see it.
+    kv.push(5, {tensor::full({n}, rank_ + 1, kvactor::dtype::float32, d0),
+                tensor::full({n}, round, kvactor::dtype::float32, d1)});
+    std::vector<tensor> outs = {tensor::full({n}, -1, kvactor::dtype::float32, d0),
+                                tensor::full({n}, -1, kvactor::dtype::float32, d1)};
+    kv.pull(5, outs).get();
+    for (const auto& o : outs) {
+      check(o.device() != kvactor::device::cpu(), what + ": output stays on its device");
+      expect_all(o, ranks + W * round, what);
+    }
+    kv.barrier().get();
+  }
+  // pushpull in place on device values; a host output alongside.
+  std::vector<tensor> vals = {tensor::full({n}, 1, kvactor::dtype::float32, d0),
+                              tensor::full({n}, 2, kvactor::dtype::float32, d1)};
+  kv.pushpull(5, vals).get();
+  for (const auto& v : vals)
+    expect_all(v, 3.0 * W, "pushpull in place");
+  kv.barrier().get();
+  // Values of one key that disagree are refused before anything moves.
+  bool refused = false;
+  try {
+    kv.push(5, {tensor::ones({n}, kvactor::dtype::float32, d0),
+                tensor::ones({n + 1}, kvactor::dtype::float32, d1)})
+        .get();
+  } catch (const kvactor::error& e) {
+    refused = e.code() == kvactor::errc::shape_mismatch;
+  }
+  check(refused, "mismatched device values are refused with shape_mismatch");
+  tensor host = tensor::zeros({n});
+  kv.pull(5, host).get();
+  expect_all(host, 3.0 * W, "the store is as it was");
+  kv.barrier().get();
 }
 
 // Gradient compression on dist stores: each worker quantizes with its residual, the servers
@@ -344,7 +403,8 @@ void compressed(kvactor::kvstore& kv) {
   const int W = kv.num_workers();
   kv.init(1, tensor::zeros({n})).get();
   kv.set_gradient_compression("2bit", 0.5).get();
-  const std::string prof = "/tmp/kvactor-gc-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
+  const std::string prof =
+      "/tmp/kvactor-gc-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
   if (rank_ == 0) kv.send_command_to_servers(5, "state=run").get();
   kv.barrier().get();
   // 0.3 per push: codes 0, +t (r = 0.1), 0, +t (r = -0.3 + 0.5?)... computed like the rule.
@@ -407,15 +467,24 @@ void steady(kvactor::kvstore& kv) {
 int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const std::string scenario = argc > 1 ? argv[1] : "sync_rounds";
-  const std::string type = scenario == "async" ? "dist_async" : "dist_sync";
+  const std::string type = scenario == "async"           ? "dist_async"
+                           : scenario == "device_values" ? "dist_sync_device"
+                                                         : "dist_sync";
   try {
     auto kv = kvactor::create(type);
     rank_ = kv.rank();
     static const std::map<std::string, std::function<void(kvactor::kvstore&)>> scenarios = {
-        {"sync_rounds", sync_rounds}, {"string_keys", string_keys}, {"async", async_updates},
-        {"commands", commands},       {"priority", priority},       {"until_failure", until_failure},
-        {"steady", steady},           {"checkpoint", checkpoint},   {"sparse", sparse},
+        {"sync_rounds", sync_rounds},
+        {"string_keys", string_keys},
+        {"async", async_updates},
+        {"commands", commands},
+        {"priority", priority},
+        {"until_failure", until_failure},
+        {"steady", steady},
+        {"checkpoint", checkpoint},
+        {"sparse", sparse},
         {"compressed", compressed},
+        {"device_values", device_values},
         {"empty", [](kvactor::kvstore&) {}},
     };
     auto it = scenarios.find(scenario);

@@ -29,7 +29,8 @@ void run_scenario(const std::string& scenario, int servers, int workers,
                   std::map<std::string, std::string> env = {}) {
   cluster c(server_program, node_program, {scenario}, servers, workers, std::move(env));
   ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs()) EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (auto& p : c.procs())
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
   for (int w = 0; w < workers; ++w)
     EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
 }
@@ -95,8 +96,10 @@ std::string header(std::uint8_t type, std::uint64_t total, std::uint32_t slice) 
   h[4] = 1;
   h[5] = static_cast<char>(type);
   h[6] = 0, h[7] = static_cast<char>(0xC0);  // first + last
-  for (int i = 0; i < 8; ++i) h[32 + i] = static_cast<char>((total >> (8 * i)) & 0xff);
-  for (int i = 0; i < 4; ++i) h[48 + i] = static_cast<char>((slice >> (8 * i)) & 0xff);
+  for (int i = 0; i < 8; ++i)
+    h[32 + i] = static_cast<char>((total >> (8 * i)) & 0xff);
+  for (int i = 0; i < 4; ++i)
+    h[48 + i] = static_cast<char>((slice >> (8 * i)) & 0xff);
   return h;
 }
 
@@ -110,11 +113,17 @@ TEST(DistSync, ExactRoundsTwoServersThreeWorkers) {
   run_scenario("sync_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
 }
 
-TEST(DistSync, StringKeysAndBroadcast) { run_scenario("string_keys", 2, 3); }
+TEST(DistSync, StringKeysAndBroadcast) {
+  run_scenario("string_keys", 2, 3);
+}
 
-TEST(DistSync, CommandsAndErrors) { run_scenario("commands", 2, 2); }
+TEST(DistSync, CommandsAndErrors) {
+  run_scenario("commands", 2, 2);
+}
 
-TEST(DistSync, SmallHighPriorityPushOvertakesABigOne) { run_scenario("priority", 1, 1); }
+TEST(DistSync, SmallHighPriorityPushOvertakesABigOne) {
+  run_scenario("priority", 1, 1);
+}
 
 TEST(DistSync, OptimizerCheckpointsOnEveryServer) {
   run_scenario("checkpoint", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
@@ -124,18 +133,31 @@ TEST(DistSync, RowSparsePushAndPull) {
   run_scenario("sparse", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
 }
 
-TEST(DistSync, GradientCompression) { run_scenario("compressed", 1, 2); }
+TEST(DistSync, GradientCompression) {
+  run_scenario("compressed", 1, 2);
+}
 
-TEST(DistAsync, EveryPushUpdates) { run_scenario("async", 2, 3); }
+TEST(DistAsync, EveryPushUpdates) {
+  run_scenario("async", 2, 3);
+}
 
-TEST(DistCluster, CleanShutdownOfAnIdleCluster) { run_scenario("empty", 2, 2); }
+// dist_sync_device on two emulated devices per worker (every process gets the variable; on a
+// GPU machine the emulation stays off and the workers use the real devices).
+TEST(DistSyncDevice, DeviceValuesSummedPerWorker) {
+  run_scenario("device_values", 2, 2, {{"KVACTOR_EMULATE_CUDA", "2"}});
+}
+
+TEST(DistCluster, CleanShutdownOfAnIdleCluster) {
+  run_scenario("empty", 2, 2);
+}
 
 // MXNet style: one binary for every role; create() runs the scheduler or server role it is
 // given and exits with the cluster's status.
 TEST(DistCluster, SameBinaryForEveryRole) {
   cluster c(node_program, node_program, {"string_keys"}, 2, 2);
   ASSERT_TRUE(c.wait_all(60s)) << c.dump();
-  for (auto& p : c.procs()) EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (auto& p : c.procs())
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
   for (int w = 0; w < 2; ++w)
     EXPECT_NE(c.worker(w).output().find("OK string_keys"), std::string::npos) << c.dump();
 }
@@ -144,14 +166,16 @@ TEST(DistCluster, SameBinaryForEveryRole) {
 // every process exits instead of hanging.
 TEST(DistFaults, KilledWorker) {
   cluster c(server_program, node_program, {"until_failure"}, 1, 3);
-  for (int w = 0; w < 3; ++w) ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
+  for (int w = 0; w < 3; ++w)
+    ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
   const long long t0 = monotonic_ns();
   c.signal(c.worker(1), SIGKILL);
   ASSERT_TRUE(c.wait_all(20s)) << c.dump();
   for (int w : {0, 2}) {
     const long long t = error_time(c.worker(w));
     ASSERT_GT(t, 0) << c.dump();
-    EXPECT_LT(t - t0, 5'000'000'000LL) << "worker " << w << " failed after " << (t - t0) / 1e6 << " ms";
+    EXPECT_LT(t - t0, 5'000'000'000LL)
+        << "worker " << w << " failed after " << (t - t0) / 1e6 << " ms";
     EXPECT_EQ(c.worker(w).exit_code(), 0) << c.dump();
   }
   EXPECT_EQ(c.server(0).exit_code(), 1);
@@ -161,7 +185,8 @@ TEST(DistFaults, KilledWorker) {
 // Kill -9 a server: workers fail within 5 s; the rest exit.
 TEST(DistFaults, KilledServer) {
   cluster c(server_program, node_program, {"until_failure"}, 2, 2);
-  for (int w = 0; w < 2; ++w) ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
+  for (int w = 0; w < 2; ++w)
+    ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
   const long long t0 = monotonic_ns();
   c.signal(c.server(0), SIGKILL);
   ASSERT_TRUE(c.wait_all(20s)) << c.dump();
@@ -178,7 +203,8 @@ TEST(DistFaults, KilledServer) {
 // 10 s.
 TEST(DistFaults, FrozenWorker) {
   cluster c(server_program, node_program, {"until_failure"}, 1, 2);
-  for (int w = 0; w < 2; ++w) ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
+  for (int w = 0; w < 2; ++w)
+    ASSERT_TRUE(c.wait_for_output(c.worker(w), "READY", 30s)) << c.dump();
   const long long t0 = monotonic_ns();
   c.signal(c.worker(1), SIGSTOP);
   ASSERT_TRUE(c.wait(c.worker(0), 20s)) << c.dump();
@@ -198,20 +224,21 @@ TEST(DistHostile, ServerSurvivesBadPeers) {
   const int port = server_port(c.server(0));
   ASSERT_GT(port, 0) << c.dump();
   const long rss_before = rss_kib(c.server(0).pid);
-  EXPECT_TRUE(send_raw(port, std::string(1000, 'x')));                // garbage
+  EXPECT_TRUE(send_raw(port, std::string(1000, 'x')));                       // garbage
   EXPECT_TRUE(send_raw(port, header(22, std::uint64_t{4} << 30, 1 << 20)));  // a 4 GiB claim
-  EXPECT_TRUE(send_raw(port, header(22, 100, 100).substr(0, 30), false));   // truncated
+  EXPECT_TRUE(send_raw(port, header(22, 100, 100).substr(0, 30), false));    // truncated
   // A client that never authenticates is dropped after the handshake timeout (5 s).
   EXPECT_TRUE(send_raw(port, ""));
   const long rss_after = rss_kib(c.server(0).pid);
-  EXPECT_LT(rss_after - rss_before, 64 * 1024) << "server RSS grew from " << rss_before << " to "
-                                               << rss_after << " KiB";
+  EXPECT_LT(rss_after - rss_before, 64 * 1024)
+      << "server RSS grew from " << rss_before << " to " << rss_after << " KiB";
   c.send_line(c.worker(0), "stop");
   ASSERT_TRUE(c.wait_all(30s)) << c.dump();
-  for (auto& p : c.procs()) EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (auto& p : c.procs())
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
   EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos);
-  EXPECT_NE(c.server(0).output().find("kvactor.net"), std::string::npos)
-      << "closures are logged\n" << c.server(0).output();
+  EXPECT_NE(c.server(0).output().find("kvactor.net"), std::string::npos) << "closures are logged\n"
+                                                                         << c.server(0).output();
 }
 
 // A worker with the wrong secret cannot join, and does not disturb the cluster.
