@@ -63,7 +63,11 @@ int native_priority(const device_stream& s);
 void enqueue_callback(const device_stream& s, std::function<void(const status&)> fn);
 void stream_wait(const device_stream& waiter, const device_stream& on);
 void synchronize(const device_stream& s);
-std::shared_ptr<pool_core> make_memory_core(std::size_t max_cached);
+/// Pinned (host-accessible) memory when device_memory is false. Emulated *device* memory is
+/// host memory behind tagged addresses (bit 62 set: not canonical on x86-64 or AArch64), so a
+/// host access to it faults at once, as a host access to GPU memory does; the emulated kernels
+/// and copies strip the tag.
+std::shared_ptr<pool_core> make_memory_core(std::size_t max_cached, bool device_memory);
 
 void sum_async(const device_stream& s, dtype t, void* dst, const void* const* srcs, std::size_t k,
                std::size_t n);

@@ -38,7 +38,7 @@ pinned_pool& pinned_pool::global() {
     std::size_t cap = env_megabytes("KVACTOR_PINNED_CACHE_MB");
     if (!cap && !std::getenv("KVACTOR_PINNED_CACHE_MB")) cap = std::size_t{1} << 30;
     auto i = std::make_shared<impl>();
-    i->core = kvactor::detail::emu::active() ? kvactor::detail::emu::make_memory_core(cap)
+    i->core = kvactor::detail::emu::active() ? kvactor::detail::emu::make_memory_core(cap, false)
                                              : detail::make_native_pinned_core(cap);
     return new pinned_pool(std::move(i));
   }();
@@ -67,7 +67,7 @@ device_pool& device_pool::of(device d) {
     const std::size_t cap = env_megabytes("KVACTOR_CUDA_POOL_CACHE_MB");
     auto i = std::make_shared<impl>();
     i->core = kvactor::detail::emu::active()
-                  ? kvactor::detail::emu::make_memory_core(cap ? cap : std::size_t{1} << 30)
+                  ? kvactor::detail::emu::make_memory_core(cap ? cap : std::size_t{1} << 30, true)
                   : detail::make_native_device_core(d.index(), cap);
     p = new device_pool(d, std::move(i));
   }

@@ -8,6 +8,7 @@
 // until the task recorded on the other stream has run. Callbacks go to the callback thread.
 #include <algorithm>
 #include <condition_variable>
+#include <cstdint>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -169,9 +170,17 @@ void need(const char* what, const void* p, const char* name) {
   if (!p) invalid(what, std::string{"null "} + name);
 }
 
+constexpr std::uintptr_t device_tag = std::uintptr_t{1} << 62;
+
+template <class T>
+T* real(T* p) noexcept {
+  return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(p) & ~device_tag);
+}
+
 class host_core final : public pool_core {
  public:
-  using pool_core::pool_core;
+  host_core(std::size_t max_cached, bool device_memory)
+      : pool_core(max_cached), tag_(device_memory ? device_tag : 0) {}
   ~host_core() override { free_cache(); }
 
  protected:
@@ -179,9 +188,12 @@ class host_core final : public pool_core {
     // 256-byte aligned, as cudaMalloc's memory is.
     void* p = std::aligned_alloc(256, (cap + 255) / 256 * 256);
     if (!p) throw error{errc::internal, "emulated device memory: out of host memory"};
-    return p;
+    return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | tag_);
   }
-  void system_free(void* p, std::size_t) noexcept override { std::free(p); }
+  void system_free(void* p, std::size_t) noexcept override { std::free(real(p)); }
+
+ private:
+  std::uintptr_t tag_;
 };
 
 }  // namespace
@@ -254,8 +266,8 @@ void synchronize(const device_stream& s) {
   if (!e.is_ok()) throw error{e};
 }
 
-std::shared_ptr<pool_core> make_memory_core(std::size_t max_cached) {
-  return std::make_shared<host_core>(max_cached);
+std::shared_ptr<pool_core> make_memory_core(std::size_t max_cached, bool device_memory) {
+  return std::make_shared<host_core>(max_cached, device_memory);
 }
 
 // ---- kernels: the CPU kernels, run in stream order ----
@@ -272,9 +284,12 @@ void sum_async(const device_stream& s, dtype t, void* dst, const void* const* sr
   need(what, srcs, "source list");
   for (std::size_t j = 0; j < k; ++j)
     need(what, srcs[j], "source");
-  std::vector<const void*> in(srcs, srcs + k);
-  enqueue(s, what,
-          [t, dst, in = std::move(in), n] { kernels::sum(t, dst, in.data(), in.size(), 0, n); });
+  std::vector<const void*> in;
+  for (std::size_t j = 0; j < k; ++j)
+    in.push_back(real(srcs[j]));
+  enqueue(s, what, [t, dst = real(dst), in = std::move(in), n] {
+    kernels::sum(t, dst, in.data(), in.size(), 0, n);
+  });
 }
 
 void fill_async(const device_stream& s, dtype t, void* dst, double value, std::size_t n) {
@@ -282,7 +297,7 @@ void fill_async(const device_stream& s, dtype t, void* dst, double value, std::s
   strand_of(s, what);
   if (n == 0) return;
   need(what, dst, "destination");
-  enqueue(s, what, [t, dst, value, n] { kernels::fill(t, dst, value, 0, n); });
+  enqueue(s, what, [t, dst, value, n] { kernels::fill(t, real(dst), value, 0, n); });
 }
 
 void cast_async(const device_stream& s, dtype from, const void* src, dtype to, void* dst,
@@ -292,7 +307,7 @@ void cast_async(const device_stream& s, dtype from, const void* src, dtype to, v
   if (n == 0) return;
   need(what, src, "source");
   need(what, dst, "destination");
-  enqueue(s, what, [=] { kernels::cast(from, src, to, dst, 0, n); });
+  enqueue(s, what, [=] { kernels::cast(from, real(src), to, real(dst), 0, n); });
 }
 
 void copy_async(const device_stream& s, void* dst, device dst_dev, const void* src, device src_dev,
@@ -317,7 +332,7 @@ void copy_async(const device_stream& s, void* dst, device dst_dev, const void* s
   if (!src_dev.is_cpu()) check_device(src_dev);
   if (!dst_dev.is_cpu()) check_device(dst_dev);
   if (!bytes) return;
-  enqueue(s, what, [=] { std::memmove(dst, src, bytes); });
+  enqueue(s, what, [=] { std::memmove(real(dst), real(src), bytes); });
 }
 
 void quantize_async(const device_stream& s, const compression::params& p, const float* grad,
@@ -328,12 +343,13 @@ void quantize_async(const device_stream& s, const compression::params& p, const 
   need(what, grad, "gradient");
   need(what, out, "output");
   if (p.type == compression::kind::none) {
-    enqueue(s, what, [=] { std::memcpy(out, grad, n * sizeof(float)); });
+    enqueue(s, what, [=] { std::memcpy(real(out), real(grad), n * sizeof(float)); });
     return;
   }
   need(what, residual, "residual");
   const std::size_t w = compression::words(p.type, n);
-  enqueue(s, what, [=] { compression::quantize(p, grad, residual, out, n, 0, w); });
+  enqueue(s, what,
+          [=] { compression::quantize(p, real(grad), real(residual), real(out), n, 0, w); });
 }
 
 void dequantize_async(const device_stream& s, const compression::params& p, const std::uint32_t* in,
@@ -346,18 +362,18 @@ void dequantize_async(const device_stream& s, const compression::params& p, cons
   if (p.type == compression::kind::none) {
     enqueue(s, what, [=] {
       if (add)
-        kernels::accumulate(dtype::float32, out, in, 0, n);
+        kernels::accumulate(dtype::float32, real(out), real(in), 0, n);
       else
-        std::memcpy(out, in, n * sizeof(float));
+        std::memcpy(real(out), real(in), n * sizeof(float));
     });
     return;
   }
   const std::size_t w = compression::words(p.type, n);
   enqueue(s, what, [=] {
     if (add)
-      compression::dequantize_add(p, in, out, n, 0, w);
+      compression::dequantize_add(p, real(in), real(out), n, 0, w);
     else
-      compression::dequantize(p, in, out, n, 0, w);
+      compression::dequantize(p, real(in), real(out), n, 0, w);
   });
 }
 
@@ -391,12 +407,13 @@ void sgd_update_async(const device_stream& s, dtype t, void* weight, const void*
   strand_of(s, what);
   if (n == 0 || !is_floating(t)) return;
   check_update(what, t, weight, grad, master);
-  enqueue(s, what, [=] {
-    if (!master) return kernels::sgd_update(t, weight, grad, mom, p, 0, n);
-    with_master(t, weight, grad, master, n, [&](float* w, const float* g) {
-      kernels::sgd_update(dtype::float32, w, g, mom, p, 0, n);
-    });
-  });
+  enqueue(s, what,
+          [=, weight = real(weight), grad = real(grad), mom = real(mom), master = real(master)] {
+            if (!master) return kernels::sgd_update(t, weight, grad, mom, p, 0, n);
+            with_master(t, weight, grad, master, n, [&](float* w, const float* g) {
+              kernels::sgd_update(dtype::float32, w, g, mom, p, 0, n);
+            });
+          });
 }
 
 void adam_update_async(const device_stream& s, dtype t, void* weight, const void* grad, void* mean,
@@ -407,12 +424,14 @@ void adam_update_async(const device_stream& s, dtype t, void* weight, const void
   check_update(what, t, weight, grad, master);
   need(what, mean, "mean");
   need(what, var, "var");
-  enqueue(s, what, [=] {
-    if (!master) return kernels::adam_update(t, weight, grad, mean, var, p, 0, n);
-    with_master(t, weight, grad, master, n, [&](float* w, const float* g) {
-      kernels::adam_update(dtype::float32, w, g, mean, var, p, 0, n);
-    });
-  });
+  enqueue(s, what,
+          [=, weight = real(weight), grad = real(grad), mean = real(mean), var = real(var),
+           master = real(master)] {
+            if (!master) return kernels::adam_update(t, weight, grad, mean, var, p, 0, n);
+            with_master(t, weight, grad, master, n, [&](float* w, const float* g) {
+              kernels::adam_update(dtype::float32, w, g, mean, var, p, 0, n);
+            });
+          });
 }
 
 }  // namespace kvactor::detail::emu

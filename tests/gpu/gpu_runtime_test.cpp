@@ -242,3 +242,26 @@ TEST(GpuRuntime, InvalidArgumentsThrowAndEnqueueNothing) {
 
 }  // namespace
 }  // namespace kvactor
+
+namespace kvactor {
+namespace {
+
+// Emulated device memory is as off-limits to the host as GPU memory: touching it faults, so
+// that host code that would crash on a GPU crashes in the emulated runs too.
+TEST(GpuRuntimeDeathTest, EmulatedDeviceMemoryFaultsOnHostAccess) {
+  if (!cuda_emulated()) GTEST_SKIP() << "only for emulated devices";
+  auto buf = device_pool::of(device::cuda(0)).acquire(64);
+  EXPECT_DEATH(
+      {
+        volatile float* p = static_cast<float*>(buf->data());
+        *p = 1.0f;
+      },
+      "");
+  // Pinned host memory stays host memory.
+  auto pinned = pinned_pool::global().acquire(64);
+  static_cast<float*>(pinned->data())[0] = 2.0f;
+  EXPECT_EQ(static_cast<float*>(pinned->data())[0], 2.0f);
+}
+
+}  // namespace
+}  // namespace kvactor
