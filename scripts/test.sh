@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): installs what it needs, builds and runs every test
-# suite in Release, then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# suite in Release (the integration tests twice: the second time with two emulated CUDA
+# devices), then again under AddressSanitizer + UndefinedBehaviorSanitizer.
 # KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run (against a TSan build of CAF that
 # scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run.
 set -euo pipefail
@@ -17,6 +18,10 @@ run() {
 }
 
 run release
+# The store tests again with two emulated CUDA devices present: the device store then keeps its
+# keys on them, so every device-store test also runs the device code paths.
+echo "=== kvactor: integration tests on two emulated CUDA devices ==="
+KVACTOR_EMULATE_CUDA=2 ctest --preset release -L integration
 if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then run asan; fi
 if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then bash scripts/caf-tsan.sh && run tsan; fi
 echo "=== kvactor: all tests passed ==="

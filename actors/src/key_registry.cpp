@@ -11,12 +11,14 @@ key_info_ptr key_registry::find(const key& k) const {
   return it == strings_.end() ? nullptr : it->second;
 }
 
-key_info_ptr key_registry::add(const key& k, const kvactor::shape& s, kvactor::dtype t) {
+key_info_ptr key_registry::add(const key& k, const kvactor::shape& s, kvactor::dtype t,
+                               kvactor::device home) {
   auto info = std::make_shared<key_info>();
   info->user_key = k;
   info->id = next_id_++;
   info->shape = s;
   info->dtype = t;
+  info->home = home;
   info->shard = static_cast<std::uint32_t>(k.hash() % num_shards_);
   if (k.is_int())
     ints_.emplace(k.as_int(), info);
@@ -28,10 +30,10 @@ key_info_ptr key_registry::add(const key& k, const kvactor::shape& s, kvactor::d
 status key_registry::check_kind(const key& k) const {
   if (kind_ == kind::unset) return {};
   if (k.is_int() == (kind_ == kind::ints)) return {};
-  return status{errc::mixed_key_types,
-                "key " + k.to_string() + " is " + (k.is_int() ? "an int" : "a string") +
-                    " key, but this store uses " + (kind_ == kind::ints ? "int" : "string") +
-                    " keys"};
+  return status{errc::mixed_key_types, "key " + k.to_string() + " is " +
+                                           (k.is_int() ? "an int" : "a string") +
+                                           " key, but this store uses " +
+                                           (kind_ == kind::ints ? "int" : "string") + " keys"};
 }
 
 status key_registry::check_call_kind(const key& k, const key& first) const {
@@ -45,6 +47,8 @@ void key_registry::set_kind(const key& k) noexcept {
   if (kind_ == kind::unset) kind_ = k.is_int() ? kind::ints : kind::strings;
 }
 
-std::size_t key_registry::size() const { return ints_.size() + strings_.size(); }
+std::size_t key_registry::size() const {
+  return ints_.size() + strings_.size();
+}
 
 }  // namespace kvactor::detail

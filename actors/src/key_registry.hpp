@@ -10,6 +10,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "kvactor/device.hpp"
 #include "kvactor/dtype.hpp"
 #include "kvactor/error.hpp"
 #include "kvactor/key.hpp"
@@ -23,6 +24,9 @@ struct key_info {
   kvactor::shape shape;
   kvactor::dtype dtype = dtype::float32;
   std::uint32_t shard = 0;
+  /// Where the store keeps the value: cpu, or (device store with devices) the CUDA device the
+  /// key was placed on at init.
+  kvactor::device home;
 
   std::string name() const { return user_key.to_string(); }
   std::size_t numel() const { return static_cast<std::size_t>(shape.numel()); }
@@ -41,7 +45,8 @@ class key_registry {
   /// Caller holds mutex() (shared or exclusive).
   key_info_ptr find(const key& k) const;
   /// Caller holds mutex() exclusively and has checked that k is new.
-  key_info_ptr add(const key& k, const kvactor::shape& s, kvactor::dtype t);
+  key_info_ptr add(const key& k, const kvactor::shape& s, kvactor::dtype t,
+                   kvactor::device home = kvactor::device::cpu());
 
   /// mixed_key_types unless k's kind agrees with the keys this store has seen. Caller holds
   /// mutex() (shared or exclusive).

@@ -14,16 +14,17 @@
 #include <thread>
 
 #include "caf_glue.hpp"
+#include "key_registry.hpp"
+#include "kvactor/cuda.hpp"
 #include "kvactor/optimizer_state.hpp"
 #include "kvactor/serialization/optimizer_states.hpp"
-#include "multi_precision.hpp"
-#include "shard_core.hpp"
-#include "state_records.hpp"
-#include "key_registry.hpp"
 #include "kvactor/thread_pool.hpp"
+#include "multi_precision.hpp"
 #include "optimizers.hpp"
 #include "reduction.hpp"
 #include "request.hpp"
+#include "shard_core.hpp"
+#include "state_records.hpp"
 #include "store_impl.hpp"
 
 namespace kvactor::detail {
@@ -34,7 +35,9 @@ std::size_t or_cores(std::size_t n) {
   return n ? n : std::max<std::size_t>(1, std::thread::hardware_concurrency());
 }
 
-future<void> failed(status s) { return future<void>::ready_with(std::move(s)); }
+future<void> failed(status s) {
+  return future<void>::ready_with(std::move(s));
+}
 
 // An optimizer from its config; multi_precision belongs to the store (it wraps whichever
 // optimizer), so it is taken out before the registry sees the rest.
@@ -54,7 +57,8 @@ wire::key_state_record to_record(const shard_core::state_record& r) {
   wire::key_state_record k;
   k.key = wire::wire_key::from(r.info->user_key);
   k.count = r.count;
-  for (const auto& t : r.slots) k.slots.push_back(to_slot(t));
+  for (const auto& t : r.slots)
+    k.slots.push_back(to_slot(t));
   if (r.master.defined()) k.master = to_slot(r.master);
   return k;
 }
@@ -76,17 +80,17 @@ result<shard_core::state_record> from_record(const wire::key_state_record& rec,
   const auto* ps = dynamic_cast<const optimizer_state*>(probe.get());
   if (!ps) return status{errc::unsupported, where + ": the optimizer keeps no saveable state"};
   if (rec.slots.size() != ps->slots.size() || rec.master.has_value() != ps->master.defined())
-    return status{errc::invalid_argument,
-                  where + " has " + std::to_string(rec.slots.size()) +
-                      " state tensors, the optimizer keeps " + std::to_string(ps->slots.size())};
+    return status{errc::invalid_argument, where + " has " + std::to_string(rec.slots.size()) +
+                                              " state tensors, the optimizer keeps " +
+                                              std::to_string(ps->slots.size())};
   auto to_tensor = [&](const wire::slot_record& s, dtype want) -> result<tensor> {
     const shape sh{s.dims};
     if (sh != info->shape)
       return status{errc::shape_mismatch, where + ": state of shape " + sh.to_string() +
                                               ", the key has shape " + info->shape.to_string()};
     if (s.dtype != static_cast<std::uint8_t>(want))
-      return status{errc::dtype_mismatch, where + ": state element type differs from " +
-                                              std::string{to_string(want)}};
+      return status{errc::dtype_mismatch,
+                    where + ": state element type differs from " + std::string{to_string(want)}};
     return tensor::from_bytes(s.bytes.data(), sh, want);
   };
   shard_core::state_record r;
@@ -145,7 +149,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     if (!grouped) return failed(grouped.error());
     auto& groups = *grouped;
     if (auto s = check_overlaps(kind, groups); !s) return failed(s);
-    if (kind == op_kind::init || kind == op_kind::broadcast) return submit_new(kind, groups, priority);
+    if (kind == op_kind::init || kind == op_kind::broadcast)
+      return submit_new(kind, groups, priority);
 
     std::shared_ptr<const updater> upd;
     compression::params gc;
@@ -168,18 +173,19 @@ class local_store final : public store_impl, public std::enable_shared_from_this
         if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
-      if (reduction_ && g.values.size() > 1 &&
-          reduction_->shape().type() == topology::kind::custom)
+      if (reduction_ && g.values.size() > 1 && reduction_->shape().type() == topology::kind::custom)
         if (auto s = reduction_->shape().graph().validate(g.values.size()); !s)
           return failed(status{errc::invalid_argument,
                                std::string{to_string(kind)} + ": key " + g.k.to_string() + " has " +
                                    std::to_string(g.values.size()) + " values for the store's " +
                                    reduction_->shape().describe() + " topology: " + s.message()});
-      if (gc.type != compression::kind::none && g.values.size() > 1 && info->dtype != dtype::float32)
-        return failed(status{errc::unsupported,
-                             std::string{to_string(kind)} + ": gradient compression is on and "
-                                 "compresses float32 values; key " + g.k.to_string() + " is " +
-                                 to_string(info->dtype)});
+      if (gc.type != compression::kind::none && g.values.size() > 1 &&
+          info->dtype != dtype::float32)
+        return failed(status{errc::unsupported, std::string{to_string(kind)} +
+                                                    ": gradient compression is on and "
+                                                    "compresses float32 values; key " +
+                                                    g.k.to_string() + " is " +
+                                                    to_string(info->dtype)});
       g.info = std::move(info);
     }
     return send_all(kind, groups, priority, std::move(upd), gc, gc_version);
@@ -195,9 +201,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       std::vector<tensor> dense;
       for (auto& g : *grouped) {
         if (g.values.size() != 1)
-          return failed(status{errc::already_initialized,
-                               "init: key " + g.k.to_string() + " is given " +
-                                   std::to_string(g.values.size()) + " values"});
+          return failed(
+              status{errc::already_initialized, "init: key " + g.k.to_string() + " is given " +
+                                                    std::to_string(g.values.size()) + " values"});
         ks.push_back(g.k);
         dense.push_back(g.values.front().to_dense());
       }
@@ -283,8 +289,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       cfg = optimizer_;
     }
     if (!upd || !cfg)
-      return failed(status{errc::unsupported, "save_optimizer_states: no optimizer is set (a "
-                                              "custom updater keeps its own state)"});
+      return failed(status{errc::unsupported,
+                           "save_optimizer_states: no optimizer is set (a "
+                           "custom updater keeps its own state)"});
     struct collector {
       std::mutex mu;
       std::vector<shard_core::state_record> records;
@@ -299,16 +306,19 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     fence_fn f = [col, call, upd, file, dump](shard_core& core) {
       auto mine = core.snapshot_states(upd);
       std::lock_guard<std::mutex> g(col->mu);
-      for (auto& r : mine) col->records.push_back(std::move(r));
+      for (auto& r : mine)
+        col->records.push_back(std::move(r));
       if (--col->left != 0) return;
       wire::states_file out;
       out.optimizer = dump;
-      for (const auto& r : col->records) out.keys.push_back(to_record(r));
+      for (const auto& r : col->records)
+        out.keys.push_back(to_record(r));
       call->part_done(wire::write_states_file(file, out));
     };
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-    for (auto& s : shards_) caf::anon_send(s, fence_atom::value, f);
+    for (auto& s : shards_)
+      caf::anon_send(s, fence_atom::value, f);
     return result;
   }
 
@@ -334,8 +344,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       if (auto s = reg_.check_kind(k); !s) return failed(s);
       auto info = reg_.find(k);
       if (!info)
-        return failed(status{errc::invalid_argument, "load_optimizer_states: key " +
-                                                         k.to_string() + " in " + file +
+        return failed(status{errc::invalid_argument, "load_optimizer_states: key " + k.to_string() +
+                                                         " in " + file +
                                                          " is not initialized in this store"});
       auto r = from_record(rec, info, upd, file);
       if (!r) return failed(r.error());
@@ -349,7 +359,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     auto call = std::make_shared<call_state>(shards_.size(), counter_);
     auto result = call->get_future();
     for (std::size_t i = 0; i < shards_.size(); ++i) {
-      auto records = std::make_shared<std::vector<shard_core::state_record>>(std::move(per_shard[i]));
+      auto records =
+          std::make_shared<std::vector<shard_core::state_record>>(std::move(per_shard[i]));
       fence_fn f = [records, upd, call](shard_core& core) {
         core.restore_states(*records, upd);
         call->part_done(status{});
@@ -360,8 +371,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   }
 
   future<void> send_command(int head, const std::string&) override {
-    return failed(status{errc::unsupported, "a " + type_ + " store has no servers to send command " +
-                                                std::to_string(head) + " to"});
+    return failed(status{
+        errc::unsupported,
+        "a " + type_ + " store has no servers to send command " + std::to_string(head) + " to"});
   }
 
   std::string type() const override { return type_; }
@@ -371,10 +383,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   bool is_capable(std::string_view capability) const override {
     std::string c{capability};
-    std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(c.begin(), c.end(), c.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     if (c == "optimizer") return true;
-    throw error{errc::invalid_argument, "unknown capability \"" + std::string{capability} +
-                                            "\" (known: optimizer)"};
+    throw error{errc::invalid_argument,
+                "unknown capability \"" + std::string{capability} + "\" (known: optimizer)"};
   }
 
   void wait_all() override { counter_->wait_zero(); }
@@ -390,7 +403,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     // Actors first, and wait until they are gone: a shard that was never scheduled may only
     // now run its initialisation. The pool goes next (its threads may still be releasing the
     // weak shard handles of finished jobs), and the actor system last.
-    for (auto& s : shards_) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    for (auto& s : shards_)
+      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
     if (client_) caf::anon_send_exit(client_, caf::exit_reason::user_shutdown);
     {
       caf::scoped_actor self{*sys_};
@@ -421,9 +435,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     for (const auto& g : groups) {
       if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
       if (reg_.find(g.k))
-        return failed(status{errc::already_initialized, std::string{to_string(kind)} +
-                                                            ": key " + g.k.to_string() +
-                                                            " is already initialized"});
+        return failed(status{
+            errc::already_initialized,
+            std::string{to_string(kind)} + ": key " + g.k.to_string() + " is already initialized"});
       const tensor& v = g.values.front();
       if (auto s = check_init_value(g.k, v); !s) return failed(s);
       key_info probe;
@@ -433,11 +447,35 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       for (const auto& o : g.outs)
         if (auto s = check_tensor(kind, probe, o, "output"); !s) return failed(s);
     }
-    for (auto& g : groups) {
+    const auto homes = place_on_devices(groups);
+    for (std::size_t i = 0; i < groups.size(); ++i) {
+      auto& g = groups[i];
       reg_.set_kind(g.k);
-      g.info = reg_.add(g.k, g.values.front().shape(), g.values.front().dtype());
+      g.info = reg_.add(g.k, g.values.front().shape(), g.values.front().dtype(), homes[i]);
     }
     return send_all(kind, groups, priority, nullptr);
+  }
+
+  // The device store keeps each key on a CUDA device (when there are any): the one with the
+  // fewest bytes placed so far, taking the call's keys largest first, as MXNet places its
+  // merge buffers. Caller holds the registry lock exclusively.
+  std::vector<device> place_on_devices(const group_list& groups) {
+    std::vector<device> homes(groups.size(), device::cpu());
+    const int n = cuda_device_count();
+    if (!device_store_ || n == 0) return homes;
+    if (placed_bytes_.size() != static_cast<std::size_t>(n)) placed_bytes_.assign(n, 0);
+    std::vector<std::size_t> order(groups.size());
+    for (std::size_t i = 0; i < order.size(); ++i)
+      order[i] = i;
+    auto bytes = [&](std::size_t i) { return groups[i].values.front().nbytes(); };
+    std::stable_sort(order.begin(), order.end(),
+                     [&](std::size_t a, std::size_t b) { return bytes(a) > bytes(b); });
+    for (std::size_t i : order) {
+      const auto least = std::min_element(placed_bytes_.begin(), placed_bytes_.end());
+      *least += bytes(i);
+      homes[i] = device::cuda(static_cast<int>(least - placed_bytes_.begin()));
+    }
+    return homes;
   }
 
   // Caller holds the registry lock (shared or exclusive).
@@ -471,6 +509,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   caf::actor_system* sys_ = nullptr;
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<reduction_engine> reduction_;
+  const bool device_store_ = type_ == "device" || type_ == "local_allreduce_device";
+  std::vector<std::size_t> placed_bytes_;  // per CUDA device, under the registry lock
   std::vector<caf::actor> shards_;
   caf::actor client_;
   key_registry reg_;
@@ -479,8 +519,8 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   mutable std::mutex upd_mu_;
   std::shared_ptr<const updater> updater_;
   std::optional<optimizer_config> optimizer_;  // what set_optimizer built updater_ from
-  compression::params gc_;                      // guarded by upd_mu_
-  std::uint64_t gc_version_ = 0;                // ditto
+  compression::params gc_;                     // guarded by upd_mu_
+  std::uint64_t gc_version_ = 0;               // ditto
 };
 
 }  // namespace

@@ -91,6 +91,9 @@ struct op {
   tensor_list device_values, device_outs;
   bool device_io = false;
   bool device_out_done = false;
+  /// How the shard runs the op: decided when it starts (0), on host memory (1), or on the
+  /// key's device (2: a device store's key that lives on a device).
+  std::uint8_t mode = 0;
 
   // Shard-side progress.
   std::uint8_t stage = 0;

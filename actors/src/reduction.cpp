@@ -5,6 +5,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <map>
 #include <mutex>
@@ -82,7 +83,10 @@ void sum_tensors(const std::vector<tensor>& in, tensor& out) {
 // target, all on one stream; its completion callback passes the result on.
 void device_sum(const input_msg& m, std::vector<tensor> in, bool root) {
   const job& j = *m.j;
-  const device d = root ? j.root_device : in.front().device();
+  // A node sums on its first input that is on a device; the root on the merge device.
+  const auto on_dev =
+      std::find_if(in.begin(), in.end(), [](const tensor& t) { return !t.device().is_cpu(); });
+  const device d = root ? j.root_device : on_dev->device();
   const tensor& first = in.front();
   const std::size_t bytes = first.nbytes();
   const auto s = get_stream(d, j.prio, j.hint);
@@ -110,7 +114,9 @@ caf::behavior reducer(caf::event_based_actor*, int) {
     mine.push_back(m.value);
     if (mine.size() < m.p->need[m.node]) return;
     const bool root = m.node == m.p->g.root();
-    if (!mine.front().device().is_cpu()) {
+    const bool any_on_device =
+        std::any_of(mine.begin(), mine.end(), [](const tensor& t) { return !t.device().is_cpu(); });
+    if (any_on_device || (root && !m.j->target.device().is_cpu())) {
       try {
         device_sum(m, std::move(mine), root);
       } catch (const std::exception& e) {
@@ -240,8 +246,10 @@ void reduction_engine::reduce(std::vector<tensor> values, tensor target,
                               std::function<void(status)> done, std::int64_t key, int priority) {
   const std::size_t k = values.size();
   auto j = std::make_shared<job>();
-  if (k && !values.front().device().is_cpu()) {
-    j->root_device = impl_->place(key, values);
+  const bool device_target = !target.device().is_cpu();
+  if (k && (device_target || !values.front().device().is_cpu())) {
+    // A target on a device (a key that lives there) fixes the merge device.
+    j->root_device = device_target ? target.device() : impl_->place(key, values);
     j->hint = static_cast<std::size_t>(key < 0 ? 0 : key);
     j->prio = priority > 0 ? stream_priority::high : stream_priority::normal;
   }

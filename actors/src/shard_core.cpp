@@ -165,7 +165,21 @@ void shard_core::step_done(std::int64_t key_id) {
 }
 
 bool shard_core::advance(entry& e, op& o) {
-  if (!o.device_io && o.stage != s_finish && o.error.is_ok() && !stage_device_in(o)) return false;
+  if (o.mode == 0) {
+    o.mode = 1;
+    if (resident(e)) {
+      if (needs_host(o)) {
+        if (!migrate_to_host(e, o)) return false;
+      } else {
+        o.mode = 2;
+      }
+    } else if (o.stage == s_init && !e.stored.defined() && !o.info->home.is_cpu()) {
+      o.mode = 2;
+    }
+  }
+  const bool on_device = o.mode == 2;
+  if (!on_device && !o.device_io && o.stage != s_finish && o.error.is_ok() && !stage_device_in(o))
+    return false;
   for (;;) {
     if (!o.error.is_ok()) o.stage = s_finish;
     const bool needs_value = o.stage != s_init && o.stage != s_finish;
@@ -177,19 +191,19 @@ bool shard_core::advance(entry& e, op& o) {
     switch (o.stage) {
       case s_init:
         o.stage = o.kind == op_kind::broadcast ? s_pull : s_finish;
-        if (!stage_init(e, o)) return false;
+        if (!(on_device ? dstage_init(e, o) : stage_init(e, o))) return false;
         break;
       case s_reduce:
         o.stage = o.upd ? s_update : (o.kind == op_kind::pushpull ? s_pull : s_finish);
-        if (!stage_reduce(e, o)) return false;
+        if (!(on_device ? dstage_reduce(e, o) : stage_reduce(e, o))) return false;
         break;
       case s_update:
         o.stage = o.kind == op_kind::pushpull ? s_pull : s_finish;
-        if (!stage_update(e, o)) return false;
+        if (!(on_device ? dstage_update(e, o) : stage_update(e, o))) return false;
         break;
       case s_pull:
         o.stage = s_finish;
-        if (!stage_pull(e, o)) return false;
+        if (!(on_device ? dstage_pull(e, o) : stage_pull(e, o))) return false;
         break;
       default:
         if (o.device_io && !o.device_out_done && o.error.is_ok()) {
@@ -257,9 +271,10 @@ std::vector<shard_core::state_record> shard_core::snapshot_states(
     state_record r;
     r.info = e.info;
     r.count = st->count;
+    // Host copies (blocking for a device-resident key's state: fences are rare).
     for (const auto& t : st->slots)
-      r.slots.push_back(t.copy());
-    if (st->master.defined()) r.master = st->master.copy();
+      r.slots.push_back(t.copy_to(device::cpu()));
+    if (st->master.defined()) r.master = st->master.copy_to(device::cpu());
     out.push_back(std::move(r));
   }
   return out;
@@ -272,9 +287,10 @@ void shard_core::restore_states(const std::vector<state_record>& records,
     if (it == entries_.end()) continue;
     auto st = std::make_unique<optimizer_state>();
     st->count = r.count;
+    const device home = it->second.stored.defined() ? it->second.stored.device() : device::cpu();
     for (const auto& t : r.slots)
-      st->slots.push_back(t.copy());
-    if (r.master.defined()) st->master = r.master.copy();
+      st->slots.push_back(t.copy_to(home));
+    if (r.master.defined()) st->master = r.master.copy_to(home);
     it->second.state = std::move(st);
     it->second.state_owner = owner;
   }
@@ -706,6 +722,173 @@ void shard_core::when_streams_done(op& o, std::vector<device_stream> used,
     keep.clear();
     wake(key_id, po, st);
   });
+}
+
+// ---- keys that live on a device ----
+
+namespace {
+
+device_stream key_stream(device home, const op& o) {
+  return get_stream(home, stream_for(o), static_cast<std::size_t>(o.info->id));
+}
+
+status device_failure(const op& o, const std::string& what, const std::exception& ex) {
+  return status{errc::internal, std::string{to_string(o.kind)} + ": key " + o.info->name() + ": " +
+                                    what + ": " + ex.what()};
+}
+
+}  // namespace
+
+bool shard_core::resident(const entry& e) noexcept {
+  return e.stored.defined() && !e.stored.device().is_cpu();
+}
+
+bool shard_core::needs_host(const op& o) noexcept {
+  if (!o.sparse.empty() || o.kind == op_kind::row_pull) return true;
+  if (o.gc.type != compression::kind::none && o.values.size() > 1) return true;
+  const bool pushes = o.kind == op_kind::push || o.kind == op_kind::pushpull;
+  return pushes && o.upd && !o.upd->device_capable();
+}
+
+bool shard_core::migrate_to_host(entry& e, op& o) {
+  std::vector<tensor> keep;
+  device_stream s;
+  try {
+    s = key_stream(e.stored.device(), o);
+    auto move = [&](tensor& t) {
+      if (!t.defined() || t.device().is_cpu()) return;
+      tensor host = tensor::empty(t.shape(), t.dtype());
+      device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), t.data_unchecked(),
+                                 t.device(), t.nbytes());
+      keep.push_back(t);
+      keep.push_back(host);
+      t = std::move(host);
+    };
+    // The key is busy until the copies are done, and fences wait for it: swapping the tensors
+    // now is safe.
+    move(e.stored);
+    e.merge = tensor{};
+    if (auto* st = dynamic_cast<optimizer_state*>(e.state.get())) {
+      for (auto& slot : st->slots)
+        move(slot);
+      move(st->master);
+    }
+  } catch (const std::exception& ex) {
+    o.error = device_failure(o, "moving the key to host memory", ex);
+    return true;
+  }
+  when_streams_done(o, {s}, std::move(keep));
+  return false;
+}
+
+bool shard_core::dstage_init(entry& e, op& o) {
+  const auto& info = *o.info;
+  if (e.stored.defined()) {
+    o.error = status{errc::already_initialized, std::string{to_string(o.kind)} + ": key " +
+                                                    info.name() + " is already initialized"};
+    return true;
+  }
+  const tensor& v = o.values.front();
+  device_stream s;
+  try {
+    e.stored = tensor::empty(info.shape, info.dtype, info.home);
+    s = key_stream(info.home, o);
+    device_kernels::copy_async(s, e.stored.data_unchecked(), info.home, v.data_unchecked(),
+                               v.device(), info.nbytes());
+  } catch (const std::exception& ex) {
+    e.stored = tensor{};
+    o.error = device_failure(o, "placing the value on " + info.home.to_string(), ex);
+    return true;
+  }
+  when_streams_done(o, {s}, {v, e.stored});
+  return false;
+}
+
+bool shard_core::dstage_reduce(entry& e, op& o) {
+  const auto& info = *o.info;
+  const device home = e.stored.device();
+  std::vector<tensor> keep(o.values.begin(), o.values.end());
+  device_stream s;
+  try {
+    tensor target = e.stored;
+    if (o.upd) {
+      if (!e.merge.defined() || e.merge.device() != home)
+        e.merge = tensor::empty(info.shape, info.dtype, home);
+      target = e.merge;
+      o.merged = e.merge;
+    }
+    if (o.values.size() > 1 && hooks_.reduce && hooks_.reduce_on_device) {
+      // The store's reducer graph, its root summing into the key's device.
+      hooks_.reduce(std::vector<tensor>(o.values.begin(), o.values.end()), target, info.id, &o);
+      return false;
+    }
+    s = key_stream(home, o);
+    keep.push_back(target);
+    if (o.values.size() == 1) {
+      const tensor& v = o.values.front();
+      device_kernels::copy_async(s, target.data_unchecked(), home, v.data_unchecked(), v.device(),
+                                 info.nbytes());
+    } else {
+      // No reducer graph that sums on devices (the ring runs on host memory): one fused sum.
+      for (auto& t : sum_on_device_async(s, {o.values.begin(), o.values.end()}, target))
+        keep.push_back(std::move(t));
+    }
+  } catch (const std::exception& ex) {
+    o.error = device_failure(o, "summing on the device", ex);
+    return true;
+  }
+  when_streams_done(o, {s}, std::move(keep));
+  return false;
+}
+
+bool shard_core::dstage_update(entry& e, op& o) {
+  const auto& info = *o.info;
+  const updater& u = *o.upd;
+  const device home = e.stored.device();
+  device_stream s;
+  try {
+    s = key_stream(home, o);
+    if (e.state_owner != o.upd) {
+      e.state = u.make_state(info.user_key, e.stored);
+      e.state_owner = o.upd;
+      // The optimizer made its (zero) slots in host memory: they live on the device instead.
+      if (auto* st = dynamic_cast<optimizer_state*>(e.state.get()))
+        for (auto& slot : st->slots) {
+          tensor d = tensor::empty(slot.shape(), slot.dtype(), home);
+          device_kernels::fill_async(s, d.dtype(), d.data_unchecked(), 0.0, d.size());
+          slot = std::move(d);
+        }
+    }
+    u.update_async(info.user_key, o.merged, e.stored, e.state.get(), s);
+  } catch (const std::exception& ex) {
+    o.error = status{errc::updater_failed, std::string{to_string(o.kind)} +
+                                               ": the updater failed on key " + info.name() + ": " +
+                                               ex.what()};
+    return true;
+  }
+  when_streams_done(o, {s}, {o.merged, e.stored});
+  return false;
+}
+
+bool shard_core::dstage_pull(entry& e, op& o) {
+  const auto& info = *o.info;
+  const device home = e.stored.device();
+  std::vector<tensor> keep{e.stored};
+  device_stream s;
+  try {
+    s = key_stream(home, o);
+    // Peer-to-peer (or staged) to other devices, device-to-host to host outputs.
+    for (const auto& out : o.outs) {
+      device_kernels::copy_async(s, out.data_unchecked(), out.device(), e.stored.data_unchecked(),
+                                 home, info.nbytes());
+      keep.push_back(out);
+    }
+  } catch (const std::exception& ex) {
+    o.error = device_failure(o, "copying to the outputs", ex);
+    return true;
+  }
+  when_streams_done(o, {s}, std::move(keep));
+  return false;
 }
 
 }  // namespace kvactor::detail

@@ -136,6 +136,15 @@ class shard_core {
   bool stage_pull(entry& e, op& o);
   // Values and outputs on CUDA devices (see op::device_values): copies between them and host
   // tensors on the devices' streams, the key busy until the streams report back.
+  // Keys that live on a device (the device store's): every stage as device work on the key's
+  // stream; an op the device path cannot run first moves the key to host memory for good.
+  static bool resident(const entry& e) noexcept;
+  static bool needs_host(const op& o) noexcept;
+  bool migrate_to_host(entry& e, op& o);
+  bool dstage_init(entry& e, op& o);
+  bool dstage_reduce(entry& e, op& o);
+  bool dstage_update(entry& e, op& o);
+  bool dstage_pull(entry& e, op& o);
   bool stage_device_in(op& o);
   bool stage_device_out(op& o);
   void when_streams_done(op& o, std::vector<device_stream> used, std::vector<tensor> keep);

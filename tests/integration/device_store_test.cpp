@@ -8,11 +8,13 @@
 // GPU the second logical device maps onto cuda(0). Without devices they skip.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <functional>
 #include <memory>
 #include <vector>
 
 #include "kvactor/cuda.hpp"
+#include "kvactor/device_memory.hpp"
 #include "kvactor/kvstore.hpp"
 #include "test_util.hpp"
 
@@ -174,11 +176,109 @@ void compare_pushes(const std::function<void(kvactor::kvstore&)>& setup, std::si
   }
 }
 
-TEST(DeviceValues, OptimizerOnDeviceValuesMatchesHost) {
+TEST(DeviceValues, OptimizersOnDeviceValuesMatchHost) {
   NEED_DEVICES();
+  // SGD with momentum and Adam run on the key's device in the device store.
   compare_pushes(
       [](kvactor::kvstore& kv) { kv.set_optimizer(kvactor::sgd_config(0.25, 0.9)).get(); }, 2, 513,
       1.0);
+  compare_pushes(
+      [](kvactor::kvstore& kv) {
+        kv.set_optimizer(kvactor::optimizer_config{"adam", {{"learning_rate", 0.1}, {"wd", 0.01}}})
+            .get();
+      },
+      3, 300, 0.5);
+  // Optimizers that run on host memory only (here FTRL, and any multi-precision one) and
+  // custom updaters: the device store moves the key to host memory first.
+  compare_pushes(
+      [](kvactor::kvstore& kv) {
+        kv.set_optimizer(kvactor::optimizer_config{"ftrl", {{"learning_rate", 0.1}}}).get();
+      },
+      2, 77, 0.0);
+  compare_pushes(
+      [](kvactor::kvstore& kv) {
+        kv.set_updater([](const kvactor::key&, const tensor& merged, tensor& stored) {
+          for (std::size_t i = 0; i < stored.size(); ++i)
+            stored.set(i, stored.at(i) * 0.5 + merged.at(i));
+        });
+      },
+      2, 40, 2.0);
+}
+
+TEST(DeviceValues, DeviceStorePlacesKeysLargestFirstOnTheLeastLoadedDevice) {
+  if (kvactor::cuda_device_count() < 2) GTEST_SKIP() << "needs two devices";
+  auto live = [](int d) {
+    return kvactor::device_pool::of(device::cuda(d)).get_stats().live_bytes;
+  };
+  const std::size_t before0 = live(0), before1 = live(1);
+  auto kv = kvactor::create("device");
+  constexpr std::int64_t mib = 1 << 18;  // float32 elements per MiB
+  // Smallest first in the call: placing them in that order would give 6 and 10 MiB.
+  kv.init({1, 2, 3, 4}, {tensor::zeros({2 * mib}), tensor::zeros({2 * mib}),
+                         tensor::zeros({4 * mib}), tensor::zeros({8 * mib})})
+      .get();
+  EXPECT_EQ(live(0) - before0, std::size_t{8} << 20);
+  EXPECT_EQ(live(1) - before1, std::size_t{8} << 20);
+  // The values are where they were placed, and pull back intact.
+  tensor out = tensor::full({8 * mib}, 3.0);
+  kv.pull(4, out).get();
+  EXPECT_EQ(out.at(0), 0.0);
+  EXPECT_EQ(out.at(static_cast<std::size_t>(8 * mib - 1)), 0.0);
+}
+
+TEST(DeviceValues, DeviceStoreStatesSaveAndLoad) {
+  NEED_DEVICES();
+  const std::string file = ::testing::TempDir() + "kvactor_device_states.bin";
+  const std::int64_t n = 257;
+  const auto cfg = kvactor::optimizer_config{"adam", {{"learning_rate", 0.05}}};
+  auto train = [&](kvactor::kvstore& kv, int from, int to, bool on_devices) {
+    for (int step = from; step < to; ++step) {
+      const auto v = make_values(2, n, dtype::float32, step);
+      kv.push(9, on_devices ? v.on_devices : v.on_host).get();
+    }
+  };
+  // Straight through on a host store; with a save and a load in the middle on device stores.
+  auto host = kvactor::create("local");
+  host.set_optimizer(cfg).get();
+  host.init(9, tensor::ones({n})).get();
+  train(host, 0, 4, false);
+  auto first = kvactor::create("device");
+  first.set_optimizer(cfg).get();
+  first.init(9, tensor::ones({n})).get();
+  train(first, 0, 2, true);
+  first.save_optimizer_states(file).get();
+  tensor mid = tensor::zeros({n});
+  first.pull(9, mid).get();
+  auto second = kvactor::create("device");
+  second.set_optimizer(cfg).get();
+  second.init(9, mid).get();
+  second.load_optimizer_states(file).get();
+  train(second, 2, 4, true);
+  auto out = device_outs(1, n, dtype::float32);
+  tensor want = tensor::zeros({n});
+  second.pull(9, out).get();
+  host.pull(9, want).get();
+  EXPECT_EQ(out[0].to_vector(), want.to_vector());
+  std::remove(file.c_str());
+}
+
+TEST(DeviceValues, DeviceStoreRowSparsePullMovesTheKeyToHost) {
+  NEED_DEVICES();
+  auto kv = kvactor::create("device");
+  kv.init(2, tensor::from<float>({1, 2, 3, 4, 5, 6}, {3, 2})).get();
+  tensor out = tensor::full({3, 2}, -1.0);
+  kv.row_sparse_pull(2, out, tensor::from<std::int64_t>({2}, {1})).get();
+  EXPECT_EQ(out.to_vector(), (std::vector<double>{0, 0, 0, 0, 5, 6}));
+  // Everything else still works on the key, now in host memory.
+  std::vector<tensor> outs = {tensor::zeros({3, 2}, dtype::float32, dev(0)),
+                              tensor::zeros({3, 2}, dtype::float32, dev(1))};
+  kv.pushpull(2,
+              std::vector<tensor>{tensor::ones({3, 2}, dtype::float32, dev(0)),
+                                  tensor::ones({3, 2}, dtype::float32, dev(1))},
+              outs)
+      .get();
+  for (const auto& o : outs)
+    EXPECT_EQ(o.to_vector(), std::vector<double>(6, 2.0));
 }
 
 TEST(DeviceValues, BroadcastToDeviceOutputsAndPriorities) {

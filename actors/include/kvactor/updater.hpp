@@ -11,6 +11,7 @@
 #include <functional>
 #include <memory>
 
+#include "kvactor/cuda.hpp"
 #include "kvactor/key.hpp"
 #include "kvactor/tensor.hpp"
 
@@ -45,6 +46,15 @@ class updater {
   /// (shape: rows × the rest of stored's shape). Updaters that say false here get the
   /// gradient densified (zeros elsewhere) and update every row.
   virtual bool lazy_rows() const { return false; }
+
+  /// Whether update_async can run this updater on a CUDA device (kvactor's SGD and Adam, not
+  /// under multi-precision). The device store keeps a key on its device only with such an
+  /// updater (or none); any other moves the key to host memory before its first update.
+  virtual bool device_capable() const { return false; }
+  /// Enqueues stored <- f(merged, stored, state) on stream s; stored, merged and the state's
+  /// tensors live on s's device. Called only when device_capable(); throws like update().
+  virtual void update_async(const key& k, const tensor& merged, tensor& stored,
+                            updater_state* state, const device_stream& s) const;
   virtual void update_rows(const key& k, const std::int64_t* rows, std::size_t num_rows,
                            const tensor& grad_rows, tensor& stored, updater_state* state) const;
 };

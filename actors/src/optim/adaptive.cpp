@@ -3,6 +3,7 @@
 
 #include "base.hpp"
 #include "factories.hpp"
+#include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
 
 namespace kvactor::detail::optim {
@@ -19,12 +20,12 @@ class adam final : public elementwise_optimizer {
         lazy_(lazy) {}
 
   bool lazy_rows() const override { return lazy_; }
+  bool device_capable() const override { return true; }
 
  protected:
   std::size_t num_slots() const override { return 2; }
 
-  void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
-             std::size_t b, std::size_t e) const noexcept override {
+  kernels::adam_params params(const step_values& s) const {
     // MXNet folds the bias correction into the learning rate, in double, per update.
     const double td = static_cast<double>(s.t);
     const double coef1 = 1.0 - std::pow(beta1_, td), coef2 = 1.0 - std::pow(beta2_, td);
@@ -36,7 +37,15 @@ class adam final : public elementwise_optimizer {
     p.wd = static_cast<float>(s.wd);
     p.rescale_grad = common_.rescale_grad;
     p.clip_gradient = common_.clip_gradient;
-    kernels::adam_update(t, w, g, slots[0], slots[1], p, b, e);
+    return p;
+  }
+  void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
+             std::size_t b, std::size_t e) const noexcept override {
+    kernels::adam_update(t, w, g, slots[0], slots[1], params(s), b, e);
+  }
+  void apply_async(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
+                   std::size_t n, const device_stream& st) const override {
+    device_kernels::adam_update_async(st, t, w, g, slots[0], slots[1], params(s), n);
   }
 
  private:
@@ -102,8 +111,8 @@ class adadelta final : public elementwise_optimizer {
   void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
              std::size_t b, std::size_t e) const noexcept override {
     // MXNet 1.x's AdaDelta has no learning rate.
-    const kernels::adadelta_params p{rho_, epsilon_, static_cast<float>(s.wd),
-                                      common_.rescale_grad, common_.clip_gradient};
+    const kernels::adadelta_params p{rho_, epsilon_, static_cast<float>(s.wd), common_.rescale_grad,
+                                     common_.clip_gradient};
     kernels::adadelta_update(t, w, g, slots[0], slots[1], p, b, e);
   }
 

@@ -8,10 +8,9 @@ namespace kvactor::detail::optim {
 
 common_params common_params::read(param_reader& r, double default_lr) {
   common_params c;
-  if (r.has("learning_rate") && r.has("lr") &&
-      r.num("learning_rate", 0) != r.num("lr", 0))
-    r.fail("learning_rate and its alias lr disagree (" + fmt(r.num("learning_rate", 0)) +
-           " vs " + fmt(r.num("lr", 0)) + ")");
+  if (r.has("learning_rate") && r.has("lr") && r.num("learning_rate", 0) != r.num("lr", 0))
+    r.fail("learning_rate and its alias lr disagree (" + fmt(r.num("learning_rate", 0)) + " vs " +
+           fmt(r.num("lr", 0)) + ")");
   const char* lr_name = r.has("learning_rate") || !r.has("lr") ? "learning_rate" : "lr";
   c.learning_rate = r.at_least(lr_name, default_lr, 0.0);
   r.num("lr", 0);  // known either way
@@ -54,8 +53,8 @@ optimizer_base::optimizer_base(std::string name, common_params c)
 std::unique_ptr<updater_state> optimizer_base::make_state(const key& k,
                                                           const tensor& stored) const {
   if (!is_floating(stored.dtype()))
-    throw error{errc::unsupported, name_ + " updates floating-point weights; key " +
-                                       k.to_string() + " is " + to_string(stored.dtype())};
+    throw error{errc::unsupported, name_ + " updates floating-point weights; key " + k.to_string() +
+                                       " is " + to_string(stored.dtype())};
   auto st = std::make_unique<optimizer_state>();
   for (std::size_t i = 0; i < num_slots(); ++i)
     st->slots.push_back(tensor::zeros(stored.shape(), kernels::slot_dtype(stored.dtype())));
@@ -73,16 +72,16 @@ optimizer_state& optimizer_base::state_of(const key& k, updater_state* s) const 
                 name_ + ": key " + k.to_string() + " has no optimizer_state (make_state first)"};
   if (st->slots.size() != num_slots())
     throw error{errc::invalid_argument, name_ + ": the state of key " + k.to_string() + " has " +
-                                            std::to_string(st->slots.size()) + " slots, " +
-                                            name_ + " keeps " + std::to_string(num_slots())};
+                                            std::to_string(st->slots.size()) + " slots, " + name_ +
+                                            " keeps " + std::to_string(num_slots())};
   return *st;
 }
 
 optimizer_state& optimizer_base::checked_state(const key& k, const tensor& stored,
                                                updater_state* s) const {
   if (!is_floating(stored.dtype()))
-    throw error{errc::unsupported, name_ + " updates floating-point weights; key " +
-                                       k.to_string() + " is " + to_string(stored.dtype())};
+    throw error{errc::unsupported, name_ + " updates floating-point weights; key " + k.to_string() +
+                                       " is " + to_string(stored.dtype())};
   optimizer_state& st = state_of(k, s);
   const dtype want = kernels::slot_dtype(stored.dtype());
   for (std::size_t i = 0; i < st.slots.size(); ++i) {
@@ -94,8 +93,8 @@ optimizer_state& optimizer_base::checked_state(const key& k, const tensor& store
     if (slot.dtype() != want)
       throw error{errc::dtype_mismatch, name_ + ": slot " + std::to_string(i) + " of key " +
                                             k.to_string() + " is " + to_string(slot.dtype()) +
-                                            ", weights of " + to_string(stored.dtype()) +
-                                            " keep " + to_string(want) + " slots"};
+                                            ", weights of " + to_string(stored.dtype()) + " keep " +
+                                            to_string(want) + " slots"};
   }
   return st;
 }
@@ -127,6 +126,20 @@ void elementwise_optimizer::update(const key& k, const tensor& merged, tensor& s
   ++st.count;
   apply(step_for(k, st.count), stored.dtype(), stored.data_unchecked(), merged.data_unchecked(),
         slot_pointers(st), 0, stored.size());
+}
+
+void elementwise_optimizer::update_async(const key& k, const tensor& merged, tensor& stored,
+                                         updater_state* state, const device_stream& s) const {
+  optimizer_state& st = checked_state(k, stored, state);
+  check_grad(k, merged, stored);
+  ++st.count;
+  apply_async(step_for(k, st.count), stored.dtype(), stored.data_unchecked(),
+              merged.data_unchecked(), slot_pointers(st), stored.size(), s);
+}
+
+void elementwise_optimizer::apply_async(const step_values&, dtype, void*, const void*,
+                                        const slot_ptrs&, std::size_t, const device_stream&) const {
+  throw error{errc::unsupported, name_ + " runs on host memory only"};
 }
 
 void elementwise_optimizer::begin_update(const key& k, updater_state* state) const {
@@ -162,21 +175,19 @@ void elementwise_optimizer::update_rows(const key& k, const std::int64_t* rows,
   const auto dim0 = static_cast<std::size_t>(stored.shape()[0]);
   const std::size_t row_len = stored.size() / dim0;
   if (grad_rows.size() != num_rows * row_len)
-    throw error{errc::shape_mismatch,
-                name_ + ": " + std::to_string(num_rows) + " rows of key " + k.to_string() +
-                    " (weight " + stored.describe() + ") need " +
-                    std::to_string(num_rows * row_len) + " gradient elements, got " +
-                    grad_rows.describe()};
+    throw error{errc::shape_mismatch, name_ + ": " + std::to_string(num_rows) + " rows of key " +
+                                          k.to_string() + " (weight " + stored.describe() +
+                                          ") need " + std::to_string(num_rows * row_len) +
+                                          " gradient elements, got " + grad_rows.describe()};
   for (std::size_t i = 0; i < num_rows; ++i) {
     if (rows[i] < 0 || static_cast<std::size_t>(rows[i]) >= dim0)
       throw error{errc::out_of_range, name_ + ": row " + std::to_string(rows[i]) + " of key " +
-                                          k.to_string() + " outside [0, " +
-                                          std::to_string(dim0) + ")"};
+                                          k.to_string() + " outside [0, " + std::to_string(dim0) +
+                                          ")"};
     if (i > 0 && rows[i] <= rows[i - 1])
-      throw error{errc::invalid_argument, name_ + ": row ids of key " + k.to_string() +
-                                              " must be sorted and unique (" +
-                                              std::to_string(rows[i - 1]) + " then " +
-                                              std::to_string(rows[i]) + ")"};
+      throw error{errc::invalid_argument,
+                  name_ + ": row ids of key " + k.to_string() + " must be sorted and unique (" +
+                      std::to_string(rows[i - 1]) + " then " + std::to_string(rows[i]) + ")"};
   }
   ++st.count;
   const step_values s = step_for(k, st.count);

@@ -84,6 +84,8 @@ class elementwise_optimizer : public optimizer_base {
   void update(const key& k, const tensor& merged, tensor& stored,
               updater_state* state) const override;
   bool element_wise() const override { return true; }
+  void update_async(const key& k, const tensor& merged, tensor& stored, updater_state* state,
+                    const device_stream& s) const override;
   void begin_update(const key& k, updater_state* state) const override;
   void update_range(const key& k, const tensor& merged, tensor& stored, updater_state* state,
                     std::size_t begin, std::size_t end) const override;
@@ -95,6 +97,10 @@ class elementwise_optimizer : public optimizer_base {
   /// kernels::slot_dtype(t). Runs concurrently on disjoint ranges; must not throw.
   virtual void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
                      std::size_t b, std::size_t e) const noexcept = 0;
+  /// The same update of all n elements, enqueued on a device stream (pointers on its device).
+  /// Optimizers that override it say device_capable().
+  virtual void apply_async(const step_values& s, dtype t, void* w, const void* g,
+                           const slot_ptrs& slots, std::size_t n, const device_stream& st) const;
 };
 
 }  // namespace kvactor::detail::optim

@@ -1,6 +1,7 @@
 // sgd, nag and signum: the momentum family (MXNet 1.x's SGD, NAG and Signum).
 #include "base.hpp"
 #include "factories.hpp"
+#include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
 
 namespace kvactor::detail::optim {
@@ -15,15 +16,23 @@ class sgd final : public elementwise_optimizer {
         lazy_(lazy) {}
 
   bool lazy_rows() const override { return lazy_; }
+  bool device_capable() const override { return true; }
 
  protected:
   std::size_t num_slots() const override { return momentum_ != 0.0f ? 1 : 0; }
 
+  kernels::sgd_params params(const step_values& s) const {
+    return {static_cast<float>(s.lr), momentum_, static_cast<float>(s.wd), common_.rescale_grad,
+            common_.clip_gradient};
+  }
   void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
              std::size_t b, std::size_t e) const noexcept override {
-    const kernels::sgd_params p{static_cast<float>(s.lr), momentum_, static_cast<float>(s.wd),
-                                common_.rescale_grad, common_.clip_gradient};
-    kernels::sgd_update(t, w, g, momentum_ != 0.0f ? slots[0] : nullptr, p, b, e);
+    kernels::sgd_update(t, w, g, momentum_ != 0.0f ? slots[0] : nullptr, params(s), b, e);
+  }
+  void apply_async(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
+                   std::size_t n, const device_stream& st) const override {
+    device_kernels::sgd_update_async(st, t, w, g, momentum_ != 0.0f ? slots[0] : nullptr, params(s),
+                                     n);
   }
 
  private:
@@ -67,9 +76,9 @@ class signum final : public elementwise_optimizer {
 
   void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
              std::size_t b, std::size_t e) const noexcept override {
-    const kernels::signum_params p{static_cast<float>(s.lr),  momentum_,
-                                   static_cast<float>(s.wd),  wd_lh_,
-                                   common_.rescale_grad,      common_.clip_gradient};
+    const kernels::signum_params p{static_cast<float>(s.lr), momentum_,
+                                   static_cast<float>(s.wd), wd_lh_,
+                                   common_.rescale_grad,     common_.clip_gradient};
     if (momentum_ == 0.0f)
       kernels::signsgd_update(t, w, g, p, b, e);
     else
