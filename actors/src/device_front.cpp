@@ -105,7 +105,7 @@ tensor sum_to_host(const tensor_list& values, const key& k, int priority, device
   const auto s = get_stream(d, stream_for(priority), std::hash<std::string>{}(k.to_string()));
   b.use(s);
   const std::size_t bytes = first_dev->nbytes();
-  tensor host = tensor::empty(first_dev->shape(), first_dev->dtype());
+  tensor host = pinned_empty(first_dev->shape(), first_dev->dtype());
   b.keep.push_back(host);
   if (values.size() == 1) {
     device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), first_dev->data_unchecked(),
@@ -162,7 +162,7 @@ class device_front final : public store_impl {
             ho.push_back(o);
             continue;
           }
-          tensor stand_in = tensor::empty(o.shape(), o.dtype());
+          tensor stand_in = pinned_empty(o.shape(), o.dtype());
           copy_back.emplace_back(o, stand_in);
           ho.push_back(std::move(stand_in));
         }

@@ -662,11 +662,11 @@ bool shard_core::stage_device_in(op& o) {
   std::vector<tensor> keep;
   try {
     for (auto& out : o.outs)
-      if (on_device(out)) out = tensor::empty(info.shape, info.dtype);
+      if (on_device(out)) out = pinned_empty(info.shape, info.dtype);
     if (graph) return true;  // the values stay what they are
     for (auto& v : o.values) {
       if (!on_device(v)) continue;
-      tensor host = tensor::empty(info.shape, info.dtype);
+      tensor host = pinned_empty(info.shape, info.dtype);
       const auto s = get_stream(v.device(), stream_for(o), static_cast<std::size_t>(info.id));
       device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), v.data_unchecked(),
                                  v.device(), info.nbytes());

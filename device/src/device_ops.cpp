@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "kvactor/device_kernels.hpp"
+#include "kvactor/device_memory.hpp"
 
 namespace kvactor {
 
@@ -25,6 +26,18 @@ std::vector<tensor> sum_on_device_async(const device_stream& s, const std::vecto
   device_kernels::sum_async(s, out.dtype(), out.data_unchecked(), srcs.data(), srcs.size(),
                             out.size());
   return temps;
+}
+
+tensor pinned_empty(const shape& s, dtype t) {
+  if (cuda_available()) {
+    const std::size_t bytes = static_cast<std::size_t>(s.numel()) * size_of(t);
+    try {
+      return tensor::from_buffer(pinned_pool::global().acquire(bytes), s, t);
+    } catch (const error&) {
+      // No pinned memory to be had: pageable memory works too (the copies stage it).
+    }
+  }
+  return tensor::empty(s, t);
 }
 
 void when_all_done(const std::vector<device_stream>& streams,

@@ -20,6 +20,11 @@ namespace kvactor {
 std::vector<tensor> sum_on_device_async(const device_stream& s, const std::vector<tensor>& inputs,
                                         tensor& out);
 
+/// An uninitialised cpu tensor in pinned host memory when a CUDA device is present (copies to and
+/// from devices then run at the DMA rate without staging), else in pooled host memory. For
+/// the short-lived host copies of device values.
+tensor pinned_empty(const shape& s, dtype t);
+
 /// Calls fn exactly once, on the device callback thread, when the work queued so far on every
 /// stream of `streams` has finished: with the first error any stream reported, or ok. With no
 /// streams, calls it at once on this thread. When asking a stream fails, the streams not yet
