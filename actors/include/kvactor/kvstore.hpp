@@ -23,6 +23,11 @@
 // value of its own key (pushpull in place). A non-owning view must stay valid until the
 // future is ready.
 //
+// Device tensors (local, device and dist_*_device stores): the store reads and writes them on
+// its own streams of their devices. GPU work that produced a value must have finished when the
+// call is made (synchronize the stream that wrote it): the store cannot see the caller's
+// streams. An output on a device holds the result once the future is ready.
+//
 // Errors: bad input completes the future with a kvactor::error (get() throws) that names the
 // key and the offending value, and leaves the store as it was — a call on several keys is
 // checked whole before any of it runs.
