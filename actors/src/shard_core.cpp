@@ -745,7 +745,6 @@ bool shard_core::resident(const entry& e) noexcept {
 
 bool shard_core::needs_host(const op& o) noexcept {
   if (!o.sparse.empty() || o.kind == op_kind::row_pull) return true;
-  if (o.gc.type != compression::kind::none && o.values.size() > 1) return true;
   const bool pushes = o.kind == op_kind::push || o.kind == op_kind::pushpull;
   return pushes && o.upd && !o.upd->device_capable();
 }
@@ -773,6 +772,8 @@ bool shard_core::migrate_to_host(entry& e, op& o) {
         move(slot);
       move(st->master);
     }
+    for (auto& r : e.residuals)
+      move(r);
   } catch (const std::exception& ex) {
     o.error = device_failure(o, "moving the key to host memory", ex);
     return true;
@@ -817,14 +818,17 @@ bool shard_core::dstage_reduce(entry& e, op& o) {
       target = e.merge;
       o.merged = e.merge;
     }
-    if (o.values.size() > 1 && hooks_.reduce && hooks_.reduce_on_device) {
+    const bool compressed = o.gc.type != compression::kind::none && o.values.size() > 1;
+    if (!compressed && o.values.size() > 1 && hooks_.reduce && hooks_.reduce_on_device) {
       // The store's reducer graph, its root summing into the key's device.
       hooks_.reduce(std::vector<tensor>(o.values.begin(), o.values.end()), target, info.id, &o);
       return false;
     }
     s = key_stream(home, o);
     keep.push_back(target);
-    if (o.values.size() == 1) {
+    if (compressed) {
+      device_compressed_merge(e, o, target, s, keep);
+    } else if (o.values.size() == 1) {
       const tensor& v = o.values.front();
       device_kernels::copy_async(s, target.data_unchecked(), home, v.data_unchecked(), v.device(),
                                  info.nbytes());
@@ -839,6 +843,43 @@ bool shard_core::dstage_reduce(entry& e, op& o) {
   }
   when_streams_done(o, {s}, std::move(keep));
   return false;
+}
+
+// compressed_merge on the key's device: each value quantized with its slot's residual (kept
+// on the device), decoded into the target in slot order, as the CPU path does.
+void shard_core::device_compressed_merge(entry& e, op& o, tensor& target, const device_stream& s,
+                                         std::vector<tensor>& keep) {
+  const auto& info = *o.info;
+  const device home = target.device();
+  const std::size_t n = info.numel(), k = o.values.size();
+  if (e.gc_version != o.gc_version || e.residuals.size() < k) {
+    if (e.gc_version != o.gc_version) e.residuals.clear();
+    e.gc_version = o.gc_version;
+    while (e.residuals.size() < k) {
+      tensor r = tensor::empty(info.shape, dtype::float32, home);
+      device_kernels::fill_async(s, dtype::float32, r.data_unchecked(), 0.0, n);
+      e.residuals.push_back(std::move(r));
+    }
+  }
+  const auto w = static_cast<std::int64_t>(compression::words(o.gc.type, n));
+  tensor words = tensor::empty({w}, dtype::int32, home);  // 32-bit code words
+  auto* code = static_cast<std::uint32_t*>(words.data_unchecked());
+  auto* acc = static_cast<float*>(target.data_unchecked());
+  device_kernels::fill_async(s, dtype::float32, acc, 0.0, n);
+  for (std::size_t i = 0; i < k; ++i) {
+    tensor v = o.values[i];
+    if (v.device() != home) {
+      tensor local = tensor::empty(info.shape, info.dtype, home);
+      device_kernels::copy_async(s, local.data_unchecked(), home, v.data_unchecked(), v.device(),
+                                 info.nbytes());
+      v = std::move(local);
+      keep.push_back(v);
+    }
+    device_kernels::quantize_async(s, o.gc, static_cast<const float*>(v.data_unchecked()),
+                                   static_cast<float*>(e.residuals[i].data_unchecked()), code, n);
+    device_kernels::dequantize_add_async(s, o.gc, code, acc, n);
+  }
+  keep.push_back(std::move(words));
 }
 
 bool shard_core::dstage_update(entry& e, op& o) {

@@ -144,6 +144,8 @@ class shard_core {
   bool dstage_init(entry& e, op& o);
   bool dstage_reduce(entry& e, op& o);
   bool dstage_update(entry& e, op& o);
+  void device_compressed_merge(entry& e, op& o, tensor& target, const device_stream& s,
+                               std::vector<tensor>& keep);
   bool dstage_pull(entry& e, op& o);
   bool stage_device_in(op& o);
   bool stage_device_out(op& o);

@@ -61,11 +61,11 @@ std::vector<tensor> device_outs(std::size_t count, std::int64_t n, dtype t) {
   return outs;
 }
 
-// The calls of a training step, on device values and on host values in two stores of the same
-// type and options; every output must match.
+// The calls of a training step, on device values in a store of `type` and on host values in a
+// local store with the same options (the CPU path); every output must match.
 void compare_with_host(const std::string& type, const kvactor::options& o, dtype t) {
   auto on_dev = kvactor::create(type, o);
-  auto on_host = kvactor::create(type, o);
+  auto on_host = kvactor::create("local", o);  // the CPU path: host values, host memory
   for (std::int64_t n : {1, 15, 1001, 4099}) {
     const int key = static_cast<int>(n);
     // init from a device value on one, the same host value on the other.
@@ -152,13 +152,13 @@ TEST(DeviceValues, DeviceStoreCustomGraph) {
   }
 }
 
-// `steps` pushes of k values, on devices in one store and on the host in another, both set up
-// by `setup`; the final pulls must match.
+// Three pushes of k values, on devices in a local and a device store and on the host in a
+// local store (the CPU path), all set up by `setup`; the final pulls must match.
 void compare_pushes(const std::function<void(kvactor::kvstore&)>& setup, std::size_t k,
                     std::int64_t n, double init) {
   for (const char* type : {"local", "device"}) {
     auto on_dev = kvactor::create(type);
-    auto on_host = kvactor::create(type);
+    auto on_host = kvactor::create("local");  // the CPU path
     setup(on_dev);
     setup(on_host);
     on_dev.init(1, tensor::full({n}, init).copy_to(dev(0))).get();
