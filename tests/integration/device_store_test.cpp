@@ -155,24 +155,24 @@ TEST(DeviceValues, DeviceStoreCustomGraph) {
 // Three pushes of k values, on devices in a local and a device store and on the host in a
 // local store (the CPU path), all set up by `setup`; the final pulls must match.
 void compare_pushes(const std::function<void(kvactor::kvstore&)>& setup, std::size_t k,
-                    std::int64_t n, double init) {
+                    std::int64_t n, double init, dtype t = dtype::float32) {
   for (const char* type : {"local", "device"}) {
     auto on_dev = kvactor::create(type);
     auto on_host = kvactor::create("local");  // the CPU path
     setup(on_dev);
     setup(on_host);
-    on_dev.init(1, tensor::full({n}, init).copy_to(dev(0))).get();
-    on_host.init(1, tensor::full({n}, init)).get();
+    on_dev.init(1, tensor::full({n}, init, t).copy_to(dev(0))).get();
+    on_host.init(1, tensor::full({n}, init, t)).get();
     for (int step = 0; step < 3; ++step) {
-      const auto v = make_values(k, n, dtype::float32, step);
+      const auto v = make_values(k, n, t, step);
       on_dev.push(1, v.on_devices).get();
       on_host.push(1, v.on_host).get();
     }
-    auto out = device_outs(1, n, dtype::float32);
-    tensor host_out = tensor::zeros({n});
+    auto out = device_outs(1, n, t);
+    tensor host_out = tensor::zeros({n}, t);
     on_dev.pull(1, out).get();
     on_host.pull(1, host_out).get();
-    EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type;
+    EXPECT_EQ(out[0].to_vector(), host_out.to_vector()) << type << " " << kvactor::to_string(t);
   }
 }
 
@@ -188,7 +188,25 @@ TEST(DeviceValues, OptimizersOnDeviceValuesMatchHost) {
             .get();
       },
       3, 300, 0.5);
-  // Optimizers that run on host memory only (here FTRL, and any multi-precision one) and
+  // Multi-precision: float16 and bfloat16 weights updated through float32 masters.
+  for (auto t : {dtype::float16, dtype::bfloat16}) {
+    compare_pushes(
+        [](kvactor::kvstore& kv) {
+          kv
+              .set_optimizer(kvactor::optimizer_config{
+                  "sgd", {{"learning_rate", 0.1}, {"momentum", 0.9}, {"multi_precision", 1}}})
+              .get();
+        },
+        2, 129, 1.0, t);
+    compare_pushes(
+        [](kvactor::kvstore& kv) {
+          kv.set_optimizer(kvactor::optimizer_config{
+                               "adam", {{"learning_rate", 0.01}, {"multi_precision", 1}}})
+              .get();
+        },
+        2, 65, 0.5, t);
+  }
+  // Optimizers that run on host memory only (here FTRL) and
   // custom updaters: the device store moves the key to host memory first.
   compare_pushes(
       [](kvactor::kvstore& kv) {
