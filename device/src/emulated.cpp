@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_set>
 #include <vector>
 
 #include "callback_thread.hpp"
@@ -188,12 +189,30 @@ class host_core final : public pool_core {
     // 256-byte aligned, as cudaMalloc's memory is.
     void* p = std::aligned_alloc(256, (cap + 255) / 256 * 256);
     if (!p) throw error{errc::internal, "emulated device memory: out of host memory"};
+    if (tag_) {
+      std::lock_guard<std::mutex> g(mu_);
+      try {
+        blocks_.insert(p);
+      } catch (...) {
+        std::free(p);
+        throw;
+      }
+    }
     return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | tag_);
   }
-  void system_free(void* p, std::size_t) noexcept override { std::free(real(p)); }
+  void system_free(void* p, std::size_t) noexcept override {
+    if (tag_) {
+      std::lock_guard<std::mutex> g(mu_);
+      blocks_.erase(real(p));
+    }
+    std::free(real(p));
+  }
 
  private:
   std::uintptr_t tag_;
+  // The untagged addresses of the blocks, so that leak checkers still find them referenced.
+  std::mutex mu_;
+  std::unordered_set<void*> blocks_;
 };
 
 }  // namespace
