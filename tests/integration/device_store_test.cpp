@@ -127,16 +127,18 @@ TEST(DeviceValues, DeviceStoreTreeAndRing) {
 
 TEST(DeviceValues, DeviceStoreCustomGraph) {
   NEED_DEVICES();
-  // Slots 0 and 1 summed by node a, slots 2 and 3 by node b, a and b by the root.
+  // A chain: each node adds the next slot to the sum before it (a ladder, not a tree).
   kvactor::reduction_graph g;
-  const auto a = g.add_node(), b = g.add_node(), root = g.add_node();
-  g.connect_slot(0, a);
-  g.connect_slot(1, a);
-  g.connect_slot(2, b);
-  g.connect_slot(3, b);
-  g.connect(a, root);
-  g.connect(b, root);
-  g.set_root(root);
+  std::size_t prev = g.add_node();
+  g.connect_slot(0, prev);
+  g.connect_slot(1, prev);
+  for (std::size_t slot = 2; slot < 4; ++slot) {
+    const std::size_t next = g.add_node();
+    g.connect(prev, next);
+    g.connect_slot(slot, next);
+    prev = next;
+  }
+  g.set_root(prev);
   auto kv = kvactor::create("device", with(topology::custom(g)));
   const std::int64_t n = 999;
   kv.init(7, tensor::zeros({n})).get();
