@@ -15,6 +15,7 @@
 
 #include "key_registry.hpp"
 #include "kvactor/compression.hpp"
+#include "kvactor/cuda.hpp"
 #include "kvactor/future.hpp"
 #include "kvactor/row_sparse.hpp"
 #include "kvactor/tensor.hpp"
@@ -94,6 +95,10 @@ struct op {
   /// How the shard runs the op: decided when it starts (0), on host memory (1), or on the
   /// key's device (2: a device store's key that lives on a device).
   std::uint8_t mode = 0;
+  /// Device mode: stages enqueue on the key's stream one after another without waiting; the
+  /// op waits once, before it finishes, for that stream (holding these tensors until then).
+  device_stream device_pending;
+  std::vector<tensor> device_keep;
 
   // Shard-side progress.
   std::uint8_t stage = 0;

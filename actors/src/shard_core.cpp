@@ -206,6 +206,13 @@ bool shard_core::advance(entry& e, op& o) {
         if (!(on_device ? dstage_pull(e, o) : stage_pull(e, o))) return false;
         break;
       default:
+        if (o.device_pending.valid()) {
+          // Device mode: the stages are enqueued; wait once for all of them.
+          const device_stream s = o.device_pending;
+          o.device_pending = device_stream{};
+          when_streams_done(o, {s}, std::move(o.device_keep));
+          return false;
+        }
         if (o.device_io && !o.device_out_done && o.error.is_ok()) {
           // Once: the host outputs go to the caller's device tensors, then the op finishes.
           if (!stage_device_out(o)) return false;
@@ -782,6 +789,12 @@ bool shard_core::migrate_to_host(entry& e, op& o) {
   return false;
 }
 
+void shard_core::defer(op& o, const device_stream& s, std::vector<tensor> keep) {
+  o.device_pending = s;
+  for (auto& t : keep)
+    o.device_keep.push_back(std::move(t));
+}
+
 bool shard_core::dstage_init(entry& e, op& o) {
   const auto& info = *o.info;
   if (e.stored.defined()) {
@@ -801,8 +814,8 @@ bool shard_core::dstage_init(entry& e, op& o) {
     o.error = device_failure(o, "placing the value on " + info.home.to_string(), ex);
     return true;
   }
-  when_streams_done(o, {s}, {v, e.stored});
-  return false;
+  defer(o, s, {v, e.stored});
+  return true;
 }
 
 bool shard_core::dstage_reduce(entry& e, op& o) {
@@ -841,8 +854,8 @@ bool shard_core::dstage_reduce(entry& e, op& o) {
     o.error = device_failure(o, "summing on the device", ex);
     return true;
   }
-  when_streams_done(o, {s}, std::move(keep));
-  return false;
+  defer(o, s, std::move(keep));
+  return true;
 }
 
 // compressed_merge on the key's device: each value quantized with its slot's residual (kept
@@ -907,8 +920,8 @@ bool shard_core::dstage_update(entry& e, op& o) {
                                                ex.what()};
     return true;
   }
-  when_streams_done(o, {s}, {o.merged, e.stored});
-  return false;
+  defer(o, s, {o.merged, e.stored});
+  return true;
 }
 
 bool shard_core::dstage_pull(entry& e, op& o) {
@@ -928,8 +941,8 @@ bool shard_core::dstage_pull(entry& e, op& o) {
     o.error = device_failure(o, "copying to the outputs", ex);
     return true;
   }
-  when_streams_done(o, {s}, std::move(keep));
-  return false;
+  defer(o, s, std::move(keep));
+  return true;
 }
 
 }  // namespace kvactor::detail

@@ -141,6 +141,9 @@ class shard_core {
   static bool resident(const entry& e) noexcept;
   static bool needs_host(const op& o) noexcept;
   bool migrate_to_host(entry& e, op& o);
+  /// Device mode: records that o's stage enqueued work on s (kept alive with `keep`); the
+  /// stage returns true and the next one enqueues behind it on the same stream.
+  static void defer(op& o, const device_stream& s, std::vector<tensor> keep);
   bool dstage_init(entry& e, op& o);
   bool dstage_reduce(entry& e, op& o);
   bool dstage_update(entry& e, op& o);
