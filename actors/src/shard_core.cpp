@@ -751,7 +751,7 @@ bool shard_core::resident(const entry& e) noexcept {
 }
 
 bool shard_core::needs_host(const op& o) noexcept {
-  if (!o.sparse.empty() || o.kind == op_kind::row_pull) return true;
+  if (!o.sparse.empty()) return true;
   const bool pushes = o.kind == op_kind::push || o.kind == op_kind::pushpull;
   return pushes && o.upd && !o.upd->device_capable();
 }
@@ -931,6 +931,31 @@ bool shard_core::dstage_pull(entry& e, op& o) {
   device_stream s;
   try {
     s = key_stream(home, o);
+    if (o.kind == op_kind::row_pull) {
+      // Host outputs (the facade refuses device ones): zero, then each run of consecutive
+      // requested rows copied from the device in one piece.
+      const std::size_t row_bytes = info.shape.ndim()
+                                        ? info.nbytes() / static_cast<std::size_t>(info.shape[0])
+                                        : info.nbytes();
+      for (std::size_t j = 0; j < o.outs.size(); ++j) {
+        const auto& ids = o.rows.size() == 1 ? o.rows[0] : o.rows[j];
+        char* dst = static_cast<char*>(o.outs[j].data_unchecked());
+        const char* src = static_cast<const char*>(e.stored.data_unchecked());
+        std::memset(dst, 0, info.nbytes());
+        for (std::size_t a = 0; a < ids.size();) {
+          std::size_t b = a + 1;
+          while (b < ids.size() && ids[b] == ids[b - 1] + 1)
+            ++b;
+          const auto off = static_cast<std::size_t>(ids[a]) * row_bytes;
+          device_kernels::copy_async(s, dst + off, device::cpu(), src + off, home,
+                                     (b - a) * row_bytes);
+          a = b;
+        }
+        keep.push_back(o.outs[j]);
+      }
+      defer(o, s, std::move(keep));
+      return true;
+    }
     // Peer-to-peer (or staged) to other devices, device-to-host to host outputs.
     for (const auto& out : o.outs) {
       device_kernels::copy_async(s, out.data_unchecked(), out.device(), e.stored.data_unchecked(),

@@ -16,6 +16,7 @@
 #include "kvactor/cuda.hpp"
 #include "kvactor/device_memory.hpp"
 #include "kvactor/kvstore.hpp"
+#include "kvactor/row_sparse.hpp"
 #include "test_util.hpp"
 
 using kvactor::device;
@@ -282,23 +283,30 @@ TEST(DeviceValues, DeviceStoreStatesSaveAndLoad) {
   std::remove(file.c_str());
 }
 
-TEST(DeviceValues, DeviceStoreRowSparsePullMovesTheKeyToHost) {
+TEST(DeviceValues, DeviceStoreRowSparseCalls) {
   NEED_DEVICES();
   auto kv = kvactor::create("device");
-  kv.init(2, tensor::from<float>({1, 2, 3, 4, 5, 6}, {3, 2})).get();
-  tensor out = tensor::full({3, 2}, -1.0);
-  kv.row_sparse_pull(2, out, tensor::from<std::int64_t>({2}, {1})).get();
-  EXPECT_EQ(out.to_vector(), (std::vector<double>{0, 0, 0, 0, 5, 6}));
-  // Everything else still works on the key, now in host memory.
-  std::vector<tensor> outs = {tensor::zeros({3, 2}, dtype::float32, dev(0)),
-                              tensor::zeros({3, 2}, dtype::float32, dev(1))};
+  kv.init(2, tensor::from<float>({1, 2, 3, 4, 5, 6, 7, 8}, {4, 2})).get();
+  // Pulled rows come from the key's device: runs of consecutive rows and single ones.
+  tensor out = tensor::full({4, 2}, -1.0);
+  kv.row_sparse_pull(2, out, tensor::from<std::int64_t>({3, 0, 1}, {3})).get();
+  EXPECT_EQ(out.to_vector(), (std::vector<double>{1, 2, 3, 4, 0, 0, 7, 8}));
+  // A row-sparse push moves the key to host memory; everything still works on it after.
+  kv.push(2, kvactor::row_sparse_tensor::from_rows({2}, tensor::from<float>({10, 20}, {1, 2}),
+                                                   kvactor::shape{4, 2}))
+      .get();
+  std::vector<tensor> outs = {tensor::zeros({4, 2}, dtype::float32, dev(0)),
+                              tensor::zeros({4, 2}, dtype::float32, dev(1))};
+  kv.pull(2, outs).get();
+  for (const auto& o : outs)
+    EXPECT_EQ(o.to_vector(), (std::vector<double>{0, 0, 0, 0, 10, 20, 0, 0}));
   kv.pushpull(2,
-              std::vector<tensor>{tensor::ones({3, 2}, dtype::float32, dev(0)),
-                                  tensor::ones({3, 2}, dtype::float32, dev(1))},
+              std::vector<tensor>{tensor::ones({4, 2}, dtype::float32, dev(0)),
+                                  tensor::ones({4, 2}, dtype::float32, dev(1))},
               outs)
       .get();
   for (const auto& o : outs)
-    EXPECT_EQ(o.to_vector(), std::vector<double>(6, 2.0));
+    EXPECT_EQ(o.to_vector(), std::vector<double>(8, 2.0));
 }
 
 TEST(DeviceValues, BroadcastToDeviceOutputsAndPriorities) {
