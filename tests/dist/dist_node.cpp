@@ -396,6 +396,27 @@ void device_values(kvactor::kvstore& kv) {
   kv.barrier().get();
 }
 
+// dist_async_device: every push of a worker's device values updates at once; wait_all covers
+// the calls still in the front's FIFO.
+void device_async(kvactor::kvstore& kv) {
+  const std::int64_t n = 33;
+  const kvactor::device d0 = kvactor::device::cuda(0),
+                        d1 = kvactor::device::cuda(1 % kvactor::cuda_device_count());
+  kv.init(1, tensor::zeros({n})).get();
+  kv.set_optimizer(kvactor::sgd_config(0.5)).get();
+  kv.barrier().get();
+  for (int i = 0; i < 20; ++i)
+    kv.push(1, {tensor::full({n}, rank_ + 1, kvactor::dtype::float32, d0),
+                tensor::full({n}, 1, kvactor::dtype::float32, d1)});
+  kv.wait_all();
+  check(kv.outstanding() == 0, "nothing outstanding after wait_all");
+  kv.barrier().get();
+  tensor out = tensor::full({n}, 1, kvactor::dtype::float32, d1);
+  kv.pull(1, out).get();
+  const int W = kv.num_workers();
+  expect_all(out, -0.5 * 20 * (W * (W + 1) / 2.0 + W), "async sum of every device push");
+}
+
 // Gradient compression on dist stores: each worker quantizes with its residual, the servers
 // decode and sum; the wire carries ceil(n / 16) words per 2-bit push.
 void compressed(kvactor::kvstore& kv) {
@@ -469,6 +490,7 @@ int main(int argc, char** argv) {
   const std::string scenario = argc > 1 ? argv[1] : "sync_rounds";
   const std::string type = scenario == "async"           ? "dist_async"
                            : scenario == "device_values" ? "dist_sync_device"
+                           : scenario == "device_async"  ? "dist_async_device"
                                                          : "dist_sync";
   try {
     auto kv = kvactor::create(type);
@@ -485,6 +507,7 @@ int main(int argc, char** argv) {
         {"sparse", sparse},
         {"compressed", compressed},
         {"device_values", device_values},
+        {"device_async", device_async},
         {"empty", [](kvactor::kvstore&) {}},
     };
     auto it = scenarios.find(scenario);

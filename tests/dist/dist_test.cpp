@@ -147,6 +147,10 @@ TEST(DistSyncDevice, DeviceValuesSummedPerWorker) {
   run_scenario("device_values", 2, 2, {{"KVACTOR_EMULATE_CUDA", "2"}});
 }
 
+TEST(DistAsyncDevice, EveryDevicePushUpdates) {
+  run_scenario("device_async", 2, 3, {{"KVACTOR_EMULATE_CUDA", "2"}});
+}
+
 TEST(DistCluster, CleanShutdownOfAnIdleCluster) {
   run_scenario("empty", 2, 2);
 }
