@@ -6,7 +6,10 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 cmake --preset release -DKVACTOR_BUILD_BENCH=ON >/dev/null
 cmake --build --preset release --target bench_local_reduce bench_small_ops bench_compression \
-  bench_optimizer bench_dist kvactor-server
-for b in bench_local_reduce bench_small_ops bench_compression bench_optimizer bench_dist; do
+  bench_optimizer bench_dist kvactor-server bench_device_reduce bench_device_staging \
+  bench_device_quantize
+# The device benchmarks print nothing (a note on stderr) without a GPU.
+for b in bench_local_reduce bench_small_ops bench_compression bench_optimizer bench_dist \
+  bench_device_reduce bench_device_staging bench_device_quantize; do
   ./build/release/bench/"$b" "$@"
 done
