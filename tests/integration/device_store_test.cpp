@@ -376,3 +376,34 @@ TEST(DeviceValues, CompressedPushesOfDeviceValuesMatchHost) {
   compare_pushes([](kvactor::kvstore& kv) { kv.set_gradient_compression("2bit", 0.5).get(); }, 3,
                  1001, 0.0);
 }
+
+TEST(DeviceValues, DeviceStoreUpdaterErrorsLeaveTheValue) {
+  NEED_DEVICES();
+  auto expect_errc = [](kvactor::future<void> f, kvactor::errc want) {
+    try {
+      f.get();
+      ADD_FAILURE() << "no error";
+    } catch (const kvactor::error& e) {
+      EXPECT_EQ(e.code(), want) << e.what();
+    }
+  };
+  auto kv = kvactor::create("device");
+  kv.set_optimizer(kvactor::sgd_config(0.1, 0.9)).get();
+  // SGD updates floating-point weights: an int32 key's push fails on the device as on the host.
+  kv.init(1, tensor::full({8}, 3.0, dtype::int32)).get();
+  expect_errc(kv.push(1, std::vector<tensor>{tensor::ones({8}, dtype::int32, dev(0)),
+                                             tensor::ones({8}, dtype::int32, dev(1))}),
+              kvactor::errc::updater_failed);
+  tensor ints = tensor::zeros({8}, dtype::int32);
+  kv.pull(1, ints).get();
+  EXPECT_EQ(ints.to_vector(), std::vector<double>(8, 3.0));
+  // A custom updater that throws (the key moves to host memory first): same error, same value.
+  kv.set_updater(
+      [](const kvactor::key&, const tensor&, tensor&) { throw std::runtime_error("refused"); });
+  kv.init(2, tensor::full({8}, 5.0)).get();
+  expect_errc(kv.push(2, tensor::ones({8}, dtype::float32, dev(1))), kvactor::errc::updater_failed);
+  auto outs = device_outs(2, 8, dtype::float32);
+  kv.pull(2, outs).get();
+  for (const auto& o : outs)
+    EXPECT_EQ(o.to_vector(), std::vector<double>(8, 5.0));
+}
