@@ -1,7 +1,7 @@
 // Private to device/src: the seams between the CUDA-free code (tensors, pools, the public
 // device API) and the two device backends behind it:
-//  - the CUDA layer (src/cuda/, KVACTOR_ENABLE_CUDA=ON), or its stand-in without CUDA
-//    (src/cuda_stub.cpp), which finds no device;
+//  - the CUDA layer (src/cuda/, KVACTOR_ENABLE_CUDA=ON), or, in a build without CUDA,
+//    src/no_cuda.cpp, which finds no device and refuses what would need one;
 //  - emulated devices (src/emulated.cpp, every build): KVACTOR_EMULATE_CUDA=N, on a machine
 //    where the CUDA backend finds no device, gives N "cuda" devices whose memory is host
 //    memory and whose streams are ordered task queues on host threads, running the CPU
@@ -28,11 +28,11 @@ class pool_core;
 /// so that it does not queue behind the stores' work. Throws like check_cuda_device(d).
 device_stream blocking_stream(device d);
 
-// ---- supplied by the CUDA layer, or by the stub ----
+// ---- supplied by the CUDA layer (src/cuda/) or by src/no_cuda.cpp ----
 
-/// Devices the CUDA runtime lists (0 in the stub).
+/// Devices the CUDA runtime lists (0 without CUDA).
 int native_device_count() noexcept;
-/// The pinned host pool's core (cudaHostAlloc); the stub's refuses to allocate.
+/// The pinned host pool's core (cudaHostAlloc); without CUDA, one that refuses to allocate.
 std::shared_ptr<pool_core> make_native_pinned_core(std::size_t max_cached);
 /// Device `index`'s memory pool core (cudaMalloc); max_cached 0 means the default.
 std::shared_ptr<pool_core> make_native_device_core(int index, std::size_t max_cached);

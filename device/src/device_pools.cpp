@@ -1,5 +1,5 @@
-// pinned_pool and device_pool over the backend's allocators: CUDA's (or the stub's, which
-// refuses), or host memory for emulated devices.
+// pinned_pool and device_pool over the backend's allocators: CUDA's (in a build without CUDA,
+// one that refuses), or host memory for emulated devices.
 #include <cstdlib>
 #include <mutex>
 #include <vector>

@@ -22,8 +22,8 @@ struct launch {
 constexpr int block_threads = 256;
 
 /// Blocks of block_threads that one multiprocessor of `device` holds at once for `kernel` (the
-/// host stub's address), from cudaOccupancyMaxActiveBlocksPerMultiprocessor; cached per kernel
-/// and device (defined in kernels_api.cpp).
+/// kernel function's host-side address), from cudaOccupancyMaxActiveBlocksPerMultiprocessor;
+/// cached per kernel and device (defined in kernels_api.cpp).
 int blocks_per_sm(const void* kernel, int device);
 
 /// The grid of a grid-stride kernel over `work` items (one per thread and step): one block
