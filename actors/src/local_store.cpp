@@ -164,29 +164,16 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
     for (auto& g : groups) {
-      if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
-      auto info = reg_.find(g.k);
-      if (!info)
-        return failed(status{errc::not_initialized, std::string{to_string(kind)} + ": key " +
-                                                        g.k.to_string() + " is not initialized"});
-      for (const auto& v : g.values)
-        if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
-      for (const auto& o : g.outs)
-        if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
+      if (auto s = resolve_group(kind, g, groups.front().k, reg_); !s) return failed(s);
       if (reduction_ && g.values.size() > 1 && reduction_->shape().type() == topology::kind::custom)
         if (auto s = reduction_->shape().graph().validate(g.values.size()); !s)
           return failed(status{errc::invalid_argument,
                                std::string{to_string(kind)} + ": key " + g.k.to_string() + " has " +
                                    std::to_string(g.values.size()) + " values for the store's " +
                                    reduction_->shape().describe() + " topology: " + s.message()});
-      if (gc.type != compression::kind::none && g.values.size() > 1 &&
-          info->dtype != dtype::float32)
-        return failed(status{errc::unsupported, std::string{to_string(kind)} +
-                                                    ": gradient compression is on and "
-                                                    "compresses float32 values; key " +
-                                                    g.k.to_string() + " is " +
-                                                    to_string(info->dtype)});
-      g.info = std::move(info);
+      // Only multi-device merges are compressed in a local store.
+      if (g.values.size() > 1)
+        if (auto s = check_compressible(kind, gc, g); !s) return failed(s);
     }
     return send_all(kind, groups, priority, std::move(upd), gc, gc_version);
   }

@@ -8,14 +8,16 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kvactor/kernels.hpp"
 #include <unordered_map>
+#include "kvactor/kernels.hpp"
 
 namespace kvactor::detail {
 
 namespace {
 
-std::string op_name(op_kind kind) { return to_string(kind); }
+std::string op_name(op_kind kind) {
+  return to_string(kind);
+}
 
 status bad(op_kind kind, const std::string& what) {
   return status{errc::invalid_argument, op_name(kind) + ": " + what};
@@ -32,8 +34,8 @@ status check_form(op_kind kind, const key_list& keys, const value_list& v, const
       return {};
     case value_list::form::list:
       if (keys.is_list() && v.flat().size() != n)
-        return bad(kind, std::to_string(n) + " keys but " + std::to_string(v.flat().size()) +
-                             " " + role + " tensors");
+        return bad(kind, std::to_string(n) + " keys but " + std::to_string(v.flat().size()) + " " +
+                             role + " tensors");
       return {};
     case value_list::form::nested:
       if (!keys.is_list())
@@ -51,8 +53,8 @@ status check_form(op_kind kind, const key_list& keys, const value_list& v, const
 status check_one(op_kind kind, const key& k, const tensor& t, std::size_t j, const char* role,
                  bool device_tensors) {
   if (!t.defined())
-    return bad(kind, std::string{"null "} + role + " tensor #" + std::to_string(j) +
-                         " for key " + k.to_string());
+    return bad(kind, std::string{"null "} + role + " tensor #" + std::to_string(j) + " for key " +
+                         k.to_string());
   if (!t.device().is_cpu() && !device_tensors)
     return status{errc::unsupported, op_name(kind) + ": " + role + " for key " + k.to_string() +
                                          " is on " + t.device().to_string() +
@@ -155,13 +157,15 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
         if (values.flat().size() != n)
           return bad(kind, std::to_string(n) + " keys but " + std::to_string(values.flat().size()) +
                                " row-sparse values");
-        for (std::size_t i = 0; i < n; ++i) per_key[i] = {values.flat()[i]};
+        for (std::size_t i = 0; i < n; ++i)
+          per_key[i] = {values.flat()[i]};
       }
       break;
     case sparse_list::form::nested:
       if (!keys.is_list() || values.nested().size() != n)
         return bad(kind, "a list of lists of row-sparse values needs one list per key");
-      for (std::size_t i = 0; i < n; ++i) per_key[i] = values.nested()[i];
+      for (std::size_t i = 0; i < n; ++i)
+        per_key[i] = values.nested()[i];
       break;
   }
   std::vector<sparse_group> groups;
@@ -169,9 +173,9 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
     if (per_key[i].empty())
       return bad(kind, "empty list of row-sparse values for key " + keys[i].to_string());
     for (const auto& v : per_key[i])
-      if (!v.defined())
-        return bad(kind, "null row-sparse value for key " + keys[i].to_string());
-    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.k == keys[i]; });
+      if (!v.defined()) return bad(kind, "null row-sparse value for key " + keys[i].to_string());
+    auto it =
+        std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.k == keys[i]; });
     if (it == groups.end()) {
       groups.push_back(sparse_group{keys[i], per_key[i], nullptr});
     } else {
@@ -181,7 +185,8 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
   return groups;
 }
 
-result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids, std::int64_t rows) {
+result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
+                                                std::int64_t rows) {
   if (ids.shape().ndim() > 1)
     return status{errc::invalid_argument, "row_sparse_pull: row ids for key " + k.to_string() +
                                               " must be 1-D, got " + ids.shape().to_string()};
@@ -196,7 +201,8 @@ result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
     const double v = kernels::load(t, ids.data_unchecked(), i);
     if (!(v == static_cast<double>(static_cast<std::int64_t>(v))) || !std::isfinite(v))
       return status{errc::invalid_argument, "row_sparse_pull: row id " + std::to_string(v) +
-                                                " for key " + k.to_string() + " is not a whole number"};
+                                                " for key " + k.to_string() +
+                                                " is not a whole number"};
     const auto id = static_cast<std::int64_t>(v);
     if (id < 0 || id >= rows)
       return status{errc::out_of_range, "row_sparse_pull: row id " + std::to_string(id) +
@@ -233,8 +239,8 @@ result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list
     if (auto s = reg.check_call_kind(g.k, groups.front().k); !s) return s;
     g.info = reg.find(g.k);
     if (!g.info)
-      return status{errc::not_initialized, "row_sparse_pull: key " + g.k.to_string() +
-                                               " is not initialized"};
+      return status{errc::not_initialized,
+                    "row_sparse_pull: key " + g.k.to_string() + " is not initialized"};
     for (const auto& o : g.outs)
       if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return s;
     const auto& idg = (*id_groups)[i].outs;
@@ -267,7 +273,8 @@ status check_sparse_push(std::vector<sparse_group>& groups, const key_registry& 
       if (v.dtype() != g.info->dtype)
         return status{errc::dtype_mismatch, "push: row-sparse value for key " + g.k.to_string() +
                                                 " is " + to_string(v.dtype()) +
-                                                ", the stored value is " + to_string(g.info->dtype)};
+                                                ", the stored value is " +
+                                                to_string(g.info->dtype)};
     }
   }
   return {};
@@ -299,16 +306,16 @@ status check_overlaps(op_kind kind, const group_list& groups) {
     for (std::size_t j = i + 1; j < spans.size() && spans[j].begin < spans[i].end; ++j) {
       const span& a = spans[i];
       const span& b = spans[j];
-      if (!a.out && !b.out) continue;                   // values may share memory
+      if (!a.out && !b.out) continue;                      // values may share memory
       if (a.group == b.group && a.out != b.out) continue;  // in place: its own key's value
       if (a.begin == a.end || b.begin == b.end) continue;
       const auto& ka = groups[a.group].k;
       const auto& kb = groups[b.group].k;
-      return status{errc::invalid_argument,
-                    op_name(kind) + ": the output for key " + (a.out ? ka : kb).to_string() +
-                        " overlaps " + ((a.out && b.out) ? "another output" : "a value") +
-                        " of key " + (a.out ? kb : ka).to_string() +
-                        "; outputs must be distinct memory"};
+      return status{errc::invalid_argument, op_name(kind) + ": the output for key " +
+                                                (a.out ? ka : kb).to_string() + " overlaps " +
+                                                ((a.out && b.out) ? "another output" : "a value") +
+                                                " of key " + (a.out ? kb : ka).to_string() +
+                                                "; outputs must be distinct memory"};
     }
   }
   return {};
@@ -325,6 +332,28 @@ status check_tensor(op_kind kind, const key_info& info, const tensor& t, const c
                                             " is " + to_string(t.dtype()) +
                                             ", the stored value is " + to_string(info.dtype)};
   return {};
+}
+
+status resolve_group(op_kind kind, key_group& g, const key& first, const key_registry& reg) {
+  if (auto s = reg.check_call_kind(g.k, first); !s) return s;
+  auto info = reg.find(g.k);
+  if (!info)
+    return status{errc::not_initialized, std::string{to_string(kind)} + ": key " + g.k.to_string() +
+                                             " is not initialized"};
+  for (const auto& v : g.values)
+    if (auto s = check_tensor(kind, *info, v, "value"); !s) return s;
+  for (const auto& o : g.outs)
+    if (auto s = check_tensor(kind, *info, o, "output"); !s) return s;
+  g.info = std::move(info);
+  return {};
+}
+
+status check_compressible(op_kind kind, const compression::params& gc, const key_group& g) {
+  if (gc.type == compression::kind::none || g.info->dtype == dtype::float32) return {};
+  return status{errc::unsupported, std::string{to_string(kind)} +
+                                       ": gradient compression is on and compresses float32 "
+                                       "values; key " +
+                                       g.k.to_string() + " is " + to_string(g.info->dtype)};
 }
 
 status check_init_value(const key& k, const tensor& t) {

@@ -33,6 +33,15 @@ status check_overlaps(op_kind kind, const group_list& groups);
 /// shape_mismatch / dtype_mismatch / invalid_argument when t does not fit key info.
 status check_tensor(op_kind kind, const key_info& info, const tensor& t, const char* role);
 
+class key_registry;
+/// A group of a push, pull or pushpull against the registry (the caller holds reg.mutex()):
+/// its key is of the call's key kind (that of `first`) and initialized, and every value and
+/// output has the key's shape and dtype. Sets g.info.
+status resolve_group(op_kind kind, key_group& g, const key& first, const key_registry& reg);
+/// unsupported when gradient compression (gc) is on and the resolved group's key is not
+/// float32: compression codes float32 values.
+status check_compressible(op_kind kind, const compression::params& gc, const key_group& g);
+
 struct sparse_group {
   key k;
   std::vector<row_sparse_tensor> values;
@@ -45,8 +54,7 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
 
 /// Row ids (int32/int64, or floats holding whole numbers) as sorted unique int64, each in
 /// [0, rows); out_of_range or invalid_argument naming the key and the id otherwise.
-result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
-                                                std::int64_t rows);
+result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids, std::int64_t rows);
 
 /// One row-id tensor given for a list of keys serves every key.
 value_list spread_row_ids(const key_list& keys, const value_list& row_ids);

@@ -279,6 +279,16 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   // -------------------------------------------------------------- store_impl
 
+  // The channels of resolved groups' keys, or shut_down.
+  template <class Groups>
+  result<std::vector<std::shared_ptr<key_channel>>> channels_of(const Groups& groups) {
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (stopped_) return status{errc::shut_down, "the store has shut down"};
+    std::vector<std::shared_ptr<key_channel>> chans;
+    for (const auto& g : groups) chans.push_back(channels_.at(g.info->id));
+    return chans;
+  }
+
   future<void> submit(op_kind kind, const key_list& keys, const value_list& values,
                       const value_list& outs, int priority) override {
     const value_list& out_args = (kind == op_kind::pushpull && outs.empty()) ? values : outs;
@@ -293,17 +303,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       std::shared_lock<std::shared_mutex> lk(reg_.mutex());
       if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
       for (auto& g : groups) {
-        if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
-        auto info = reg_.find(g.k);
-        if (!info)
-          return failed(status{errc::not_initialized, std::string{to_string(kind)} + ": key " +
-                                                          g.k.to_string() + " is not initialized"});
-        for (const auto& v : g.values)
-          if (auto s = check_tensor(kind, *info, v, "value"); !s) return failed(s);
-        for (const auto& o : g.outs)
-          if (auto s = check_tensor(kind, *info, o, "output"); !s) return failed(s);
-        chans.push_back(channels_.at(info->id));
-        g.info = std::move(info);
+        if (auto s = resolve_group(kind, g, groups.front().k, reg_); !s) return failed(s);
+        chans.push_back(channels_.at(g.info->id));
       }
     }
     compression::params gc;
@@ -313,13 +314,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       gc = gc_;
       gc_version = gc_version_;
     }
-    if (gc.type != compression::kind::none)
-      for (const auto& g : groups)
-        if (g.info->dtype != dtype::float32)
-          return failed(status{errc::unsupported,
-                               std::string{to_string(kind)} + ": gradient compression is on and "
-                                   "compresses float32 values; key " + g.k.to_string() + " is " +
-                                   to_string(g.info->dtype)});
+    for (const auto& g : groups)
+      if (auto s = check_compressible(kind, gc, g); !s) return failed(s);
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -350,12 +346,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     }
     auto& groups = *grouped;
     if (auto s = check_sparse_push(groups, reg_); !s) return failed(s);
-    std::vector<std::shared_ptr<key_channel>> chans;
-    {
-      std::shared_lock<std::shared_mutex> lk(reg_.mutex());
-      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-      for (auto& g : groups) chans.push_back(channels_.at(g.info->id));
-    }
+    auto chans = channels_of(groups);
+    if (!chans) return failed(chans.error());
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -386,7 +378,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       const auto* mp = static_cast<const std::int64_t*>(merged.indices().data_unchecked());
       o->sparse_ids.assign(mp, mp + merged.num_rows());
       o->sparse_rows = merged.data();
-      issue(o, chans[i]);
+      issue(o, (*chans)[i]);
     }
     return user->fut;
   }
@@ -397,19 +389,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     if (!req) return failed(req.error());
     auto& groups = req->groups;
     auto& ids = req->ids;
-    std::vector<std::shared_ptr<key_channel>> chans;
-    {
-      std::shared_lock<std::shared_mutex> lk(reg_.mutex());
-      if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-      for (auto& g : groups) chans.push_back(channels_.at(g.info->id));
-    }
+    auto chans = channels_of(groups);
+    if (!chans) return failed(chans.error());
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
     for (std::size_t i = 0; i < groups.size(); ++i) {
       for (auto& o : groups[i].outs) std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
       auto o = make_op(op_kind::row_pull, groups[i], priority, call);
       o->want = std::move(ids[i]);
-      issue(o, chans[i]);
+      issue(o, (*chans)[i]);
     }
     return user->fut;
   }
