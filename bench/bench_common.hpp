@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -25,6 +26,23 @@ using clock = std::chrono::steady_clock;
 
 inline double seconds_since(clock::time_point t0) {
   return std::chrono::duration<double>(clock::now() - t0).count();
+}
+
+/// Runs fn `warmups` times untimed (warming the caches for this path, every path alike), then
+/// times `batch` runs; seconds per run.
+inline double time_batch(int batch, const std::function<void()>& fn, int warmups = 1) {
+  for (int i = 0; i < warmups; ++i)
+    fn();
+  const auto t0 = clock::now();
+  for (int i = 0; i < batch; ++i)
+    fn();
+  return seconds_since(t0) / batch;
+}
+
+/// Runs per sample so that a sample lasts about target_s (1..1000).
+inline int batch_for(double one_run_s, double target_s) {
+  if (one_run_s <= 0) return 1000;
+  return static_cast<int>(std::clamp(target_s / one_run_s, 1.0, 1000.0));
 }
 
 /// One figure. extra holds further keys whose values are already JSON (quote strings with

@@ -51,19 +51,6 @@ struct config {
   double sample_target_s = 5e-3;  // a sample is a batch of calls lasting about this long
 };
 
-double time_batch(int batch, const std::function<void()>& fn) {
-  fn();
-  const auto t0 = clock::now();
-  for (int i = 0; i < batch; ++i)
-    fn();
-  return seconds_since(t0) / batch;
-}
-
-int batch_for(double one_run_s, double target_s) {
-  if (one_run_s <= 0) return 1000;
-  return static_cast<int>(std::clamp(target_s / one_run_s, 1.0, 1000.0));
-}
-
 struct path {
   path(std::string n, double b, bool t, std::function<void()> f)
       : name(std::move(n)), bytes(b), with_target(t), fn(std::move(f)) {}

@@ -57,21 +57,6 @@ struct config {
   double sample_target_s = 5e-3;
 };
 
-// Runs fn twice untimed (its data into the caches as far as they hold it, every path alike),
-// then times `batch` runs; seconds per run.
-double time_batch(int batch, const std::function<void()>& fn) {
-  fn();
-  fn();
-  const auto t0 = clock::now();
-  for (int i = 0; i < batch; ++i) fn();
-  return seconds_since(t0) / batch;
-}
-
-int batch_for(double one_run_s, double target_s) {
-  if (one_run_s <= 0) return 1000;
-  return static_cast<int>(std::clamp(target_s / one_run_s, 1.0, 1000.0));
-}
-
 // ---- the limit's loops: plain code the compiler vectorises ----
 
 // Every updated array += the gradient: the update's read/write pattern (SGD momentum: weight
@@ -198,12 +183,12 @@ void run_case(const config& cfg, kvactor::thread_pool& pool, const optimizer_cas
   paths.push_back({"kway 1 thread", [&] { kway(0, n); }, 1, {}});
   paths.push_back({"inplace thread_pool", pooled(inplace_fn), 1, {}});
   paths.push_back({"kway thread_pool", pooled(kway_fn), 1, {}});
-  for (auto& p : paths) p.batch = batch_for(time_batch(2, p.run), cfg.sample_target_s);
+  for (auto& p : paths) p.batch = batch_for(time_batch(2, p.run, 2), cfg.sample_target_s);
 
   const auto t0 = clock::now();
   for (int r = 0; r < cfg.max_reps; ++r) {
     if (r >= cfg.min_reps && seconds_since(t0) > cfg.case_budget_s) break;
-    for (auto& p : paths) p.samples.push_back(time_batch(p.batch, p.run));
+    for (auto& p : paths) p.samples.push_back(time_batch(p.batch, p.run, 2));
   }
 
   // Sanity: the update ran and the weight stayed finite.
