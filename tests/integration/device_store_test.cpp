@@ -99,6 +99,15 @@ void compare_with_host(const std::string& type, const kvactor::options& o, dtype
   }
 }
 
+void expect_errc(kvactor::future<void> f, kvactor::errc want) {
+  try {
+    f.get();
+    ADD_FAILURE() << "no error";
+  } catch (const kvactor::error& e) {
+    EXPECT_EQ(e.code(), want) << e.what();
+  }
+}
+
 kvactor::options with(const topology& t) {
   kvactor::options o;
   o.reduction = std::make_shared<const topology>(t);
@@ -346,14 +355,6 @@ TEST(DeviceValues, BadDeviceInputLeavesTheStoreAsItWas) {
   auto kv = kvactor::create("device");
   const std::int64_t n = 64;
   kv.init(1, tensor::full({n}, 3.0)).get();
-  auto expect_errc = [](kvactor::future<void> f, kvactor::errc want) {
-    try {
-      f.get();
-      ADD_FAILURE() << "no error";
-    } catch (const kvactor::error& e) {
-      EXPECT_EQ(e.code(), want) << e.what();
-    }
-  };
   // A device value of the wrong shape or type, among good ones.
   expect_errc(kv.push(1, {tensor::ones({n}, dtype::float32, dev(0)),
                           tensor::ones({n + 1}, dtype::float32, dev(1))}),
@@ -379,14 +380,6 @@ TEST(DeviceValues, CompressedPushesOfDeviceValuesMatchHost) {
 
 TEST(DeviceValues, DeviceStoreUpdaterErrorsLeaveTheValue) {
   NEED_DEVICES();
-  auto expect_errc = [](kvactor::future<void> f, kvactor::errc want) {
-    try {
-      f.get();
-      ADD_FAILURE() << "no error";
-    } catch (const kvactor::error& e) {
-      EXPECT_EQ(e.code(), want) << e.what();
-    }
-  };
   auto kv = kvactor::create("device");
   kv.set_optimizer(kvactor::sgd_config(0.1, 0.9)).get();
   // SGD updates floating-point weights: an int32 key's push fails on the device as on the host.
