@@ -1,27 +1,32 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): installs what it needs, builds and runs every test
 # suite in Release (the integration tests twice: the second time with two emulated CUDA
-# devices), then again under AddressSanitizer + UndefinedBehaviorSanitizer.
+# devices), then again under AddressSanitizer + UndefinedBehaviorSanitizer. Each stage prints
+# how many tests ran, passed and were skipped (and why); a stage that runs no test fails.
 # KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run (against a TSan build of CAF that
-# scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run.
+# scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run;
+# KVACTOR_ENABLE_CUDA=OFF builds without the CUDA layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/common.sh
 bash scripts/deps.sh
-jobs=$(nproc)
 
-run() {
+# The options the tests need are forced here too, whatever an earlier configure left cached.
+stage() {
   local preset=$1
-  echo "=== kvactor: $preset build and tests ==="
-  cmake --preset "$preset" >/dev/null
-  cmake --build --preset "$preset" -j "$jobs"
-  ctest --preset "$preset"
+  configure "$preset" -DKVACTOR_BUILD_TESTS=ON -DKVACTOR_BUILD_EXAMPLES=ON
+  build "$preset"
+  run_tests "$preset" "$preset"
 }
 
-run release
+stage release
 # The store tests again with two emulated CUDA devices present: the device store then keeps its
 # keys on them, so every device-store test also runs the device code paths.
-echo "=== kvactor: integration tests on two emulated CUDA devices ==="
-KVACTOR_EMULATE_CUDA=2 ctest --preset release -L integration
-if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then run asan; fi
-if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then bash scripts/caf-tsan.sh && run tsan; fi
-echo "=== kvactor: all tests passed ==="
+KVACTOR_EMULATE_CUDA=2 run_tests "integration tests on two emulated CUDA devices" release -L integration
+if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then stage asan; fi
+if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then
+  say "ThreadSanitizer build of CAF (once, about ten minutes)"
+  bash scripts/caf-tsan.sh
+  stage tsan
+fi
+say "all tests passed"

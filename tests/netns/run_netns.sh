@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Multi-host test: a scheduler, 2 servers and 2 workers on three network namespaces joined by
 # a bridge (10.77.x.1-3), so that every connection crosses a (virtual) network between
-# distinct addresses. Needs root and iproute2; exits 77 (skipped) without root.
+# distinct addresses. Needs root, iproute2 and a kernel/container that lets it make namespaces,
+# a bridge and veth pairs; where it cannot, it exits 77 (skipped) and says why. Only the set-up
+# may skip: once the network exists, every failure is a failure.
 # usage: run_netns.sh KVACTOR_SERVER DIST_NODE
 set -euo pipefail
 server=$1
 node=$2
 if [[ $(id -u) -ne 0 ]]; then
-  echo "netns test: needs root (ip netns); skipped"
+  echo "netns test: skipped: needs root (ip netns)"
+  exit 77
+fi
+if ! command -v ip >/dev/null; then
+  echo "netns test: skipped: needs iproute2 (ip)"
   exit 77
 fi
 tag=$$
@@ -26,18 +32,26 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip link add "$br" type bridge
-ip link set "$br" up
+# net CMD...: one set-up step; a machine that refuses it skips the test with the reason.
+net() {
+  local err
+  if ! err=$("$@" 2>&1); then
+    echo "netns test: skipped: this machine cannot set up network namespaces: '$*' failed: $err"
+    exit 77
+  fi
+}
+net ip link add "$br" type bridge
+net ip link set "$br" up
 for i in 0 1 2; do
   n=${ns[$i]}
-  ip netns add "$n"
-  ip link add "v$i$tag" type veth peer name "p$i$tag"
-  ip link set "p$i$tag" netns "$n"
-  ip link set "v$i$tag" master "$br"
-  ip link set "v$i$tag" up
-  ip netns exec "$n" ip link set lo up
-  ip netns exec "$n" ip addr add "${ips[$i]}/24" dev "p$i$tag"
-  ip netns exec "$n" ip link set "p$i$tag" up
+  net ip netns add "$n"
+  net ip link add "v$i$tag" type veth peer name "p$i$tag"
+  net ip link set "p$i$tag" netns "$n"
+  net ip link set "v$i$tag" master "$br"
+  net ip link set "v$i$tag" up
+  net ip netns exec "$n" ip link set lo up
+  net ip netns exec "$n" ip addr add "${ips[$i]}/24" dev "p$i$tag"
+  net ip netns exec "$n" ip link set "p$i$tag" up
 done
 
 export DMLC_PS_ROOT_URI=${ips[0]} DMLC_PS_ROOT_PORT=9177 DMLC_NUM_SERVER=2 DMLC_NUM_WORKER=2
