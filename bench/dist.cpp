@@ -63,15 +63,14 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <sys/uio.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <kvactor/buffer_pool.hpp>
+#include <kvactor/detail/local_port.hpp>
+#include <kvactor/detail/spawn.hpp>
 #include <kvactor/key.hpp>
 #include <kvactor/kvstore.hpp>
 #include <kvactor/thread_pool.hpp>
@@ -79,6 +78,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -97,8 +97,6 @@
 #ifndef KVACTOR_SERVER
 #error "KVACTOR_SERVER must name the kvactor-server program (bench/CMakeLists.txt sets it)"
 #endif
-
-extern char** environ;
 
 namespace {
 
@@ -641,12 +639,10 @@ class raw_mesh {
 struct child {
   std::string label;
   pid_t pid = -1;
-  int pidfd = -1;
-  int out = -1;  // its stdout (workers only)
-  int in = -1;   // its stdin (workers only)
+  kvactor::detail::child_process proc;  // leads its own process group
+  int out = -1;                         // its stdout (workers only)
+  int in = -1;                          // its stdin (workers only)
   std::string buf;
-  bool reaped = false;
-  int status = 0;
 };
 
 std::string random_hex(std::size_t n) {
@@ -657,67 +653,33 @@ std::string random_hex(std::size_t n) {
   return s;
 }
 
+// Outside the ephemeral range: no other process's bind(0) or connection takes it meanwhile.
 int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  const int port = kvactor::detail::unused_tcp_port();
+  if (port <= 0) die(std::string("no free TCP port: ") + std::strerror(errno));
+  return port;
 }
 
 // Starts argv with this environment plus `env`. Workers (capture) get pipes for stdin and
 // stdout; everyone's stderr is ours, and so is the stdout of the others (kept off our JSON
-// stdout: it goes to our stderr). Only async-signal-safe calls between fork and exec: this
-// process has threads.
+// stdout: it goes to our stderr).
 void spawn(child& c, const std::vector<std::string>& argv,
            const std::map<std::string, std::string>& env, bool capture) {
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) {
-    const std::string s = *e;
-    const auto eq = s.find('=');
-    if (eq != std::string::npos && env.count(s.substr(0, eq))) continue;
-    envs.push_back(s);
-  }
-  for (const auto& [k, v] : env)
-    envs.push_back(k + "=" + v);
-  std::vector<char*> envp, args;
-  for (auto& s : envs)
-    envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::vector<std::string> argv_copy = argv;
-  for (auto& a : argv_copy)
-    args.push_back(a.data());
-  args.push_back(nullptr);
-
   int out[2] = {-1, -1}, in[2] = {-1, -1};
   if (capture && (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(in, O_CLOEXEC) != 0)) die("pipe failed");
-  const int devnull = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-  const pid_t pid = ::fork();
-  if (pid < 0) die("fork failed");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the driver
-    ::setpgid(0, 0);
-    if (capture) {
-      ::dup2(out[1], 1);
-      ::dup2(in[0], 0);
-    } else {
-      ::dup2(2, 1);
-      ::dup2(devnull, 0);
-    }
-    ::execve(args[0], args.data(), envp.data());
-    const char msg[] = "bench_dist: execve failed\n";
-    ssize_t ignored = ::write(2, msg, sizeof msg - 1);
-    (void)ignored;
-    ::_exit(127);
+  kvactor::detail::spawn_options o;
+  o.argv = argv;
+  o.env = kvactor::detail::environment_with(env);
+  o.stdin_fd = capture ? in[0] : kvactor::detail::dev_null_fd;
+  o.stdout_fd = capture ? out[1] : 2;
+  o.new_process_group = true;
+  o.die_with_parent = true;  // never outlive the driver
+  try {
+    c.proc = kvactor::detail::child_process(o);
+  } catch (const kvactor::detail::spawn_error& e) {
+    die(e.what());
   }
-  ::close(devnull);
-  ::setpgid(pid, pid);
-  c.pid = pid;
-  c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  c.pid = c.proc.pid();
   if (capture) {
     ::close(out[1]);
     ::close(in[0]);
@@ -748,19 +710,6 @@ std::string read_line(child& c, int limit_ms) {
     if (n <= 0) return "";
     c.buf.append(tmp, static_cast<std::size_t>(n));
   }
-}
-
-bool wait_exit(child& c, int limit_ms) {
-  if (c.reaped) return true;
-  pollfd p{c.pidfd, POLLIN, 0};
-  int r;
-  do {
-    r = ::poll(&p, 1, limit_ms);
-  } while (r < 0 && errno == EINTR);
-  if (r <= 0) return false;
-  ::waitpid(c.pid, &c.status, 0);
-  c.reaped = true;
-  return true;
 }
 
 struct proc_figures {
@@ -826,9 +775,7 @@ class cluster {
   }
   ~cluster() {
     for (auto& p : procs_) {
-      if (!p.reaped) ::kill(-p.pid, SIGKILL);
-      if (!p.reaped) ::waitpid(p.pid, &p.status, 0);
-      if (p.pidfd >= 0) ::close(p.pidfd);
+      p.proc.kill_and_reap();
       if (p.out >= 0) ::close(p.out);
       if (p.in >= 0) ::close(p.in);
     }
@@ -876,11 +823,12 @@ class cluster {
     bool ok = true;
     for (auto& p : procs_) {
       const int left = static_cast<int>(std::max<long long>(0, (deadline - mono_ns()) / 1000000));
-      if (!wait_exit(p, left)) {
+      if (!p.proc.wait_for(std::chrono::milliseconds(left))) {
         std::cerr << "bench_dist: " << p.label << " did not exit in time; killing it\n";
         ok = false;
-      } else if (!WIFEXITED(p.status) || WEXITSTATUS(p.status) != 0) {
-        std::cerr << "bench_dist: " << p.label << " exited with status " << p.status << "\n";
+      } else if (p.proc.exit_code() != 0) {
+        std::cerr << "bench_dist: " << p.label << " exited with status " << p.proc.exit_code()
+                  << "\n";
         ok = false;
       }
     }

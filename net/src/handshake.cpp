@@ -77,9 +77,21 @@ void append_string(std::vector<std::uint8_t>& out, const std::string& s) {
   out.insert(out.end(), s.begin(), s.end());
 }
 
+// By default OpenSSL frees its state in an atexit handler, and with it the key whose
+// destructor frees each thread's state (DRBGs, HMAC fetches): an I/O thread that did a
+// handshake and ends after that handler (one still running while the process exits) leaks
+// 7678 bytes, which LeakSanitizer reports. Without the handler, thread state is freed when the
+// thread ends and the global state stays reachable. Only the first initialisation in a
+// process decides; called before every use, so that ours is first unless the program's is.
+void init_openssl() {
+  static const bool done = OPENSSL_init_crypto(OPENSSL_INIT_NO_ATEXIT, nullptr) == 1;
+  (void)done;
+}
+
 result<mac> compute(const char* label, const std::string& secret, const std::string& cluster_id,
                     const std::string& role, std::int64_t rank, const nonce& first,
                     const nonce& second) {
+  init_openssl();
   std::vector<std::uint8_t> in(label, label + std::char_traits<char>::length(label));
   append_string(in, cluster_id);
   append_string(in, role);
@@ -190,6 +202,7 @@ bool equal(const mac& a, const mac& b) noexcept {
 }
 
 result<nonce> random_nonce() {
+  init_openssl();
   nonce n{};
   if (RAND_bytes(n.data(), static_cast<int>(n.size())) != 1)
     return status{errc::internal, "RAND_bytes failed (no entropy?)"};

@@ -24,7 +24,10 @@ namespace {
 int rank_ = -1;
 
 [[noreturn]] void fail(const std::string& what) {
-  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
+  if (rank_ >= 0)
+    std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
+  else  // create() failed: no rank yet
+    std::printf("FAIL: worker (before joining the cluster): %s\n", what.c_str());
   std::fflush(stdout);
   std::exit(1);
 }

@@ -181,9 +181,16 @@ TEST(DistFaults, KilledWorker) {
     EXPECT_LT(t - t0, 5'000'000'000LL)
         << "worker " << w << " failed after " << (t - t0) / 1e6 << " ms";
     EXPECT_EQ(c.worker(w).exit_code(), 0) << c.dump();
+    EXPECT_NE(c.worker(w).output().find("lost worker "), std::string::npos) << c.dump();
   }
   EXPECT_EQ(c.server(0).exit_code(), 1);
   EXPECT_EQ(c.scheduler().exit_code(), 1);
+  EXPECT_NE(c.scheduler().output().find("kvactor scheduler: lost worker "), std::string::npos)
+      << c.dump();
+  for (auto& p : c.procs()) {  // plain words: never a rank of -1, never a status "(ok)"
+    EXPECT_EQ(p.output().find(" -1"), std::string::npos) << p.role << "\n" << c.dump();
+    EXPECT_EQ(p.output().find("(ok)"), std::string::npos) << p.role << "\n" << c.dump();
+  }
 }
 
 // Kill -9 a server: workers fail within 5 s; the rest exit.
@@ -198,6 +205,11 @@ TEST(DistFaults, KilledServer) {
     const long long t = error_time(c.worker(w));
     ASSERT_GT(t, 0) << c.dump();
     EXPECT_LT(t - t0, 5'000'000'000LL);
+    EXPECT_NE(c.worker(w).output().find(": lost server "), std::string::npos) << c.dump();
+  }
+  for (auto& p : c.procs()) {
+    EXPECT_EQ(p.output().find(" -1"), std::string::npos) << p.role << "\n" << c.dump();
+    EXPECT_EQ(p.output().find("(ok)"), std::string::npos) << p.role << "\n" << c.dump();
   }
   EXPECT_EQ(c.server(1).exit_code(), 1);
   EXPECT_EQ(c.scheduler().exit_code(), 1);
@@ -215,6 +227,9 @@ TEST(DistFaults, FrozenWorker) {
   const long long t = error_time(c.worker(0));
   ASSERT_GT(t, 0) << c.dump();
   EXPECT_LT(t - t0, 10'000'000'000LL);
+  EXPECT_NE(c.worker(0).output().find("(reported by the scheduler): no heartbeat for 3 s"),
+            std::string::npos)
+      << c.dump();
   EXPECT_TRUE(c.wait(c.server(0), 10s));
   EXPECT_TRUE(c.wait(c.scheduler(), 10s));
   c.signal(c.worker(1), SIGKILL);
@@ -225,6 +240,8 @@ TEST(DistFaults, FrozenWorker) {
 TEST(DistHostile, ServerSurvivesBadPeers) {
   cluster c(server_program, node_program, {"steady"}, 1, 1);
   ASSERT_TRUE(c.wait_for_output(c.worker(0), "READY", 30s)) << c.dump();
+  // The server logs its address after registering, which can trail the worker's READY.
+  ASSERT_TRUE(c.wait_for_output(c.server(0), "accepting workers on", 30s)) << c.dump();
   const int port = server_port(c.server(0));
   ASSERT_GT(port, 0) << c.dump();
   const long rss_before = rss_kib(c.server(0).pid);

@@ -1,23 +1,16 @@
 #include "cluster.hpp"
 
-#include <signal.h>
-
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/syscall.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstdlib>
 #include <ctime>
 #include <random>
 #include <stdexcept>
+
+#include "kvactor/detail/local_port.hpp"
 
 namespace kvactor::testing {
 
@@ -27,39 +20,9 @@ std::string random_hex(std::size_t n) {
   std::random_device rd;
   std::string s;
   const char* digits = "0123456789abcdef";
-  for (std::size_t i = 0; i < n; ++i) s += digits[rd() % 16];
+  for (std::size_t i = 0; i < n; ++i)
+    s += digits[rd() % 16];
   return s;
-}
-
-// Starts argv with env; its stdout and stderr go to a pipe whose read end is returned in
-// *out_fd, and its stdin comes from a pipe whose write end is returned in *in_fd.
-pid_t spawn(const std::vector<std::string>& argv, const std::map<std::string, std::string>& env,
-            int* out_fd, int* in_fd) {
-  int fds[2], ins[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0 || ::pipe2(ins, O_CLOEXEC) != 0)
-    throw std::runtime_error("pipe failed");
-  pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive the test
-    setpgid(0, 0);
-    dup2(fds[1], 1);
-    dup2(fds[1], 2);
-    dup2(ins[0], 0);
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    std::vector<char*> args;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    std::perror("execv");
-    _exit(127);
-  }
-  ::close(fds[1]);
-  ::close(ins[0]);
-  setpgid(pid, pid);
-  *out_fd = fds[0];
-  *in_fd = ins[1];
-  return pid;
 }
 
 void read_all(int fd, std::shared_ptr<output_log> log) {
@@ -82,10 +45,7 @@ void read_all(int fd, std::shared_ptr<output_log> log) {
 }  // namespace
 
 int process::exit_code() const {
-  if (!reaped) return -1;
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
+  return child.exit_code();
 }
 
 std::string process::output() const {
@@ -94,16 +54,9 @@ std::string process::output() const {
 }
 
 int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  socklen_t len = sizeof a;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
+  const int port = detail::unused_tcp_port();
+  if (port <= 0) throw std::runtime_error("no free TCP port");
+  return port;
 }
 
 long long monotonic_ns() {
@@ -127,14 +80,21 @@ cluster::cluster(const std::string& server_program, const std::string& worker_pr
       {"KVACTOR_CLUSTER_ID", "test-" + random_hex(8)},
       {"KVACTOR_CONNECT_TIMEOUT_MS", "20000"},
   };
-  for (const auto& [k, v] : extra_env) env[k] = v;
+  for (const auto& [k, v] : extra_env)
+    env[k] = v;
   env_ = env;
-  start("scheduler", "scheduler", {server_program}, env_);
-  for (int i = 0; i < servers; ++i)
-    start("server " + std::to_string(i), "server", {server_program}, env_);
-  std::vector<std::string> wargv = {worker_program};
-  wargv.insert(wargv.end(), worker_args.begin(), worker_args.end());
-  for (int i = 0; i < workers; ++i) start("worker " + std::to_string(i), "worker", wargv, env_);
+  try {
+    start("scheduler", "scheduler", {server_program}, env_);
+    for (int i = 0; i < servers; ++i)
+      start("server " + std::to_string(i), "server", {server_program}, env_);
+    std::vector<std::string> wargv = {worker_program};
+    wargv.insert(wargv.end(), worker_args.begin(), worker_args.end());
+    for (int i = 0; i < workers; ++i)
+      start("worker " + std::to_string(i), "worker", wargv, env_);
+  } catch (...) {
+    stop_all();  // no destructor runs for a half-built cluster
+    throw;
+  }
 }
 
 process& cluster::start(const std::string& label, const std::string& role,
@@ -147,10 +107,34 @@ process& cluster::start(const std::string& label, const std::string& role,
   process& p = procs_.back();
   p.role = label;
   p.log = std::make_shared<output_log>();
-  int fd = -1;
-  p.pid = spawn(argv, env, &fd, &p.stdin_fd);
-  p.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, p.pid, 0));
-  p.reader = std::thread(read_all, fd, p.log);
+  int out[2], in[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
+  if (::pipe2(in, O_CLOEXEC) != 0) {
+    ::close(out[0]);
+    ::close(out[1]);
+    throw std::runtime_error("pipe failed");
+  }
+  detail::spawn_options o;
+  o.argv = argv;
+  o.env = detail::environment_with(env);
+  o.stdin_fd = in[0];
+  o.stdout_fd = out[1];
+  o.stderr_fd = out[1];
+  o.new_process_group = true;  // ~cluster kills each process with its descendants
+  o.die_with_parent = true;    // never outlive the test, even when it is killed
+  try {
+    p.child = detail::child_process(o);
+  } catch (...) {
+    for (int fd : {out[0], out[1], in[0], in[1]})
+      ::close(fd);
+    procs_.pop_back();
+    throw;
+  }
+  ::close(out[1]);
+  ::close(in[0]);
+  p.pid = p.child.pid();
+  p.stdin_fd = in[1];
+  p.reader = std::thread(read_all, out[0], p.log);
   return p;
 }
 
@@ -158,43 +142,28 @@ process& cluster::start_extra(const std::string& label, const std::string& role,
                               const std::vector<std::string>& argv,
                               const std::map<std::string, std::string>& overrides) {
   auto env = env_;
-  for (const auto& [k, v] : overrides) env[k] = v;
+  for (const auto& [k, v] : overrides)
+    env[k] = v;
   return start(label, role, argv, env);
 }
 
 cluster::~cluster() {
-  for (auto& p : procs_)
-    if (!p.reaped) ::kill(-p.pid, SIGKILL);
-  for (auto& p : procs_) {
-    if (!p.reaped) reap(p, true);
-    if (p.reader.joinable()) p.reader.join();
-    if (p.pidfd >= 0) ::close(p.pidfd);
-    if (p.stdin_fd >= 0) ::close(p.stdin_fd);
-  }
+  stop_all();
 }
 
-void cluster::reap(process& p, bool block) {
-  if (p.reaped) return;
-  int st = 0;
-  pid_t r = ::waitpid(p.pid, &st, block ? 0 : WNOHANG);
-  if (r == p.pid) {
-    p.status = st;
-    p.reaped = true;
+void cluster::stop_all() {
+  for (auto& p : procs_)
+    p.child.signal(SIGKILL, true);
+  for (auto& p : procs_) {
+    p.child.kill_and_reap();
+    if (p.reader.joinable()) p.reader.join();
+    if (p.stdin_fd >= 0) ::close(p.stdin_fd);
+    p.stdin_fd = -1;
   }
 }
 
 bool cluster::wait(process& p, std::chrono::milliseconds limit) {
-  reap(p, false);
-  if (p.reaped) return true;
-  // A pidfd becomes readable when its process exits: a wait with a deadline on one child.
-  pollfd pfd{p.pidfd, POLLIN, 0};
-  int r;
-  do {
-    r = ::poll(&pfd, 1, static_cast<int>(limit.count()));
-  } while (r < 0 && errno == EINTR);
-  if (r <= 0) return false;
-  reap(p, true);
-  return true;
+  return p.child.wait_for(limit);
 }
 
 bool cluster::wait_all(std::chrono::milliseconds limit) {
@@ -216,7 +185,7 @@ bool cluster::wait_for_output(process& p, const std::string& text,
 }
 
 void cluster::signal(process& p, int sig) {
-  if (!p.reaped) ::kill(p.pid, sig);
+  p.child.signal(sig);
 }
 
 void cluster::send_line(process& p, const std::string& line) {

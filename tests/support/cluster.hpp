@@ -1,6 +1,10 @@
 // Starts real kvactor clusters for tests: a scheduler and servers (kvactor-server) and worker
 // processes, on loopback, each with its output captured. Every wait is bounded; whatever is
 // still running when a cluster object goes away is killed.
+//
+// Thread-safety: one test thread drives a cluster; the reader threads it starts touch only
+// their output_log, under its mutex. Processes are started with kvactor::detail::spawn, which
+// is safe while those reader threads run.
 #pragma once
 
 #include <sys/types.h>
@@ -13,6 +17,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "kvactor/detail/spawn.hpp"
 
 namespace kvactor::testing {
 
@@ -27,10 +33,8 @@ struct output_log {
 struct process {
   std::string role;  // "scheduler", "server 0", "worker 1"
   pid_t pid = -1;
-  int pidfd = -1;  // readable once the process has exited
-  int stdin_fd = -1;  // write end of the process's stdin
-  int status = -1;  // waitpid status once reaped
-  bool reaped = false;
+  kvactor::detail::child_process child;  // leads its own process group
+  int stdin_fd = -1;                     // write end of the process's stdin
   std::shared_ptr<output_log> log;
   std::thread reader;
 
@@ -74,7 +78,7 @@ class cluster {
   std::string dump() const;
 
  private:
-  void reap(process& p, bool block);
+  void stop_all();
   process& start(const std::string& label, const std::string& role,
                  const std::vector<std::string>& argv, std::map<std::string, std::string> env);
   int servers_;
@@ -82,7 +86,8 @@ class cluster {
   std::vector<process> procs_;
 };
 
-/// A TCP port that was free a moment ago on 127.0.0.1.
+/// A TCP port that was free a moment ago, outside the ephemeral range (see
+/// kvactor/detail/local_port.hpp); throws std::runtime_error when there is none.
 int free_port();
 /// CLOCK_MONOTONIC in nanoseconds (the same clock in every process of this machine).
 long long monotonic_ns();

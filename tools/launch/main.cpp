@@ -1,10 +1,7 @@
 // kvactor-launch: starts a scheduler, servers and workers with MXNet's DMLC_* environment,
 // locally or over ssh, and supervises them (see --help, text in options.cpp).
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -12,14 +9,13 @@
 #include <climits>
 #include <cstdlib>
 #include <cstring>
-#include <set>
 #include <string>
 #include <vector>
 
+#include "kvactor/detail/local_port.hpp"
+#include "kvactor/detail/spawn.hpp"
 #include "options.hpp"
 #include "supervisor.hpp"
-
-extern char** environ;
 
 namespace {
 
@@ -77,24 +73,6 @@ bool random_hex(std::size_t bytes, std::string& out) {
   return true;
 }
 
-// A port nobody listens on now. Another process may take it before the scheduler binds it;
-// --port is the way out when that matters.
-int pick_free_port(bool loopback) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(loopback ? INADDR_LOOPBACK : INADDR_ANY);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  int port = -1;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  ::close(fd);
-  return port;
-}
-
 // kvactor-server installed next to this executable, or "" when there is none.
 std::string server_next_to_launcher() {
   char buf[PATH_MAX];
@@ -115,16 +93,6 @@ std::string current_dir() {
   std::vector<char> buf(PATH_MAX);
   if (::getcwd(buf.data(), buf.size()) == nullptr) return {};
   return buf.data();
-}
-
-// The launcher's environment without the given names.
-std::vector<std::string> inherited_env(const std::set<std::string>& drop) {
-  std::vector<std::string> env;
-  for (char** e = environ; *e != nullptr; ++e) {
-    std::string kv = *e;
-    if (drop.count(kv.substr(0, kv.find('='))) == 0) env.push_back(std::move(kv));
-  }
-  return env;
 }
 
 }  // namespace
@@ -148,7 +116,10 @@ int main(int argc, char** argv) {
   std::string cluster_id, secret;
   if (!random_hex(8, cluster_id) || !random_hex(32, secret))
     return fail(std::string("cannot read /dev/urandom: ") + std::strerror(errno));
-  const int port = o.port != 0 ? o.port : pick_free_port(!ssh);
+  // Another process may take the port before the scheduler binds it (--port is the way out
+  // when that matters); one outside the ephemeral range is at least not handed out by the
+  // kernel meanwhile.
+  const int port = o.port != 0 ? o.port : kvactor::detail::unused_tcp_port();
   if (port <= 0) return fail(std::string("cannot find a free port: ") + std::strerror(errno));
   std::string root_uri = "127.0.0.1";
   if (ssh) {
@@ -175,11 +146,12 @@ int main(int argc, char** argv) {
   // Locally every process gets our environment with the job's variables on top; over ssh
   // the ssh process gets ours minus any secret, and the job's travel on the command line,
   // except the secret, which goes through ssh's stdin.
-  std::set<std::string> ours(reserved_env_names().begin(), reserved_env_names().end());
+  std::vector<std::string> ours = reserved_env_names();
   for (const auto& [k, v] : o.env)
-    ours.insert(k);
-  const std::vector<std::string> local_base = inherited_env(ours);
-  const std::vector<std::string> ssh_base = inherited_env({"KVACTOR_SECRET"});
+    ours.push_back(k);
+  const std::vector<std::string> local_base = kvactor::detail::environment_with({}, ours);
+  const std::vector<std::string> ssh_base =
+      kvactor::detail::environment_with({}, {"KVACTOR_SECRET"});
 
   std::vector<process_spec> specs;
   auto add = [&](const std::string& role, const std::string& name, bool worker,

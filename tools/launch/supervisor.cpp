@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-extern char** environ;
+#include "kvactor/detail/spawn.hpp"
 
 namespace kvactor::launch {
 
@@ -72,26 +72,10 @@ clock_type::duration to_duration(double s) {
   return std::chrono::duration_cast<clock_type::duration>(std::chrono::duration<double>(s));
 }
 
-std::string signal_name(int sig) {
-  switch (sig) {
-    case SIGINT:
-      return "SIGINT";
-    case SIGTERM:
-      return "SIGTERM";
-    case SIGHUP:
-      return "SIGHUP";
-    default:
-      return "signal " + std::to_string(sig);
-  }
-}
-
-std::string status_text(int code, int sig) {
-  std::string s = "status " + std::to_string(code);
-  if (sig != 0) {
-    const char* what = ::strsignal(sig);
-    s += " (signal " + std::to_string(sig) + (what ? std::string(", ") + what : "") + ")";
-  }
-  return s;
+// "worker 1 was killed by SIGKILL", "server 0 exited with status 3".
+std::string exit_text(const std::string& name, int code, int sig) {
+  if (sig != 0) return name + " was killed by " + detail::signal_name(sig);
+  return name + " exited with status " + std::to_string(code);
 }
 
 std::string join_names(const std::vector<std::string>& names) {
@@ -205,108 +189,64 @@ class supervisor {
   }
 
   bool spawn(child& c) {
-    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, exec_p[2] = {-1, -1};
-    int in_r = -1, in_w = -1;
+    int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, in_p[2] = {-1, -1};
     auto close_fd = [](int& fd) {
       if (fd >= 0) ::close(fd);
       fd = -1;
     };
-    bool ok = ::pipe2(out_p, O_CLOEXEC) == 0 && ::pipe2(err_p, O_CLOEXEC) == 0 &&
-              ::pipe2(exec_p, O_CLOEXEC) == 0;
-    if (ok && !c.spec.stdin_data.empty()) {
-      int in_p[2];
-      ok = ::pipe2(in_p, O_CLOEXEC) == 0;
-      if (ok) in_r = in_p[0], in_w = in_p[1];
-    } else if (ok) {
-      in_r = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
-      ok = in_r >= 0;
-    }
-    if (!ok) {
-      int e = errno;
-      for (int* fd :
-           {&out_p[0], &out_p[1], &err_p[0], &err_p[1], &exec_p[0], &exec_p[1], &in_r, &in_w})
+    auto close_all = [&] {
+      for (int* fd : {&out_p[0], &out_p[1], &err_p[0], &err_p[1], &in_p[0], &in_p[1]})
         close_fd(*fd);
+    };
+    if (::pipe2(out_p, O_CLOEXEC) != 0 || ::pipe2(err_p, O_CLOEXEC) != 0 ||
+        (!c.spec.stdin_data.empty() && ::pipe2(in_p, O_CLOEXEC) != 0)) {
+      int e = errno;
+      close_all();
       say("cannot start " + c.spec.name + ": " + std::strerror(e) + "; stopping the job");
       stop(1);
       return false;
     }
 
-    std::vector<char*> argv, envp;
-    for (auto& a : c.spec.argv)
-      argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : c.spec.env)
-      envp.push_back(e.data());
-    envp.push_back(nullptr);
-
-    // Blocked across fork so that no handler of ours runs in the child before exec.
-    sigset_t all, old;
-    sigfillset(&all);
-    ::sigprocmask(SIG_SETMASK, &all, &old);
-    const pid_t parent = ::getpid();
-    const pid_t pid = ::fork();
-    if (pid == 0) {
-      // Own process group: teardown signals reach the grandchildren too, and a Ctrl-C at the
-      // terminal reaches only the launcher, which then stops everything in order.
-      ::setpgid(0, 0);
-      // Die with the launcher even when it is SIGKILLed; if it died already, give up.
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      if (::getppid() != parent) ::_exit(1);
-      struct sigaction dfl {};
-      dfl.sa_handler = SIG_DFL;
-      sigemptyset(&dfl.sa_mask);
-      for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGPIPE})
-        ::sigaction(sig, &dfl, nullptr);
-      if (::dup2(in_r, 0) < 0 || ::dup2(out_p[1], 1) < 0 || ::dup2(err_p[1], 2) < 0) ::_exit(127);
-      ::sigprocmask(SIG_SETMASK, &old, nullptr);
-      // execvp searches the PATH of the environment the program gets.
-      environ = envp.data();
-      ::execvp(argv[0], argv.data());
-      int e = errno;
-      [[maybe_unused]] ssize_t w = ::write(exec_p[1], &e, sizeof e);
-      ::_exit(127);
-    }
-    const int fork_errno = errno;
-    ::sigprocmask(SIG_SETMASK, &old, nullptr);
-    close_fd(out_p[1]);
-    close_fd(err_p[1]);
-    close_fd(exec_p[1]);
-    close_fd(in_r);
-    if (pid < 0) {
-      for (int* fd : {&out_p[0], &err_p[0], &exec_p[0], &in_w})
-        close_fd(*fd);
-      say("cannot start " + c.spec.name + ": fork: " + std::strerror(fork_errno) +
-          "; stopping the job");
-      stop(1);
+    detail::spawn_options o;
+    o.argv = c.spec.argv;
+    o.env = c.spec.env;
+    o.search_path = true;  // in the PATH of the environment the program gets
+    o.stdin_fd = in_p[0] >= 0 ? in_p[0] : detail::dev_null_fd;
+    o.stdout_fd = out_p[1];
+    o.stderr_fd = err_p[1];
+    // Own process group: teardown signals reach the grandchildren too, and a Ctrl-C at the
+    // terminal reaches only the launcher, which then stops everything in order.
+    o.new_process_group = true;
+    // Die with the launcher even when it is SIGKILLed (the launcher has one thread).
+    o.die_with_parent = true;
+    pid_t pid = -1;
+    try {
+      pid = detail::spawn(o);
+    } catch (const detail::spawn_error& e) {
+      close_all();
+      if (e.exec_failed()) {
+        say("cannot start " + c.spec.name + " ('" + c.spec.argv[0] +
+            "'): " + std::strerror(e.code().value()) + "; stopping the job");
+        stop(127);
+      } else {
+        say("cannot start " + c.spec.name + ": " + e.step() + ": " +
+            std::strerror(e.code().value()) + "; stopping the job");
+        stop(1);
+      }
       return false;
     }
-    // Also here, so that a teardown right now already reaches the new group.
-    ::setpgid(pid, pid);
+    close_fd(out_p[1]);
+    close_fd(err_p[1]);
+    close_fd(in_p[0]);
     c.pid = pid;
     known_.insert(pid);
     c.out = {out_p[0], 1, {}};
     c.err = {err_p[0], 2, {}};
     for (int fd : {c.out.fd, c.err.fd})
       ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
-
-    // The exec pipe closes on a successful exec and carries errno when exec failed.
-    int exec_errno = 0;
-    ssize_t n;
-    do {
-      n = ::read(exec_p[0], &exec_errno, sizeof exec_errno);
-    } while (n < 0 && errno == EINTR);
-    close_fd(exec_p[0]);
-    if (n == static_cast<ssize_t>(sizeof exec_errno)) {
-      close_fd(in_w);
-      c.judged = true;
-      say("cannot start " + c.spec.name + " ('" + c.spec.argv[0] +
-          "'): " + std::strerror(exec_errno) + "; stopping the job");
-      stop(127);
-      return false;
-    }
-    if (in_w >= 0) {
-      write_all(in_w, c.spec.stdin_data);
-      close_fd(in_w);
+    if (in_p[1] >= 0) {
+      write_all(in_p[1], c.spec.stdin_data);
+      close_fd(in_p[1]);
     }
     return true;
   }
@@ -330,16 +270,17 @@ class supervisor {
   void on_launcher_signal(int sig) {
     if (finishing_) return;
     if (phase_ != phase::stopping) {
-      say("received " + signal_name(sig) + "; stopping the job");
+      say("received " + detail::signal_name(sig) + "; stopping the job");
       stop(128 + sig);
     } else if (!killed_) {
-      say("received " + signal_name(sig) + " again; killing the job");
+      say("received " + detail::signal_name(sig) + " again; killing the job");
       signal_groups(SIGKILL);
       killed_ = true;
     }
   }
 
   void collect_exits() {
+    std::vector<std::size_t> batch;
     for (std::size_t i = 0; i < children_.size(); ++i) {
       auto& c = children_[i];
       if (c.pid < 0 || c.exited) continue;
@@ -348,14 +289,20 @@ class supervisor {
           info.si_pid != c.pid)
         continue;
       c.exited = true;
-      if (info.si_code == CLD_EXITED) {
-        c.code = info.si_status;
-      } else {
-        c.sig = info.si_status;
-        c.code = 128 + info.si_status;
-      }
-      exit_order_.push_back(i);
+      c.code = detail::exit_code(info);
+      c.sig = info.si_code == CLD_EXITED ? 0 : info.si_status;
+      batch.push_back(i);
     }
+    // Exits seen together cannot be ordered by time. The one that caused the others is
+    // likelier a process killed by a signal, then a worker (the job's program), than the
+    // scheduler or a server, which exit 1 when they notice that a node is lost.
+    auto rank = [this](std::size_t i) {
+      const child& c = children_[i];
+      return (c.sig != 0 ? 0 : 2) + (c.spec.worker ? 0 : 1);
+    };
+    std::stable_sort(batch.begin(), batch.end(),
+                     [&](std::size_t a, std::size_t b) { return rank(a) < rank(b); });
+    exit_order_.insert(exit_order_.end(), batch.begin(), batch.end());
   }
 
   // Adopted orphans that died: reap them now, so that a long job does not pile up zombies.
@@ -371,7 +318,7 @@ class supervisor {
       c.judged = true;
       // Once stopping, exits are the teardown's doing, not news.
       if (phase_ == phase::stopping || c.code == 0) continue;
-      say(c.spec.name + " exited with " + status_text(c.code, c.sig) + "; stopping the job");
+      say(exit_text(c.spec.name, c.code, c.sig) + "; stopping the job");
       stop(c.spec.worker ? c.code : 1);
     }
     if (phase_ == phase::running && std::all_of(children_.begin(), children_.end(), [](auto& c) {
@@ -388,8 +335,14 @@ class supervisor {
       stop(124);
     }
     if (phase_ == phase::draining && now >= grace_deadline_ && !all_exited()) {
-      say(join_names(running_names()) + " still running " + seconds_text(settings_.grace_s) +
-          " s after the last worker exited; stopping the job");
+      // Typically the workers exited 0 without ever joining the cluster, which then waits
+      // for them until its connect timeout (60 s by default).
+      const auto names = running_names();
+      say("every worker exited, but " + join_names(names) + (names.size() == 1 ? " is" : " are") +
+          " still running " + seconds_text(settings_.grace_s) +
+          " s later, waiting for the cluster: usually the workers never joined it (did the "
+          "program create a dist store? kvactor-train needs --store dist_sync); a kvactor "
+          "scheduler prints 'cluster assembled' once every node joined; stopping the job");
       stop(1);
     }
     if (phase_ == phase::stopping && !killed_ && now >= kill_deadline_) {
