@@ -50,7 +50,8 @@ void state_base::publish(kvactor::status s) {
     cbs.swap(callbacks_);
     if (waiters_) cv_.notify_all();
   }
-  for (auto& cb : cbs) cb();
+  for (auto& cb : cbs)
+    cb();
 }
 
 void state_base::on_ready(std::function<void()> cb) {
@@ -78,6 +79,7 @@ future<void> when_all(std::vector<future<void>> fs) {
   g->parts = std::move(fs);
   auto result = g->done.get_future();
   for (auto& f : g->parts) {
+    f.state_ptr()->mark_observed();  // the group's future carries the error now
     f.state_ptr()->on_ready([g] {
       if (g->left.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
       for (auto& p : g->parts) {

@@ -4,6 +4,7 @@
 #include <set>
 
 #include "dist/nodes.hpp"
+#include "kvactor/cuda.hpp"
 #include "store_impl.hpp"
 
 namespace kvactor {
@@ -17,6 +18,12 @@ detail::store_impl& checked_mut(const std::shared_ptr<detail::store_impl>& p) {
   if (!p) throw error{errc::invalid_argument, "use of an empty kvstore handle"};
   return *p;
 }
+// Every future handed to the user is watched, so that wait_all() can report an error that
+// nobody observed.
+future<void> watched(detail::store_impl& s, future<void> f) {
+  s.errors().watch(f);
+  return f;
+}
 }  // namespace
 
 kvstore::kvstore(std::shared_ptr<detail::store_impl> impl) noexcept : impl_(std::move(impl)) {}
@@ -26,39 +33,47 @@ kvstore::~kvstore() {
 }
 
 future<void> kvstore::init(const key_list& keys, const value_list& values) {
-  return checked_mut(impl_).submit(detail::op_kind::init, keys, values, {}, 0);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit(detail::op_kind::init, keys, values, {}, 0));
 }
 
 future<void> kvstore::push(const key_list& keys, const value_list& values, int priority) {
-  return checked_mut(impl_).submit(detail::op_kind::push, keys, values, {}, priority);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit(detail::op_kind::push, keys, values, {}, priority));
 }
 
 future<void> kvstore::init(const key_list& keys, const sparse_list& values) {
-  return checked_mut(impl_).submit_sparse(detail::op_kind::init, keys, values, 0);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit_sparse(detail::op_kind::init, keys, values, 0));
 }
 
 future<void> kvstore::push(const key_list& keys, const sparse_list& values, int priority) {
-  return checked_mut(impl_).submit_sparse(detail::op_kind::push, keys, values, priority);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit_sparse(detail::op_kind::push, keys, values, priority));
 }
 
 future<void> kvstore::row_sparse_pull(const key_list& keys, const value_list& outs,
                                       const value_list& row_ids, int priority) {
-  return checked_mut(impl_).row_sparse_pull(keys, outs, row_ids, priority);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.row_sparse_pull(keys, outs, row_ids, priority));
 }
 
 future<void> kvstore::pull(const key_list& keys, const value_list& outs, int priority,
-                           bool /*ignore_sparse: no row-sparse values yet*/) {
-  return checked_mut(impl_).submit(detail::op_kind::pull, keys, {}, outs, priority);
+                           bool /*ignore_sparse: outputs are dense whatever it says*/) {
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit(detail::op_kind::pull, keys, {}, outs, priority));
 }
 
 future<void> kvstore::pushpull(const key_list& keys, const value_list& values,
                                const value_list& outs, int priority) {
-  return checked_mut(impl_).submit(detail::op_kind::pushpull, keys, values, outs, priority);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit(detail::op_kind::pushpull, keys, values, outs, priority));
 }
 
 future<void> kvstore::broadcast(const key_list& keys, const value_list& values,
                                 const value_list& outs, int priority) {
-  return checked_mut(impl_).submit(detail::op_kind::broadcast, keys, values, outs, priority);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.submit(detail::op_kind::broadcast, keys, values, outs, priority));
 }
 
 void kvstore::set_updater(updater_fn fn) {
@@ -74,23 +89,28 @@ void kvstore::set_updater(std::nullptr_t) {
 }
 
 future<void> kvstore::set_optimizer(const optimizer_config& cfg) {
-  return checked_mut(impl_).set_optimizer(cfg);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.set_optimizer(cfg));
 }
 
 future<void> kvstore::save_optimizer_states(const std::string& file, bool dump_optimizer) {
-  return checked_mut(impl_).save_states(file, dump_optimizer);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.save_states(file, dump_optimizer));
 }
 
 future<void> kvstore::load_optimizer_states(const std::string& file) {
-  return checked_mut(impl_).load_states(file);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.load_states(file));
 }
 
 future<void> kvstore::send_command_to_servers(int head, const std::string& body) {
-  return checked_mut(impl_).send_command(head, body);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.send_command(head, body));
 }
 
 future<void> kvstore::set_gradient_compression(const std::string& type, double threshold) {
-  return checked_mut(impl_).set_compression(type, threshold);
+  auto& s = checked_mut(impl_);
+  return watched(s, s.set_compression(type, threshold));
 }
 
 std::string kvstore::type() const {
@@ -103,13 +123,16 @@ int kvstore::num_workers() const {
   return checked(impl_).num_workers();
 }
 future<void> kvstore::barrier() {
-  return checked_mut(impl_).barrier();
+  auto& s = checked_mut(impl_);
+  return watched(s, s.barrier());
 }
 bool kvstore::is_capable(std::string_view capability) const {
   return checked(impl_).is_capable(capability);
 }
 void kvstore::wait_all() {
-  checked_mut(impl_).wait_all();
+  auto& s = checked_mut(impl_);
+  s.wait_all();
+  if (auto e = s.errors().take_first(); !e.is_ok()) throw error{e};
 }
 std::size_t kvstore::outstanding() const {
   return checked(impl_).outstanding();
@@ -124,6 +147,9 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
   static const std::set<std::string_view> device = {"device", "local_allreduce_device"};
   static const std::set<std::string_view> dist_device = {"dist_sync_device", "dist_async_device",
                                                          "dist_device_sync", "dist_device_async"};
+  // A mistyped KVACTOR_EMULATE_CUDA ("two", "99") stops the program here rather than leaving
+  // it to run without the devices it asked for: cuda_emulated() throws invalid_argument then.
+  if (const char* e = std::getenv("KVACTOR_EMULATE_CUDA"); e && *e) (void)cuda_emulated();
   // A user graph that cannot serve any push is refused before a store exists.
   if (opts.reduction && opts.reduction->type() == topology::kind::custom) {
     const auto& g = opts.reduction->graph();

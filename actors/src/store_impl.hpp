@@ -1,5 +1,7 @@
-// The interface behind the kvstore facade; one implementation per store family (local now,
-// dist with the distributed-stores issue).
+// The interface behind the kvstore facade, with one implementation per store family: the
+// local runtime (local_store.cpp: "local" and "device"), the cluster worker (dist/worker.cpp:
+// "dist_sync", "dist_async"), and the device-value front over a worker (device_front.cpp:
+// "dist_*_device").
 // Thread-safety: implementations are safe to call from any thread.
 #pragma once
 
@@ -9,6 +11,7 @@
 
 #include "kvactor/kvstore.hpp"
 #include "op.hpp"
+#include "unobserved_errors.hpp"
 
 namespace caf {
 class actor;
@@ -48,6 +51,12 @@ class store_impl {
   virtual void shutdown() = 0;
   /// The actor that speaks the embedding message interface (kvactor/caf.hpp).
   virtual const caf::actor* client_actor() const noexcept = 0;
+
+  /// Errors of the futures the kvstore facade handed out, for its wait_all().
+  unobserved_errors& errors() noexcept { return *errors_; }
+
+ private:
+  std::shared_ptr<unobserved_errors> errors_ = std::make_shared<unobserved_errors>();
 };
 
 /// A local store; on `external` when given (which must outlive the store), else on an actor

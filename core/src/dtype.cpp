@@ -1,18 +1,31 @@
 #include "kvactor/dtype.hpp"
 
+#include <ostream>
+
 namespace kvactor {
 
 const char* to_string(dtype t) noexcept {
   switch (t) {
-    case dtype::float32: return "float32";
-    case dtype::float16: return "float16";
-    case dtype::bfloat16: return "bfloat16";
-    case dtype::float64: return "float64";
-    case dtype::int32: return "int32";
-    case dtype::int64: return "int64";
-    case dtype::uint8: return "uint8";
+    case dtype::float32:
+      return "float32";
+    case dtype::float16:
+      return "float16";
+    case dtype::bfloat16:
+      return "bfloat16";
+    case dtype::float64:
+      return "float64";
+    case dtype::int32:
+      return "int32";
+    case dtype::int64:
+      return "int64";
+    case dtype::uint8:
+      return "uint8";
   }
   return "unknown";
+}
+
+std::ostream& operator<<(std::ostream& os, dtype t) {
+  return os << to_string(t);
 }
 
 std::optional<dtype> parse_dtype(std::string_view name) noexcept {
@@ -51,7 +64,7 @@ float16 to_float16(float f) noexcept {
   std::memcpy(&u, &f, sizeof u);
   const std::uint16_t sign = static_cast<std::uint16_t>((u >> 16) & 0x8000u);
   const std::uint32_t abs = u & 0x7fffffffu;
-  if (abs > 0x7f800000u) return float16{static_cast<std::uint16_t>(sign | 0x7e00u)};  // NaN
+  if (abs > 0x7f800000u) return float16{static_cast<std::uint16_t>(sign | 0x7e00u)};   // NaN
   if (abs >= 0x477ff000u) return float16{static_cast<std::uint16_t>(sign | 0x7c00u)};  // overflow
   if (abs < 0x38800000u) {
     // Result is subnormal or zero: shift the implicit-one mantissa into place, round to even.

@@ -19,6 +19,7 @@
 #include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/kernels.hpp"
+#include "kvactor/result.hpp"
 
 namespace kvactor::detail {
 
@@ -52,9 +53,18 @@ struct stream_access {
 // ---- emulated devices ----
 namespace emu {
 
-/// KVACTOR_EMULATE_CUDA=N (1..16) is set and the CUDA backend finds no device. Decided once.
-bool active() noexcept;
-int device_count() noexcept;
+inline constexpr int max_emulated_devices = 16;
+/// The value of KVACTOR_EMULATE_CUDA: N in 1..max_emulated_devices, 0 when unset, empty or
+/// "0" (off), or invalid_argument naming the variable, the value and what it may be.
+result<int> parse_setting(const char* value);
+/// Throws that invalid_argument when the process's KVACTOR_EMULATE_CUDA is not valid: a
+/// mistyped setting must not silently run everything without the devices it asked for.
+void check_setting();
+/// KVACTOR_EMULATE_CUDA=N (1..16) is set and the CUDA backend finds no device. Decided once;
+/// throws like check_setting(), so every device entry point reports a bad setting.
+bool active();
+/// N; throws like check_setting().
+int device_count();
 void check_device(device d);
 std::string device_name(device d);
 device_stream get_stream(device d, stream_priority p, std::size_t hint);

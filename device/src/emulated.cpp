@@ -27,14 +27,6 @@
 namespace kvactor::detail::emu {
 namespace {
 
-int requested_count() noexcept {
-  const char* env = std::getenv("KVACTOR_EMULATE_CUDA");
-  if (!env) return 0;
-  char* end = nullptr;
-  const long v = std::strtol(env, &end, 10);
-  return (end != env && v >= 1 && v <= 16) ? static_cast<int>(v) : 0;
-}
-
 struct strand;
 
 // Opened by a task on one stream; holds the streams that wait for it until then.
@@ -217,14 +209,43 @@ class host_core final : public pool_core {
 
 }  // namespace
 
-bool active() noexcept {
-  static const bool on = requested_count() > 0 && native_device_count() == 0;
+result<int> parse_setting(const char* value) {
+  if (!value || !*value) return 0;
+  const std::string v{value};
+  int n = 0;
+  bool digits = v.size() <= 3;
+  for (char c : v) {
+    digits = digits && c >= '0' && c <= '9';
+    if (digits) n = n * 10 + (c - '0');
+  }
+  if (digits && n <= max_emulated_devices) return n;
+  return status{errc::invalid_argument,
+                "KVACTOR_EMULATE_CUDA=\"" + v + "\" is not a number of emulated CUDA devices: " +
+                    "expected a whole number from 1 to " + std::to_string(max_emulated_devices) +
+                    ", or 0 or empty for none"};
+}
+
+namespace {
+// Read once: whether devices are emulated must not change while a process runs.
+const result<int>& setting() {
+  static const result<int> s = parse_setting(std::getenv("KVACTOR_EMULATE_CUDA"));
+  return s;
+}
+}  // namespace
+
+void check_setting() {
+  if (!setting()) throw error{setting().error()};
+}
+
+bool active() {
+  check_setting();
+  static const bool on = *setting() > 0 && native_device_count() == 0;
   return on;
 }
 
-int device_count() noexcept {
-  static const int n = requested_count();
-  return n;
+int device_count() {
+  check_setting();
+  return *setting();
 }
 
 void check_device(device d) {

@@ -57,15 +57,15 @@ bool cuda_compiled() noexcept {
   return false;
 }
 
-int cuda_device_count() noexcept {
+int cuda_device_count() {
   return kvactor::detail::emu::active() ? kvactor::detail::emu::device_count() : 0;
 }
 
-bool cuda_emulated() noexcept {
+bool cuda_emulated() {
   return kvactor::detail::emu::active();
 }
 
-bool cuda_available() noexcept {
+bool cuda_available() {
   return cuda_device_count() > 0;
 }
 

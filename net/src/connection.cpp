@@ -20,8 +20,10 @@ namespace {
 constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr milliseconds connect_retry{50};
 
+// "3 s", or "300 ms" when not whole seconds.
 std::string ms(milliseconds d) {
-  return std::to_string(d.count()) + " ms";
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s"
+                               : std::to_string(d.count()) + " ms";
 }
 }  // namespace
 
@@ -255,7 +257,7 @@ void conn_impl::on_timer() {
         return;
       }
       if (now - last_recv_ >= caps_.peer_timeout) {
-        fail(errc::timeout, "peer silent for " + ms(caps_.peer_timeout));
+        fail(errc::timeout, "no heartbeat for " + ms(caps_.peer_timeout));
         return;
       }
       bool beat = false;

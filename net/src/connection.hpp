@@ -57,8 +57,8 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   /// with the start still reaches `done`), then start_connect().
   void set_target(std::string host, std::uint16_t port, clock::time_point deadline, done_fn done);
   void start_connect();
-  /// The runtime is shutting down: an orderly close.
-  void shutdown_close() { close(status::ok()); }
+  /// The runtime is shutting down: close with why (ok: an orderly close).
+  void shutdown_close(const status& why) { close(why); }
 
  private:
   // closing: an orderly close waits (at most caps::close_linger) for the write in flight to

@@ -78,8 +78,9 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
   if (ended()) return;
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
-    std::string what =
-        ec == asio::error::eof ? std::string{"connection closed by the peer"} : ec.message();
+    std::string what = ec == asio::error::eof                ? "connection closed by the peer"
+                       : ec == asio::error::connection_reset ? "connection reset by the peer"
+                                                             : ec.message();
     if (in_frame_ || rs_ != read_state::header || rpos_ != rend_)
       what += " in the middle of a frame";
     do_close(status{errc::peer_lost, std::move(what)}, true, false);
@@ -348,7 +349,10 @@ bool conn_impl::on_goodbye() {
   } else if (g->code == errc::ok) {
     do_close(status::ok(), false, false);
   } else {
-    do_close(status{g->code, "peer closed the connection: " + g->message}, true, false);
+    // peer_lost reports a failure elsewhere (a server stopping because its cluster lost a
+    // node), which the application hears in on_close and words itself: not logged here.
+    do_close(status{g->code, "peer closed the connection: " + g->message},
+             g->code != errc::peer_lost, false);
   }
   return false;
 }

@@ -216,7 +216,7 @@ runtime::~runtime() {
   }
 }
 
-void runtime::shutdown() {
+void runtime::shutdown(const status& why) {
   auto& c = *impl_->c;
   std::vector<std::shared_ptr<conn_impl>> conns;
   std::vector<std::shared_ptr<detail::listener_impl>> listeners;
@@ -231,7 +231,7 @@ void runtime::shutdown() {
   for (auto& l : listeners)
     l->stop();
   for (auto& x : conns)
-    x->shutdown_close();
+    x->shutdown_close(why);
 }
 
 result<std::shared_ptr<listener>> runtime::listen(const std::string& host, std::uint16_t port,

@@ -31,6 +31,13 @@ kvactor::options make(std::size_t shards, std::size_t reducers, std::size_t thre
   return o;
 }
 
+// What ctest and failure messages show for a configuration (GoogleTest would dump its bytes).
+void PrintTo(const config& c, std::ostream* os) {
+  const std::size_t t = c.opts.parallel_threshold_bytes;
+  *os << "shards " << c.opts.num_shards << ", reducers " << c.opts.reducer_threads << ", threshold "
+      << (t && t % (1 << 20) == 0 ? t >> 20 : t) << (t && t % (1 << 20) == 0 ? " MiB" : " B");
+}
+
 const config configs[] = {
     {"defaults", kvactor::options{}},
     {"all_pool_1_thread", make(0, 1, 0)},
@@ -40,7 +47,8 @@ const config configs[] = {
 
 tensor iota(const kvactor::shape& s, double start, dtype t = dtype::float32) {
   tensor x = tensor::zeros(s, t);
-  for (std::size_t i = 0; i < x.size(); ++i) x.set(i, start + static_cast<double>(i % 97));
+  for (std::size_t i = 0; i < x.size(); ++i)
+    x.set(i, start + static_cast<double>(i % 97));
   return x;
 }
 
@@ -77,7 +85,8 @@ TEST_P(StoreApi, StringKeys) {
 
 TEST_P(StoreApi, Int64KeysKeepAllTheirBits) {
   const std::int64_t big = (std::int64_t{1} << 40) + 7, neg = -(std::int64_t{1} << 50);
-  kv.init({big, big - (std::int64_t{1} << 32), neg}, {filled({2}, 1), filled({2}, 2), filled({2}, 3)})
+  kv.init({big, big - (std::int64_t{1} << 32), neg},
+          {filled({2}, 1), filled({2}, 2), filled({2}, 3)})
       .get();
   tensor a = tensor::zeros({2}), b = tensor::zeros({2}), c = tensor::zeros({2});
   kv.pull({big, big - (std::int64_t{1} << 32), neg}, {a, b, c}).get();
@@ -90,7 +99,8 @@ TEST_P(StoreApi, PushPullInPlaceAndIntoOutputs) {
   kv.init(1, filled({8}, 0)).get();
   std::vector<tensor> devs = {filled({8}, 1), filled({8}, 2), filled({8}, 3)};
   kv.pushpull(1, devs).get();  // no outs: written back into the values
-  for (const auto& d : devs) EXPECT_TRUE(all_equal(d, 6));
+  for (const auto& d : devs)
+    EXPECT_TRUE(all_equal(d, 6));
   tensor out1 = tensor::zeros({8}), out2 = tensor::zeros({8});
   kv.pushpull(1, filled({8}, 4), std::vector<tensor>{out1, out2}).get();
   EXPECT_TRUE(all_equal(out1, 4));
@@ -134,13 +144,15 @@ TEST_P(StoreApi, BigArraysAcrossThePool) {
   kv.pull(1, outs).get();
   for (const auto& o : outs) {
     const float* p = o.data<float>();
-    for (std::size_t i = 0; i < o.size(); i += 4099) ASSERT_EQ(p[i], 3.0f * (i % 97));
+    for (std::size_t i = 0; i < o.size(); i += 4099)
+      ASSERT_EQ(p[i], 3.0f * (i % 97));
   }
   // The optimizer's element-wise update over the pool: w = w - lr * g.
   kv.set_optimizer(kvactor::sgd_config(0.5)).get();
   kv.pushpull(2, filled(s, 2), outs[0]).get();
   const float* p = outs[0].data<float>();
-  for (std::size_t i = 0; i < outs[0].size(); i += 4099) ASSERT_EQ(p[i], 1.0f + (i % 97) - 1.0f);
+  for (std::size_t i = 0; i < outs[0].size(); i += 4099)
+    ASSERT_EQ(p[i], 1.0f + (i % 97) - 1.0f);
 }
 
 TEST_P(StoreApi, SgdWithMomentumMatchesTheFormula) {
@@ -154,7 +166,7 @@ TEST_P(StoreApi, SgdWithMomentumMatchesTheFormula) {
     const double g0 = 0.7 * step, g1 = 0.4;
     kv.push(1, {filled({16}, g0), filled({16}, g1)});
     double g = std::min(1.5, std::max(-1.5, 0.5 * static_cast<double>(static_cast<float>(g0) +
-                                                                       static_cast<float>(g1))));
+                                                                      static_cast<float>(g1))));
     m = 0.9 * m - 0.1 * 0.01 * w - 0.1 * g;
     w += m;
   }
@@ -182,12 +194,14 @@ TEST_P(StoreApi, FuturesCompose) {
 
 TEST_P(StoreApi, ManyThreadsManyKeys) {
   const int threads = 4, keys_per = 8, rounds = 60;
-  for (int k = 0; k < threads * keys_per; ++k) kv.init(k, filled({64}, 0));
+  for (int k = 0; k < threads * keys_per; ++k)
+    kv.init(k, filled({64}, 0));
   kv.init(1000, filled({64}, 0)).get();
   kv.set_updater([](const kvactor::key&, const tensor& in, tensor& stored) {
     float* s = stored.data<float>();
     const float* x = in.data<float>();
-    for (std::size_t i = 0; i < stored.size(); ++i) s[i] += x[i];
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      s[i] += x[i];
   });
   std::vector<std::thread> ts;
   std::atomic<int> bad{0};
@@ -205,7 +219,8 @@ TEST_P(StoreApi, ManyThreadsManyKeys) {
       }
     });
   }
-  for (auto& t : ts) t.join();
+  for (auto& t : ts)
+    t.join();
   kv.wait_all();
   EXPECT_EQ(bad.load(), 0);
   tensor shared = tensor::zeros({64});

@@ -55,45 +55,62 @@ struct sent_counter {
   std::size_t total = 0;
 };
 
-TEST(Close, OrderlyCloseRunsOnCloseOnceOnBothEnds) {
+/// A server runtime and a client runtime with one authenticated connection between them.
+class CloseConnected : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), close_caps(),
+                              recording(&server_log, nullptr));
+    ASSERT_TRUE(l);
+    server = *l;
+    auto conn = connect_sync(rt, server->port(), ident("worker", 0), close_caps(),
+                             recording(&client_log, nullptr));
+    ASSERT_TRUE(conn);
+    c = *conn;
+  }
+
   event_log server_log, client_log;
   runtime server_rt, rt;
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), close_caps(),
-                            recording(&server_log, nullptr));
-  ASSERT_TRUE(l);
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 0), close_caps(),
-                        recording(&client_log, nullptr));
-  ASSERT_TRUE(c);
-  (*c)->close(status::ok());
-  EXPECT_FALSE((*c)->is_open());
-  (*c)->close(status{errc::internal, "again"});  // idempotent
+  std::shared_ptr<net::listener> server;
+  connection_ptr c;
+};
+
+TEST_F(CloseConnected, OrderlyCloseRunsOnCloseOnceOnBothEnds) {
+  c->close(status::ok());
+  EXPECT_FALSE(c->is_open());
+  c->close(status{errc::internal, "again"});  // idempotent
   ASSERT_TRUE(client_log.wait_closes(1));
   ASSERT_TRUE(server_log.wait_closes(1));
   EXPECT_TRUE(client_log.close_status(0).is_ok());
   EXPECT_TRUE(server_log.close_status(0).is_ok()) << server_log.close_status(0).to_string();
-  EXPECT_EQ(client_log.closed_at(0), *c);
+  EXPECT_EQ(client_log.closed_at(0), c);
   // Nothing more arrives, whatever else happens.
-  (*c)->close(status::ok());
+  c->close(status::ok());
   EXPECT_FALSE(client_log.wait_closes(2, 200ms));
   EXPECT_EQ(server_log.closes(), 1u);
 }
 
-TEST(Close, TheReasonReachesThePeer) {
-  event_log server_log, client_log;
-  runtime server_rt, rt;
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), close_caps(),
-                            recording(&server_log, nullptr));
-  ASSERT_TRUE(l);
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 0), close_caps(),
-                        recording(&client_log, nullptr));
-  ASSERT_TRUE(c);
-  (*c)->close(status{errc::invalid_argument, "bye now"});
+TEST_F(CloseConnected, TheReasonReachesThePeer) {
+  c->close(status{errc::invalid_argument, "bye now"});
   ASSERT_TRUE(server_log.wait_closes(1));
   const auto st = server_log.close_status(0);
   EXPECT_EQ(st.code(), errc::invalid_argument);
   EXPECT_NE(st.message().find("bye now"), std::string::npos) << st.to_string();
   ASSERT_TRUE(client_log.wait_closes(1));
   EXPECT_EQ(client_log.close_status(0).code(), errc::invalid_argument);
+}
+
+// A runtime that shuts down because something broke tells its peers why (a server that stops
+// after its cluster lost a node), instead of an orderly goodbye.
+TEST_F(CloseConnected, ShutdownWithAReasonTellsThePeers) {
+  ASSERT_TRUE(server_log.wait_opens(1));
+  server_rt.shutdown(status{errc::peer_lost, "it stopped: lost worker 1"});
+  ASSERT_TRUE(client_log.wait_closes(1));
+  const auto st = client_log.close_status(0);
+  EXPECT_EQ(st.code(), errc::peer_lost) << st.to_string();
+  EXPECT_EQ(st.message(), "peer closed the connection: it stopped: lost worker 1");
+  ASSERT_TRUE(server_log.wait_closes(1));
+  EXPECT_EQ(server_log.close_status(0).code(), errc::peer_lost);
 }
 
 TEST(Close, QueuedSendsFailWithTheClosingStatus) {
@@ -306,7 +323,7 @@ TEST(Close, FrozenServerIsDetectedByTheClient) {
   EXPECT_EQ((*conn)->peer().role, "server");
   ASSERT_TRUE(log.wait_closes(1));
   EXPECT_EQ(log.close_status(0).code(), errc::timeout);
-  EXPECT_EQ(log.close_status(0).message(), "peer silent for 300 ms");
+  EXPECT_EQ(log.close_status(0).message(), "no heartbeat for 300 ms");
 }
 
 }  // namespace

@@ -20,9 +20,9 @@ env_lookup env_of(std::map<std::string, std::string> vars) {
 }
 
 std::map<std::string, std::string> base() {
-  return {{"DMLC_ROLE", "worker"},         {"DMLC_PS_ROOT_URI", "10.0.0.1"},
-          {"DMLC_PS_ROOT_PORT", "9091"},   {"DMLC_NUM_SERVER", "2"},
-          {"DMLC_NUM_WORKER", "3"},        {"KVACTOR_SECRET", "0123456789abcdef0123"}};
+  return {{"DMLC_ROLE", "worker"},       {"DMLC_PS_ROOT_URI", "10.0.0.1"},
+          {"DMLC_PS_ROOT_PORT", "9091"}, {"DMLC_NUM_SERVER", "2"},
+          {"DMLC_NUM_WORKER", "3"},      {"KVACTOR_SECRET", "0123456789abcdef0123"}};
 }
 
 TEST(ClusterConfig, ReadsMxnetVariables) {
@@ -51,10 +51,14 @@ TEST(ClusterConfig, ClearErrors) {
     const char* mention;
   };
   const bad_case cases[] = {
-      {"DMLC_ROLE", "boss", "boss"},          {"DMLC_PS_ROOT_PORT", "70000", "DMLC_PS_ROOT_PORT"},
-      {"DMLC_PS_ROOT_PORT", "12ab", "12ab"},  {"DMLC_NUM_SERVER", "0", "DMLC_NUM_SERVER"},
-      {"DMLC_NUM_WORKER", nullptr, "DMLC_NUM_WORKER"}, {"DMLC_PS_ROOT_URI", nullptr, "DMLC_PS_ROOT_URI"},
-      {"KVACTOR_SECRET", nullptr, "secret"},  {"KVACTOR_SECRET", "short", "16 bytes"},
+      {"DMLC_ROLE", "boss", "boss"},
+      {"DMLC_PS_ROOT_PORT", "70000", "DMLC_PS_ROOT_PORT"},
+      {"DMLC_PS_ROOT_PORT", "12ab", "12ab"},
+      {"DMLC_NUM_SERVER", "0", "DMLC_NUM_SERVER"},
+      {"DMLC_NUM_WORKER", nullptr, "DMLC_NUM_WORKER"},
+      {"DMLC_PS_ROOT_URI", nullptr, "DMLC_PS_ROOT_URI"},
+      {"KVACTOR_SECRET", nullptr, "secret"},
+      {"KVACTOR_SECRET", "short", "16 bytes"},
   };
   for (const auto& bc : cases) {
     auto v = base();
@@ -69,11 +73,47 @@ TEST(ClusterConfig, ClearErrors) {
   }
 }
 
+// Everything wrong is reported at once, each variable named, rather than one per run.
+TEST(ClusterConfig, EveryProblemInOneError) {
+  auto v = base();
+  v.erase("DMLC_NUM_WORKER");
+  v.erase("DMLC_PS_ROOT_URI");
+  v.erase("KVACTOR_SECRET");
+  v["DMLC_PS_ROOT_PORT"] = "x91";
+  v["DMLC_ROLE"] = "boss";
+  auto c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), errc::invalid_argument);
+  const std::string m = c.error().message();
+  for (const char* mention : {"5 problems", "DMLC_ROLE=\"boss\"", "DMLC_NUM_WORKER is not set",
+                              "DMLC_PS_ROOT_URI is not set",
+                              "DMLC_PS_ROOT_PORT=\"x91\" is not a whole number", "KVACTOR_SECRET"})
+    EXPECT_NE(m.find(mention), std::string::npos) << mention << " in: " << m;
+
+  // Nothing set at all: the role, the counts, the scheduler's address and the secret.
+  c = read_cluster_config(env_of({}));
+  ASSERT_FALSE(c);
+  for (const char* mention : {"DMLC_ROLE", "DMLC_NUM_SERVER", "DMLC_NUM_WORKER",
+                              "DMLC_PS_ROOT_PORT", "DMLC_PS_ROOT_URI", "KVACTOR_SECRET"})
+    EXPECT_NE(c.error().message().find(mention), std::string::npos)
+        << mention << " in: " << c.error().message();
+
+  // Ranks from mpirun without a server count: both missing pieces are named.
+  auto m2 = base();
+  m2.erase("DMLC_ROLE");
+  m2.erase("DMLC_NUM_SERVER");
+  m2.erase("KVACTOR_SECRET");
+  m2["OMPI_COMM_WORLD_RANK"] = "2";
+  c = read_cluster_config(env_of(m2));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("DMLC_NUM_SERVER must be set"), std::string::npos)
+      << c.error().message();
+  EXPECT_NE(c.error().message().find("no shared secret"), std::string::npos) << c.error().message();
+}
+
 TEST(ClusterConfig, SecretFromAFile) {
   const std::string path = ::testing::TempDir() + "kvactor_secret_test";
-  {
-    std::ofstream(path) << "a-secret-of-enough-length\n";
-  }
+  { std::ofstream(path) << "a-secret-of-enough-length\n"; }
   auto v = base();
   v.erase("KVACTOR_SECRET");
   v["KVACTOR_SECRET_FILE"] = path;

@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <sstream>
 #include <string>
 
 #include "kvactor/dtype.hpp"
@@ -47,6 +48,14 @@ TEST(Dtype, NamesRoundTripAndAreDistinct) {
   }
   EXPECT_EQ(names, (std::set<std::string>{"float32", "float16", "bfloat16", "float64", "int32",
                                           "int64", "uint8"}));
+}
+
+// Streams and GoogleTest (parameters in ctest's listing, failure messages) print the name.
+TEST(Dtype, PrintsByName) {
+  std::ostringstream os;
+  os << dtype::bfloat16 << ' ' << dtype::uint8;
+  EXPECT_EQ(os.str(), "bfloat16 uint8");
+  EXPECT_EQ(::testing::PrintToString(dtype::int64), "int64");
 }
 
 TEST(Dtype, ParseRejectsUnknownNames) {

@@ -11,6 +11,9 @@
 //   KVACTOR_NODE_HOST        this node's address, when the default (the address it reaches
 //                            the scheduler from) is not the one peers should use
 //   KVACTOR_BIGARRAY_BOUND   elements from which a key is split over all servers (1e6)
+//   KVACTOR_CONNECT_TIMEOUT_MS  how long a node waits for the cluster to assemble (60000);
+//                            a waiting node says so on stderr every 3 s
+// A bad environment is reported whole: one error naming every missing or malformed variable.
 // Workers call kvactor::create("dist_sync" | "dist_async"); the kvactor-server program (or any
 // program that calls run_node_from_env or create) runs the other roles.
 // Thread-safety: call once per process.

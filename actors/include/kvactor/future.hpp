@@ -52,6 +52,10 @@ class state_base {
   void on_ready(std::function<void()> cb);
   /// Completes with s (ok or not) unless already completed; returns whether it did.
   bool finish(kvactor::status s);
+  /// Someone saw the outcome through a future (get, get_status, then, when_all), so a store's
+  /// wait_all() does not report its error again.
+  void mark_observed() const noexcept { observed_.store(true, std::memory_order_release); }
+  bool observed() const noexcept { return observed_.load(std::memory_order_acquire); }
 
  protected:
   /// Claims the right to complete; the winner then sets its value and calls publish().
@@ -61,6 +65,7 @@ class state_base {
  private:
   std::atomic<bool> claimed_{false};
   std::atomic<bool> ready_{false};
+  mutable std::atomic<bool> observed_{false};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
   mutable int waiters_ = 0;  // guarded by mu_
@@ -135,25 +140,29 @@ class future {
     return state_->wait_until(now + std::chrono::duration_cast<clock::duration>(d));
   }
 
-  /// Waits, then returns the status (never throws).
+  /// Waits, then returns the status (never throws). Counts as observing an error (see
+  /// kvstore::wait_all()).
   const kvactor::status& get_status() const {
     wait();
+    state_->mark_observed();
     return state_->get_status();
   }
 
-  /// Waits, then returns the value or throws kvactor::error.
+  /// Waits, then returns the value or throws kvactor::error. Counts as observing an error.
   decltype(auto) get() const {
     wait();
+    state_->mark_observed();
     state_->get_status().raise_if_error();
     if constexpr (!std::is_void_v<T>) return static_cast<const T&>(state_->value());
   }
 
   /// Calls f(ready_future) once this future is ready and returns a future of f's result.
   /// If f throws kvactor::error, the returned future carries that error; any other
-  /// exception becomes errc::internal.
+  /// exception becomes errc::internal. Counts as observing an error: f receives it.
   template <class F>
   auto then(F&& f) const -> future<std::invoke_result_t<F, const future<T>&>> {
     using R = std::invoke_result_t<F, const future<T>&>;
+    state_->mark_observed();
     auto next = std::make_shared<detail::state<R>>();
     future<T> self = *this;
     state_->on_ready([self, next, fn = std::forward<F>(f)]() mutable {
@@ -225,7 +234,7 @@ class promise {
 };
 
 /// A future that completes when all of fs have; it carries the first error among them (in
-/// the order given) or success.
+/// the order given) or success. Counts as observing the errors of fs.
 future<void> when_all(std::vector<future<void>> fs);
 
 }  // namespace kvactor

@@ -30,7 +30,8 @@
 //
 // Errors: bad input completes the future with a kvactor::error (get() throws) that names the
 // key and the offending value, and leaves the store as it was — a call on several keys is
-// checked whole before any of it runs.
+// checked whole before any of it runs. An error nobody looks at is not lost: wait_all()
+// throws the first one whose future was dropped or never asked (see wait_all()).
 //
 // Thread-safety: all members may be called from any thread concurrently. Destroying the
 // store waits for its outstanding operations.
@@ -55,11 +56,11 @@ namespace kvactor {
 /// One key or a list of keys. A single key is held inline (no allocation).
 class key_list {
  public:
-  key_list(const key& k) : single_(k) {}                    // NOLINT: implicit by design
-  key_list(int k) : single_(k) {}                           // NOLINT
-  key_list(std::int64_t k) : single_(k) {}                  // NOLINT
-  key_list(const char* k) : single_(k) {}                   // NOLINT
-  key_list(std::string k) : single_(std::move(k)) {}        // NOLINT
+  key_list(const key& k) : single_(k) {}              // NOLINT: implicit by design
+  key_list(int k) : single_(k) {}                     // NOLINT
+  key_list(std::int64_t k) : single_(k) {}            // NOLINT
+  key_list(const char* k) : single_(k) {}             // NOLINT
+  key_list(std::string k) : single_(std::move(k)) {}  // NOLINT
   key_list(std::vector<key> ks) : list_(std::move(ks)), is_list_(true) {}  // NOLINT
   key_list(std::initializer_list<key> ks) : list_(ks), is_list_(true) {}   // NOLINT
 
@@ -79,10 +80,11 @@ class value_list {
   enum class form { none, single, list, nested };
 
   value_list() = default;
-  value_list(const tensor& t) : single_(t), form_(form::single) {}                  // NOLINT
-  value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}   // NOLINT
-  value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}    // NOLINT
-  value_list(std::vector<std::vector<tensor>> ts) : nested_(std::move(ts)), form_(form::nested) {}  // NOLINT
+  value_list(const tensor& t) : single_(t), form_(form::single) {}                 // NOLINT
+  value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
+  value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}   // NOLINT
+  value_list(std::vector<std::vector<tensor>> ts)
+      : nested_(std::move(ts)), form_(form::nested) {}       // NOLINT
   value_list(std::initializer_list<std::vector<tensor>> ts)  // NOLINT
       : nested_(ts), form_(form::nested) {}
 
@@ -109,8 +111,10 @@ class sparse_list {
 
   sparse_list() = default;
   sparse_list(const row_sparse_tensor& t) : flat_{t}, form_(form::single) {}  // NOLINT
-  sparse_list(std::vector<row_sparse_tensor> ts) : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
-  sparse_list(std::initializer_list<row_sparse_tensor> ts) : flat_(ts), form_(form::list) {}  // NOLINT
+  sparse_list(std::vector<row_sparse_tensor> ts)
+      : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
+  sparse_list(std::initializer_list<row_sparse_tensor> ts)
+      : flat_(ts), form_(form::list) {}                        // NOLINT
   sparse_list(std::vector<std::vector<row_sparse_tensor>> ts)  // NOLINT
       : nested_(std::move(ts)), form_(form::nested) {}
 
@@ -147,7 +151,9 @@ class kvstore {
   /// applies the updater to it.
   future<void> push(const key_list& keys, const value_list& values, int priority = 0);
   /// Copies each key's stored value into every output given for it. ignore_sparse is
-  /// accepted for MXNet compatibility (no row-sparse values exist yet).
+  /// accepted for MXNet compatibility and has no effect: outputs are dense tensors, and a key
+  /// initialised from row-sparse values is stored (and pulled) dense; row_sparse_pull()
+  /// pulls chosen rows.
   future<void> pull(const key_list& keys, const value_list& outs, int priority = 0,
                     bool ignore_sparse = true);
   /// Initialises keys from row-sparse values (stored as the dense values they stand for).
@@ -166,13 +172,15 @@ class kvstore {
                                const value_list& row_ids, int priority = 0);
   /// push then pull as one operation per key; without outs, the result is written back
   /// into the values.
-  future<void> pushpull(const key_list& keys, const value_list& values,
-                        const value_list& outs = {}, int priority = 0);
+  future<void> pushpull(const key_list& keys, const value_list& values, const value_list& outs = {},
+                        int priority = 0);
   /// init from this worker's (rank 0's) values, then pull into outs.
   future<void> broadcast(const key_list& keys, const value_list& values, const value_list& outs,
                          int priority = 0);
 
   /// Sets the updater for pushes issued after this call (in the calling thread's order).
+  /// Dist stores throw unsupported: their updates run on the servers, and an updater is code,
+  /// which never crosses the wire (use set_optimizer).
   void set_updater(updater_fn fn);
   void set_updater(std::shared_ptr<const updater> u);
   /// Removes the updater: later pushes replace the stored value again.
@@ -216,7 +224,15 @@ class kvstore {
   /// "optimizer": true. An unknown capability throws kvactor::error (invalid_argument).
   bool is_capable(std::string_view capability) const;
 
-  /// Blocks until every operation issued so far (by any thread) has completed.
+  /// Blocks until every operation issued so far (by any thread) has completed, then throws
+  /// the first error (kvactor::error, in completion order) of a call made through this
+  /// handle since the previous wait_all() that nobody observed through its future, as
+  /// MXNet's WaitAll rethrows: e.g. `kv.pull(42, out);` on an uninitialised key, future
+  /// dropped. Observing means get(), get_status(), then() (the continuation receives the
+  /// error) or when_all() on that future; wait(), wait_for() and ready() do not. So an
+  /// error handled through its future is never thrown a second time, and every error is
+  /// thrown at most once: each wait_all() starts a new period. Errors not yet reported when
+  /// the store is destroyed are dropped.
   void wait_all();
   /// Operations issued and not yet complete.
   std::size_t outstanding() const;
@@ -234,8 +250,12 @@ class kvstore {
 /// kvactor/cluster.hpp); blocks until the cluster has assembled. As in MXNet, a process whose
 /// DMLC_ROLE is scheduler or server runs that role inside create() and exits the process
 /// when the cluster stops.
-/// Unknown types throw kvactor::error (invalid_argument); types of later milestones (device
-/// stores) throw unsupported.
+/// "device" (alias "local_allreduce_device"): as local, with each key kept on a CUDA device
+/// when there are any (kvactor/cuda.hpp). "dist_sync_device", "dist_async_device" (aliases
+/// "dist_device_sync", "dist_device_async"): a dist worker that sums its devices' values on
+/// a device before it pushes.
+/// Unknown types throw kvactor::error (invalid_argument), and so does every type when
+/// KVACTOR_EMULATE_CUDA is set to something other than 0..16 (see cuda_emulated()).
 kvstore create(std::string_view type = "local", const options& opts = {});
 
 }  // namespace kvactor

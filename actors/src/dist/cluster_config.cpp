@@ -2,13 +2,17 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <initializer_list>
 #include <sstream>
+#include <vector>
 
 namespace kvactor::detail {
 
 namespace {
 
-status bad(const std::string& what) { return status{errc::invalid_argument, what}; }
+status bad(const std::string& what) {
+  return status{errc::invalid_argument, what};
+}
 
 // A whole decimal number in [lo, hi], or nullopt.
 std::optional<std::int64_t> parse_int(const std::string& s, std::int64_t lo, std::int64_t hi) {
@@ -23,7 +27,8 @@ std::optional<std::int64_t> parse_int(const std::string& s, std::int64_t lo, std
 }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' '))
+    s.pop_back();
   return s;
 }
 
@@ -37,51 +42,70 @@ env_lookup process_env() {
 }
 
 result<cluster_config> read_cluster_config(const env_lookup& env) {
-  cluster_config c;
-  auto get_int = [&](const std::string& name, std::int64_t lo, std::int64_t hi,
-                     std::optional<std::int64_t>& out) -> status {
-    out.reset();
+  // Every problem is collected, so that a newcomer fixes the environment in one go instead of
+  // meeting one missing variable per run.
+  std::vector<std::string> problems;
+  auto get_int = [&](const std::string& name, std::int64_t lo, std::int64_t hi) {
+    std::optional<std::int64_t> out;
     auto v = env(name);
-    if (!v) return {};
+    if (!v) return out;
     out = parse_int(*v, lo, hi);
     if (!out)
-      return bad(name + "=\"" + *v + "\" is not a whole number in [" + std::to_string(lo) + ", " +
-                 std::to_string(hi) + "]");
-    return {};
+      problems.push_back(name + "=\"" + *v + "\" is not a whole number in [" + std::to_string(lo) +
+                         ", " + std::to_string(hi) + "]");
+    return out;
+  };
+  // The first of several alternative variables that is set (each one checked as it is read).
+  auto first_int = [&](std::initializer_list<const char*> names, std::int64_t lo, std::int64_t hi) {
+    std::optional<std::int64_t> out;
+    for (const char* name : names) {
+      if (!env(name)) continue;
+      out = get_int(name, lo, hi);
+      break;
+    }
+    return out;
   };
 
-  std::optional<std::int64_t> servers, workers, port, bound, timeout;
-  if (auto s = get_int("DMLC_NUM_SERVER", 1, 4096, servers); !s) return s;
-  if (auto s = get_int("DMLC_NUM_WORKER", 1, 65536, workers); !s) return s;
-  if (auto s = get_int("DMLC_PS_ROOT_PORT", 1, 65535, port); !s) return s;
-  if (auto s = get_int("KVACTOR_BIGARRAY_BOUND", 1, std::int64_t{1} << 50, bound); !s) return s;
-  if (!bound)
-    if (auto s = get_int("MXNET_KVSTORE_BIGARRAY_BOUND", 1, std::int64_t{1} << 50, bound); !s)
-      return s;
-  if (auto s = get_int("KVACTOR_CONNECT_TIMEOUT_MS", 1, 3600000, timeout); !s) return s;
+  cluster_config c;
+  auto servers = get_int("DMLC_NUM_SERVER", 1, 4096);
+  auto workers = get_int("DMLC_NUM_WORKER", 1, 65536);
+  const auto port = get_int("DMLC_PS_ROOT_PORT", 1, 65535);
+  const auto bound = first_int({"KVACTOR_BIGARRAY_BOUND", "MXNET_KVSTORE_BIGARRAY_BOUND"}, 1,
+                               std::int64_t{1} << 50);
+  const auto timeout = get_int("KVACTOR_CONNECT_TIMEOUT_MS", 1, 3600000);
+  const bool servers_set = env("DMLC_NUM_SERVER").has_value();
+  const bool workers_set = env("DMLC_NUM_WORKER").has_value();
 
+  std::optional<std::int64_t> rank, size;
   if (auto role = env("DMLC_ROLE")) {
     c.role = *role;
+    if (c.role != "scheduler" && c.role != "server" && c.role != "worker")
+      problems.push_back("DMLC_ROLE=\"" + c.role + "\": expected scheduler, server or worker");
   } else {
     // Placed by mpirun or Slurm: the rank decides the role.
-    std::optional<std::int64_t> rank, size;
-    for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}) {
-      if (auto s = get_int(name, 0, 1 << 20, rank); !s) return s;
-      if (rank) break;
-    }
-    for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
-      if (auto s = get_int(name, 1, 1 << 20, size); !s) return s;
-      if (size) break;
-    }
+    rank = first_int({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "SLURM_PROCID"}, 0, 1 << 20);
+    size = first_int({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, 1, 1 << 20);
     if (!rank)
-      return bad("DMLC_ROLE is not set (and no mpirun or Slurm rank is): this process needs "
-                 "DMLC_ROLE=scheduler|server|worker, e.g. from kvactor-launch");
-    if (!servers) return bad("DMLC_NUM_SERVER must be set when ranks come from mpirun/Slurm");
-    if (!workers) {
-      if (!size || *size < 2 + *servers)
-        return bad("DMLC_NUM_WORKER is not set and the job size does not leave room for workers");
+      problems.push_back(
+          "DMLC_ROLE is not set (and no mpirun or Slurm rank is): this process needs "
+          "DMLC_ROLE=scheduler|server|worker, e.g. from kvactor-launch");
+  }
+  const bool from_ranks = rank.has_value();
+  // Unset here; a set but malformed value was reported when read.
+  if (!servers_set)
+    problems.push_back(from_ranks ? "DMLC_NUM_SERVER must be set when ranks come from mpirun/Slurm"
+                                  : "DMLC_NUM_SERVER is not set");
+  if (!workers_set) {
+    if (!from_ranks)
+      problems.push_back("DMLC_NUM_WORKER is not set");
+    else if (servers && size && *size >= 2 + *servers)
       workers = *size - 1 - *servers;
-    }
+    else if (servers)  // without a server count the job size cannot be split at all
+      problems.push_back(
+          "DMLC_NUM_WORKER is not set and the job size (OMPI_COMM_WORLD_SIZE, PMI_SIZE or "
+          "SLURM_NTASKS) does not leave room for workers");
+  }
+  if (from_ranks && servers) {
     if (*rank == 0) {
       c.role = "scheduler";
     } else if (*rank <= *servers) {
@@ -92,13 +116,38 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
       c.rank_hint = *rank - 1 - *servers;
     }
   }
-  if (c.role != "scheduler" && c.role != "server" && c.role != "worker")
-    return bad("DMLC_ROLE=\"" + c.role + "\": expected scheduler, server or worker");
-  if (!servers) return bad("DMLC_NUM_SERVER is not set");
-  if (!workers) return bad("DMLC_NUM_WORKER is not set");
-  if (!port) return bad("DMLC_PS_ROOT_PORT is not set");
-  auto root = env("DMLC_PS_ROOT_URI");
-  if (!root || root->empty()) return bad("DMLC_PS_ROOT_URI is not set");
+  if (!env("DMLC_PS_ROOT_PORT")) problems.push_back("DMLC_PS_ROOT_PORT is not set");
+  const auto root = env("DMLC_PS_ROOT_URI");
+  if (!root || root->empty()) problems.push_back("DMLC_PS_ROOT_URI is not set");
+
+  if (auto s = env("KVACTOR_SECRET"); s && !s->empty()) {
+    c.secret = *s;
+  } else if (auto f = env("KVACTOR_SECRET_FILE"); f && !f->empty()) {
+    std::ifstream in(*f, std::ios::binary);
+    if (in) {
+      std::ostringstream ss;
+      ss << in.rdbuf();
+      c.secret = trim(ss.str());
+      if (c.secret.empty()) problems.push_back("KVACTOR_SECRET_FILE=" + *f + " is empty");
+    } else {
+      problems.push_back("KVACTOR_SECRET_FILE=" + *f + " cannot be read");
+    }
+  } else {
+    problems.push_back(
+        "no shared secret: set KVACTOR_SECRET or KVACTOR_SECRET_FILE (kvactor-launch makes "
+        "one per job)");
+  }
+  if (!c.secret.empty() && c.secret.size() < 16)
+    problems.push_back("the shared secret is shorter than 16 bytes; use a long random secret");
+
+  if (problems.size() == 1) return bad(problems.front());
+  if (!problems.empty()) {
+    std::string all =
+        std::to_string(problems.size()) + " problems with the cluster's environment: ";
+    for (std::size_t i = 0; i < problems.size(); ++i)
+      all += (i ? "; " : "") + problems[i];
+    return bad(all);
+  }
   c.root_host = *root;
   c.root_port = static_cast<std::uint16_t>(*port);
   c.num_servers = static_cast<std::uint32_t>(*servers);
@@ -107,22 +156,6 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (timeout) c.connect_timeout = std::chrono::milliseconds(*timeout);
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
-
-  if (auto s = env("KVACTOR_SECRET"); s && !s->empty()) {
-    c.secret = *s;
-  } else if (auto f = env("KVACTOR_SECRET_FILE"); f && !f->empty()) {
-    std::ifstream in(*f, std::ios::binary);
-    if (!in) return bad("KVACTOR_SECRET_FILE=" + *f + " cannot be read");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    c.secret = trim(ss.str());
-    if (c.secret.empty()) return bad("KVACTOR_SECRET_FILE=" + *f + " is empty");
-  } else {
-    return bad("no shared secret: set KVACTOR_SECRET or KVACTOR_SECRET_FILE (kvactor-launch "
-               "makes one per job)");
-  }
-  if (c.secret.size() < 16)
-    return bad("the shared secret is shorter than 16 bytes; use a long random secret");
   return c;
 }
 

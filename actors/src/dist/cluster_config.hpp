@@ -43,7 +43,8 @@ using env_lookup = std::function<std::optional<std::string>(const std::string&)>
 /// The process environment.
 env_lookup process_env();
 
-/// The configuration, or invalid_argument naming the missing or malformed variable.
+/// The configuration, or one invalid_argument naming every missing or malformed variable (so
+/// that a broken environment is fixed in one go).
 result<cluster_config> read_cluster_config(const env_lookup& env);
 
 }  // namespace kvactor::detail

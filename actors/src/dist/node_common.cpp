@@ -5,8 +5,7 @@
 
 namespace kvactor::detail {
 
-net::identity make_identity(const cluster_config& cfg, const std::string& role,
-                            std::int64_t rank) {
+net::identity make_identity(const cluster_config& cfg, const std::string& role, std::int64_t rank) {
   net::identity id;
   id.cluster_id = cfg.cluster_id;
   id.secret = cfg.secret;
@@ -67,6 +66,45 @@ std::string host_of(const std::string& address) {
   }
   auto colon = address.rfind(':');
   return colon == std::string::npos ? address : address.substr(0, colon);
+}
+
+std::string node_name(const std::string& role, std::int64_t rank) {
+  if (role == "scheduler") return "the scheduler";
+  if (rank < 0) return "a " + role + " (not ranked yet)";
+  return role + " " + std::to_string(rank);
+}
+
+std::string close_cause(const status& why) {
+  if (why.is_ok()) return "closed by the peer (it shut down)";
+  if (why.message().empty()) return to_string(why.code());
+  // A peer that said why it closed (a GOODBYE with an error, as the transport words it):
+  // its own reason is the cause, e.g. "it stopped: lost worker 1 ...".
+  static const std::string said = "peer closed the connection: ";
+  if (why.message().compare(0, said.size(), said) == 0) return why.message().substr(said.size());
+  return why.message();
+}
+
+status lost_status(const std::string& who, const std::string& cause) {
+  return status{errc::peer_lost, "lost " + who + ": " + cause};
+}
+
+status node_lost_status(const wire::node_lost_meta& m) {
+  if (m.role == "cluster") return status{errc::peer_lost, m.reason};
+  return lost_status(node_name(m.role, m.rank) + " (reported by the scheduler)", m.reason);
+}
+
+status node_lost_status(const result<wire::node_lost_meta>& m) {
+  if (!m)
+    return status{errc::peer_lost,
+                  "the scheduler reported a lost node, in a message that "
+                  "could not be decoded: " +
+                      m.error().message()};
+  return node_lost_status(*m);
+}
+
+std::string duration_text(std::chrono::milliseconds d) {
+  return d.count() % 1000 == 0 ? std::to_string(d.count() / 1000) + " s"
+                               : std::to_string(d.count()) + " ms";
 }
 
 void log_line(const std::string& role, const std::string& text) {

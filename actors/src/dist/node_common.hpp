@@ -3,6 +3,9 @@
 // Thread-safety: stateless helpers.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
+#include <future>
 #include <memory>
 #include <string>
 
@@ -13,8 +16,7 @@
 
 namespace kvactor::detail {
 
-net::identity make_identity(const cluster_config& cfg, const std::string& role,
-                            std::int64_t rank);
+net::identity make_identity(const cluster_config& cfg, const std::string& role, std::int64_t rank);
 net::caps node_caps();
 
 /// Sends a reply (same id and stream as the request) with a status and, optionally, the
@@ -35,6 +37,54 @@ std::string host_of(const std::string& address);
 
 /// One line on stderr, prefixed "kvactor <role>: ".
 void log_line(const std::string& role, const std::string& text);
+
+/// A node as messages name it: "the scheduler", "server 1", "worker 0", and before ranks are
+/// assigned "a worker (not ranked yet)": never a rank of -1.
+std::string node_name(const std::string& role, std::int64_t rank);
+
+/// Why a connection closed, in words for a message: the transport's reason without its error
+/// code ("connection closed by the peer", "no heartbeat for 3 s"), or the reason the peer gave
+/// in its GOODBYE ("it stopped: lost worker 1 ..."); an orderly close (ok) reads "closed by
+/// the peer (it shut down)".
+std::string close_cause(const status& why);
+
+/// peer_lost, "lost <who>: <cause>".
+status lost_status(const std::string& who, const std::string& cause);
+
+/// What a node reports when the scheduler tells it (or answers a barrier) that a node is
+/// gone: "lost worker 1 (reported by the scheduler): no heartbeat for 3 s", or the reason
+/// alone when the cluster as a whole failed (role "cluster": it never assembled).
+status node_lost_status(const wire::node_lost_meta& m);
+status node_lost_status(const result<wire::node_lost_meta>& m);
+
+/// "60 s", or "1500 ms" when not whole seconds.
+std::string duration_text(std::chrono::milliseconds d);
+
+/// How often a node that waits for its cluster says so.
+inline constexpr std::chrono::seconds progress_interval{3};
+
+/// Waits for f until `started` + `timeout`, logging "still waiting for <what>, N s (gives up
+/// after T s)" every progress_interval (N counted from `started`): a node whose scheduler is
+/// unreachable would otherwise be silent for the whole connect timeout. Returns whether f
+/// became ready.
+template <class T>
+bool wait_reporting(std::future<T>& f, std::chrono::steady_clock::time_point started,
+                    std::chrono::milliseconds timeout, const std::string& role,
+                    const std::string& what) {
+  using namespace std::chrono;
+  const auto deadline = started + timeout;
+  auto next = started + progress_interval;
+  while (next <= steady_clock::now())
+    next += progress_interval;
+  for (;; next += progress_interval) {
+    if (f.wait_until(std::min(next, deadline)) == std::future_status::ready) return true;
+    const auto now = steady_clock::now();
+    if (now >= deadline) return false;
+    log_line(role, "still waiting for " + what + ", " +
+                       std::to_string(duration_cast<seconds>(now - started).count()) +
+                       " s (gives up after " + duration_text(timeout) + ")");
+  }
+}
 
 /// Received message, as it travels from the transport to an actor.
 struct inbound {

@@ -25,6 +25,7 @@ using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using deadline_atom = caf::atom_constant<caf::atom("kv_deadl")>;
 using flushed_atom = caf::atom_constant<caf::atom("kv_flushd")>;
 using give_up_atom = caf::atom_constant<caf::atom("kv_giveup")>;
+using progress_atom = caf::atom_constant<caf::atom("kv_progr")>;
 
 struct sched_state {
   struct node {
@@ -60,18 +61,34 @@ sched_state::node* find(self_ptr self, const net::connection_ptr& c) {
   return nullptr;
 }
 
-// Tells every other node that `who` is gone, then stops with status 1 once the notices are
-// on the wire (or after a second, whichever comes first).
-void lose(self_ptr self, const std::string& role, std::int64_t rank, const std::string& reason) {
+// "1 of 2 servers, 0 of 3 workers" registered so far.
+std::string registered_text(const sched_state& st) {
+  auto count = [&](const char* role) {
+    return std::count_if(st.nodes.begin(), st.nodes.end(),
+                         [&](const auto& n) { return n.reg.role == role; });
+  };
+  auto part = [&](const char* role, std::uint32_t wanted) {
+    return std::to_string(count(role)) + " of " + std::to_string(wanted) + " " + role +
+           (wanted == 1 ? "" : "s");
+  };
+  return part("server", st.cfg.num_servers) + ", " + part("worker", st.cfg.num_workers);
+}
+
+// Tells every other node what was lost (m), then stops with status 1 once the notices are on
+// the wire (or after a second, whichever comes first).
+void lose(self_ptr self, const wire::node_lost_meta& m) {
   auto& st = self->state;
   if (st.losing || st.finished) return;
   st.losing = true;
-  log_line("scheduler", role + (rank >= 0 ? " " + std::to_string(rank) : std::string{}) +
-                            " lost: " + reason);
-  const status lost{errc::peer_lost, role + " " + std::to_string(rank) + " lost: " + reason};
-  for (auto& [c, id] : st.barrier) send_reply(c, id, 0, 0, lost, nullptr);
+  const status lost = node_lost_status(m);
+  log_line(
+      "scheduler",
+      (m.role == "cluster" ? m.reason : "lost " + node_name(m.role, m.rank) + ": " + m.reason) +
+          "; telling the other nodes, then exiting");
+  for (auto& [c, id] : st.barrier)
+    send_reply(c, id, 0, 0, lost, nullptr);
   st.barrier.clear();
-  auto meta = wire::encode(wire::node_lost_meta{role, rank, reason});
+  auto meta = wire::encode(m);
   caf::actor_addr weak = self->address();
   for (auto& n : st.nodes) {
     if (!n.conn || !n.conn->is_open()) continue;
@@ -92,11 +109,12 @@ void assign_ranks(self_ptr self) {
       if (n.reg.role == role) group.push_back(&n);
     // Hints from mpirun/Slurm decide when every node of the group has a distinct one;
     // otherwise registration order does.
-    bool hinted = std::all_of(group.begin(), group.end(),
-                              [](auto* n) { return n->reg.rank_hint >= 0; });
+    bool hinted =
+        std::all_of(group.begin(), group.end(), [](auto* n) { return n->reg.rank_hint >= 0; });
     if (hinted) {
       std::vector<std::int64_t> hints;
-      for (auto* n : group) hints.push_back(n->reg.rank_hint);
+      for (auto* n : group)
+        hints.push_back(n->reg.rank_hint);
       std::sort(hints.begin(), hints.end());
       hinted = std::adjacent_find(hints.begin(), hints.end()) == hints.end() &&
                hints.back() < static_cast<std::int64_t>(group.size());
@@ -139,8 +157,8 @@ void on_register(self_ptr self, const net::connection_ptr& c, const net::message
   const auto have = std::count_if(st.nodes.begin(), st.nodes.end(),
                                   [&](const auto& n) { return n.reg.role == reg->role; });
   if (static_cast<std::uint32_t>(have) >= wanted) {
-    c->close(status{errc::protocol_error, "more " + reg->role + "s than the " +
-                                              std::to_string(wanted) + " expected"});
+    c->close(status{errc::protocol_error,
+                    "more " + reg->role + "s than the " + std::to_string(wanted) + " expected"});
     return;
   }
   if (reg->role == "server" && reg->host.empty()) reg->host = host_of(c->remote_address());
@@ -163,7 +181,8 @@ void on_message(self_ptr self, const inbound& in) {
       }
       st.barrier.emplace_back(in.conn, in.msg.id);
       if (st.barrier.size() == st.cfg.num_workers) {
-        for (auto& [c, id] : st.barrier) send_reply(c, id, 0, 0, status{}, nullptr);
+        for (auto& [c, id] : st.barrier)
+          send_reply(c, id, 0, 0, status{}, nullptr);
         st.barrier.clear();
       }
       return;
@@ -180,8 +199,8 @@ void on_message(self_ptr self, const inbound& in) {
       return;
     }
     default:
-      in.conn->close(status{errc::protocol_error,
-                            "unexpected message type " + std::to_string(in.msg.type)});
+      in.conn->close(
+          status{errc::protocol_error, "unexpected message type " + std::to_string(in.msg.type)});
   }
 }
 
@@ -189,12 +208,16 @@ caf::behavior scheduler(self_ptr self, cluster_config cfg, std::promise<int>* ex
   self->state.cfg = std::move(cfg);
   self->state.exit_code = exit_code;
   self->delayed_send(self, self->state.cfg.connect_timeout, deadline_atom::value);
+  self->delayed_send(self, progress_interval, progress_atom::value);
+  const auto started = std::chrono::steady_clock::now();
   return {
       [self](msg_atom, const inbound_ptr& in) { on_message(self, *in); },
       [self](closed_atom, const closed_conn& cc) {
         auto* n = find(self, cc.conn);
         if (!n || n->done) return;  // unregistered, or finished in order
-        lose(self, n->reg.role, n->rank, cc.why.is_ok() ? "disconnected" : cc.why.to_string());
+        lose(self, wire::node_lost_meta{n->reg.role, n->rank,
+                                        cc.why.is_ok() ? "it left the cluster before finishing"
+                                                       : close_cause(cc.why)});
       },
       [self](flushed_atom) {
         auto& st = self->state;
@@ -202,14 +225,26 @@ caf::behavior scheduler(self_ptr self, cluster_config cfg, std::promise<int>* ex
         if (st.unflushed == 0) finish(self, 1);
       },
       [self](give_up_atom) { finish(self, 1); },
+      [self, started](progress_atom) {
+        // Silence while nodes are missing looks like a hang: say who is still awaited.
+        auto& st = self->state;
+        if (st.table_sent || st.losing || st.finished) return;
+        const auto waited = std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::steady_clock::now() - started);
+        log_line("scheduler", "waiting for nodes to register: " + registered_text(st) + ", " +
+                                  std::to_string(waited.count()) + " s (gives up after " +
+                                  duration_text(st.cfg.connect_timeout) + ")");
+        self->delayed_send(self, progress_interval, progress_atom::value);
+      },
       [self](deadline_atom) {
         auto& st = self->state;
         if (st.table_sent) return;
-        lose(self, "cluster", -1,
-             "the cluster did not assemble within " +
-                 std::to_string(st.cfg.connect_timeout.count()) + " ms (" +
-                 std::to_string(st.nodes.size()) + " of " +
-                 std::to_string(st.cfg.num_servers + st.cfg.num_workers) + " nodes registered)");
+        lose(self, wire::node_lost_meta{
+                       "cluster", -1,
+                       "the cluster did not assemble within " +
+                           duration_text(st.cfg.connect_timeout) + ": " + registered_text(st) +
+                           " registered with the scheduler (are they all started, with the same "
+                           "DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT and secret?)"});
       },
   };
 }

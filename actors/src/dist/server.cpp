@@ -21,9 +21,9 @@
 #include "../caf_glue.hpp"
 #include "../multi_precision.hpp"
 #include "../optimizers.hpp"
-#include "kvactor/serialization/optimizer_states.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
+#include "kvactor/serialization/optimizer_states.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
 #include "server_core.hpp"
@@ -94,12 +94,14 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
           if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
         }
         st.command_backlog.clear();
-        for (auto& r : st.backlog) st.core->handle(r);
+        for (auto& r : st.backlog)
+          st.core->handle(r);
         st.backlog.clear();
       },
       [self](fail_atom, const status& why) {
         if (self->state.core) self->state.core->fail_all(why);
-        for (auto& r : self->state.backlog) r->reply(why, nullptr);
+        for (auto& r : self->state.backlog)
+          r->reply(why, nullptr);
         self->state.backlog.clear();
       },
   };
@@ -111,6 +113,7 @@ struct ctl_state {
   std::vector<caf::actor> shards;
   net::connection_ptr scheduler;
   std::promise<int>* exit_code = nullptr;
+  status* broken = nullptr;  // why the cluster broke; read after exit_code is set
   bool stopping = false;
   bool finished = false;
   std::int64_t rank = -1;
@@ -128,15 +131,20 @@ void finish(ctl_ptr self, int code) {
 
 void break_cluster(ctl_ptr self, const status& why) {
   if (self->state.stopping || self->state.finished) return;
-  log_line("server", why.to_string() + "; failing what is pending and exiting");
-  for (auto& s : self->state.shards) caf::anon_send(s, fail_atom::value, why);
+  // A lost peer's status already says what happened; its code would only repeat it.
+  log_line("server", (why.code() == errc::peer_lost ? why.message() : why.to_string()) +
+                         "; failing what is pending and exiting");
+  *self->state.broken = status{errc::peer_lost, "it stopped: " + why.message()};
+  for (auto& s : self->state.shards)
+    caf::anon_send(s, fail_atom::value, why);
   finish(self, 1);
 }
 
 caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::promise<int>* exit_code,
-                         std::shared_ptr<std::atomic<std::int64_t>> rank) {
+                         status* broken, std::shared_ptr<std::atomic<std::int64_t>> rank) {
   self->state.shards = std::move(shards);
   self->state.exit_code = exit_code;
+  self->state.broken = broken;
   self->state.shared_rank = std::move(rank);
   return {
       [self](msg_atom, const inbound_ptr& in) {
@@ -148,24 +156,20 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
             if (!t) return break_cluster(self, t.error());
             st.rank = t->rank;
             st.shared_rank->store(t->rank);
-            for (auto& s : st.shards) caf::anon_send(s, configure_atom::value, t->num_workers);
+            for (auto& s : st.shards)
+              caf::anon_send(s, configure_atom::value, t->num_workers);
             return;
           }
-          case wire::msg::node_lost: {
-            auto l = wire::decode<wire::node_lost_meta>(in->msg.meta);
-            return break_cluster(self, status{errc::peer_lost,
-                                              l ? l->role + " " + std::to_string(l->rank) +
-                                                      " lost: " + l->reason
-                                                : std::string{"a node was lost"}});
-          }
+          case wire::msg::node_lost:
+            return break_cluster(
+                self, node_lost_status(wire::decode<wire::node_lost_meta>(in->msg.meta)));
           default:
-            return break_cluster(self, status{errc::protocol_error,
-                                              "unexpected message from the scheduler"});
+            return break_cluster(
+                self, status{errc::protocol_error, "unexpected message from the scheduler"});
         }
       },
       [self](closed_atom, const closed_conn& cc) {
-        break_cluster(self, status{errc::peer_lost,
-                                   "the scheduler connection closed: " + cc.why.to_string()});
+        break_cluster(self, lost_status("the scheduler", close_cause(cc.why)));
       },
       [self](stop_atom) {
         auto& st = self->state;
@@ -214,7 +218,8 @@ status write_profile(const std::string& file, const server_profile& p) {
                  static_cast<unsigned long long>(p.count[i]),
                  static_cast<unsigned long long>(p.bytes_in[i]));
   std::fprintf(f, ",\"busy_ns\":%llu}\n", static_cast<unsigned long long>(p.busy_ns));
-  return std::fclose(f) == 0 ? status{} : status{errc::invalid_argument, "writing " + file + " failed"};
+  return std::fclose(f) == 0 ? status{}
+                             : status{errc::invalid_argument, "writing " + file + " failed"};
 }
 
 // ---------------------------------------------------------------- request decoding
@@ -250,10 +255,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
  private:
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type) {
     auto meta = wire::decode<wire::data_meta>(m.meta);
-    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](const status& s,
-                                                                      const tensor* v) {
-      send_reply(c, id, stream, prio, s, v);
-    };
+    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
+                     const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
     if (!meta) return reply(meta.error(), nullptr);
     auto r = std::make_shared<server_request>();
     r->kind = type;
@@ -268,24 +271,26 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
         gc = gc_;
       }
       if (gc.type == compression::kind::none)
-        return r->reply(status{errc::invalid_argument, "a compressed push, but gradient "
-                                                       "compression is not set on this server"},
+        return r->reply(status{errc::invalid_argument,
+                               "a compressed push, but gradient "
+                               "compression is not set on this server"},
                         nullptr);
       if (r->meta.dtype != static_cast<std::uint8_t>(dtype::float32) || r->meta.numel == 0 ||
           r->meta.numel > (std::uint64_t{1} << 40) ||
           compression::words(gc.type, r->meta.numel) * 4 != m.payload_size)
-        return r->reply(status{errc::protocol_error, "compressed payload does not match its metadata"},
-                        nullptr);
+        return r->reply(
+            status{errc::protocol_error, "compressed payload does not match its metadata"},
+            nullptr);
       r->wire_bytes = m.payload_size;
       r->payload = tensor::empty({static_cast<std::int64_t>(r->meta.numel)}, dtype::float32);
       const std::size_t w = compression::words(gc.type, r->meta.numel);
       compression::dequantize(gc, static_cast<const std::uint32_t*>(m.payload_data),
-                              static_cast<float*>(r->payload.data_unchecked()), r->meta.numel, 0, w);
+                              static_cast<float*>(r->payload.data_unchecked()), r->meta.numel, 0,
+                              w);
     } else if (type != wire::msg::pull) {
       const auto t = static_cast<dtype>(r->meta.dtype);
-      if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) ||
-          r->meta.numel == 0 || r->meta.numel > (std::uint64_t{1} << 40) ||
-          r->meta.numel * size_of(t) != m.payload_size)
+      if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) || r->meta.numel == 0 ||
+          r->meta.numel > (std::uint64_t{1} << 40) || r->meta.numel * size_of(t) != m.payload_size)
         return r->reply(status{errc::protocol_error, "payload does not match its metadata"},
                         nullptr);
       const shape s{static_cast<std::int64_t>(r->meta.numel)};
@@ -299,7 +304,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
       }
     }
     const auto k = r->meta.key.to_key();
-    const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    const std::size_t h =
+        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
     caf::anon_send(shards_[h % shards_.size()], std::move(r));
   }
 
@@ -307,18 +313,18 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   // push_rows continues with one row of values per id.
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type) {
     auto meta = wire::decode<wire::data_meta>(m.meta);
-    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](const status& s,
-                                                                      const tensor* v) {
-      send_reply(c, id, stream, prio, s, v);
-    };
+    auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
+                     const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
     if (!meta) return reply(meta.error(), nullptr);
     if (meta->dtype > static_cast<std::uint8_t>(dtype::uint8))
       return reply(status{errc::protocol_error, "bad element type"}, nullptr);
     const auto t = static_cast<dtype>(meta->dtype);
     const std::uint64_t ids_bytes = meta->rows * 8;
-    const std::uint64_t data_bytes = type == wire::msg::push_rows ? meta->rows * meta->row * size_of(t) : 0;
+    const std::uint64_t data_bytes =
+        type == wire::msg::push_rows ? meta->rows * meta->row * size_of(t) : 0;
     if (m.payload_size != ids_bytes + data_bytes)
-      return reply(status{errc::protocol_error, "row payload does not match its metadata"}, nullptr);
+      return reply(status{errc::protocol_error, "row payload does not match its metadata"},
+                   nullptr);
     auto r = std::make_shared<server_request>();
     r->kind = type;
     r->meta = std::move(*meta);
@@ -327,12 +333,12 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
     r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
     if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
     if (data_bytes)
-      r->row_data = tensor::from_bytes(static_cast<const char*>(m.payload_data) + ids_bytes,
-                                       {static_cast<std::int64_t>(r->meta.rows),
-                                        static_cast<std::int64_t>(r->meta.row)},
-                                       t);
+      r->row_data = tensor::from_bytes(
+          static_cast<const char*>(m.payload_data) + ids_bytes,
+          {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
     const auto k = r->meta.key.to_key();
-    const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    const std::size_t h =
+        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
     caf::anon_send(shards_[h % shards_.size()], std::move(r));
   }
 
@@ -347,8 +353,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
     std::function<void()> after;
     switch (static_cast<wire::command>(cmd->cmd)) {
       case wire::command::controller: {
-        auto cfg = decode_optimizer_config(
-            reinterpret_cast<const std::uint8_t*>(cmd->body.data()), cmd->body.size());
+        auto cfg = decode_optimizer_config(reinterpret_cast<const std::uint8_t*>(cmd->body.data()),
+                                           cmd->body.size());
         if (!cfg) return reply(cfg.error());
         auto u = make_optimizer(*cfg);
         if (!u) return reply(u.error());
@@ -378,8 +384,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
       }
       case wire::command::set_multi_precision: {
         if (cmd->body != "" && cmd->body != "1" && cmd->body != "0")
-          return reply(status{errc::invalid_argument,
-                              "set_multi_precision takes \"\", \"1\" or \"0\""});
+          return reply(
+              status{errc::invalid_argument, "set_multi_precision takes \"\", \"1\" or \"0\""});
         const bool on = cmd->body != "0";
         {
           std::lock_guard<std::mutex> g(optimizer_mu_);
@@ -427,9 +433,9 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
           else if (k == "filename" && !v.empty())
             file = v;
           else
-            return reply(status{errc::invalid_argument,
-                                "profiler parameters are state=run|stop and filename=PATH; got " +
-                                    k + "=" + v});
+            return reply(status{
+                errc::invalid_argument,
+                "profiler parameters are state=run|stop and filename=PATH; got " + k + "=" + v});
         }
         // Profiles of all shards add up; with a filename they are written when all shards
         // have answered.
@@ -462,11 +468,13 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
           return reply(status{errc::invalid_argument, "save_states: bad command body"});
         const bool dump = cmd->body[0] == '1';
         const std::string file = cmd->body.substr(1) + ".server" + std::to_string(rank_->load());
-        auto records = std::make_shared<std::pair<std::mutex, std::vector<wire::key_state_record>>>();
+        auto records =
+            std::make_shared<std::pair<std::mutex, std::vector<wire::key_state_record>>>();
         apply = [records](server_core& core) {
           auto mine = core.snapshot_states();
           std::lock_guard<std::mutex> g(records->first);
-          for (auto& r : mine) records->second.push_back(std::move(r));
+          for (auto& r : mine)
+            records->second.push_back(std::move(r));
         };
         std::optional<optimizer_config> cfg;
         if (dump) {
@@ -489,8 +497,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
         return load_states(reply, cmd->body + ".server" + std::to_string(rank_->load()));
       }
       default:
-        return reply(status{errc::invalid_argument,
-                            "unknown server command " + std::to_string(cmd->cmd)});
+        return reply(
+            status{errc::invalid_argument, "unknown server command " + std::to_string(cmd->cmd)});
     }
     fan_out(std::move(apply), [reply, finish, after] {
       reply(finish ? finish() : status{});
@@ -503,7 +511,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
     auto ack = std::make_shared<command_ack>();
     ack->left = shards_.size();
     ack->done = std::move(done);
-    for (auto& s : shards_) caf::anon_send(s, shard_command{apply, ack});
+    for (auto& s : shards_)
+      caf::anon_send(s, shard_command{apply, ack});
   }
 
   std::optional<optimizer_config> current_optimizer() {
@@ -560,10 +569,10 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
           [this, self, chk, recs, inner, mp, reply, file, cfg = content->optimizer] {
             if (!chk->error.is_ok()) return reply(chk->error);
             if (chk->matched != recs->size())
-              return reply(status{errc::invalid_argument,
-                                  "load_optimizer_states: " + file + " has " +
-                                      std::to_string(recs->size() - chk->matched) +
-                                      " key part(s) this server does not hold"});
+              return reply(
+                  status{errc::invalid_argument, "load_optimizer_states: " + file + " has " +
+                                                     std::to_string(recs->size() - chk->matched) +
+                                                     " key part(s) this server does not hold"});
             if (cfg) {
               std::lock_guard<std::mutex> g(optimizer_mu_);
               optimizer_ = *cfg;
@@ -595,12 +604,13 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
 }  // namespace
 
 int run_server(const cluster_config& cfg, const options& opts) {
-  const std::size_t threads =
-      opts.worker_threads ? opts.worker_threads
-                          : std::max<std::size_t>(1, std::thread::hardware_concurrency());
+  const std::size_t threads = opts.worker_threads
+                                  ? opts.worker_threads
+                                  : std::max<std::size_t>(1, std::thread::hardware_concurrency());
   // Declared before the actor system: actors may fulfil it until the system is gone.
   std::promise<int> exit_code;
   auto done = exit_code.get_future();
+  status broken;  // written by the control actor before it sets exit_code
   caf::actor_system_config sys_cfg;
   sys_cfg.set("scheduler.max-threads", threads);
   sys_cfg.set("work-stealing.moderate-poll-attempts", std::size_t{0});
@@ -608,9 +618,10 @@ int run_server(const cluster_config& cfg, const options& opts) {
   caf::actor_system sys{sys_cfg};
   std::vector<caf::actor> shards;
   const std::size_t n = opts.num_shards ? opts.num_shards : threads;
-  for (std::size_t i = 0; i < n; ++i) shards.push_back(sys.spawn(server_shard, 0));
+  for (std::size_t i = 0; i < n; ++i)
+    shards.push_back(sys.spawn(server_shard, 0));
   auto rank = std::make_shared<std::atomic<std::int64_t>>(-1);
-  auto ctl = sys.spawn(server_ctl, shards, &exit_code, rank);
+  auto ctl = sys.spawn(server_ctl, shards, &exit_code, &broken, rank);
   int code = 1;
   {
     net::runtime rt(1);
@@ -638,13 +649,20 @@ int run_server(const cluster_config& cfg, const options& opts) {
           caf::anon_send(a, closed_atom::value, closed_conn{c, why});
       };
       std::promise<result<net::connection_ptr>> connected;
-      rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(),
-                 sched_h, std::chrono::steady_clock::now() + cfg.connect_timeout,
-                 [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
-      auto conn = connected.get_future().get();
+      auto connected_f = connected.get_future();
+      const auto started = std::chrono::steady_clock::now();
+      rt.connect(
+          cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(), sched_h,
+          started + cfg.connect_timeout,
+          [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
+      wait_reporting(connected_f, started, cfg.connect_timeout, "server",
+                     "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
+      auto conn = connected_f.get();  // the transport answers by the deadline
       if (!conn) {
         log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
-                               std::to_string(cfg.root_port) + ": " + conn.error().to_string());
+                               std::to_string(cfg.root_port) +
+                               " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
+                               duration_text(cfg.connect_timeout) + ": " + conn.error().message());
       } else {
         wire::register_meta reg;
         reg.role = "server";
@@ -657,9 +675,12 @@ int run_server(const cluster_config& cfg, const options& opts) {
       }
       (*l)->stop();
     }
-    rt.shutdown();
+    // After a break, every worker learns why this server goes (its GOODBYE says), even one
+    // that hears it before the scheduler's notice.
+    rt.shutdown(code == 0 ? status{} : broken);
   }
-  for (auto& s : shards) caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+  for (auto& s : shards)
+    caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctl, caf::exit_reason::user_shutdown);
   return code;
 }

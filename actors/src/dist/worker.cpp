@@ -35,7 +35,9 @@ namespace kvactor::detail {
 
 namespace {
 
-future<void> failed(status s) { return future<void>::ready_with(std::move(s)); }
+future<void> failed(status s) {
+  return future<void>::ready_with(std::move(s));
+}
 
 struct part_plan {
   std::uint32_t server = 0;
@@ -115,7 +117,7 @@ struct dist_op {
   std::atomic<std::uint32_t> parts_left{0};
   std::mutex mu;
   status error;
-  bool ready = true;  // guarded by the key channel's mutex
+  bool ready = true;       // guarded by the key channel's mutex
   compression::params gc;  // compress this push
   std::uint64_t gc_version = 0;
   key_channel* channel = nullptr;
@@ -136,22 +138,30 @@ struct dist_op {
     if (kind == op_kind::row_pull) return wire::msg::pull_rows;
     if (sparse_rows.defined()) return wire::msg::push_rows;
     switch (kind) {
-      case op_kind::init: return wire::msg::init;
-      case op_kind::push: return wire::msg::push;
-      case op_kind::pushpull: return wire::msg::pushpull;
-      default: return wire::msg::pull;
+      case op_kind::init:
+        return wire::msg::init;
+      case op_kind::push:
+        return wire::msg::push;
+      case op_kind::pushpull:
+        return wire::msg::pushpull;
+      default:
+        return wire::msg::pull;
     }
   }
   void lease() {
-    for (auto& v : values) v.storage_ptr()->begin_read();
-    for (auto& o : outs) o.storage_ptr()->begin_write();
+    for (auto& v : values)
+      v.storage_ptr()->begin_read();
+    for (auto& o : outs)
+      o.storage_ptr()->begin_write();
     leased = true;
   }
   void unlease() {
     if (!leased) return;
     leased = false;
-    for (auto& v : values) v.storage_ptr()->end_read();
-    for (auto& o : outs) o.storage_ptr()->end_write();
+    for (auto& v : values)
+      v.storage_ptr()->end_read();
+    for (auto& o : outs)
+      o.storage_ptr()->end_write();
   }
   void part_done(const status& s) {
     if (!s.is_ok()) {
@@ -189,7 +199,10 @@ struct key_channel {
 class dist_store final : public store_impl, public std::enable_shared_from_this<dist_store> {
  public:
   dist_store(std::string type, const options& opts, cluster_config cfg)
-      : type_(std::move(type)), opts_(opts), cfg_(std::move(cfg)), reg_(1),
+      : type_(std::move(type)),
+        opts_(opts),
+        cfg_(std::move(cfg)),
+        reg_(1),
         sync_(type_.find("async") == std::string::npos) {}
 
   ~dist_store() override { shutdown(); }
@@ -198,7 +211,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   void start() {
     rt_ = std::make_unique<net::runtime>(1);
     pool_ = std::make_unique<thread_pool>(opts_.reducer_threads);
-    const auto deadline = std::chrono::steady_clock::now() + cfg_.connect_timeout;
+    const auto started = std::chrono::steady_clock::now();
+    const auto deadline = started + cfg_.connect_timeout;
     std::weak_ptr<dist_store> weak = weak_from_this();
 
     net::handlers sh;
@@ -207,23 +221,33 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     };
     sh.on_close = [weak](const net::connection_ptr&, const status& why) {
       if (auto self = weak.lock())
-        self->on_connection_lost(status{errc::peer_lost, "the scheduler connection closed (" +
-                                                             why.to_string() + ")"});
+        self->on_connection_lost(lost_status("the scheduler", close_cause(why)));
     };
-    auto sched = connect_sync(cfg_.root_host, cfg_.root_port, make_identity(cfg_, "worker", -1),
-                              sh, deadline);
-    if (!sched) throw error{sched.error().code(), "cannot reach the scheduler at " + cfg_.root_host +
-                                                      ":" + std::to_string(cfg_.root_port) + ": " +
-                                                      sched.error().message()};
+    const std::string sched_at = cfg_.root_host + ":" + std::to_string(cfg_.root_port);
+    auto sched = connect_sync(cfg_.root_host, cfg_.root_port, make_identity(cfg_, "worker", -1), sh,
+                              started, "the scheduler at " + sched_at);
+    if (!sched)
+      throw error{sched.error().code(), "cannot reach the scheduler at " + sched_at +
+                                            " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
+                                            duration_text(cfg_.connect_timeout) + ": " +
+                                            sched.error().message()};
     scheduler_ = *sched;
     wire::register_meta reg;
     reg.role = "worker";
     reg.rank_hint = cfg_.rank_hint;
     send_control(scheduler_, wire::msg::register_node, 0, wire::encode(reg));
     auto table_f = table_.get_future();
-    if (table_f.wait_until(deadline) != std::future_status::ready)
+    // The scheduler gives up at about the same time and says which nodes are missing: a
+    // moment's grace lets its verdict, rather than our bare timeout, reach the user.
+    if (!wait_reporting(
+            table_f, started, cfg_.connect_timeout, "worker",
+            "the other nodes to join (connected to the scheduler at " + sched_at + ")") &&
+        table_f.wait_for(std::chrono::seconds(2)) != std::future_status::ready)
       throw error{errc::timeout, "the cluster did not assemble within " +
-                                     std::to_string(cfg_.connect_timeout.count()) + " ms"};
+                                     duration_text(cfg_.connect_timeout) + ": the scheduler at " +
+                                     sched_at +
+                                     " sent no node table (its log says which nodes "
+                                     "are missing)"};
     auto table = table_f.get();
     if (!table) throw error{table.error()};
     rank_ = table->rank;
@@ -234,13 +258,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     vh.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
       if (auto self = weak.lock()) self->on_server_message(c, std::move(m));
     };
-    vh.on_close = [weak](const net::connection_ptr& c, const status& why) {
-      if (auto self = weak.lock())
-        self->on_connection_lost(status{errc::peer_lost, "connection to server at " +
-                                                             c->remote_address() + " closed (" +
-                                                             why.to_string() + ")"});
+    auto server_lost = [weak](std::uint32_t s) {
+      return [weak, s](const net::connection_ptr& c, const status& why) {
+        if (auto self = weak.lock())
+          self->on_connection_lost(lost_status(
+              "server " + std::to_string(s) + " (" + c->remote_address() + ")", close_cause(why)));
+      };
     };
-    vh.payload_destination = [weak](const net::connection_ptr&, const net::message_head& h) -> void* {
+    vh.payload_destination = [weak](const net::connection_ptr&,
+                                    const net::message_head& h) -> void* {
       auto self = weak.lock();
       return self ? self->destination(h) : nullptr;
     };
@@ -249,17 +275,20 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     for (std::uint32_t s = 0; s < num_servers_; ++s) {
       auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
       pending.push_back(p->get_future());
+      vh.on_close = server_lost(s);
       rt_->connect(table->servers[s].host, table->servers[s].port,
                    make_identity(cfg_, "worker", rank_), node_caps(), vh, deadline,
                    [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
     }
     for (std::uint32_t s = 0; s < num_servers_; ++s) {
-      auto r = pending[s].get();
+      wait_reporting(pending[s], started, cfg_.connect_timeout, "worker",
+                     "server " + std::to_string(s) + " at " + table->servers[s].host + ":" +
+                         std::to_string(table->servers[s].port));
+      auto r = pending[s].get();  // the transport answers by the deadline
       if (!r)
-        throw error{r.error().code(), "cannot reach server " + std::to_string(s) + " at " +
-                                          table->servers[s].host + ":" +
-                                          std::to_string(table->servers[s].port) + ": " +
-                                          r.error().message()};
+        throw error{r.error().code(),
+                    "cannot reach server " + std::to_string(s) + " at " + table->servers[s].host +
+                        ":" + std::to_string(table->servers[s].port) + ": " + r.error().message()};
       servers_[s] = *r;
     }
     if (rank_ == 0) {
@@ -275,6 +304,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     add_to_config(*own_cfg_);
     own_sys_ = std::make_unique<caf::actor_system>(*own_cfg_);
     client_ = spawn_client(*own_sys_, weak_from_this());
+    joined_ = true;
   }
 
   // -------------------------------------------------------------- store_impl
@@ -285,7 +315,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return status{errc::shut_down, "the store has shut down"};
     std::vector<std::shared_ptr<key_channel>> chans;
-    for (const auto& g : groups) chans.push_back(channels_.at(g.info->id));
+    for (const auto& g : groups)
+      chans.push_back(channels_.at(g.info->id));
     return chans;
   }
 
@@ -296,7 +327,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     if (!grouped) return failed(grouped.error());
     auto& groups = *grouped;
     if (auto s = check_overlaps(kind, groups); !s) return failed(s);
-    if (kind == op_kind::init || kind == op_kind::broadcast) return submit_new(kind, groups, priority);
+    if (kind == op_kind::init || kind == op_kind::broadcast)
+      return submit_new(kind, groups, priority);
 
     std::vector<std::shared_ptr<key_channel>> chans;
     {
@@ -337,8 +369,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       std::vector<tensor> first;
       for (auto& g : *grouped) {
         if (g.values.size() != 1)
-          return failed(status{errc::already_initialized, "init: key " + g.k.to_string() +
-                                                              " is given several values"});
+          return failed(status{errc::already_initialized,
+                               "init: key " + g.k.to_string() + " is given several values"});
         ks.push_back(g.k);
         first.push_back(g.values.front().to_dense());
       }
@@ -394,7 +426,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
     for (std::size_t i = 0; i < groups.size(); ++i) {
-      for (auto& o : groups[i].outs) std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
+      for (auto& o : groups[i].outs)
+        std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
       auto o = make_op(op_kind::row_pull, groups[i], priority, call);
       o->want = std::move(ids[i]);
       issue(o, (*chans)[i]);
@@ -438,19 +471,22 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   }
 
   future<void> save_states(const std::string& file, bool dump_optimizer) override {
-    if (file.empty()) return failed(status{errc::invalid_argument, "save_optimizer_states: empty file name"});
+    if (file.empty())
+      return failed(status{errc::invalid_argument, "save_optimizer_states: empty file name"});
     return command_all(wire::command::save_states, std::string(dump_optimizer ? "1" : "0") + file);
   }
 
   future<void> load_states(const std::string& file) override {
-    if (file.empty()) return failed(status{errc::invalid_argument, "load_optimizer_states: empty file name"});
+    if (file.empty())
+      return failed(status{errc::invalid_argument, "load_optimizer_states: empty file name"});
     return command_all(wire::command::load_states, file);
   }
 
   future<void> send_command(int head, const std::string& body) override {
     if (head < 0 || head > static_cast<int>(wire::command::set_profiler_params))
-      return failed(status{errc::invalid_argument,
-                           "unknown server command " + std::to_string(head) + " (MXNet's are 0-5)"});
+      return failed(
+          status{errc::invalid_argument,
+                 "unknown server command " + std::to_string(head) + " (MXNet's are 0-5)"});
     return command_all(static_cast<wire::command>(head), body);
   }
 
@@ -460,18 +496,21 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   future<void> barrier() override {
     auto user = begin_call();
-    control([this](std::uint64_t id) {
-      send_control(scheduler_, wire::msg::barrier, id, wire::encode(wire::barrier_meta{id}));
-    }, [user](const status& s) { user->complete(s); });
+    control(
+        [this](std::uint64_t id) {
+          send_control(scheduler_, wire::msg::barrier, id, wire::encode(wire::barrier_meta{id}));
+        },
+        [user](const status& s) { user->complete(s); });
     return user->fut;
   }
 
   bool is_capable(std::string_view capability) const override {
     std::string c{capability};
-    std::transform(c.begin(), c.end(), c.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    std::transform(c.begin(), c.end(), c.begin(),
+                   [](unsigned char ch) { return std::tolower(ch); });
     if (c == "optimizer") return true;
-    throw error{errc::invalid_argument, "unknown capability \"" + std::string{capability} +
-                                            "\" (known: optimizer)"};
+    throw error{errc::invalid_argument,
+                "unknown capability \"" + std::string{capability} + "\" (known: optimizer)"};
   }
 
   void wait_all() override { counter_->wait_zero(); }
@@ -490,7 +529,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       client_ = nullptr;
     }
     counter_->wait_zero();
-    if (scheduler_ && !broken()) {
+    // Only a store that joined takes part in the orderly goodbye: one whose start() threw is
+    // being destroyed, so no handler could fail a barrier the scheduler will never answer.
+    if (scheduler_ && joined_ && !broken()) {
       // Everyone finishes their work; then rank 0 stops the servers and each worker tells the
       // scheduler it is done. Failures here mean a peer is gone: nothing to wait for.
       auto b = barrier();
@@ -507,6 +548,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
                    wire::encode(wire::node_done_meta{"worker", rank_}), 0,
                    [sent](const status&) { sent->set_value(); });
       sent_f.wait_for(std::chrono::seconds(5));
+    } else if (scheduler_) {
+      // Leaving broken: say why, so that the scheduler tells the others the cause ("it
+      // stopped: lost server 0 ...") rather than only that this worker left.
+      status why;
+      {
+        std::lock_guard<std::mutex> g(pending_mu_);
+        why = broken_status_;
+      }
+      if (!why.is_ok()) scheduler_->close(status{errc::peer_lost, "it stopped: " + why.message()});
     }
     closing_ = true;
     // Destroyed here, on the caller's thread: the last reference to this store may later drop
@@ -563,7 +613,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
         o->source = tensor::empty(o->info->shape, o->info->dtype);
       } catch (const std::exception& e) {
         o->parts_left = 1;
-        o->part_done(status{errc::internal, std::string{"no memory to sum the devices: "} + e.what()});
+        o->part_done(
+            status{errc::internal, std::string{"no memory to sum the devices: "} + e.what()});
         return;
       }
       async_sum = (o->values.size() + 1) * o->info->nbytes() >= opts_.parallel_threshold_bytes;
@@ -614,7 +665,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       many.resize(o.values.size());
       p = many.data();
     }
-    for (std::size_t j = 0; j < o.values.size(); ++j) p[j] = o.values[j].data_unchecked();
+    for (std::size_t j = 0; j < o.values.size(); ++j)
+      p[j] = o.values[j].data_unchecked();
     kernels::sum(o.info->dtype, o.source.data_unchecked(), p, o.values.size(), b, e);
   }
 
@@ -664,7 +716,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     const bool push = o->kind == op_kind::push;
     std::vector<std::int64_t> ids = o->sparse_ids;
     if (!push) {
-      for (const auto& w : o->want) ids.insert(ids.end(), w.begin(), w.end());
+      for (const auto& w : o->want)
+        ids.insert(ids.end(), w.begin(), w.end());
       std::sort(ids.begin(), ids.end());
       ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
     }
@@ -696,9 +749,10 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       }
       if (push) {
         // The merged rows are sorted like the ids: this part's rows are one contiguous run.
-        const auto first = static_cast<std::size_t>(
-            std::lower_bound(o->sparse_ids.begin(), o->sparse_ids.end(), pid.empty() ? 0 : pid.front()) -
-            o->sparse_ids.begin());
+        const auto first =
+            static_cast<std::size_t>(std::lower_bound(o->sparse_ids.begin(), o->sparse_ids.end(),
+                                                      pid.empty() ? 0 : pid.front()) -
+                                     o->sparse_ids.begin());
         if (data_bytes)
           std::memcpy(out + ids_bytes,
                       static_cast<const char*>(o->sparse_rows.data_unchecked()) + first * row * esz,
@@ -742,7 +796,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
           }
           const std::size_t w = compression::words(o->gc.type, pp.count);
           auto buf = buffer_pool::global().acquire(w * 4);
-          compression::quantize(o->gc, static_cast<const float*>(o->source.data_unchecked()) + pp.offset,
+          compression::quantize(o->gc,
+                                static_cast<const float*>(o->source.data_unchecked()) + pp.offset,
                                 static_cast<float*>(ch.residual.data_unchecked()) + pp.offset,
                                 static_cast<std::uint32_t*>(buf->data()), pp.count, 0, w);
           m.keepalive = buf;
@@ -794,6 +849,10 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       }
     }
     status s = reply_status(m);
+    // A server fails requests with peer_lost once it knows of a lost node, perhaps before the
+    // scheduler's notice reaches us: from then on this worker is broken too, or a later call
+    // could still succeed against a cluster that is going away.
+    if (s.code() == errc::peer_lost) on_connection_lost(s);
     if (ctl) return ctl(s);
     auto& o = *pp.op;
     if (s.is_ok() && o.kind == op_kind::row_pull) {
@@ -801,15 +860,16 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       const auto& pid = o.part_ids[pp.part];
       const std::size_t bytes = row_size(*o.info) * size_of(o.info->dtype);
       if (m.payload_size != pid.size() * bytes) {
-        s = status{errc::protocol_error, "server answered the wrong number of rows for key " +
-                                             o.info->name()};
+        s = status{errc::protocol_error,
+                   "server answered the wrong number of rows for key " + o.info->name()};
       } else {
         for (std::size_t j = 0; j < o.outs.size(); ++j) {
           const auto& w = o.want.size() == 1 ? o.want[0] : o.want[j];
           char* dst = static_cast<char*>(o.outs[j].data_unchecked());
           std::size_t a = 0;
           for (std::size_t i = 0; i < pid.size(); ++i) {
-            while (a < w.size() && w[a] < pid[i]) ++a;
+            while (a < w.size() && w[a] < pid[i])
+              ++a;
             if (a < w.size() && w[a] == pid[i])
               std::memcpy(dst + static_cast<std::size_t>(pid[i]) * bytes,
                           static_cast<const char*>(m.payload_data) + i * bytes, bytes);
@@ -845,10 +905,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
         return;
       }
       case wire::msg::node_lost: {
-        auto l = wire::decode<wire::node_lost_meta>(m.meta);
-        const status s{errc::peer_lost,
-                       l ? l->role + " " + std::to_string(l->rank) + " lost: " + l->reason
-                         : std::string{"a node was lost"}};
+        const status s = node_lost_status(wire::decode<wire::node_lost_meta>(m.meta));
         if (!table_set_.exchange(true)) table_.set_value(s);
         return on_connection_lost(s);
       }
@@ -861,7 +918,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
           ctl = std::move(ct->second);
           control_.erase(ct);
         }
-        return ctl(reply_status(m));
+        const status s = reply_status(m);
+        if (s.code() == errc::peer_lost) on_connection_lost(s);  // as for a server's reply
+        return ctl(s);
       }
       default:
         c->close(status{errc::protocol_error, "unexpected message from the scheduler"});
@@ -880,10 +939,13 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       parts.swap(pending_);
       ctl.swap(control_);
     }
-    log_line("worker", why.to_string());
+    log_line("worker", (why.code() == errc::peer_lost ? why.message() : why.to_string()) +
+                           (joined_ ? "; failing every pending and later operation" : ""));
     if (!table_set_.exchange(true)) table_.set_value(why);
-    for (auto& [id, pp] : parts) pp.op->part_done(why);
-    for (auto& [id, fn] : ctl) fn(why);
+    for (auto& [id, pp] : parts)
+      pp.op->part_done(why);
+    for (auto& [id, fn] : ctl)
+      fn(why);
   }
 
   bool broken() const {
@@ -911,7 +973,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   future<void> command_all(wire::command cmd, const std::string& body) {
     auto user = begin_call();
-    auto call = std::make_shared<dist_call>(servers_.size(), [user](status s) { user->complete(s); });
+    auto call =
+        std::make_shared<dist_call>(servers_.size(), [user](status s) { user->complete(s); });
     auto meta = wire::encode(wire::command_meta{static_cast<std::uint8_t>(cmd), body});
     for (auto& conn : servers_) {
       control([&](std::uint64_t id) { send_control(conn, wire::msg::command, id, meta); },
@@ -928,8 +991,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       for (const auto& g : groups) {
         if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
         if (reg_.find(g.k))
-          return failed(status{errc::already_initialized, std::string{to_string(kind)} +
-                                                              ": key " + g.k.to_string() +
+          return failed(status{errc::already_initialized, std::string{to_string(kind)} + ": key " +
+                                                              g.k.to_string() +
                                                               " is already initialized"});
         const tensor& v = g.values.front();
         if (auto s = check_init_value(g.k, v); !s) return failed(s);
@@ -962,7 +1025,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     auto after_barrier = [weak, user, pulls, chans](const status& s) mutable {
       auto self = weak.lock();
       if (!s.is_ok() || pulls.empty() || !self) return user->complete(s);
-      auto call = std::make_shared<dist_call>(pulls.size(), [user](status r) { user->complete(r); });
+      auto call =
+          std::make_shared<dist_call>(pulls.size(), [user](status r) { user->complete(r); });
       for (std::size_t i = 0; i < pulls.size(); ++i) {
         pulls[i]->call = call;
         self->issue(pulls[i], chans[i]);
@@ -970,7 +1034,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     };
     auto after_init = [weak, user, after_barrier](status s) mutable {
       auto self = weak.lock();
-      if (!s.is_ok() || !self) return user->complete(s.is_ok() ? status{errc::shut_down, "store gone"} : s);
+      if (!s.is_ok() || !self)
+        return user->complete(s.is_ok() ? status{errc::shut_down, "store gone"} : s);
       self->control(
           [self](std::uint64_t id) {
             send_control(self->scheduler_, wire::msg::barrier, id,
@@ -991,12 +1056,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   result<net::connection_ptr> connect_sync(const std::string& host, std::uint16_t port,
                                            net::identity id, net::handlers h,
-                                           std::chrono::steady_clock::time_point deadline) {
+                                           std::chrono::steady_clock::time_point started,
+                                           const std::string& what) {
+    const auto deadline = started + cfg_.connect_timeout;
     auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
     auto f = p->get_future();
     rt_->connect(host, port, std::move(id), node_caps(), std::move(h), deadline,
                  [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
-    return f.get();
+    wait_reporting(f, started, cfg_.connect_timeout, "worker", what);
+    return f.get();  // the transport answers by the deadline
   }
 
   std::string type_;
@@ -1024,6 +1092,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   std::unordered_map<std::uint64_t, std::function<void(const status&)>> control_;
   status broken_status_;
   std::atomic<bool> closing_{false};
+  std::atomic<bool> joined_{false};  // start() completed
 
   std::unique_ptr<caf::actor_system_config> own_cfg_;
   std::unique_ptr<caf::actor_system> own_sys_;

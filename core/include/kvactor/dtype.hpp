@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <iosfwd>
 #include <optional>
 #include <string_view>
 
@@ -18,13 +19,20 @@ inline constexpr dtype all_dtypes[] = {dtype::float32, dtype::float16, dtype::bf
 
 constexpr std::size_t size_of(dtype t) noexcept {
   switch (t) {
-    case dtype::float32: return 4;
-    case dtype::float16: return 2;
-    case dtype::bfloat16: return 2;
-    case dtype::float64: return 8;
-    case dtype::int32: return 4;
-    case dtype::int64: return 8;
-    case dtype::uint8: return 1;
+    case dtype::float32:
+      return 4;
+    case dtype::float16:
+      return 2;
+    case dtype::bfloat16:
+      return 2;
+    case dtype::float64:
+      return 8;
+    case dtype::int32:
+      return 4;
+    case dtype::int64:
+      return 8;
+    case dtype::uint8:
+      return 1;
   }
   return 0;
 }
@@ -33,10 +41,11 @@ constexpr std::size_t size_of(dtype t) noexcept {
 const char* to_string(dtype t) noexcept;
 /// Inverse of to_string; nullopt for an unknown name.
 std::optional<dtype> parse_dtype(std::string_view name) noexcept;
+/// Writes to_string(t), so that dtypes print by name (GoogleTest parameters and failures too).
+std::ostream& operator<<(std::ostream& os, dtype t);
 
 constexpr bool is_floating(dtype t) noexcept {
-  return t == dtype::float32 || t == dtype::float16 || t == dtype::bfloat16 ||
-         t == dtype::float64;
+  return t == dtype::float32 || t == dtype::float16 || t == dtype::bfloat16 || t == dtype::float64;
 }
 
 /// IEEE 754 binary16, stored as bits. Arithmetic happens in float.
@@ -62,7 +71,8 @@ inline float to_float(bfloat16 b) noexcept {
 inline bfloat16 to_bfloat16(float f) noexcept {
   std::uint32_t u;
   std::memcpy(&u, &f, sizeof u);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return bfloat16{static_cast<std::uint16_t>((u >> 16) | 0x40)};
+  if ((u & 0x7fffffffu) > 0x7f800000u)
+    return bfloat16{static_cast<std::uint16_t>((u >> 16) | 0x40)};
   u += 0x7fffu + ((u >> 16) & 1u);
   return bfloat16{static_cast<std::uint16_t>(u >> 16)};
 }
@@ -70,13 +80,34 @@ inline bfloat16 to_bfloat16(float f) noexcept {
 /// Maps a C++ element type to its dtype.
 template <class T>
 struct dtype_of;
-template <> struct dtype_of<float> { static constexpr dtype value = dtype::float32; };
-template <> struct dtype_of<float16> { static constexpr dtype value = dtype::float16; };
-template <> struct dtype_of<bfloat16> { static constexpr dtype value = dtype::bfloat16; };
-template <> struct dtype_of<double> { static constexpr dtype value = dtype::float64; };
-template <> struct dtype_of<std::int32_t> { static constexpr dtype value = dtype::int32; };
-template <> struct dtype_of<std::int64_t> { static constexpr dtype value = dtype::int64; };
-template <> struct dtype_of<std::uint8_t> { static constexpr dtype value = dtype::uint8; };
+template <>
+struct dtype_of<float> {
+  static constexpr dtype value = dtype::float32;
+};
+template <>
+struct dtype_of<float16> {
+  static constexpr dtype value = dtype::float16;
+};
+template <>
+struct dtype_of<bfloat16> {
+  static constexpr dtype value = dtype::bfloat16;
+};
+template <>
+struct dtype_of<double> {
+  static constexpr dtype value = dtype::float64;
+};
+template <>
+struct dtype_of<std::int32_t> {
+  static constexpr dtype value = dtype::int32;
+};
+template <>
+struct dtype_of<std::int64_t> {
+  static constexpr dtype value = dtype::int64;
+};
+template <>
+struct dtype_of<std::uint8_t> {
+  static constexpr dtype value = dtype::uint8;
+};
 template <class T>
 inline constexpr dtype dtype_of_v = dtype_of<T>::value;
 
@@ -84,13 +115,20 @@ inline constexpr dtype dtype_of_v = dtype_of<T>::value;
 template <class F>
 decltype(auto) visit_dtype(dtype t, F&& f) {
   switch (t) {
-    case dtype::float32: return f(float{});
-    case dtype::float16: return f(float16{});
-    case dtype::bfloat16: return f(bfloat16{});
-    case dtype::float64: return f(double{});
-    case dtype::int32: return f(std::int32_t{});
-    case dtype::int64: return f(std::int64_t{});
-    case dtype::uint8: break;
+    case dtype::float32:
+      return f(float{});
+    case dtype::float16:
+      return f(float16{});
+    case dtype::bfloat16:
+      return f(bfloat16{});
+    case dtype::float64:
+      return f(double{});
+    case dtype::int32:
+      return f(std::int32_t{});
+    case dtype::int64:
+      return f(std::int64_t{});
+    case dtype::uint8:
+      break;
   }
   return f(std::uint8_t{});
 }

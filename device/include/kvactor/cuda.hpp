@@ -39,15 +39,20 @@ bool cuda_compiled() noexcept;
 /// their streams as ordered queues on host threads and their kernels on the CPU, with the
 /// same results, ordering and errors as the CUDA layer: for testing device code on machines
 /// without a GPU. A real GPU is never hidden by it. Decided on first use.
-bool cuda_emulated() noexcept;
+///
+/// KVACTOR_EMULATE_CUDA unset, empty or 0 means no emulation. Any other value that is not a
+/// whole number from 1 to 16 ("two", "99") is an error, never ignored: this function, every
+/// other function of this header but cuda_compiled(), device tensors and kvactor::create()
+/// throw kvactor::error (invalid_argument) naming the variable, its value and the range.
+bool cuda_emulated();
 
 /// The number of CUDA devices this process can use (emulated ones included): 0 without the
 /// CUDA build, without a driver or without a GPU. Asked once; later calls return the first
-/// answer.
-int cuda_device_count() noexcept;
+/// answer. Throws like cuda_emulated() for an invalid KVACTOR_EMULATE_CUDA.
+int cuda_device_count();
 
-/// cuda_device_count() > 0.
-bool cuda_available() noexcept;
+/// cuda_device_count() > 0; throws like it.
+bool cuda_available();
 
 /// Throws kvactor::error unless d is a usable CUDA device: errc::unsupported when there is no
 /// CUDA device at all (or no CUDA build), errc::invalid_argument for an index out of range.

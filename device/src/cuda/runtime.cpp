@@ -237,16 +237,16 @@ int native_device_count() noexcept {
 
 }  // namespace detail
 
-int cuda_device_count() noexcept {
+int cuda_device_count() {
   if (kvactor::detail::emu::active()) return kvactor::detail::emu::device_count();
   return detail::native_device_count();
 }
 
-bool cuda_emulated() noexcept {
+bool cuda_emulated() {
   return kvactor::detail::emu::active();
 }
 
-bool cuda_available() noexcept {
+bool cuda_available() {
   return cuda_device_count() > 0;
 }
 

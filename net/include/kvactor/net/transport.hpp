@@ -186,9 +186,11 @@ class runtime {
                std::chrono::steady_clock::time_point deadline,
                std::function<void(result<connection_ptr>)> done);
 
-  /// Closes every connection (orderly: on_close gets ok) and listener now, ends connects in
-  /// flight with shut_down, and refuses new ones. Asynchronous; ~runtime waits.
-  void shutdown();
+  /// Closes every connection and listener now, ends connects in flight with shut_down, and
+  /// refuses new ones. Asynchronous; ~runtime waits. With ok (the default) the closes are
+  /// orderly (on_close gets ok at both ends); with an error, as close(why): each peer's
+  /// GOODBYE carries why, so the peers learn the reason rather than "closed in order".
+  void shutdown(const status& why = status::ok());
 
  private:
   struct impl;
