@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The README's test command (and CI's): installs what it needs, builds and runs every test
 # suite in Release (the integration tests twice: the second time with two emulated CUDA
-# devices), then again under AddressSanitizer + UndefinedBehaviorSanitizer. Each stage prints
-# how many tests ran, passed and were skipped (and why); a stage that runs no test fails.
+# devices), then again under AddressSanitizer + UndefinedBehaviorSanitizer, then the fuzz
+# smoke: every libFuzzer target for a few seconds and its regression inputs (clang-16). Each
+# stage prints how many tests ran, passed and were skipped (and why); a stage that runs no
+# test fails.
 # KVACTOR_TEST_TSAN=1 adds a ThreadSanitizer run (against a TSan build of CAF that
-# scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run;
-# KVACTOR_ENABLE_CUDA=OFF builds without the CUDA layer.
+# scripts/caf-tsan.sh makes once); KVACTOR_TEST_ASAN=0 skips the ASan run, KVACTOR_TEST_FUZZ=0
+# the fuzz smoke; KVACTOR_ENABLE_CUDA=OFF builds without the CUDA layer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -24,6 +26,11 @@ stage release
 # keys on them, so every device-store test also runs the device code paths.
 KVACTOR_EMULATE_CUDA=2 run_tests "integration tests on two emulated CUDA devices" release -L integration
 if [[ ${KVACTOR_TEST_ASAN:-1} != 0 ]]; then stage asan; fi
+if [[ ${KVACTOR_TEST_FUZZ:-1} != 0 ]]; then
+  configure fuzz
+  build fuzz
+  run_tests "fuzz smoke (each target 5 s) and fuzz regressions" fuzz
+fi
 if [[ ${KVACTOR_TEST_TSAN:-0} != 0 ]]; then
   say "ThreadSanitizer build of CAF (once, about ten minutes)"
   bash scripts/caf-tsan.sh

@@ -20,7 +20,8 @@ using serialization::decode_failure;
 
 std::uint64_t fnv1a(const std::uint8_t* p, std::size_t n) {
   std::uint64_t h = 0xcbf29ce484222325ull;
-  for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  for (std::size_t i = 0; i < n; ++i)
+    h = (h ^ p[i]) * 0x100000001b3ull;
   return h;
 }
 
@@ -49,11 +50,13 @@ std::vector<std::uint8_t> encode(const states_file& f) {
       ar(k.part, k.num_parts, k.count, static_cast<std::uint32_t>(k.slots.size()));
       auto put_slot = [&ar](const slot_record& s) {
         ar(s.dtype, static_cast<std::uint32_t>(s.dims.size()));
-        for (auto d : s.dims) ar(d);
+        for (auto d : s.dims)
+          ar(d);
         ar(static_cast<std::uint64_t>(s.bytes.size()));
         ar(cereal::binary_data(s.bytes.data(), s.bytes.size()));
       };
-      for (const auto& s : k.slots) put_slot(s);
+      for (const auto& s : k.slots)
+        put_slot(s);
       ar(static_cast<std::uint8_t>(k.master.has_value()));
       if (k.master) put_slot(*k.master);
     }
@@ -61,7 +64,8 @@ std::vector<std::uint8_t> encode(const states_file& f) {
   std::string s = out.str();
   std::vector<std::uint8_t> bytes(s.begin(), s.end());
   const std::uint64_t sum = fnv1a(bytes.data(), bytes.size());
-  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<std::uint8_t>(sum >> (8 * i)));
+  for (int i = 0; i < 8; ++i)
+    bytes.push_back(static_cast<std::uint8_t>(sum >> (8 * i)));
   return bytes;
 }
 
@@ -73,7 +77,8 @@ result<states_file> decode_states(const std::uint8_t* data, std::size_t size,
   if (size > caps.max_bytes) return fail("larger than the cap");
   if (!data || size < 9) return fail("too short to be a kvactor optimizer state file");
   std::uint64_t stored = 0;
-  for (int i = 0; i < 8; ++i) stored |= std::uint64_t{data[size - 8 + i]} << (8 * i);
+  for (int i = 0; i < 8; ++i)
+    stored |= std::uint64_t{data[size - 8 + i]} << (8 * i);
   const std::size_t body = size - 8;
   try {
     bounded_input in(data, body);
@@ -123,20 +128,27 @@ result<states_file> decode_states(const std::uint8_t* data, std::size_t size,
         if (ndims > caps.max_dims) throw decode_failure{"too many dimensions"};
         s.dims.resize(ndims);
         std::uint64_t numel = ndims ? 1 : 0;
+        constexpr std::uint64_t max_numel = std::uint64_t{1} << 40;
         for (auto& d : s.dims) {
           in.read(d);
-          if (d <= 0 || d > (std::int64_t{1} << 40)) throw decode_failure{"bad dimension"};
+          if (d <= 0 || d > static_cast<std::int64_t>(max_numel))
+            throw decode_failure{"bad dimension"};
+          // Checked before multiplying: two dims of up to 2^40 each would wrap the product
+          // around 2^64, and a shape claiming ~2^64 elements would pass with a few bytes.
+          if (static_cast<std::uint64_t>(d) > max_numel / numel)
+            throw decode_failure{"too many elements"};
           numel *= static_cast<std::uint64_t>(d);
-          if (numel > (std::uint64_t{1} << 40)) throw decode_failure{"too many elements"};
         }
         const auto nb = in.read_length(caps.max_bytes, 1, "state bytes");
         static const std::uint64_t sizes[] = {4, 2, 2, 8, 4, 8, 1};
-        if (nb != numel * sizes[s.dtype]) throw decode_failure{"state bytes do not match the shape"};
+        if (nb != numel * sizes[s.dtype])
+          throw decode_failure{"state bytes do not match the shape"};
         s.bytes.resize(static_cast<std::size_t>(nb));
         if (nb) in.archive()(cereal::binary_data(s.bytes.data(), s.bytes.size()));
       };
       k.slots.resize(nslots);
-      for (auto& s : k.slots) get_slot(s);
+      for (auto& s : k.slots)
+        get_slot(s);
       std::uint8_t has_master = 0;
       in.read(has_master);
       if (has_master > 1) throw decode_failure{"bad master flag"};
@@ -165,7 +177,8 @@ status write_states_file(const std::string& path, const states_file& f) {
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     if (!out) return status{errc::invalid_argument, "cannot write " + tmp};
-    out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+    out.write(reinterpret_cast<const char*>(bytes.data()),
+              static_cast<std::streamsize>(bytes.size()));
     if (!out) return status{errc::invalid_argument, "writing " + tmp + " failed"};
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)

@@ -2,6 +2,7 @@
 
 #include <cereal/archives/portable_binary.hpp>
 
+#include <algorithm>
 #include <sstream>
 
 #include "kvactor/error.hpp"
@@ -77,14 +78,22 @@ result<T> run_decode(const std::vector<std::uint8_t>& bytes, const char* what, F
 
 const char* to_string(command c) noexcept {
   switch (c) {
-    case command::controller: return "controller";
-    case command::set_multi_precision: return "set_multi_precision";
-    case command::stop_server: return "stop_server";
-    case command::sync_mode: return "sync_mode";
-    case command::set_gradient_compression: return "set_gradient_compression";
-    case command::set_profiler_params: return "set_profiler_params";
-    case command::save_states: return "save_states";
-    case command::load_states: return "load_states";
+    case command::controller:
+      return "controller";
+    case command::set_multi_precision:
+      return "set_multi_precision";
+    case command::stop_server:
+      return "stop_server";
+    case command::sync_mode:
+      return "sync_mode";
+    case command::set_gradient_compression:
+      return "set_gradient_compression";
+    case command::set_profiler_params:
+      return "set_profiler_params";
+    case command::save_states:
+      return "save_states";
+    case command::load_states:
+      return "load_states";
   }
   return "unknown_command";
 }
@@ -99,7 +108,9 @@ wire_key wire_key::from(const key& k) {
   return w;
 }
 
-key wire_key::to_key() const { return is_string ? key{name} : key{id}; }
+key wire_key::to_key() const {
+  return is_string ? key{name} : key{id};
+}
 
 std::vector<std::uint8_t> encode(const register_meta& m) {
   writer w;
@@ -108,8 +119,12 @@ std::vector<std::uint8_t> encode(const register_meta& m) {
 }
 std::vector<std::uint8_t> encode(const node_table_meta& m) {
   writer w;
-  w.put(m.rank).put(m.num_workers).put(m.num_servers).put(static_cast<std::uint64_t>(m.servers.size()));
-  for (const auto& e : m.servers) w.put_string(e.host).put(e.port);
+  w.put(m.rank)
+      .put(m.num_workers)
+      .put(m.num_servers)
+      .put(static_cast<std::uint64_t>(m.servers.size()));
+  for (const auto& e : m.servers)
+    w.put_string(e.host).put(e.port);
   return w.bytes();
 }
 std::vector<std::uint8_t> encode(const barrier_meta& m) {
@@ -165,6 +180,13 @@ result<node_table_meta> decode(const std::vector<std::uint8_t>& b) {
       in.read_string(e.host, 256, "server host");
       in.read(e.port);
     }
+    // Nodes index the list by server rank up to num_servers, and use their rank as an index:
+    // a table that disagrees with itself would send them out of bounds.
+    if (m.servers.size() != m.num_servers)
+      throw decode_failure{"lists " + std::to_string(m.servers.size()) + " servers but says " +
+                           std::to_string(m.num_servers)};
+    if (m.rank < 0 || m.rank >= std::max<std::int64_t>(m.num_workers, m.num_servers))
+      throw decode_failure{"rank " + std::to_string(m.rank) + " outside the cluster"};
   });
 }
 template <>

@@ -1,10 +1,12 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace kvactor::launch {
 
@@ -56,10 +58,14 @@ std::pair<std::string, std::string> parse_env(const std::string& text) {
   return {k, v};
 }
 
+// Blanks in a hostfile line: the same set trims the line and separates its words, so that a
+// host never keeps one (the fuzzer found "a\r b" giving the host "a\r").
+constexpr const char* kBlanks = " \t\r\n\v\f";
+
 std::string trim(const std::string& s) {
-  auto b = s.find_first_not_of(" \t\r\n");
+  auto b = s.find_first_not_of(kBlanks);
   if (b == std::string::npos) return {};
-  auto e = s.find_last_not_of(" \t\r\n");
+  auto e = s.find_last_not_of(kBlanks);
   return s.substr(b, e - b + 1);
 }
 
@@ -158,6 +164,14 @@ options parse_options(int argc, char** argv) {
 std::vector<std::string> read_hostfile(const std::string& path) {
   std::ifstream in(path);
   if (!in) throw usage_error("cannot read hostfile '" + path + "': " + std::strerror(errno));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw usage_error("cannot read hostfile '" + path + "'");
+  return parse_hostfile_text(text.str(), path);
+}
+
+std::vector<std::string> parse_hostfile_text(const std::string& text, const std::string& origin) {
+  std::istringstream in(text);
   std::vector<std::string> hosts;
   std::string line;
   int line_no = 0;
@@ -167,20 +181,23 @@ std::vector<std::string> read_hostfile(const std::string& path) {
     line = trim(line);
     if (line.empty()) continue;
     // First word only: "host slots=4" (MPICH/Open MPI style) names the host first.
-    std::string host = line.substr(0, line.find_first_of(" \t"));
+    std::string host = line.substr(0, line.find_first_of(kBlanks));
     if (auto colon = host.find(':');
         colon != std::string::npos && host.find(':', colon + 1) == std::string::npos &&
         colon + 1 < host.size() &&
         host.find_first_not_of("0123456789", colon + 1) == std::string::npos)
       host.erase(colon);
-    // A leading '-' would reach ssh as an option.
-    if (host.empty() || host[0] == '-')
-      throw usage_error("hostfile '" + path + "' line " + std::to_string(line_no) + ": bad host '" +
-                        host + "'");
+    // A leading '-' would reach ssh as an option; control bytes belong in no host name and
+    // would reach ssh's command line and the launcher's log lines.
+    const bool control = std::any_of(host.begin(), host.end(), [](char c) {
+      return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+    });
+    if (host.empty() || host[0] == '-' || control)
+      throw usage_error("hostfile '" + origin + "' line " + std::to_string(line_no) +
+                        ": bad host '" + host + "'");
     hosts.push_back(host);
   }
-  if (in.bad()) throw usage_error("cannot read hostfile '" + path + "'");
-  if (hosts.empty()) throw usage_error("hostfile '" + path + "' names no host");
+  if (hosts.empty()) throw usage_error("hostfile '" + origin + "' names no host");
   return hosts;
 }
 

@@ -50,6 +50,10 @@ std::string shell_quote(std::string_view word);
 /// and # comments skipped. Throws usage_error when unreadable, empty or malformed.
 std::vector<std::string> read_hostfile(const std::string& path);
 
+/// read_hostfile's parser on the file's text (`origin` names it in errors); separate so that
+/// the fuzzer (tests/fuzz) reaches it without a file.
+std::vector<std::string> parse_hostfile_text(const std::string& text, const std::string& origin);
+
 /// The variables kvactor-launch sets itself; --env may not override them.
 const std::vector<std::string>& reserved_env_names();
 

@@ -1,0 +1,130 @@
+// libFuzzer target: every cluster protocol meta (serialization/protocol.hpp). The first input
+// byte picks the decoder (modulo 8: register, node_table, barrier, node_lost, node_done, data,
+// command, reply), the rest is the meta. An accepted meta must satisfy what the decoder
+// promises, survive encode/decode unchanged, and, when written in this host's byte order,
+// re-encode to exactly the input.
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "fuzz_check.hpp"
+#include "kvactor/serialization/protocol.hpp"
+
+namespace {
+
+using namespace kvactor::wire;
+
+bool same(const wire_key& a, const wire_key& b) {
+  return a.is_string == b.is_string && a.id == b.id && a.name == b.name;
+}
+bool same(const register_meta& a, const register_meta& b) {
+  return a.role == b.role && a.host == b.host && a.port == b.port && a.rank_hint == b.rank_hint;
+}
+bool same(const node_table_meta& a, const node_table_meta& b) {
+  if (a.rank != b.rank || a.num_workers != b.num_workers || a.num_servers != b.num_servers ||
+      a.servers.size() != b.servers.size())
+    return false;
+  for (std::size_t i = 0; i < a.servers.size(); ++i)
+    if (a.servers[i].host != b.servers[i].host || a.servers[i].port != b.servers[i].port)
+      return false;
+  return true;
+}
+bool same(const barrier_meta& a, const barrier_meta& b) {
+  return a.seq == b.seq;
+}
+bool same(const node_lost_meta& a, const node_lost_meta& b) {
+  return a.role == b.role && a.rank == b.rank && a.reason == b.reason;
+}
+bool same(const node_done_meta& a, const node_done_meta& b) {
+  return a.role == b.role && a.rank == b.rank;
+}
+bool same(const data_meta& a, const data_meta& b) {
+  return same(a.key, b.key) && a.part == b.part && a.num_parts == b.num_parts &&
+         a.numel == b.numel && a.dtype == b.dtype && a.row == b.row && a.rows == b.rows;
+}
+bool same(const command_meta& a, const command_meta& b) {
+  return a.cmd == b.cmd && a.body == b.body;
+}
+bool same(const reply_meta& a, const reply_meta& b) {
+  return a.code == b.code && a.message == b.message;
+}
+
+// What the decoders promise beyond "it parsed" (protocol.cpp's caps and checks).
+void check(const register_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.role.size() <= 32 && m.host.size() <= 256, "string over its cap");
+}
+void check(const node_table_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.servers.size() <= 65536, "too many servers accepted");
+  KVACTOR_FUZZ_CHECK(m.servers.size() == m.num_servers, "server list disagrees with num_servers");
+  KVACTOR_FUZZ_CHECK(m.rank >= 0 && (m.rank < m.num_workers || m.rank < m.num_servers),
+                     "rank outside the cluster accepted");
+  for (const auto& e : m.servers)
+    KVACTOR_FUZZ_CHECK(e.host.size() <= 256, "host over its cap");
+}
+void check(const barrier_meta&) {}
+void check(const node_lost_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.role.size() <= 32 && m.reason.size() <= 4096, "string over its cap");
+}
+void check(const node_done_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.role.size() <= 32, "role over cap");
+}
+void check(const data_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.key.name.size() <= 4096, "key name over its cap");
+  KVACTOR_FUZZ_CHECK(m.num_parts > 0 && m.part < m.num_parts, "bad part accepted");
+  KVACTOR_FUZZ_CHECK(m.row > 0 && m.numel % m.row == 0, "bad row size accepted");
+  KVACTOR_FUZZ_CHECK(m.rows <= m.numel / m.row, "more row ids than rows accepted");
+}
+void check(const command_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.body.size() <= 64 * 1024, "command body over its cap");
+}
+void check(const reply_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.message.size() <= 4096, "reply message over its cap");
+}
+
+template <class T>
+void run(const std::vector<std::uint8_t>& in) {
+  auto first = decode<T>(in);
+  if (!first) return;
+  check(*first);
+  const std::vector<std::uint8_t> bytes = encode(*first);
+  if (kvactor::fuzz::little_endian_archive(in.data(), in.size()))
+    KVACTOR_FUZZ_CHECK(bytes == in, "re-encoded meta differs from the input");
+  auto second = decode<T>(bytes);
+  KVACTOR_FUZZ_CHECK(second.has_value(), "re-encoded meta is rejected");
+  KVACTOR_FUZZ_CHECK(same(*first, *second), "meta changed in a round trip");
+  KVACTOR_FUZZ_CHECK(encode(*second) == bytes, "encoding is not stable");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  if (size == 0) return 0;
+  const std::vector<std::uint8_t> meta(data + 1, data + size);
+  switch (data[0] % 8) {
+    case 0:
+      run<register_meta>(meta);
+      break;
+    case 1:
+      run<node_table_meta>(meta);
+      break;
+    case 2:
+      run<barrier_meta>(meta);
+      break;
+    case 3:
+      run<node_lost_meta>(meta);
+      break;
+    case 4:
+      run<node_done_meta>(meta);
+      break;
+    case 5:
+      run<data_meta>(meta);
+      break;
+    case 6:
+      run<command_meta>(meta);
+      break;
+    default:
+      run<reply_meta>(meta);
+      break;
+  }
+  return 0;
+}
