@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
-# Prepares the GPU verification of the device layer: builds the gpu-labelled tests and the device
-# benchmarks here (Release, KVACTOR_ENABLE_CUDA=ON, in build/gpu), and packs them with the shared
-# libraries they need and a runner into .device/ (git-ignored). A session that has a GPU machine
-# then runs them there in one call of the device tool:
+# Prepares the GPU verification of the device layer. On a machine with the CUDA toolkit, it builds
+# the gpu-labelled tests and the device benchmarks (Release, KVACTOR_ENABLE_CUDA=ON, in
+# build/gpu) and packs them with the shared libraries they need and a runner into .device/
+# (git-ignored). Then, on the GPU machine (this one, or another one with an NVIDIA driver: copy
+# .device/ there), run the runner:
 #
-#   bash scripts/gpu-check.sh
-#   device tool: run  carry: [".device"]  command: bash .device/run.sh  timeout_s: 580
+#   bash scripts/gpu-check.sh     # where the CUDA toolkit is
+#   bash .device/run.sh           # on the GPU machine
 #
-# .device/run.sh runs every test binary (the gpu-labelled ones) and the three benchmarks (full mode) under one
-# time budget (KVACTOR_GPU_BUDGET_S, default 420 s), writes tests.log, bench.jsonl, bench.err and
-# summary.txt to $OUT (or .device/out), and prints the summary and the figures.
+# .device/run.sh runs every packed test binary (the gpu-labelled ones) and the three benchmarks
+# (full mode) under one time budget (KVACTOR_GPU_BUDGET_S, default 420 s), writes tests.log,
+# bench.jsonl, bench.err and summary.txt into $OUT if set, else .device/out, and prints the
+# summary and the figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -123,4 +125,4 @@ chmod +x "$pack/run.sh"
 
 du -sh "$pack"
 echo "gpu-check: packed $(ls "$pack" | wc -l) entries into $root/$pack"
-echo "next (a session with a GPU machine): device tool run, carry [\".device\"], command: bash .device/run.sh"
+echo "next, on the GPU machine (this one, or another one with an NVIDIA driver: copy $pack/ there): bash $pack/run.sh"
