@@ -17,7 +17,6 @@ using boost::system::error_code;
 using std::chrono::milliseconds;
 
 namespace {
-constexpr std::size_t read_buffer_size = 64 * 1024;
 constexpr milliseconds connect_retry{50};
 
 // "3 s", or "300 ms" when not whole seconds.
@@ -51,6 +50,9 @@ status check_config(const identity& self, const caps& c) {
       c.heartbeat_interval.count() <= 0 || c.peer_timeout.count() <= 0)
     return bad("caps timeouts must be positive");
   if (c.close_linger.count() < 0) return bad("caps.close_linger must not be negative");
+  if (c.partial_message_timeout.count() <= 0 || c.refusal_log_interval.count() <= 0)
+    return bad("caps timeouts must be positive");
+  if (c.max_pending_connections == 0) return bad("caps.max_pending_connections must be positive");
   return status::ok();
 }
 
@@ -65,8 +67,30 @@ conn_impl::conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, ha
       caps_(c),
       h_(std::move(h)),
       fcaps_{c.max_meta_bytes, c.max_message_bytes, c.max_slice_bytes},
-      rbuf_(read_buffer_size),
-      q_(c.max_slice_bytes, c.max_partial_messages, c.max_buffered_bytes) {}
+      q_(c.max_slice_bytes, c.max_partial_messages, c.max_buffered_bytes) {
+  set_read_buffer(handshake_buffer_size);
+}
+
+conn_impl::~conn_impl() {
+  set_read_buffer(0);
+}
+
+void conn_impl::set_read_buffer(std::size_t size) {
+  rt_->read_buffer_bytes += size;
+  rt_->read_buffer_bytes -= rbuf_.size();
+  if (size == 0) {
+    std::vector<std::uint8_t>{}.swap(rbuf_);
+    rpos_ = rend_ = 0;
+  } else {
+    rbuf_.resize(size);  // keeps the unread bytes at [rpos_, rend_)
+  }
+}
+
+void conn_impl::leave_pending() {
+  if (!counted_pending_) return;
+  counted_pending_ = false;
+  --rt_->pending;
+}
 
 std::string conn_impl::name() const {
   if (!remote_.empty()) return remote_;
@@ -78,6 +102,12 @@ bool conn_impl::is_open() const {
 }
 
 // ---------------------------------------------------------------- starting
+
+void conn_impl::evict(status why) {
+  asio::post(strand_, [self = shared_from_this(), why = std::move(why)] {
+    if (self->phase_.load() <= phase::handshake) self->do_close(why, true, true);
+  });
+}
 
 void conn_impl::start_accepted() {
   asio::post(strand_, [self = shared_from_this()] {
@@ -171,6 +201,8 @@ void conn_impl::on_tcp_ready() {
     last_send_ = now;
   }
   if (side_ == side::acceptor) {
+    counted_pending_ = true;
+    ++rt_->pending;
     auto n = handshake::random_nonce();
     if (!n) {
       fail(errc::internal, n.error().message());
@@ -211,6 +243,8 @@ void conn_impl::arm_timer() {
         beat = writing_ ? now + caps_.heartbeat_interval : last_send_ + caps_.heartbeat_interval;
       }
       next = std::min({frame_due, last_recv_ + caps_.peer_timeout, beat});
+      if (const inbound* p = oldest_partial())
+        next = std::min(next, p->started + caps_.partial_message_timeout);
       break;
     }
     default:
@@ -258,6 +292,15 @@ void conn_impl::on_timer() {
       }
       if (now - last_recv_ >= caps_.peer_timeout) {
         fail(errc::timeout, "no heartbeat for " + ms(caps_.peer_timeout));
+        return;
+      }
+      if (const inbound* p = oldest_partial();
+          p && now - p->started >= caps_.partial_message_timeout) {
+        fail(errc::timeout, "message type " + std::to_string(p->msg.type) + " id " +
+                                std::to_string(p->msg.id) + " incomplete after " +
+                                ms(caps_.partial_message_timeout) + " (" +
+                                std::to_string(p->received) + " of " +
+                                std::to_string(p->msg.payload_size) + " payload bytes arrived)");
         return;
       }
       bool beat = false;
@@ -528,7 +571,14 @@ void conn_impl::do_close(status why, bool log, bool goodbye) {
   const phase prev = phase_.load();
   if (prev >= phase::closing) return;
   auto self = shared_from_this();
-  if (log) log_line("closing " + name() + ": " + why.to_string());
+  if (log) {
+    const std::string text = "closing " + name() + ": " + why.to_string();
+    // Before authentication anyone can cause these lines: rate-limited per listener.
+    if (refusals_ && prev < phase::open)
+      refusals_->line(text);
+    else
+      log_line(text);
+  }
   close_why_ = why;
   close_prev_ = prev;
   const bool talking = prev == phase::handshake || prev == phase::open;
@@ -583,6 +633,7 @@ void conn_impl::fail_all(std::vector<pending_ptr>& failed, const status& why) {
 void conn_impl::finish_close(bool goodbye) {
   if (phase_.load() == phase::closed) return;
   phase_ = phase::closed;
+  leave_pending();  // before the peer can see the close
   auto self = shared_from_this();
   const status why = close_why_;
 
@@ -614,6 +665,7 @@ void conn_impl::finish_close(bool goodbye) {
   single_ = inbound{};
   cur_ = nullptr;
   buffered_ = 0;
+  set_read_buffer(0);
   rt_->remove(this);
 
   if (close_prev_ == phase::open) {

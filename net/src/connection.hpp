@@ -27,6 +27,7 @@
 #include "kvactor/net/handshake.hpp"
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/frame.hpp"
+#include "log_limiter.hpp"
 #include "send_queue.hpp"
 
 namespace kvactor::net::detail {
@@ -42,6 +43,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   using done_fn = std::function<void(result<connection_ptr>)>;
 
   conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h);
+  ~conn_impl() override;
 
   void send(outgoing m) override;
   void close(const status& why) override;
@@ -51,8 +53,16 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   std::string local_address() const override { return local_; }
 
   boost::asio::ip::tcp::socket& socket() noexcept { return sock_; }
+  /// Acceptor side, before accepting: lines about a failure before authentication go here.
+  void set_refusal_log(std::shared_ptr<log_limiter> l) { refusals_ = std::move(l); }
   /// Acceptor side, once accepted: starts the handshake on the strand.
   void start_accepted();
+  /// Not yet authenticated, nor closing. Any thread.
+  bool awaiting_authentication() const noexcept {
+    return phase_.load() <= phase::handshake && !close_requested_.load();
+  }
+  /// Closes with why (logged) unless the connection authenticated in the meantime.
+  void evict(status why);
   /// Connector side: set before the connection is registered (so that a shutdown racing
   /// with the start still reaches `done`), then start_connect().
   void set_target(std::string host, std::uint16_t port, clock::time_point deadline, done_fn done);
@@ -61,6 +71,13 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   void shutdown_close(const status& why) { close(why); }
 
  private:
+  static constexpr std::size_t read_buffer_size = 64 * 1024;
+  // Before authentication only whole transport frames of at most 512 meta bytes may arrive:
+  // a small buffer keeps an idle, never-authenticating connection cheap.
+  static constexpr std::size_t handshake_buffer_size = 1024;
+  static_assert(handshake_buffer_size >=
+                serialization::frame_header_size + handshake::max_meta_size);
+
   // closing: an orderly close waits (at most caps::close_linger) for the write in flight to
   // finish so that a GOODBYE can follow it; reads are ignored meanwhile.
   enum class phase : std::uint8_t { idle, connecting, handshake, open, closing, closed };
@@ -68,7 +85,8 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   struct inbound {
     message msg;
     std::uint64_t received = 0;
-    bool single = false;  ///< FIRST|LAST: not counted against the partial caps
+    bool single = false;          ///< FIRST|LAST: not counted against the partial caps
+    clock::time_point started{};  ///< the FIRST frame's arrival (partial messages)
   };
   struct key_hash {
     std::size_t operator()(const std::pair<std::uint8_t, std::uint64_t>& k) const noexcept {
@@ -99,6 +117,11 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool on_welcome();
   bool on_goodbye();
   bool opened();
+  /// The partial message that started first, or null.
+  const inbound* oldest_partial() const;
+  void set_read_buffer(std::size_t size);
+  void log_closing(const status& why);
+  void leave_pending();
   void arm_timer();
   void on_timer();
   void kick();
@@ -129,6 +152,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   const caps caps_;
   const handlers h_;
   const serialization::frame_caps fcaps_;
+  std::shared_ptr<log_limiter> refusals_;  // set before the start; acceptor side only
 
   identity peer_;       // set on the strand before on_open publishes the connection
   std::string remote_;  // likewise
@@ -151,6 +175,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   handshake::nonce nonce_a_{};
   handshake::nonce nonce_b_{};
   int handshake_step_ = 0;
+  bool counted_pending_ = false;  // in core::pending
 
   // close (strand)
   status close_why_;

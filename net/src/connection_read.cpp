@@ -290,7 +290,10 @@ bool conn_impl::on_meta_done() {
   in.msg.payload_buffer = std::move(buf);
   in.msg.payload_data = dst;
   in.msg.payload_size = h.total_size;
-  if (!single) buffered_ += h.total_size;
+  if (!single) {
+    buffered_ += h.total_size;
+    in.started = last_recv_;
+  }
   cur_ = &in;
   dst_ = static_cast<std::uint8_t*>(dst);
   dst_left_ = h.slice_size;
@@ -314,6 +317,13 @@ bool conn_impl::on_frame_done() {
   if (!h_.on_message) return true;
   auto self = shared_from_this();
   return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+}
+
+const conn_impl::inbound* conn_impl::oldest_partial() const {
+  const inbound* oldest = nullptr;
+  for (const auto& [key, in] : partials_)
+    if (!oldest || in.started < oldest->started) oldest = &in;
+  return oldest;
 }
 
 // ---------------------------------------------------------------- transport frames
@@ -460,6 +470,8 @@ bool conn_impl::on_welcome() {
 
 bool conn_impl::opened() {
   phase_ = phase::open;
+  leave_pending();
+  set_read_buffer(read_buffer_size);
   {
     std::lock_guard<std::mutex> g(mu_);
     q_.enable_application();

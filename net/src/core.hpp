@@ -1,13 +1,15 @@
 // The state a runtime shares with its connections and listeners: the io_context, the buffer
 // pool and the registry that shutdown() walks. Connections and listeners hold it by
 // shared_ptr, so the io_context outlives every socket and timer bound to it.
-// Thread-safety: the registry is guarded by mu; io is Asio's (thread-safe).
+// Thread-safety: the registry is guarded by mu; io is Asio's (thread-safe); the counters are
+// atomic.
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -49,6 +51,10 @@ struct core {
     }
     f();
   }
+
+  // Counters for runtime::get_stats(); kept by the connections on their strands.
+  std::atomic<std::size_t> pending{0};
+  std::atomic<std::uint64_t> read_buffer_bytes{0};
 
   std::mutex mu;
   bool stopping = false;  ///< shutdown() began: nothing new is registered

@@ -1,18 +1,19 @@
-// The runtime (I/O threads, registry, shutdown) and the listener.
-#include <boost/asio/bind_executor.hpp>
+// The runtime: I/O threads, the registry, shutdown, listen and connect.
+#include <sys/resource.h>
+
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 
 #include <algorithm>
 #include <condition_variable>
+#include <mutex>
 #include <optional>
 #include <thread>
 #include <utility>
 
 #include "connection.hpp"
 #include "core.hpp"
+#include "listener.hpp"
 
 namespace kvactor::net {
 
@@ -23,79 +24,6 @@ using detail::core;
 using detail::log_line;
 
 namespace detail {
-
-class listener_impl : public std::enable_shared_from_this<listener_impl> {
- public:
-  listener_impl(std::shared_ptr<core> rt, asio::ip::tcp::acceptor acc, identity self, caps c,
-                handlers h)
-      : rt_(std::move(rt)),
-        strand_(asio::make_strand(rt_->io)),
-        acc_(std::move(acc)),
-        backoff_(rt_->io),
-        self_(std::move(self)),
-        caps_(c),
-        h_(std::move(h)),
-        port_(acc_.local_endpoint().port()) {}
-
-  std::uint16_t port() const noexcept { return port_; }
-
-  void start() {
-    asio::post(strand_, [self = shared_from_this()] { self->accept_next(); });
-  }
-
-  void stop() {
-    rt_->post_or_run(strand_, [self = shared_from_this()] {
-      if (self->stopped_) return;
-      self->stopped_ = true;
-      error_code ignored;
-      self->acc_.close(ignored);
-      self->backoff_.cancel();
-      self->rt_->remove(self.get());
-    });
-  }
-
- private:
-  void accept_next() {
-    if (stopped_) return;
-    auto c = std::make_shared<conn_impl>(rt_, conn_impl::side::acceptor, self_, caps_, h_);
-    acc_.async_accept(c->socket(), asio::bind_executor(strand_, [self = shared_from_this(),
-                                                                 c](const error_code& ec) {
-                        self->on_accept(ec, c);
-                      }));
-  }
-
-  void on_accept(const error_code& ec, const std::shared_ptr<conn_impl>& c) {
-    if (stopped_ || ec == asio::error::operation_aborted) return;
-    if (ec) {
-      // Usually out of file descriptors: back off instead of spinning on the error.
-      log_line("accept on port " + std::to_string(port_) + " failed: " + ec.message() +
-               "; retrying in 50 ms");
-      backoff_.expires_after(std::chrono::milliseconds(50));
-      backoff_.async_wait(
-          asio::bind_executor(strand_, [self = shared_from_this()](const error_code& ec) {
-            if (!ec) self->accept_next();
-          }));
-      return;
-    }
-    if (rt_->add(c)) {
-      c->start_accepted();
-    } else {
-      error_code ignored;
-      c->socket().close(ignored);
-    }
-    accept_next();
-  }
-
-  const std::shared_ptr<core> rt_;
-  asio::strand<asio::io_context::executor_type> strand_;
-  asio::ip::tcp::acceptor acc_;
-  asio::steady_timer backoff_;
-  const identity self_;
-  const caps caps_;
-  const handlers h_;
-  const std::uint16_t port_;
-  bool stopped_ = false;  // strand only
-};
 
 bool core::add(const std::shared_ptr<conn_impl>& c) {
   std::lock_guard<std::mutex> g(mu);
@@ -143,6 +71,20 @@ class listener_handle final : public listener {
   std::shared_ptr<listener_impl> impl_;
 };
 
+// Each connection is a descriptor, and a soft limit of 1024 (a common default outside the
+// launcher) is soon reached by idle peers, whatever the pending cap. Raising the soft limit to
+// the hard one needs no privilege; where it fails, the old limit stays.
+void raise_open_files_limit() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    rlimit r{};
+    if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == r.rlim_max) return;
+    r.rlim_cur = r.rlim_max;
+    if (::setrlimit(RLIMIT_NOFILE, &r) != 0)
+      log_line("cannot raise the open-files limit to " + std::to_string(r.rlim_max));
+  });
+}
+
 void run_io(asio::io_context& io) {
   for (;;) {
     try {
@@ -169,6 +111,7 @@ struct runtime::impl {
 };
 
 runtime::runtime(std::size_t threads, buffer_pool* pool) : impl_(std::make_shared<impl>()) {
+  detail::raise_open_files_limit();
   impl_->c = std::make_shared<core>(pool ? pool : &buffer_pool::global());
   impl_->work.emplace(asio::make_work_guard(impl_->c->io));
   const std::size_t n = std::max<std::size_t>(threads, 1);
@@ -214,6 +157,16 @@ runtime::~runtime() {
     im.c->io.restart();
     detail::run_io(im.c->io);
   }
+}
+
+runtime::stats runtime::get_stats() const {
+  auto& c = *impl_->c;
+  stats s;
+  s.pending_connections = c.pending.load();
+  s.read_buffer_bytes = c.read_buffer_bytes.load();
+  std::lock_guard<std::mutex> g(c.mu);
+  s.connections = c.conns.size();
+  return s;
 }
 
 void runtime::shutdown(const status& why) {

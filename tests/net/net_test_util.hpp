@@ -357,9 +357,11 @@ class raw_socket {
   int fd_;
 };
 
-/// The connector's half of the handshake, done by hand.
-inline ::testing::AssertionResult raw_authenticate(raw_socket& s, const identity& self) {
-  auto c = s.read_frame();
+/// The connector's half of the handshake, done by hand (after `challenge` when the caller has
+/// read it already).
+inline ::testing::AssertionResult raw_authenticate(
+    raw_socket& s, const identity& self, std::optional<raw_frame> challenge = std::nullopt) {
+  auto c = challenge ? std::move(challenge) : s.read_frame();
   if (!c || c->h.type != fr::frame_type::challenge)
     return ::testing::AssertionFailure() << "no CHALLENGE";
   auto ch = handshake::decode_challenge(c->meta.data(), c->meta.size());

@@ -11,7 +11,9 @@
 //
 // Every connection authenticates before anything else (mutual challenge-response, HMAC-SHA256
 // over a shared secret, bound to the cluster id); a peer that fails, stalls or sends anything
-// malformed or over a cap is dropped with a logged reason, never the process. Idle
+// malformed or over a cap is dropped with a logged reason, never the process. Until it has
+// authenticated a connection holds a few KiB and no payload memory, and each listener keeps
+// at most caps::max_pending_connections such connections (a new one drops the oldest). Idle
 // connections exchange heartbeats; a peer silent for caps::peer_timeout is dropped (timeout),
 // which is how a frozen process is detected.
 //
@@ -55,6 +57,19 @@ struct caps {
   /// A close while a write is on the wire waits this long (at most frame_timeout) for that
   /// write, so that the GOODBYE can follow it; on_close runs after. 0: never wait.
   std::chrono::milliseconds close_linger{500};
+  /// A message sent in slices must be complete this long after its FIRST frame, or the
+  /// connection closes (timeout) and the memory it reserved is released; heartbeats do not
+  /// extend it. The default moves max_buffered_bytes at about 1 Gb/s with room to spare.
+  std::chrono::milliseconds partial_message_timeout{120000};
+  /// Per listener: accepted connections still in the handshake. One more closes the oldest
+  /// of them (unauthenticated), so a flood of idle connections costs at most this many
+  /// sockets, each a few KiB (no read buffer beyond 1 KiB until it authenticates).
+  std::size_t max_pending_connections = 256;
+  /// Per listener: at most this many lines per interval about connections that were refused
+  /// or failed before authenticating (and failed accepts); the rest are counted and summed up
+  /// in one line ("... and K more refused connections") when the interval ends.
+  std::size_t refusal_log_lines = 20;
+  std::chrono::milliseconds refusal_log_interval{10000};
 };
 
 /// Who is at either end, established by the handshake.
@@ -160,7 +175,9 @@ class listener {
 
 class runtime {
  public:
-  /// threads == 0: one I/O thread. The pool is used for every payload buffer.
+  /// threads == 0: one I/O thread. The pool is used for every payload buffer. The first
+  /// runtime of a process raises the soft RLIMIT_NOFILE to the hard limit (idle peers must
+  /// not starve honest ones of file descriptors at a default of 1024).
   explicit runtime(std::size_t threads = 1, buffer_pool* pool = &buffer_pool::global());
   /// Closes every connection (on_close and every pending on_sent and done run before it
   /// returns), stops the threads. A frozen peer delays it by at most caps::close_linger. Must
@@ -185,6 +202,14 @@ class runtime {
   void connect(const std::string& host, std::uint16_t port, identity self, caps c, handlers h,
                std::chrono::steady_clock::time_point deadline,
                std::function<void(result<connection_ptr>)> done);
+
+  /// What the runtime holds now, for monitoring and tests.
+  struct stats {
+    std::size_t connections = 0;          ///< connecting, in the handshake, open or closing
+    std::size_t pending_connections = 0;  ///< accepted, not yet authenticated
+    std::uint64_t read_buffer_bytes = 0;  ///< read buffers of all connections together
+  };
+  stats get_stats() const;
 
   /// Closes every connection and listener now, ends connects in flight with shut_down, and
   /// refuses new ones. Asynchronous; ~runtime waits. With ok (the default) the closes are
