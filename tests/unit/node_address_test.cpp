@@ -1,6 +1,11 @@
 // Where the scheduler and the servers listen (node_address.hpp): loopback when the scheduler
 // is on loopback (local mode), KVACTOR_NODE_HOST when set, else the address peers reach.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netdb.h>
+#include <unistd.h>
+
+#include <string>
 
 #include "dist/node_address.hpp"
 
@@ -59,6 +64,30 @@ TEST(NodeAddress, SchedulerBehindAnAddressOfAnotherHost) {
   } else {  // a machine without a default route
     EXPECT_NE(a.error().message().find("no route"), std::string::npos) << a.error().to_string();
   }
+}
+
+// Debian and others map the host's own name to a loopback address; other hosts know it by
+// another one, so the scheduler listens on every interface and says why.
+TEST(NodeAddress, AHostNameResolvingToLoopbackListensEverywhere) {
+  char name[256] = {0};
+  ASSERT_EQ(::gethostname(name, sizeof name - 1), 0);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* found = nullptr;
+  bool loopback = ::getaddrinfo(name, "9091", &hints, &found) == 0;
+  for (const addrinfo* ai = found; loopback && ai; ai = ai->ai_next)
+    loopback =
+        ai->ai_family == AF_INET &&
+        (ntohl(reinterpret_cast<const sockaddr_in*>(ai->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+  if (found) ::freeaddrinfo(found);
+  if (!loopback || std::string{name} == "localhost")
+    GTEST_SKIP() << "this host's name (" << name << ") does not resolve to IPv4 loopback only";
+  auto a = scheduler_address(on(name));
+  ASSERT_TRUE(a) << a.error().to_string();
+  EXPECT_EQ(a->bind, "0.0.0.0");
+  EXPECT_NE(a->note.find("a loopback address, on this host: listening on every interface"),
+            std::string::npos)
+      << a->note;
 }
 
 TEST(NodeAddress, UnresolvableSchedulerNameIsAClearError) {
