@@ -117,8 +117,10 @@ TEST(DistSync, StringKeysAndBroadcast) {
   run_scenario("string_keys", 2, 3);
 }
 
+// dist_node asks for its profiles under /tmp; the servers write profiles only under
+// KVACTOR_PROFILE_DIR.
 TEST(DistSync, CommandsAndErrors) {
-  run_scenario("commands", 2, 2);
+  run_scenario("commands", 2, 2, {{"KVACTOR_PROFILE_DIR", "/tmp"}});
 }
 
 TEST(DistSync, SmallHighPriorityPushOvertakesABigOne) {
@@ -130,11 +132,12 @@ TEST(DistSync, OptimizerCheckpointsOnEveryServer) {
 }
 
 TEST(DistSync, RowSparsePushAndPull) {
-  run_scenario("sparse", 2, 2, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+  run_scenario("sparse", 2, 2,
+               {{"KVACTOR_BIGARRAY_BOUND", "1000"}, {"KVACTOR_PROFILE_DIR", "/tmp"}});
 }
 
 TEST(DistSync, GradientCompression) {
-  run_scenario("compressed", 1, 2);
+  run_scenario("compressed", 1, 2, {{"KVACTOR_PROFILE_DIR", "/tmp"}});
 }
 
 TEST(DistAsync, EveryPushUpdates) {

@@ -1,6 +1,7 @@
 // Reading a node's role and cluster from the environment: MXNet's DMLC_* variables, the
 // secret, and ranks from mpirun/Slurm.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -114,6 +115,7 @@ TEST(ClusterConfig, EveryProblemInOneError) {
 TEST(ClusterConfig, SecretFromAFile) {
   const std::string path = ::testing::TempDir() + "kvactor_secret_test";
   { std::ofstream(path) << "a-secret-of-enough-length\n"; }
+  ASSERT_EQ(::chmod(path.c_str(), 0600), 0);
   auto v = base();
   v.erase("KVACTOR_SECRET");
   v["KVACTOR_SECRET_FILE"] = path;
@@ -123,6 +125,60 @@ TEST(ClusterConfig, SecretFromAFile) {
   v["KVACTOR_SECRET_FILE"] = path + ".missing";
   EXPECT_FALSE(read_cluster_config(env_of(v)));
   std::remove(path.c_str());
+}
+
+// As ssh does for private keys: a secret file others may read (or write) is refused, the
+// message naming the file and its mode; 0600 and 0400 are accepted.
+TEST(ClusterConfig, SecretFileReadableByOthersIsRefused) {
+  const std::string path = ::testing::TempDir() + "kvactor_secret_mode_test";
+  { std::ofstream(path) << "a-secret-of-enough-length\n"; }
+  auto v = base();
+  v.erase("KVACTOR_SECRET");
+  v["KVACTOR_SECRET_FILE"] = path;
+  for (mode_t mode : {0644, 0640, 0604, 0620, 0602, 0660}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto c = read_cluster_config(env_of(v));
+    ASSERT_FALSE(c) << std::oct << mode;
+    EXPECT_EQ(c.error().code(), errc::invalid_argument);
+    char text[8];
+    std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode));
+    const std::string m = c.error().message();
+    EXPECT_NE(m.find("KVACTOR_SECRET_FILE=" + path + " has mode " + text), std::string::npos) << m;
+    EXPECT_NE(m.find("chmod 600"), std::string::npos) << m;
+  }
+  for (mode_t mode : {0600, 0400}) {
+    ASSERT_EQ(::chmod(path.c_str(), mode), 0);
+    auto c = read_cluster_config(env_of(v));
+    ASSERT_TRUE(c) << std::oct << mode << ": " << c.error().to_string();
+    EXPECT_EQ(c->secret, "a-secret-of-enough-length");
+  }
+  std::remove(path.c_str());
+  // Not a regular file: named as such.
+  v["KVACTOR_SECRET_FILE"] = ::testing::TempDir();
+  auto dir = read_cluster_config(env_of(v));
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message().find("is not a regular file"), std::string::npos)
+      << dir.error().message();
+}
+
+// A server checks its profile directory at start; workers ignore the variable.
+TEST(ClusterConfig, ProfileDirOfAServerMustExist) {
+  auto v = base();
+  v["DMLC_ROLE"] = "server";
+  v["KVACTOR_PROFILE_DIR"] = ::testing::TempDir();
+  auto c = read_cluster_config(env_of(v));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_EQ(c->profile_dir, ::testing::TempDir());
+  v["KVACTOR_PROFILE_DIR"] = ::testing::TempDir() + "kvactor-no-such-dir";
+  c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("KVACTOR_PROFILE_DIR=" + v["KVACTOR_PROFILE_DIR"] +
+                                     " is not a directory"),
+            std::string::npos)
+      << c.error().message();
+  v["DMLC_ROLE"] = "worker";
+  EXPECT_TRUE(read_cluster_config(env_of(v)));
+  EXPECT_TRUE(read_cluster_config(env_of(base()))->profile_dir.empty());
 }
 
 TEST(ClusterConfig, RolesFromMpiAndSlurmRanks) {

@@ -6,10 +6,13 @@
 //                            workers)
 //   DMLC_PS_ROOT_URI/PORT    where the scheduler listens
 //   DMLC_NUM_SERVER/WORKER   S and W
-//   KVACTOR_SECRET or KVACTOR_SECRET_FILE   the shared secret every connection proves
+//   KVACTOR_SECRET or KVACTOR_SECRET_FILE   the shared secret every connection proves (the
+//                            file must not be accessible by group or others: chmod 600)
 //   KVACTOR_CLUSTER_ID       bound into authentication (default "kvactor")
-//   KVACTOR_NODE_HOST        this node's address, when the default (the address it reaches
-//                            the scheduler from) is not the one peers should use
+//   KVACTOR_NODE_HOST        the address this node listens on and announces, when the
+//                            default is not the one peers should use (default: loopback in
+//                            local mode; else the address peers reach: see README)
+//   KVACTOR_PROFILE_DIR      servers: the only directory profile files are written to
 //   KVACTOR_BIGARRAY_BOUND   elements from which a key is split over all servers (1e6)
 //   KVACTOR_CONNECT_TIMEOUT_MS  how long a node waits for the cluster to assemble (60000);
 //                            a waiting node says so on stderr every 3 s

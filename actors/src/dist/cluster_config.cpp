@@ -1,14 +1,22 @@
 #include "cluster_config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <cstring>
 #include <initializer_list>
-#include <sstream>
 #include <vector>
 
 namespace kvactor::detail {
 
 namespace {
+
+// A secret file holds one line; anything much longer is not what the user meant to name.
+constexpr std::size_t kMaxSecretFileBytes = 64 * 1024;
 
 status bad(const std::string& what) {
   return status{errc::invalid_argument, what};
@@ -33,6 +41,50 @@ std::string trim(std::string s) {
 }
 
 }  // namespace
+
+result<std::string> read_secret_file(const std::string& path) {
+  const std::string name = "KVACTOR_SECRET_FILE=" + path;
+  // O_NOFOLLOW is not used: a secret kept behind a symlink is common (e.g. mounted secrets);
+  // the mode that counts is the file's, which fstat of the opened file gives without a race.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return bad(name + " cannot be read: " + std::strerror(errno));
+  struct ::stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return bad(name + " is not a regular file");
+  }
+  // As ssh does for private keys: a secret others can read is no secret, and one others can
+  // write lets them choose it.
+  if ((st.st_mode & 077) != 0) {
+    ::close(fd);
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return bad(name + " has mode " + mode +
+               ": it must not be accessible by group or others (chmod 600 " + path + ")");
+  }
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      const int err = errno;
+      ::close(fd);
+      return bad(name + " cannot be read: " + std::strerror(err));
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxSecretFileBytes) {
+      ::close(fd);
+      return bad(name + " is larger than " + std::to_string(kMaxSecretFileBytes) +
+                 " bytes; a secret file holds one line");
+    }
+  }
+  ::close(fd);
+  text = trim(std::move(text));
+  if (text.empty()) return bad(name + " is empty");
+  return text;
+}
 
 env_lookup process_env() {
   return [](const std::string& name) -> std::optional<std::string> {
@@ -123,19 +175,21 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (auto s = env("KVACTOR_SECRET"); s && !s->empty()) {
     c.secret = *s;
   } else if (auto f = env("KVACTOR_SECRET_FILE"); f && !f->empty()) {
-    std::ifstream in(*f, std::ios::binary);
-    if (in) {
-      std::ostringstream ss;
-      ss << in.rdbuf();
-      c.secret = trim(ss.str());
-      if (c.secret.empty()) problems.push_back("KVACTOR_SECRET_FILE=" + *f + " is empty");
-    } else {
-      problems.push_back("KVACTOR_SECRET_FILE=" + *f + " cannot be read");
-    }
+    auto s = read_secret_file(*f);
+    if (s)
+      c.secret = *s;
+    else
+      problems.push_back(s.error().message());
   } else {
     problems.push_back(
         "no shared secret: set KVACTOR_SECRET or KVACTOR_SECRET_FILE (kvactor-launch makes "
         "one per job)");
+  }
+  // Checked where it is used only: workers may get the variable without the directory.
+  if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty() && c.role == "server") {
+    struct ::stat st {};
+    if (::stat(d->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+      problems.push_back("KVACTOR_PROFILE_DIR=" + *d + " is not a directory");
   }
   if (!c.secret.empty() && c.secret.size() < 16)
     problems.push_back("the shared secret is shorter than 16 bytes; use a long random secret");
@@ -156,6 +210,7 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (timeout) c.connect_timeout = std::chrono::milliseconds(*timeout);
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
+  if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty()) c.profile_dir = *d;
   return c;
 }
 

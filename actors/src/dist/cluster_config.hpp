@@ -1,10 +1,13 @@
 // A process's place in a cluster, read from the environment. MXNet's launcher variables
 // (DMLC_ROLE, DMLC_PS_ROOT_URI, DMLC_PS_ROOT_PORT, DMLC_NUM_SERVER, DMLC_NUM_WORKER) plus
 // kvactor's own:
-//   KVACTOR_SECRET / KVACTOR_SECRET_FILE  shared secret for authentication (required)
+//   KVACTOR_SECRET / KVACTOR_SECRET_FILE  shared secret for authentication (required); the
+//                                         file must not be accessible by group or others
 //   KVACTOR_CLUSTER_ID                    bound into authentication (default "kvactor")
 //   KVACTOR_NODE_HOST                     address this node binds and advertises (default:
-//                                         the address its connection to the scheduler uses)
+//                                         see node_address.hpp; loopback in local mode)
+//   KVACTOR_PROFILE_DIR                   servers: the only directory profiles are written to
+//                                         (default: none, profile files are refused)
 //   KVACTOR_BIGARRAY_BOUND / MXNET_KVSTORE_BIGARRAY_BOUND
 //                                         elements from which a key is split over all servers
 //   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
@@ -32,7 +35,8 @@ struct cluster_config {
   std::uint32_t num_workers = 0;
   std::string cluster_id = "kvactor";
   std::string secret;
-  std::string node_host;  ///< empty: derive from the scheduler connection
+  std::string node_host;    ///< empty: derive from the scheduler connection
+  std::string profile_dir;  ///< empty: a server writes no profile files
   std::int64_t rank_hint = -1;
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};
@@ -42,6 +46,11 @@ struct cluster_config {
 using env_lookup = std::function<std::optional<std::string>(const std::string&)>;
 /// The process environment.
 env_lookup process_env();
+
+/// The secret in the file at `path` (trailing newline and spaces trimmed), or invalid_argument
+/// naming the file: unreadable, not a regular file, empty, or accessible by group or others
+/// (its mode named, as ssh refuses such private keys).
+result<std::string> read_secret_file(const std::string& path);
 
 /// The configuration, or one invalid_argument naming every missing or malformed variable (so
 /// that a broken environment is fixed in one go).

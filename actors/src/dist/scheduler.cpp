@@ -10,6 +10,7 @@
 #include <future>
 
 #include "../caf_glue.hpp"
+#include "node_address.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
 
@@ -273,11 +274,14 @@ int run_scheduler(const cluster_config& cfg) {
       if (auto a = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(a, closed_atom::value, closed_conn{c, why});
     };
-    const std::string bind = cfg.node_host.empty() ? std::string{"0.0.0.0"} : cfg.node_host;
-    auto l = rt.listen(bind, cfg.root_port, make_identity(cfg, "scheduler", 0), node_caps(), h);
+    auto at = scheduler_address(cfg);  // loopback in local mode (see node_address.hpp)
+    if (at && !at->note.empty()) log_line("scheduler", at->note);
+    auto l =
+        at ? rt.listen(at->bind, cfg.root_port, make_identity(cfg, "scheduler", 0), node_caps(), h)
+           : result<std::shared_ptr<net::listener>>{at.error()};
     if (!l) {
-      log_line("scheduler", "cannot listen on " + bind + ":" + std::to_string(cfg.root_port) +
-                                ": " + l.error().to_string());
+      log_line("scheduler", "cannot listen on " + (at ? at->bind : cfg.root_host) + ":" +
+                                std::to_string(cfg.root_port) + ": " + l.error().to_string());
       caf::anon_send_exit(actor, caf::exit_reason::user_shutdown);
       return 1;
     }

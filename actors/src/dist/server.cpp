@@ -24,8 +24,10 @@
 #include "kvactor/compression.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/serialization/optimizer_states.hpp"
+#include "node_address.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
+#include "profile_file.hpp"
 #include "server_core.hpp"
 
 namespace kvactor::detail {
@@ -208,27 +210,16 @@ result<std::vector<std::pair<std::string, std::string>>> parse_body(const std::s
   return out;
 }
 
-status write_profile(const std::string& file, const server_profile& p) {
-  std::FILE* f = std::fopen(file.c_str(), "w");
-  if (!f) return status{errc::invalid_argument, "cannot write the profile to " + file};
-  const char* names[] = {"init", "push", "pull", "pushpull"};
-  std::fprintf(f, "{\"pid\":%d", static_cast<int>(::getpid()));
-  for (int i = 0; i < 4; ++i)
-    std::fprintf(f, ",\"%s\":{\"count\":%llu,\"bytes_in\":%llu}", names[i],
-                 static_cast<unsigned long long>(p.count[i]),
-                 static_cast<unsigned long long>(p.bytes_in[i]));
-  std::fprintf(f, ",\"busy_ns\":%llu}\n", static_cast<unsigned long long>(p.busy_ns));
-  return std::fclose(f) == 0 ? status{}
-                             : status{errc::invalid_argument, "writing " + file + " failed"};
-}
-
 // ---------------------------------------------------------------- request decoding
 
 class dispatcher : public std::enable_shared_from_this<dispatcher> {
  public:
   dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
-             std::shared_ptr<std::atomic<std::int64_t>> rank)
-      : shards_(std::move(shards)), ctl_(std::move(ctl)), rank_(std::move(rank)) {}
+             std::shared_ptr<std::atomic<std::int64_t>> rank, std::string profile_dir)
+      : shards_(std::move(shards)),
+        ctl_(std::move(ctl)),
+        rank_(std::move(rank)),
+        profile_dir_(std::move(profile_dir)) {}
 
   void on_message(const net::connection_ptr& c, net::message&& m) {
     const auto type = static_cast<wire::msg>(m.type);
@@ -437,6 +428,11 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
                 errc::invalid_argument,
                 "profiler parameters are state=run|stop and filename=PATH; got " + k + "=" + v});
         }
+        if (!file.empty()) {  // checked before anything changes
+          auto path = profile_path(profile_dir_, file, rank_->load());
+          if (!path) return reply(path.error());
+          file = *path;
+        }
         // Profiles of all shards add up; with a filename they are written when all shards
         // have answered.
         auto total = std::make_shared<std::pair<std::mutex, server_profile>>();
@@ -455,8 +451,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
           total->second.busy_ns += core.profile().busy_ns;
         };
         if (!file.empty()) {
-          // Every server writes its own: filename + ".server<rank>", before it answers.
-          finish = [total, file = file + ".server" + std::to_string(rank_->load())] {
+          // Every server writes its own (profile_file.hpp), before it answers.
+          finish = [total, file] {
             std::lock_guard<std::mutex> g(total->first);
             return write_profile(file, total->second);
           };
@@ -595,6 +591,7 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   std::vector<caf::actor> shards_;
   caf::actor ctl_;
   std::shared_ptr<std::atomic<std::int64_t>> rank_;
+  const std::string profile_dir_;  // KVACTOR_PROFILE_DIR; empty: no profile files
   std::mutex optimizer_mu_;
   std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
   bool multi_precision_ = false;               // ditto
@@ -625,7 +622,7 @@ int run_server(const cluster_config& cfg, const options& opts) {
   int code = 1;
   {
     net::runtime rt(1);
-    auto disp = std::make_shared<dispatcher>(shards, ctl, rank);
+    auto disp = std::make_shared<dispatcher>(shards, ctl, rank, cfg.profile_dir);
     net::handlers worker_h;
     worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
       disp->on_message(c, std::move(m));
@@ -633,47 +630,48 @@ int run_server(const cluster_config& cfg, const options& opts) {
     // A worker that disconnects is the scheduler's to judge: it knows whether the worker
     // finished in order, and tells every server if not.
     worker_h.on_close = [](const net::connection_ptr&, const status&) {};
-    const std::string bind = cfg.node_host.empty() ? std::string{"0.0.0.0"} : cfg.node_host;
-    auto l = rt.listen(bind, 0, make_identity(cfg, "server", -1), node_caps(), worker_h);
-    if (!l) {
-      log_line("server", "cannot listen on " + bind + ": " + l.error().to_string());
+    caf::actor_addr weak = ctl.address();
+    net::handlers sched_h;
+    sched_h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
+      if (auto a = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(a, msg_atom::value, std::make_shared<inbound>(inbound{c, std::move(m)}));
+    };
+    sched_h.on_close = [weak](const net::connection_ptr& c, const status& why) {
+      if (auto a = caf::actor_cast<caf::actor>(weak))
+        caf::anon_send(a, closed_atom::value, closed_conn{c, why});
+    };
+    std::promise<result<net::connection_ptr>> connected;
+    auto connected_f = connected.get_future();
+    const auto started = std::chrono::steady_clock::now();
+    rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(), sched_h,
+               started + cfg.connect_timeout,
+               [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
+    wait_reporting(connected_f, started, cfg.connect_timeout, "server",
+                   "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
+    auto conn = connected_f.get();  // the transport answers by the deadline
+    if (!conn) {
+      log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
+                             std::to_string(cfg.root_port) +
+                             " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
+                             duration_text(cfg.connect_timeout) + ": " + conn.error().message());
     } else {
-      caf::actor_addr weak = ctl.address();
-      net::handlers sched_h;
-      sched_h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
-        if (auto a = caf::actor_cast<caf::actor>(weak))
-          caf::anon_send(a, msg_atom::value, std::make_shared<inbound>(inbound{c, std::move(m)}));
-      };
-      sched_h.on_close = [weak](const net::connection_ptr& c, const status& why) {
-        if (auto a = caf::actor_cast<caf::actor>(weak))
-          caf::anon_send(a, closed_atom::value, closed_conn{c, why});
-      };
-      std::promise<result<net::connection_ptr>> connected;
-      auto connected_f = connected.get_future();
-      const auto started = std::chrono::steady_clock::now();
-      rt.connect(
-          cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(), sched_h,
-          started + cfg.connect_timeout,
-          [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
-      wait_reporting(connected_f, started, cfg.connect_timeout, "server",
-                     "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
-      auto conn = connected_f.get();  // the transport answers by the deadline
-      if (!conn) {
-        log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
-                               std::to_string(cfg.root_port) +
-                               " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
-                               duration_text(cfg.connect_timeout) + ": " + conn.error().message());
+      // Listens on the interface that reaches the scheduler (loopback in local mode), or on
+      // KVACTOR_NODE_HOST: see node_address.hpp. Known only now that the connection stands.
+      const auto at = server_address(cfg, host_of((*conn)->local_address()));
+      auto l = rt.listen(at.bind, 0, make_identity(cfg, "server", -1), node_caps(), worker_h);
+      if (!l) {
+        log_line("server", "cannot listen on " + at.bind + ": " + l.error().to_string());
       } else {
         wire::register_meta reg;
         reg.role = "server";
-        reg.host = cfg.node_host.empty() ? host_of((*conn)->local_address()) : cfg.node_host;
+        reg.host = at.advertise;
         reg.port = (*l)->port();
         reg.rank_hint = cfg.rank_hint;
         send_control(*conn, wire::msg::register_node, 0, wire::encode(reg));
         log_line("server", "accepting workers on " + reg.host + ":" + std::to_string(reg.port));
         code = done.get();
+        (*l)->stop();
       }
-      (*l)->stop();
     }
     // After a break, every worker learns why this server goes (its GOODBYE says), even one
     // that hears it before the scheduler's notice.
