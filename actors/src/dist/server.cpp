@@ -276,9 +276,11 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
                    ? wire::decode<wire::command_meta>(m.meta)
                    : result<wire::command_meta>{status{errc::protocol_error, "not a command"}};
     if (!cmd || cmd->cmd != static_cast<std::uint8_t>(wire::command::bind_rank)) {
-      c->close(
-          status{errc::unauthenticated, "worker " + std::to_string(c->peer().rank) +
-                                            " sent a request before proving its rank (bind_rank)"});
+      const status why{errc::unauthenticated,
+                       "worker " + std::to_string(c->peer().rank) +
+                           " sent a request before proving its rank (bind_rank)"};
+      log_line("server", "refused a connection from " + c->remote_address() + ": " + why.message());
+      c->close(why);
       return;
     }
     binding_->claim(

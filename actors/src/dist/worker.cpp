@@ -25,6 +25,7 @@
 #include "../optimizers.hpp"
 #include "../request.hpp"
 #include "../store_impl.hpp"
+#include "dist_op.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/thread_pool.hpp"
@@ -40,128 +41,6 @@ namespace {
 future<void> failed(status s) {
   return future<void>::ready_with(std::move(s));
 }
-
-/// Completion of a user call: all parts of all its keys, then an optional follow-up (init's
-/// barrier), then the future.
-class dist_call {
- public:
-  dist_call(std::size_t parts, std::function<void(status)> then)
-      : left_(parts), then_(std::move(then)) {
-    if (parts == 0) then_(status{});
-  }
-  void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu_);
-      if (first_.is_ok()) first_ = s;
-    }
-    if (left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    status r;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      r = first_;
-    }
-    then_(r);
-  }
-
- private:
-  std::atomic<std::size_t> left_;
-  std::mutex mu_;
-  status first_;
-  std::function<void(status)> then_;
-};
-
-struct key_channel;
-
-struct dist_op {
-  op_kind kind = op_kind::push;
-  key_info_ptr info;
-  int priority = 0;
-  tensor_list values;
-  tensor_list outs;
-  tensor source;  // what is sent: values[0], or the devices' sum
-  std::vector<part_plan> parts;
-  std::shared_ptr<dist_call> call;
-  std::atomic<std::uint32_t> parts_left{0};
-  std::mutex mu;
-  status error;
-  bool ready = true;       // guarded by the key channel's mutex
-  compression::params gc;  // compress this push
-  std::uint64_t gc_version = 0;
-  key_channel* channel = nullptr;
-  // Row-sparse: a push's merged rows, or the rows each output of a row_pull wants.
-  std::vector<std::int64_t> sparse_ids;
-  tensor sparse_rows;
-  std::vector<std::vector<std::int64_t>> want;
-  std::vector<std::vector<std::int64_t>> part_ids;  // global row ids sent to each part
-  std::vector<std::shared_ptr<buffer>> payloads;    // per part, alive until sent
-  bool leased = false;
-  std::atomic<bool> finished{false};
-
-  bool pull_like() const {
-    return kind == op_kind::pull || kind == op_kind::pushpull || kind == op_kind::broadcast;
-  }
-  bool rows_op() const { return kind == op_kind::row_pull || sparse_rows.defined(); }
-  wire::msg wire_type() const {
-    if (kind == op_kind::row_pull) return wire::msg::pull_rows;
-    if (sparse_rows.defined()) return wire::msg::push_rows;
-    switch (kind) {
-      case op_kind::init:
-        return wire::msg::init;
-      case op_kind::push:
-        return wire::msg::push;
-      case op_kind::pushpull:
-        return wire::msg::pushpull;
-      default:
-        return wire::msg::pull;
-    }
-  }
-  void lease() {
-    for (auto& v : values)
-      v.storage_ptr()->begin_read();
-    for (auto& o : outs)
-      o.storage_ptr()->begin_write();
-    leased = true;
-  }
-  void unlease() {
-    if (!leased) return;
-    leased = false;
-    for (auto& v : values)
-      v.storage_ptr()->end_read();
-    for (auto& o : outs)
-      o.storage_ptr()->end_write();
-  }
-  void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu);
-      if (error.is_ok()) error = s;
-    }
-    if (parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
-  }
-  void finish() {
-    if (finished.exchange(true)) return;
-    unlease();
-    status e;
-    {
-      std::lock_guard<std::mutex> g(mu);
-      e = error;
-    }
-    if (call) call->part_done(e);
-  }
-  ~dist_op() {
-    unlease();
-    if (!finished.exchange(true) && call)
-      call->part_done(status{errc::shut_down, std::string{to_string(kind)} + " of key " +
-                                                  (info ? info->name() : "?") + " was dropped"});
-  }
-};
-using dist_op_ptr = std::shared_ptr<dist_op>;
-
-struct key_channel {
-  std::mutex mu;
-  std::deque<dist_op_ptr> waiting;
-  tensor residual;  // gradient compression's error feedback for this key
-  std::uint64_t gc_version = 0;
-};
 
 class dist_store final : public store_impl, public std::enable_shared_from_this<dist_store> {
  public:
