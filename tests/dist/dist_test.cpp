@@ -325,7 +325,9 @@ TEST(DistHostile, RankThiefIsRefused) {
   EXPECT_EQ(thief.output().find("ACCEPTED"), std::string::npos) << thief.output();
   c.send_line(c.worker(0), "stop");
   ASSERT_TRUE(c.wait_all(30s)) << c.dump();
-  for (auto& p : c.procs())
-    if (&p != &thief) EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (auto& p : c.procs()) {
+    if (&p == &thief) continue;
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  }
   EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos) << c.dump();
 }
