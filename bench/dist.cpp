@@ -228,7 +228,7 @@ std::uint64_t big_array_bound() {
 }
 
 // One part of a key: the server that holds it and its bytes. The worker's rule
-// (actors/src/dist/worker.cpp, plan_parts): split over all servers from the big-array bound,
+// (actors/src/dist/part_plan.cpp, plan_parts): split over all servers from the big-array bound,
 // else whole on hash(key) mod S.
 struct part {
   std::uint32_t server;

@@ -20,6 +20,7 @@ const char* to_string(errc code) noexcept {
     case errc::updater_failed: return "updater_failed";
     case errc::shut_down: return "shut_down";
     case errc::internal: return "internal";
+    case errc::aborted: return "aborted";
   }
   return "unknown_errc";
 }

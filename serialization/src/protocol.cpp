@@ -13,7 +13,7 @@ namespace kvactor::wire {
 namespace {
 
 constexpr std::uint8_t meta_version = 1;
-constexpr std::size_t max_string = 4096;
+constexpr std::size_t max_string = max_string_bytes;
 constexpr std::size_t max_servers = 65536;
 
 using serialization::bounded_input;
@@ -94,6 +94,10 @@ const char* to_string(command c) noexcept {
       return "save_states";
     case command::load_states:
       return "load_states";
+    case command::bind_rank:
+      return "bind_rank";
+    case command::worker_done:
+      return "worker_done";
   }
   return "unknown_command";
 }
@@ -125,6 +129,7 @@ std::vector<std::uint8_t> encode(const node_table_meta& m) {
       .put(static_cast<std::uint64_t>(m.servers.size()));
   for (const auto& e : m.servers)
     w.put_string(e.host).put(e.port);
+  w.put_string(m.rank_key);
   return w.bytes();
 }
 std::vector<std::uint8_t> encode(const barrier_meta& m) {
@@ -180,6 +185,7 @@ result<node_table_meta> decode(const std::vector<std::uint8_t>& b) {
       in.read_string(e.host, 256, "server host");
       in.read(e.port);
     }
+    in.read_string(m.rank_key, max_rank_key_bytes, "rank key");
     // Nodes index the list by server rank up to num_servers, and use their rank as an index:
     // a table that disagrees with itself would send them out of bounds.
     if (m.servers.size() != m.num_servers)

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -486,6 +487,95 @@ void steady(kvactor::kvstore& kv) {
   }
 }
 
+// A call's status within 10 s (a hang fails the scenario rather than the test's timeout).
+kvactor::status status_of(kvactor::future<void> f, const std::string& what) {
+  check(f.wait_for(std::chrono::seconds(10)), what + ": no answer within 10 s");
+  return f.get_status();
+}
+
+void expect_refused(kvactor::future<void> f, kvactor::errc code, const std::string& words,
+                    const std::string& what) {
+  const auto st = status_of(std::move(f), what);
+  check(st.code() == code && st.message().find(words) != std::string::npos,
+        what + ": expected " + kvactor::to_string(code) + " naming \"" + words + "\", got " +
+            st.to_string());
+}
+
+// Messages over the transport's caps (run with KVACTOR_MAX_MESSAGE_BYTES=65536): refused up
+// front with the limit named, or sliced into parts that fit; the store works on after.
+void limits(kvactor::kvstore& kv) {
+  expect_refused(kv.init(std::string(70000, 'k'), tensor::ones({4})),
+                 kvactor::errc::invalid_argument, "at most 4096 bytes", "a 70000-byte key");
+  expect_refused(kv.init(std::string(4097, 'k'), tensor::ones({4})),
+                 kvactor::errc::invalid_argument, "at most 4096 bytes", "a 4097-byte key");
+  kvactor::optimizer_config many{"sgd", {{"learning_rate", 0.1}}};
+  for (int i = 0; i < 3505; ++i)
+    many.params["lr_mult.some_layer_weight_" + std::to_string(i)] = 1.0;
+  expect_refused(kv.set_optimizer(many), kvactor::errc::invalid_argument, "limit of 65536 bytes",
+                 "set_optimizer with 3505 lr_mult parameters");
+  expect_refused(kv.send_command_to_servers(5, std::string(70000, 'x')),
+                 kvactor::errc::invalid_argument, "limit of 65536 bytes", "a 70 kB command");
+  // One row of 20000 float32 (80000 bytes) cannot travel in a 65536-byte message.
+  expect_refused(kv.init(7, tensor::ones({2, 20000})), kvactor::errc::invalid_argument,
+                 "KVACTOR_MAX_MESSAGE_BYTES", "a key whose row is over the message cap");
+  // 40000 float32 are 160000 bytes: the key travels in parts, with exact results.
+  const int W = kv.num_workers();
+  const kvactor::shape big{40000};
+  kv.init(8, tensor::full(big, 1)).get();
+  tensor out = tensor::zeros(big);
+  kv.pull(8, out).get();
+  expect_all(out, 1, "sliced key after init");
+  kv.push(8, tensor::full(big, rank_ + 1));
+  kv.pull(8, out).get();
+  expect_all(out, W * (W + 1) / 2.0, "sliced key after a push round");
+  kv.pushpull(8, tensor::full(big, 2), out).get();
+  expect_all(out, 2.0 * W, "sliced key after pushpull");
+  // Row-sparse on a 2-D key of 20000 x 4 float32 (320000 bytes) in parts.
+  const kvactor::shape table{20000, 4};
+  kv.init(9, tensor::zeros(table)).get();
+  std::vector<float> vals(8, static_cast<float>(rank_ + 1));
+  kv.push(9, kvactor::row_sparse_tensor::from_rows({3, 19999}, tensor::from(vals, {2, 4}), table))
+      .get();
+  tensor rows = tensor::full(table, -1);
+  kv.row_sparse_pull(9, rows, tensor::from<std::int64_t>({19999, 3, 10000}, {3})).get();
+  check(rows.at(3 * 4) == W * (W + 1) / 2.0 && rows.at(19999 * 4 + 3) == W * (W + 1) / 2.0,
+        "row-sparse rows of a sliced key");
+  check(rows.at(10000 * 4) == 0 && rows.at(0) == 0, "rows not pushed are zero");
+}
+
+// dist_sync round that worker 1 can never join as it should: its registry has key 1 with
+// another shape than the one rank 0 stored, so the server refuses its pushes. Each round
+// then fails for every worker in it (aborted, naming worker 1), the value stays, and the
+// stores shut down promptly.
+void refused_round(kvactor::kvstore& kv) {
+  kv.init(1, rank_ == 0 ? tensor::full({4}, 3) : tensor::full({5}, 3)).get();
+  for (int round = 0; round < 2; ++round) {
+    const std::string what = "round " + std::to_string(round);
+    if (rank_ == 0) {
+      expect_refused(kv.push(1, tensor::ones({4})), kvactor::errc::aborted,
+                     "worker 1's push was refused (shape_mismatch", what);
+      tensor out = tensor::zeros({4});
+      kv.pull(1, out).get();
+      expect_all(out, 3, what + ": the stored value is unchanged");
+    } else {
+      expect_refused(kv.push(1, tensor::ones({5})), kvactor::errc::shape_mismatch, "", what);
+    }
+  }
+  std::printf("LEAVING worker %d at %lld\n", rank_, monotonic_ns());
+}
+
+// Worker 1 leaves without pushing: worker 0's round fails (aborted, naming worker 1) instead
+// of waiting forever, and both stores shut down.
+void departed(kvactor::kvstore& kv) {
+  kv.init(1, tensor::full({4}, 3)).get();
+  if (rank_ != 0) return;
+  expect_refused(kv.push(1, tensor::ones({4})), kvactor::errc::aborted,
+                 "worker 1 left (its store shut down) without pushing", "push after worker 1 left");
+  tensor out = tensor::zeros({4});
+  kv.pull(1, out).get();
+  expect_all(out, 3, "the stored value is unchanged");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -512,6 +602,9 @@ int main(int argc, char** argv) {
         {"device_values", device_values},
         {"device_async", device_async},
         {"empty", [](kvactor::kvstore&) {}},
+        {"limits", limits},
+        {"refused_round", refused_round},
+        {"departed", departed},
     };
     auto it = scenarios.find(scenario);
     if (it == scenarios.end()) fail("unknown scenario " + scenario);

@@ -283,3 +283,54 @@ TEST(DistHostile, WrongSecretIsRefused) {
   EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
   EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
 }
+
+// Messages over the transport's caps (a 64 KiB message cap, so nothing needs gigabytes): a
+// 70000-byte key, set_optimizer with 3505 lr_mult parameters and a 70 kB command are refused
+// with the limit named, not left pending; keys bigger than a message travel in parts.
+TEST(DistLimits, OversizedMessagesFailOrTravelInParts) {
+  run_scenario("limits", 1, 2, {{"KVACTOR_MAX_MESSAGE_BYTES", "65536"}});
+}
+
+// Worker 1's pushes of key 1 are refused (it registered another shape than rank 0 stored):
+// each round fails for worker 0 with aborted naming worker 1, and the whole cluster exits
+// promptly instead of hanging in shutdown.
+TEST(DistRounds, RefusedPushFailsTheRoundForEveryone) {
+  const long long t0 = monotonic_ns();
+  run_scenario("refused_round", 1, 2);
+  EXPECT_LT(monotonic_ns() - t0, 20'000'000'000LL);
+}
+
+// Worker 1 leaves without pushing: worker 0's round fails with aborted naming worker 1.
+TEST(DistRounds, RoundWithoutADepartedWorkerFails) {
+  const long long t0 = monotonic_ns();
+  run_scenario("departed", 1, 2);
+  EXPECT_LT(monotonic_ns() - t0, 20'000'000'000LL);
+}
+
+// A process with the secret claims worker rank 0 on the server while worker 0 is live: a
+// push without a claim and a claim with a forged token are both refused (unauthenticated),
+// and the honest worker's exact values are not disturbed.
+TEST(DistHostile, RankThiefIsRefused) {
+  cluster c(server_program, node_program, {"steady"}, 1, 1);
+  ASSERT_TRUE(c.wait_for_output(c.worker(0), "READY", 30s)) << c.dump();
+  ASSERT_TRUE(c.wait_for_output(c.server(0), "accepting workers on", 30s)) << c.dump();
+  const int port = server_port(c.server(0));
+  ASSERT_GT(port, 0) << c.dump();
+  auto& thief = c.start_extra("thief", "worker", {KVACTOR_RANK_THIEF, std::to_string(port)}, {});
+  ASSERT_TRUE(c.wait(thief, 30s)) << c.dump();
+  EXPECT_EQ(thief.exit_code(), 3) << thief.output();
+  EXPECT_NE(thief.output().find("REFUSED push without a rank claim: unauthenticated"),
+            std::string::npos)
+      << thief.output();
+  EXPECT_NE(thief.output().find("REFUSED claim with a forged token: unauthenticated"),
+            std::string::npos)
+      << thief.output();
+  EXPECT_EQ(thief.output().find("ACCEPTED"), std::string::npos) << thief.output();
+  c.send_line(c.worker(0), "stop");
+  ASSERT_TRUE(c.wait_all(30s)) << c.dump();
+  for (auto& p : c.procs()) {
+    if (&p == &thief) continue;
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  }
+  EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos) << c.dump();
+}

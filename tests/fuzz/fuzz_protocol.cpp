@@ -22,7 +22,7 @@ bool same(const register_meta& a, const register_meta& b) {
 }
 bool same(const node_table_meta& a, const node_table_meta& b) {
   if (a.rank != b.rank || a.num_workers != b.num_workers || a.num_servers != b.num_servers ||
-      a.servers.size() != b.servers.size())
+      a.servers.size() != b.servers.size() || a.rank_key != b.rank_key)
     return false;
   for (std::size_t i = 0; i < a.servers.size(); ++i)
     if (a.servers[i].host != b.servers[i].host || a.servers[i].port != b.servers[i].port)
@@ -60,6 +60,7 @@ void check(const node_table_meta& m) {
                      "rank outside the cluster accepted");
   for (const auto& e : m.servers)
     KVACTOR_FUZZ_CHECK(e.host.size() <= 256, "host over its cap");
+  KVACTOR_FUZZ_CHECK(m.rank_key.size() <= max_rank_key_bytes, "rank key over its cap");
 }
 void check(const barrier_meta&) {}
 void check(const node_lost_meta& m) {

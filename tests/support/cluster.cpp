@@ -163,7 +163,12 @@ void cluster::stop_all() {
 }
 
 bool cluster::wait(process& p, std::chrono::milliseconds limit) {
-  return p.child.wait_for(limit);
+  if (!p.child.wait_for(limit)) return false;
+  // The reader thread may not have drained the pipe yet (a loaded machine): output() must hold
+  // everything the process wrote before it exited.
+  std::unique_lock<std::mutex> lk(p.log->mu);
+  p.log->cv.wait_for(lk, std::chrono::seconds(5), [&] { return p.log->closed; });
+  return true;
 }
 
 bool cluster::wait_all(std::chrono::milliseconds limit) {

@@ -206,6 +206,7 @@ const std::vector<std::pair<errc, std::string>>& all_codes() {
       {errc::updater_failed, "updater_failed"},
       {errc::shut_down, "shut_down"},
       {errc::internal, "internal"},
+      {errc::aborted, "aborted"},
   };
   return codes;
 }

@@ -125,6 +125,7 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   const auto bound = first_int({"KVACTOR_BIGARRAY_BOUND", "MXNET_KVSTORE_BIGARRAY_BOUND"}, 1,
                                std::int64_t{1} << 50);
   const auto timeout = get_int("KVACTOR_CONNECT_TIMEOUT_MS", 1, 3600000);
+  const auto max_message = get_int("KVACTOR_MAX_MESSAGE_BYTES", 4096, std::int64_t{4} << 30);
   const bool servers_set = env("DMLC_NUM_SERVER").has_value();
   const bool workers_set = env("DMLC_NUM_WORKER").has_value();
 
@@ -208,6 +209,7 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   c.num_workers = static_cast<std::uint32_t>(*workers);
   if (bound) c.big_array_bound = static_cast<std::uint64_t>(*bound);
   if (timeout) c.connect_timeout = std::chrono::milliseconds(*timeout);
+  if (max_message) c.max_message_bytes = static_cast<std::uint64_t>(*max_message);
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
   if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty()) c.profile_dir = *d;

@@ -11,6 +11,8 @@
 //   KVACTOR_BIGARRAY_BOUND / MXNET_KVSTORE_BIGARRAY_BOUND
 //                                         elements from which a key is split over all servers
 //   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
+//   KVACTOR_MAX_MESSAGE_BYTES             payload cap of one message (default 4 GiB; the
+//                                         same on every node); bigger keys travel in parts
 // Without DMLC_ROLE, a rank from mpirun (OMPI_COMM_WORLD_RANK, PMI_RANK) or Slurm
 // (SLURM_PROCID) picks the role: rank 0 is the scheduler, ranks 1..S the servers, the rest
 // workers (DMLC_NUM_WORKER then defaults to size - 1 - S).
@@ -40,6 +42,7 @@ struct cluster_config {
   std::int64_t rank_hint = -1;
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};
+  std::uint64_t max_message_bytes = std::uint64_t{4} << 30;
 };
 
 /// Looks a variable up; nullopt when unset.

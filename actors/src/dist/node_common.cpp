@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <mutex>
 
+#include "message_limits.hpp"
+
 namespace kvactor::detail {
 
 net::identity make_identity(const cluster_config& cfg, const std::string& role, std::int64_t rank) {
@@ -14,8 +16,9 @@ net::identity make_identity(const cluster_config& cfg, const std::string& role, 
   return id;
 }
 
-net::caps node_caps() {
+net::caps node_caps(const cluster_config& cfg) {
   net::caps c;
+  c.max_message_bytes = cfg.max_message_bytes;
   return c;
 }
 
@@ -27,7 +30,9 @@ void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t
   m.id = id;
   m.stream = stream;
   m.priority = priority;
-  m.meta = wire::encode(wire::reply_meta{static_cast<std::uint8_t>(s.code()), s.message()});
+  // A longer message would make the worker's decoder refuse the whole reply.
+  m.meta =
+      wire::encode(wire::reply_meta{static_cast<std::uint8_t>(s.code()), fit_message(s.message())});
   if (value && value->defined()) {
     m.payload = value->data_unchecked();
     m.payload_size = value->nbytes();
@@ -54,7 +59,7 @@ status reply_status(const net::message& m) {
   auto r = wire::decode<wire::reply_meta>(m.meta);
   if (!r) return r.error();
   if (r->code == 0) return {};
-  if (r->code > static_cast<std::uint8_t>(errc::internal))
+  if (r->code > static_cast<std::uint8_t>(last_errc))
     return status{errc::protocol_error, "reply with unknown error code " + std::to_string(r->code)};
   return status{static_cast<errc>(r->code), r->message};
 }

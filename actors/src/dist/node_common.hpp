@@ -17,10 +17,13 @@
 namespace kvactor::detail {
 
 net::identity make_identity(const cluster_config& cfg, const std::string& role, std::int64_t rank);
-net::caps node_caps();
+/// The transport's caps every node of a cluster uses (the message cap from the cluster's
+/// configuration).
+net::caps node_caps(const cluster_config& cfg);
 
-/// Sends a reply (same id and stream as the request) with a status and, optionally, the
-/// bytes of `value`, which the transport keeps alive until sent.
+/// Sends a reply (same id and stream as the request) with a status (its message cut to what a
+/// reply carries) and, optionally, the bytes of `value`, which the transport keeps alive until
+/// sent.
 void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t stream,
                 std::int32_t priority, const status& s, const tensor* value);
 

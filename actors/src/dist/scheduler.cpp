@@ -10,9 +10,11 @@
 #include <future>
 
 #include "../caf_glue.hpp"
+#include "message_limits.hpp"
 #include "node_address.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
+#include "rank_binding.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::inbound_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::closed_conn)
@@ -123,6 +125,10 @@ void assign_ranks(self_ptr self) {
     for (std::size_t i = 0; i < group.size(); ++i)
       group[i]->rank = hinted ? group[i]->reg.rank_hint : static_cast<std::int64_t>(i);
   }
+  // Each worker's rank is bound to its connections by a token only it and the servers can
+  // know (rank_binding.hpp).
+  auto key = new_rank_key();
+  if (!key) return lose(self, wire::node_lost_meta{"cluster", -1, key.error().message()});
   wire::node_table_meta table;
   table.num_workers = st.cfg.num_workers;
   table.num_servers = st.cfg.num_servers;
@@ -132,7 +138,17 @@ void assign_ranks(self_ptr self) {
       table.servers[static_cast<std::size_t>(n.rank)] = wire::endpoint{n.reg.host, n.reg.port};
   for (auto& n : st.nodes) {
     table.rank = n.rank;
-    send_control(n.conn, wire::msg::node_table, 0, wire::encode(table));
+    if (n.reg.role == "server") {
+      table.rank_key = *key;
+    } else {
+      auto token = rank_token(*key, st.cfg.cluster_id, n.rank);
+      if (!token) return lose(self, wire::node_lost_meta{"cluster", -1, token.error().message()});
+      table.rank_key = *token;
+    }
+    auto meta = wire::encode(table);
+    if (auto s = check_message(node_caps(st.cfg), meta.size(), 0, "the node table"); !s)
+      return lose(self, wire::node_lost_meta{"cluster", -1, s.message()});
+    send_control(n.conn, wire::msg::node_table, 0, std::move(meta));
   }
   st.table_sent = true;
   log_line("scheduler", "cluster assembled: " + std::to_string(st.cfg.num_servers) +
@@ -276,9 +292,9 @@ int run_scheduler(const cluster_config& cfg) {
     };
     auto at = scheduler_address(cfg);  // loopback in local mode (see node_address.hpp)
     if (at && !at->note.empty()) log_line("scheduler", at->note);
-    auto l =
-        at ? rt.listen(at->bind, cfg.root_port, make_identity(cfg, "scheduler", 0), node_caps(), h)
-           : result<std::shared_ptr<net::listener>>{at.error()};
+    auto l = at ? rt.listen(at->bind, cfg.root_port, make_identity(cfg, "scheduler", 0),
+                            node_caps(cfg), h)
+                : result<std::shared_ptr<net::listener>>{at.error()};
     if (!l) {
       log_line("scheduler", "cannot listen on " + (at ? at->bind : cfg.root_host) + ":" +
                                 std::to_string(cfg.root_port) + ": " + l.error().to_string());

@@ -28,6 +28,7 @@
 #include "node_common.hpp"
 #include "nodes.hpp"
 #include "profile_file.hpp"
+#include "rank_binding.hpp"
 #include "server_core.hpp"
 
 namespace kvactor::detail {
@@ -120,6 +121,7 @@ struct ctl_state {
   bool finished = false;
   std::int64_t rank = -1;
   std::shared_ptr<std::atomic<std::int64_t>> shared_rank;
+  std::shared_ptr<rank_binding> binding;
   static inline const char* name = "kvactor.server_ctl";
 };
 using ctl_ptr = caf::stateful_actor<ctl_state>*;
@@ -143,8 +145,10 @@ void break_cluster(ctl_ptr self, const status& why) {
 }
 
 caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::promise<int>* exit_code,
-                         status* broken, std::shared_ptr<std::atomic<std::int64_t>> rank) {
+                         status* broken, std::shared_ptr<std::atomic<std::int64_t>> rank,
+                         std::shared_ptr<rank_binding> binding) {
   self->state.shards = std::move(shards);
+  self->state.binding = std::move(binding);
   self->state.exit_code = exit_code;
   self->state.broken = broken;
   self->state.shared_rank = std::move(rank);
@@ -156,7 +160,11 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
           case wire::msg::node_table: {
             auto t = wire::decode<wire::node_table_meta>(in->msg.meta);
             if (!t) return break_cluster(self, t.error());
+            if (t->rank_key.empty())
+              return break_cluster(self,
+                                   status{errc::protocol_error, "the node table has no rank key"});
             st.rank = t->rank;
+            st.binding->set_key(t->rank_key);
             st.shared_rank->store(t->rank);
             for (auto& s : st.shards)
               caf::anon_send(s, configure_atom::value, t->num_workers);
@@ -215,11 +223,13 @@ result<std::vector<std::pair<std::string, std::string>>> parse_body(const std::s
 class dispatcher : public std::enable_shared_from_this<dispatcher> {
  public:
   dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
-             std::shared_ptr<std::atomic<std::int64_t>> rank, std::string profile_dir)
+             std::shared_ptr<std::atomic<std::int64_t>> rank, std::string profile_dir,
+             std::shared_ptr<rank_binding> binding)
       : shards_(std::move(shards)),
         ctl_(std::move(ctl)),
         rank_(std::move(rank)),
-        profile_dir_(std::move(profile_dir)) {}
+        profile_dir_(std::move(profile_dir)),
+        binding_(std::move(binding)) {}
 
   void on_message(const net::connection_ptr& c, net::message&& m) {
     const auto type = static_cast<wire::msg>(m.type);
@@ -227,24 +237,52 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
       c->close(status{errc::protocol_error, "only workers send requests to servers"});
       return;
     }
+    // The rank the scheduler assigned, as the connection proved it (not the one it claims).
+    const std::int64_t worker = binding_->rank_of(c.get());
+    if (worker < 0) return bind(c, m);
     switch (type) {
       case wire::msg::init:
       case wire::msg::push:
       case wire::msg::pull:
       case wire::msg::pushpull:
-        return data(c, std::move(m), type);
+        return data(c, std::move(m), type, worker);
       case wire::msg::push_rows:
       case wire::msg::pull_rows:
-        return rows(c, std::move(m), type);
+        return rows(c, std::move(m), type, worker);
       case wire::msg::command:
-        return command(c, m);
+        return command(c, m, worker);
       default:
         c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type)});
     }
   }
 
+  void connection_closed(const net::connection_ptr& c) { binding_->forget(c.get()); }
+
  private:
-  void data(const net::connection_ptr& c, net::message&& m, wire::msg type) {
+  // A worker connection's first request must be bind_rank with the token the scheduler gave
+  // it; anything else, a wrong token or a rank bound already closes the connection.
+  void bind(const net::connection_ptr& c, const net::message& m) {
+    auto cmd = static_cast<wire::msg>(m.type) == wire::msg::command
+                   ? wire::decode<wire::command_meta>(m.meta)
+                   : result<wire::command_meta>{status{errc::protocol_error, "not a command"}};
+    if (!cmd || cmd->cmd != static_cast<std::uint8_t>(wire::command::bind_rank)) {
+      const status why{errc::unauthenticated,
+                       "worker " + std::to_string(c->peer().rank) +
+                           " sent a request before proving its rank (bind_rank)"};
+      log_line("server", "refused a connection from " + c->remote_address() + ": " + why.message());
+      c->close(why);
+      return;
+    }
+    binding_->claim(
+        c.get(), c->peer().rank, cmd->body, [c, id = m.id, stream = m.stream](const status& s) {
+          if (s.is_ok()) return send_reply(c, id, stream, 0, s, nullptr);
+          log_line("server",
+                   "refused a connection from " + c->remote_address() + ": " + s.message());
+          c->close(s);
+        });
+  }
+
+  void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker) {
     auto meta = wire::decode<wire::data_meta>(m.meta);
     auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
                      const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
@@ -252,8 +290,19 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
     auto r = std::make_shared<server_request>();
     r->kind = type;
     r->meta = std::move(*meta);
-    r->worker = c->peer().rank;
+    r->worker = worker;
     r->reply = std::move(reply);
+    // A refused push still goes to its shard, where it takes its place in the round.
+    if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
+    const auto k = r->meta.key.to_key();
+    const std::size_t h =
+        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  }
+
+  // The payload of an init, push or pushpull as the flat tensor r->payload (decompressed).
+  status decode_payload(server_request* r, net::message& m) {
+    const auto type = r->kind;
     if (type != wire::msg::pull && (m.flags & wire::flag_compressed)) {
       // Decoded here, off the shard: what follows sees an ordinary float32 push.
       compression::params gc;
@@ -262,16 +311,12 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
         gc = gc_;
       }
       if (gc.type == compression::kind::none)
-        return r->reply(status{errc::invalid_argument,
-                               "a compressed push, but gradient "
-                               "compression is not set on this server"},
-                        nullptr);
+        return status{errc::invalid_argument,
+                      "a compressed push, but gradient compression is not set on this server"};
       if (r->meta.dtype != static_cast<std::uint8_t>(dtype::float32) || r->meta.numel == 0 ||
           r->meta.numel > (std::uint64_t{1} << 40) ||
           compression::words(gc.type, r->meta.numel) * 4 != m.payload_size)
-        return r->reply(
-            status{errc::protocol_error, "compressed payload does not match its metadata"},
-            nullptr);
+        return status{errc::protocol_error, "compressed payload does not match its metadata"};
       r->wire_bytes = m.payload_size;
       r->payload = tensor::empty({static_cast<std::int64_t>(r->meta.numel)}, dtype::float32);
       const std::size_t w = compression::words(gc.type, r->meta.numel);
@@ -282,8 +327,7 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
       const auto t = static_cast<dtype>(r->meta.dtype);
       if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) || r->meta.numel == 0 ||
           r->meta.numel > (std::uint64_t{1} << 40) || r->meta.numel * size_of(t) != m.payload_size)
-        return r->reply(status{errc::protocol_error, "payload does not match its metadata"},
-                        nullptr);
+        return status{errc::protocol_error, "payload does not match its metadata"};
       const shape s{static_cast<std::int64_t>(r->meta.numel)};
       try {
         if (m.payload_buffer && m.payload_data == m.payload_buffer->data())
@@ -291,49 +335,48 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
         else
           r->payload = tensor::from_bytes(m.payload_data, s, t);
       } catch (const std::exception& e) {
-        return r->reply(status{errc::internal, e.what()}, nullptr);
+        return status{errc::internal, e.what()};
       }
     }
-    const auto k = r->meta.key.to_key();
-    const std::size_t h =
-        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
-    caf::anon_send(shards_[h % shards_.size()], std::move(r));
+    return {};
   }
 
   // Row-sparse requests: the payload starts with `rows` int64 row ids (of the part), and for
   // push_rows continues with one row of values per id.
-  void rows(const net::connection_ptr& c, net::message&& m, wire::msg type) {
+  void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker) {
     auto meta = wire::decode<wire::data_meta>(m.meta);
     auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
                      const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
     if (!meta) return reply(meta.error(), nullptr);
-    if (meta->dtype > static_cast<std::uint8_t>(dtype::uint8))
-      return reply(status{errc::protocol_error, "bad element type"}, nullptr);
-    const auto t = static_cast<dtype>(meta->dtype);
-    const std::uint64_t ids_bytes = meta->rows * 8;
-    const std::uint64_t data_bytes =
-        type == wire::msg::push_rows ? meta->rows * meta->row * size_of(t) : 0;
-    if (m.payload_size != ids_bytes + data_bytes)
-      return reply(status{errc::protocol_error, "row payload does not match its metadata"},
-                   nullptr);
     auto r = std::make_shared<server_request>();
     r->kind = type;
     r->meta = std::move(*meta);
-    r->worker = c->peer().rank;
+    r->worker = worker;
     r->reply = std::move(reply);
+    const auto k = r->meta.key.to_key();
+    const std::size_t h =
+        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+    // A refused push still goes to its shard, where it takes its place in the round.
+    if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
+      r->rejected = status{errc::protocol_error, "bad element type"};
+    const auto t = static_cast<dtype>(r->meta.dtype);
+    const std::uint64_t ids_bytes = r->meta.rows * 8;
+    const std::uint64_t data_bytes = type == wire::msg::push_rows && r->rejected.is_ok()
+                                         ? r->meta.rows * r->meta.row * size_of(t)
+                                         : 0;
+    if (r->rejected.is_ok() && m.payload_size != ids_bytes + data_bytes)
+      r->rejected = status{errc::protocol_error, "row payload does not match its metadata"};
+    if (!r->rejected.is_ok()) return caf::anon_send(shards_[h % shards_.size()], std::move(r));
     r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
     if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
     if (data_bytes)
       r->row_data = tensor::from_bytes(
           static_cast<const char*>(m.payload_data) + ids_bytes,
           {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
-    const auto k = r->meta.key.to_key();
-    const std::size_t h =
-        k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
     caf::anon_send(shards_[h % shards_.size()], std::move(r));
   }
 
-  void command(const net::connection_ptr& c, const net::message& m) {
+  void command(const net::connection_ptr& c, const net::message& m, std::int64_t worker) {
     auto reply = [c, id = m.id, stream = m.stream](const status& s) {
       send_reply(c, id, stream, 0, s, nullptr);
     };
@@ -492,6 +535,11 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
         if (cmd->body.empty()) return reply(status{errc::invalid_argument, "load_states: no file"});
         return load_states(reply, cmd->body + ".server" + std::to_string(rank_->load()));
       }
+      case wire::command::bind_rank:
+        return reply(status{errc::invalid_argument, "this connection's rank is bound already"});
+      case wire::command::worker_done:
+        apply = [worker](server_core& core) { core.worker_left(worker); };
+        break;
       default:
         return reply(
             status{errc::invalid_argument, "unknown server command " + std::to_string(cmd->cmd)});
@@ -592,6 +640,7 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   caf::actor ctl_;
   std::shared_ptr<std::atomic<std::int64_t>> rank_;
   const std::string profile_dir_;  // KVACTOR_PROFILE_DIR; empty: no profile files
+  std::shared_ptr<rank_binding> binding_;
   std::mutex optimizer_mu_;
   std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
   bool multi_precision_ = false;               // ditto
@@ -618,18 +667,21 @@ int run_server(const cluster_config& cfg, const options& opts) {
   for (std::size_t i = 0; i < n; ++i)
     shards.push_back(sys.spawn(server_shard, 0));
   auto rank = std::make_shared<std::atomic<std::int64_t>>(-1);
-  auto ctl = sys.spawn(server_ctl, shards, &exit_code, &broken, rank);
+  auto binding = std::make_shared<rank_binding>(cfg.cluster_id);
+  auto ctl = sys.spawn(server_ctl, shards, &exit_code, &broken, rank, binding);
   int code = 1;
   {
     net::runtime rt(1);
-    auto disp = std::make_shared<dispatcher>(shards, ctl, rank, cfg.profile_dir);
+    auto disp = std::make_shared<dispatcher>(shards, ctl, rank, cfg.profile_dir, binding);
     net::handlers worker_h;
     worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
       disp->on_message(c, std::move(m));
     };
     // A worker that disconnects is the scheduler's to judge: it knows whether the worker
     // finished in order, and tells every server if not.
-    worker_h.on_close = [](const net::connection_ptr&, const status&) {};
+    worker_h.on_close = [disp](const net::connection_ptr& c, const status&) {
+      disp->connection_closed(c);
+    };
     caf::actor_addr weak = ctl.address();
     net::handlers sched_h;
     sched_h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
@@ -643,8 +695,8 @@ int run_server(const cluster_config& cfg, const options& opts) {
     std::promise<result<net::connection_ptr>> connected;
     auto connected_f = connected.get_future();
     const auto started = std::chrono::steady_clock::now();
-    rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(), sched_h,
-               started + cfg.connect_timeout,
+    rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(cfg),
+               sched_h, started + cfg.connect_timeout,
                [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
     wait_reporting(connected_f, started, cfg.connect_timeout, "server",
                    "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
@@ -658,7 +710,7 @@ int run_server(const cluster_config& cfg, const options& opts) {
       // Listens on the interface that reaches the scheduler (loopback in local mode), or on
       // KVACTOR_NODE_HOST: see node_address.hpp. Known only now that the connection stands.
       const auto at = server_address(cfg, host_of((*conn)->local_address()));
-      auto l = rt.listen(at.bind, 0, make_identity(cfg, "server", -1), node_caps(), worker_h);
+      auto l = rt.listen(at.bind, 0, make_identity(cfg, "server", -1), node_caps(cfg), worker_h);
       if (!l) {
         log_line("server", "cannot listen on " + at.bind + ": " + l.error().to_string());
       } else {

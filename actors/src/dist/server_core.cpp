@@ -6,8 +6,8 @@
 
 #include "../multi_precision.hpp"
 #include "../state_records.hpp"
-#include "kvactor/optimizer_state.hpp"
 #include "kvactor/kernels.hpp"
+#include "kvactor/optimizer_state.hpp"
 
 namespace kvactor::detail {
 
@@ -23,7 +23,8 @@ server_core::server_core(std::uint32_t num_workers) : num_workers_(num_workers) 
 
 std::size_t server_core::held_bytes() const noexcept {
   std::size_t n = 0;
-  for (const auto& [id, p] : parts_) n += p.stored.nbytes() + p.merge.nbytes();
+  for (const auto& [id, p] : parts_)
+    n += p.stored.nbytes() + p.merge.nbytes();
   return n;
 }
 
@@ -34,9 +35,9 @@ void server_core::handle(server_request_ptr r) {
     if (r->kind == wire::msg::pull_rows) k = 2;  // and pull
     if (k >= 0 && k < 4) {
       ++profile_.count[k];
-      profile_.bytes_in[k] += r->wire_bytes ? r->wire_bytes
-                                            : r->payload.nbytes() + r->row_data.nbytes() +
-                                                  8 * r->row_ids.size();
+      profile_.bytes_in[k] +=
+          r->wire_bytes ? r->wire_bytes
+                        : r->payload.nbytes() + r->row_data.nbytes() + 8 * r->row_ids.size();
     }
     const auto t0 = std::chrono::steady_clock::now();
     handle_profiled(std::move(r));
@@ -87,8 +88,8 @@ status server_core::check_data(const part& p, const server_request& r) const {
                                             " elements sent, the server holds " +
                                             std::to_string(p.stored.size())};
   if (r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
-    return status{errc::dtype_mismatch, name + ": element type differs from the stored " +
-                                            to_string(p.stored.dtype())};
+    return status{errc::dtype_mismatch,
+                  name + ": element type differs from the stored " + to_string(p.stored.dtype())};
   if (r.kind != wire::msg::pull && r.payload.size() != p.stored.size())
     return status{errc::protocol_error, name + ": payload size does not match its metadata"};
   return {};
@@ -96,14 +97,20 @@ status server_core::check_data(const part& p, const server_request& r) const {
 
 void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
   if (r->worker < 0 || r->worker >= static_cast<std::int64_t>(num_workers_)) {
-    r->reply(status{errc::protocol_error, "request from unknown worker rank " +
-                                              std::to_string(r->worker)},
+    r->reply(status{errc::protocol_error,
+                    "request from unknown worker rank " + std::to_string(r->worker)},
              nullptr);
     return;
   }
   if (must_wait(p, *r)) {
     defer(p, std::move(r));
     return;
+  }
+  const bool pushes = r->kind == wire::msg::push || r->kind == wire::msg::pushpull ||
+                      r->kind == wire::msg::push_rows;
+  if (!r->rejected.is_ok()) {
+    if (pushes) return refuse_push(p, id, std::move(r), r->rejected);
+    return r->reply(r->rejected, nullptr);
   }
   switch (r->kind) {
     case wire::msg::init: {
@@ -130,8 +137,9 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
       // The requested rows only, gathered into a reply buffer of their own.
       const std::size_t row = static_cast<std::size_t>(r->meta.row);
       const std::size_t bytes = row * size_of(p.stored.dtype());
-      tensor out = tensor::empty({static_cast<std::int64_t>(r->row_ids.size()), static_cast<std::int64_t>(row)},
-                                 p.stored.dtype());
+      tensor out = tensor::empty(
+          {static_cast<std::int64_t>(r->row_ids.size()), static_cast<std::int64_t>(row)},
+          p.stored.dtype());
       for (std::size_t i = 0; i < r->row_ids.size(); ++i)
         std::memcpy(static_cast<char*>(out.data_unchecked()) + i * bytes,
                     static_cast<const char*>(p.stored.data_unchecked()) +
@@ -141,7 +149,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
       return;
     }
     case wire::msg::push_rows: {
-      if (auto s = check_rows(p, *r); !s) return r->reply(s, nullptr);
+      if (auto s = check_rows(p, *r); !s) return refuse_push(p, id, std::move(r), s);
       if (!sync_) {
         if (!effective_) {
           r->reply(status{errc::invalid_argument,
@@ -163,12 +171,11 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
       p.contributed[static_cast<std::size_t>(r->worker)] = 1;
       ++p.round_count;
       p.round.push_back(std::move(r));
-      if (p.round_count == num_workers_) close_round(p, id);
-      return;
+      return settle_round(p, id);
     }
     case wire::msg::push:
     case wire::msg::pushpull: {
-      if (auto s = check_data(p, *r); !s) return r->reply(s, nullptr);
+      if (auto s = check_data(p, *r); !s) return refuse_push(p, id, std::move(r), s);
       if (sync_)
         push_sync(p, id, std::move(r));
       else
@@ -193,20 +200,76 @@ void server_core::push_sync(part& p, const part_id& id, server_request_ptr r) {
   p.contributed[static_cast<std::size_t>(r->worker)] = 1;
   ++p.round_count;
   p.round.push_back(std::move(r));
-  if (p.round_count == num_workers_) close_round(p, id);
+  settle_round(p, id);
 }
 
-void server_core::close_round(part& p, const part_id& id) {
-  status s;
-  if (p.merge_rows_only && effective_) {
+void server_core::refuse_push(part& p, const part_id& id, server_request_ptr r, const status& why) {
+  r->reply(why, nullptr);
+  // Without a round (dist_async, or a key not initialized here: every worker's push is refused
+  // alike) the refusal concerns its sender alone.
+  if (!sync_ || !p.stored.defined()) return;
+  const auto w = static_cast<std::size_t>(r->worker);
+  p.contributed[w] = 1;
+  ++p.round_count;
+  p.refused.push_back("worker " + std::to_string(w) + "'s push was refused (" + why.to_string() +
+                      ")");
+  settle_round(p, id);
+}
+
+std::string server_core::departed_missing(const part& p) const {
+  std::string names;
+  for (std::size_t w = 0; w < departed_.size() && w < p.contributed.size(); ++w) {
+    if (!departed_[w] || p.contributed[w]) continue;
+    const bool queued = std::any_of(p.deferred.begin(), p.deferred.end(), [w](const auto& r) {
+      return static_cast<std::size_t>(r->worker) == w && r->kind != wire::msg::pull &&
+             r->kind != wire::msg::pull_rows;
+    });
+    if (!queued) names += (names.empty() ? "worker " : ", worker ") + std::to_string(w);
+  }
+  return names;
+}
+
+// Closes the round when every worker is in it, or fails it when it can never complete.
+void server_core::settle_round(part& p, const part_id& id) {
+  if (p.round_count == 0) return;
+  const std::string what =
+      "the dist_sync round of " + part_name(id.k, id.part, p.num_parts) + " was abandoned: ";
+  const std::string kept = "; the stored value is unchanged";
+  if (p.round_count == num_workers_) {
+    if (p.refused.empty()) return close_round(p, id);
+    std::string all;
+    for (const auto& r : p.refused)
+      all += (all.empty() ? "" : "; ") + r;
+    return close_round(p, id, status{errc::aborted, what + all + kept});
+  }
+  const std::string gone = departed_missing(p);
+  if (!gone.empty())
+    close_round(p, id,
+                status{errc::aborted,
+                       what + gone + " left (its store shut down) without pushing to it" + kept});
+}
+
+void server_core::worker_left(std::int64_t w) {
+  if (w < 0 || w >= static_cast<std::int64_t>(num_workers_)) return;
+  departed_.resize(num_workers_, 0);
+  departed_[static_cast<std::size_t>(w)] = 1;
+  for (auto& [id, p] : parts_)
+    settle_round(p, id);
+}
+
+void server_core::close_round(part& p, const part_id& id, const status& failed) {
+  status s = failed;
+  if (!failed.is_ok()) {
+    // Nothing of the round is applied.
+  } else if (p.merge_rows_only && effective_) {
     // Only the rows some worker pushed are merged and updated (lazily where the optimizer can).
     std::vector<std::int64_t> ids;
     for (std::size_t i = 0; i < p.touched.size(); ++i)
       if (p.touched[i]) ids.push_back(static_cast<std::int64_t>(i));
     const std::size_t row = p.stored.size() / p.touched.size();
     const std::size_t bytes = row * size_of(p.stored.dtype());
-    tensor rows = tensor::empty({static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(row)},
-                                p.stored.dtype());
+    tensor rows = tensor::empty(
+        {static_cast<std::int64_t>(ids.size()), static_cast<std::int64_t>(row)}, p.stored.dtype());
     for (std::size_t i = 0; i < ids.size(); ++i)
       std::memcpy(static_cast<char*>(rows.data_unchecked()) + i * bytes,
                   static_cast<const char*>(p.merge.data_unchecked()) +
@@ -218,6 +281,7 @@ void server_core::close_round(part& p, const part_id& id) {
   }
   p.merge_rows_only = false;
   p.touched.clear();
+  p.refused.clear();
   p.merge = tensor{};
   p.round_count = 0;
   std::fill(p.contributed.begin(), p.contributed.end(), 0);
@@ -233,13 +297,15 @@ void server_core::close_round(part& p, const part_id& id) {
   auto waiting = std::move(p.deferred);
   p.deferred.clear();
   std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
-  for (auto& r : waiting) handle_in(p, id, std::move(r));
+  for (auto& r : waiting)
+    handle_in(p, id, std::move(r));
 }
 
 status server_core::check_rows(const part& p, const server_request& r) const {
   const std::string name = part_name(r.meta.key.to_key(), r.meta.part, r.meta.num_parts);
   if (!p.stored.defined()) return status{errc::not_initialized, name + " is not initialized"};
-  if (r.meta.numel != p.stored.size() || r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
+  if (r.meta.numel != p.stored.size() ||
+      r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
     return status{errc::shape_mismatch, name + ": row request does not match the stored part"};
   const auto rows = static_cast<std::int64_t>(p.stored.size() / r.meta.row);
   for (std::size_t i = 0; i < r.row_ids.size(); ++i)
@@ -265,7 +331,8 @@ status server_core::apply_rows(part& p, const part_id& id, const std::vector<std
   if (!effective_) return status{errc::internal, "apply_rows without an updater"};
   if (p.stored.storage_ptr().use_count() > 1) p.stored = p.stored.copy();
   const std::size_t row = ids.empty() ? 1 : rows.size() / ids.size();
-  const std::int64_t nrows = static_cast<std::int64_t>(p.stored.size() / std::max<std::size_t>(row, 1));
+  const std::int64_t nrows =
+      static_cast<std::int64_t>(p.stored.size() / std::max<std::size_t>(row, 1));
   try {
     if (p.state_owner != effective_) {
       p.state = effective_->make_state(id.k, p.stored);
@@ -279,13 +346,14 @@ status server_core::apply_rows(part& p, const part_id& id, const std::vector<std
       tensor dense = tensor::zeros(p.stored.shape(), p.stored.dtype());
       const std::size_t bytes = row * size_of(p.stored.dtype());
       for (std::size_t i = 0; i < ids.size(); ++i)
-        std::memcpy(static_cast<char*>(dense.data_unchecked()) + static_cast<std::size_t>(ids[i]) * bytes,
-                    static_cast<const char*>(rows.data_unchecked()) + i * bytes, bytes);
+        std::memcpy(
+            static_cast<char*>(dense.data_unchecked()) + static_cast<std::size_t>(ids[i]) * bytes,
+            static_cast<const char*>(rows.data_unchecked()) + i * bytes, bytes);
       effective_->update(id.k, dense, p.stored, p.state.get());
     }
   } catch (const std::exception& e) {
-    return status{errc::updater_failed, "the optimizer failed on " + part_name(id.k, id.part, 1) +
-                                            ": " + e.what()};
+    return status{errc::updater_failed,
+                  "the optimizer failed on " + part_name(id.k, id.part, 1) + ": " + e.what()};
   }
   return {};
 }
@@ -330,8 +398,8 @@ status server_core::apply(part& p, const part_id& id, const tensor& merged) {
     }
     effective_->update(id.k, merged, p.stored, p.state.get());
   } catch (const std::exception& e) {
-    return status{errc::updater_failed, "the optimizer failed on " +
-                                            part_name(id.k, id.part, 1) + ": " + e.what()};
+    return status{errc::updater_failed,
+                  "the optimizer failed on " + part_name(id.k, id.part, 1) + ": " + e.what()};
   }
   return {};
 }
@@ -343,11 +411,14 @@ void server_core::reply_value(const server_request& r, const part& p) {
 
 void server_core::fail_all(const status& s) {
   for (auto& [id, p] : parts_) {
-    for (auto& r : p.round) r->reply(s, nullptr);
-    for (auto& r : p.deferred) r->reply(s, nullptr);
+    for (auto& r : p.round)
+      r->reply(s, nullptr);
+    for (auto& r : p.deferred)
+      r->reply(s, nullptr);
     p.round.clear();
     p.deferred.clear();
     p.round_count = 0;
+    p.refused.clear();
     p.merge = tensor{};
     std::fill(p.contributed.begin(), p.contributed.end(), 0);
     std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
@@ -369,7 +440,8 @@ std::vector<wire::key_state_record> server_core::snapshot_states() const {
     r.part = id.part;
     r.num_parts = p.num_parts;
     r.count = st->count;
-    for (const auto& t : st->slots) r.slots.push_back(to_slot(t));
+    for (const auto& t : st->slots)
+      r.slots.push_back(to_slot(t));
     if (st->master.defined()) r.master = to_slot(st->master);
     out.push_back(std::move(r));
   }
@@ -395,14 +467,14 @@ result<std::size_t> server_core::check_states(const std::vector<wire::key_state_
     const auto* ps = dynamic_cast<const optimizer_state*>(probe.get());
     if (!ps) return status{errc::unsupported, where + ": the optimizer keeps no saveable state"};
     if (rec.slots.size() != ps->slots.size() || rec.master.has_value() != ps->master.defined())
-      return status{errc::invalid_argument, where + ": the file has " +
-                                                std::to_string(rec.slots.size()) +
-                                                " state tensors, the optimizer keeps " +
-                                                std::to_string(ps->slots.size())};
+      return status{errc::invalid_argument,
+                    where + ": the file has " + std::to_string(rec.slots.size()) +
+                        " state tensors, the optimizer keeps " + std::to_string(ps->slots.size())};
     auto fits = [&](const wire::slot_record& s, dtype want) -> status {
       if (shape{s.dims} != stored.shape())
-        return status{errc::shape_mismatch, where + ": state of shape " + shape{s.dims}.to_string() +
-                                                ", the server holds " + stored.shape().to_string()};
+        return status{errc::shape_mismatch, where + ": state of shape " +
+                                                shape{s.dims}.to_string() + ", the server holds " +
+                                                stored.shape().to_string()};
       if (s.dtype != static_cast<std::uint8_t>(want))
         return status{errc::dtype_mismatch, where + ": state element type differs"};
       return {};
@@ -422,9 +494,11 @@ void server_core::restore_states(const std::vector<wire::key_state_record>& recs
     auto st = std::make_unique<optimizer_state>();
     st->count = rec.count;
     for (const auto& s : rec.slots)
-      st->slots.push_back(tensor::from_bytes(s.bytes.data(), shape{s.dims}, static_cast<dtype>(s.dtype)));
+      st->slots.push_back(
+          tensor::from_bytes(s.bytes.data(), shape{s.dims}, static_cast<dtype>(s.dtype)));
     if (rec.master)
-      st->master = tensor::from_bytes(rec.master->bytes.data(), shape{rec.master->dims}, dtype::float32);
+      st->master =
+          tensor::from_bytes(rec.master->bytes.data(), shape{rec.master->dims}, dtype::float32);
     it->second.state = std::move(st);
     it->second.state_owner = effective_;
   }

@@ -6,6 +6,11 @@
 // second push in a round waits for the next round; a pull from a worker whose push is in the
 // open round waits until the round closes, so a worker's pull after its push sees the round's
 // result. Everything a worker sends for a part is handled in its order.
+// A round that cannot complete fails instead of waiting forever: a push the server refuses
+// (wrong shape or type, a bad payload) still is its worker's part of the round, and the round
+// then fails for every worker in it (aborted, naming the refused worker; the value stays);
+// once a worker has said it pushes no more (worker_left), a round without its push fails the
+// same way.
 // dist_async: every push is applied at once; an updater is required.
 //
 // Replies hold the value they send (copy-on-write: an update never writes a buffer a reply
@@ -17,8 +22,8 @@
 #include <deque>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kvactor/result.hpp"
@@ -32,11 +37,14 @@ namespace kvactor::detail {
 struct server_request {
   wire::msg kind = wire::msg::push;  ///< init, push, pull or pushpull
   wire::data_meta meta;
-  std::int64_t worker = -1;  ///< the sender's rank
-  tensor payload;            ///< init/push data: a flat tensor over the received bytes
-  std::uint64_t wire_bytes = 0;  ///< bytes the payload took on the wire, when it differs
+  std::int64_t worker = -1;           ///< the sender's rank
+  tensor payload;                     ///< init/push data: a flat tensor over the received bytes
+  std::uint64_t wire_bytes = 0;       ///< bytes the payload took on the wire, when it differs
   std::vector<std::int64_t> row_ids;  ///< push_rows/pull_rows: rows of the part (sorted, unique)
   tensor row_data;                    ///< push_rows: one row per id
+  /// Not ok: the server refused the request before decoding its payload (it still takes its
+  /// place in its worker's order and, for a push, in the dist_sync round).
+  status rejected;
   /// Sends the answer: a status, and for pull and pushpull the part's value.
   std::function<void(const status&, const tensor* value)> reply;
 };
@@ -72,6 +80,9 @@ class server_core {
   bool sync() const noexcept { return sync_; }
   /// Answers everything waiting (open rounds, deferred requests) with s.
   void fail_all(const status& s);
+  /// Worker w pushes no more (its store is shutting down): every dist_sync round that lacks
+  /// its push, and has none of its pushes queued, fails now and from now on.
+  void worker_left(std::int64_t w);
 
   /// The optimizer state of every part, as file records (deep copies).
   std::vector<wire::key_state_record> snapshot_states() const;
@@ -102,12 +113,13 @@ class server_core {
   struct part {
     std::uint32_t num_parts = 1;  // of its key
     tensor stored;
-    tensor merge;  // the open round's sum
-    bool merge_rows_only = false;         // every push of the open round was row-sparse
-    std::vector<std::uint8_t> touched;    // rows those pushes touched
+    tensor merge;                       // the open round's sum
+    bool merge_rows_only = false;       // every push of the open round was row-sparse
+    std::vector<std::uint8_t> touched;  // rows those pushes touched
     std::uint32_t round_count = 0;
     std::vector<std::uint8_t> contributed;  // by worker rank, this round
     std::vector<server_request_ptr> round;  // pushes to answer when the round closes
+    std::vector<std::string> refused;       // this round's refused pushes, described
     std::deque<server_request_ptr> deferred;
     std::vector<std::uint32_t> deferred_by_worker;
     std::shared_ptr<const updater> state_owner;
@@ -125,7 +137,10 @@ class server_core {
   void add_rows(part& p, const server_request& r);
   status apply_rows(part& p, const part_id& id, const std::vector<std::int64_t>& ids,
                     const tensor& rows);
-  void close_round(part& p, const part_id& id);
+  void refuse_push(part& p, const part_id& id, server_request_ptr r, const status& why);
+  void settle_round(part& p, const part_id& id);
+  std::string departed_missing(const part& p) const;
+  void close_round(part& p, const part_id& id, const status& failed = {});
   status apply(part& p, const part_id& id, const tensor& merged);
   void reply_value(const server_request& r, const part& p);
 
@@ -138,6 +153,7 @@ class server_core {
   compression_config compression_;
   std::shared_ptr<const updater> updater_;
   std::unordered_map<part_id, part, part_hash> parts_;
+  std::vector<std::uint8_t> departed_;  // by worker rank: said it pushes no more
 };
 
 }  // namespace kvactor::detail

@@ -25,11 +25,14 @@
 #include "../optimizers.hpp"
 #include "../request.hpp"
 #include "../store_impl.hpp"
+#include "dist_op.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/thread_pool.hpp"
+#include "message_limits.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
+#include "part_plan.hpp"
 
 namespace kvactor::detail {
 
@@ -39,163 +42,6 @@ future<void> failed(status s) {
   return future<void>::ready_with(std::move(s));
 }
 
-struct part_plan {
-  std::uint32_t server = 0;
-  std::uint32_t index = 0;   // part number on the wire
-  std::uint32_t of = 1;      // parts the key is split into (some may be empty and unsent)
-  std::uint64_t offset = 0;  // in elements
-  std::uint64_t count = 0;
-  std::uint64_t row_begin = 0, row_end = 0;  // the rows it holds
-  std::uint64_t stream = 0;
-};
-
-std::uint64_t row_size(const key_info& info) {
-  return info.shape.ndim() ? info.numel() / static_cast<std::uint64_t>(info.shape[0]) : 1;
-}
-
-// A big key is split over all servers by whole rows (so a row-sparse request to a part names
-// whole rows of it); small keys go whole to one server.
-std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
-                                  std::uint64_t big_bound) {
-  std::vector<part_plan> parts;
-  const std::uint64_t n = info.numel(), row = row_size(info), rows = n / row;
-  const std::size_t h = info.user_key.hash();
-  if (n >= big_bound && servers > 1 && rows > 1) {
-    for (std::uint32_t s = 0; s < servers; ++s) {
-      std::size_t b, e;
-      split_range(static_cast<std::size_t>(rows), servers, s, b, e);
-      if (b == e) continue;  // fewer rows than servers
-      parts.push_back(part_plan{s, s, servers, b * row, (e - b) * row, b, e,
-                                h ^ (std::uint64_t{s + 1} * 0x9e3779b97f4a7c15ull)});
-    }
-  } else {
-    parts.push_back(part_plan{static_cast<std::uint32_t>(h % servers), 0, 1, 0, n, 0, rows, h});
-  }
-  return parts;
-}
-
-/// Completion of a user call: all parts of all its keys, then an optional follow-up (init's
-/// barrier), then the future.
-class dist_call {
- public:
-  dist_call(std::size_t parts, std::function<void(status)> then)
-      : left_(parts), then_(std::move(then)) {
-    if (parts == 0) then_(status{});
-  }
-  void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu_);
-      if (first_.is_ok()) first_ = s;
-    }
-    if (left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    status r;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      r = first_;
-    }
-    then_(r);
-  }
-
- private:
-  std::atomic<std::size_t> left_;
-  std::mutex mu_;
-  status first_;
-  std::function<void(status)> then_;
-};
-
-struct key_channel;
-
-struct dist_op {
-  op_kind kind = op_kind::push;
-  key_info_ptr info;
-  int priority = 0;
-  tensor_list values;
-  tensor_list outs;
-  tensor source;  // what is sent: values[0], or the devices' sum
-  std::vector<part_plan> parts;
-  std::shared_ptr<dist_call> call;
-  std::atomic<std::uint32_t> parts_left{0};
-  std::mutex mu;
-  status error;
-  bool ready = true;       // guarded by the key channel's mutex
-  compression::params gc;  // compress this push
-  std::uint64_t gc_version = 0;
-  key_channel* channel = nullptr;
-  // Row-sparse: a push's merged rows, or the rows each output of a row_pull wants.
-  std::vector<std::int64_t> sparse_ids;
-  tensor sparse_rows;
-  std::vector<std::vector<std::int64_t>> want;
-  std::vector<std::vector<std::int64_t>> part_ids;  // global row ids sent to each part
-  std::vector<std::shared_ptr<buffer>> payloads;    // per part, alive until sent
-  bool leased = false;
-  std::atomic<bool> finished{false};
-
-  bool pull_like() const {
-    return kind == op_kind::pull || kind == op_kind::pushpull || kind == op_kind::broadcast;
-  }
-  bool rows_op() const { return kind == op_kind::row_pull || sparse_rows.defined(); }
-  wire::msg wire_type() const {
-    if (kind == op_kind::row_pull) return wire::msg::pull_rows;
-    if (sparse_rows.defined()) return wire::msg::push_rows;
-    switch (kind) {
-      case op_kind::init:
-        return wire::msg::init;
-      case op_kind::push:
-        return wire::msg::push;
-      case op_kind::pushpull:
-        return wire::msg::pushpull;
-      default:
-        return wire::msg::pull;
-    }
-  }
-  void lease() {
-    for (auto& v : values)
-      v.storage_ptr()->begin_read();
-    for (auto& o : outs)
-      o.storage_ptr()->begin_write();
-    leased = true;
-  }
-  void unlease() {
-    if (!leased) return;
-    leased = false;
-    for (auto& v : values)
-      v.storage_ptr()->end_read();
-    for (auto& o : outs)
-      o.storage_ptr()->end_write();
-  }
-  void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu);
-      if (error.is_ok()) error = s;
-    }
-    if (parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
-  }
-  void finish() {
-    if (finished.exchange(true)) return;
-    unlease();
-    status e;
-    {
-      std::lock_guard<std::mutex> g(mu);
-      e = error;
-    }
-    if (call) call->part_done(e);
-  }
-  ~dist_op() {
-    unlease();
-    if (!finished.exchange(true) && call)
-      call->part_done(status{errc::shut_down, std::string{to_string(kind)} + " of key " +
-                                                  (info ? info->name() : "?") + " was dropped"});
-  }
-};
-using dist_op_ptr = std::shared_ptr<dist_op>;
-
-struct key_channel {
-  std::mutex mu;
-  std::deque<dist_op_ptr> waiting;
-  tensor residual;  // gradient compression's error feedback for this key
-  std::uint64_t gc_version = 0;
-};
-
 class dist_store final : public store_impl, public std::enable_shared_from_this<dist_store> {
  public:
   dist_store(std::string type, const options& opts, cluster_config cfg)
@@ -203,7 +49,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
         opts_(opts),
         cfg_(std::move(cfg)),
         reg_(1),
-        sync_(type_.find("async") == std::string::npos) {}
+        sync_(type_.find("async") == std::string::npos),
+        caps_(node_caps(cfg_)),
+        max_payload_(max_payload_bytes(caps_)) {}
 
   ~dist_store() override { shutdown(); }
 
@@ -277,7 +125,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       pending.push_back(p->get_future());
       vh.on_close = server_lost(s);
       rt_->connect(table->servers[s].host, table->servers[s].port,
-                   make_identity(cfg_, "worker", rank_), node_caps(), vh, deadline,
+                   make_identity(cfg_, "worker", rank_), node_caps(cfg_), vh, deadline,
                    [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
     }
     for (std::uint32_t s = 0; s < num_servers_; ++s) {
@@ -291,6 +139,10 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
                         ":" + std::to_string(table->servers[s].port) + ": " + r.error().message()};
       servers_[s] = *r;
     }
+    // The servers take requests only once this connection proved the rank the scheduler gave.
+    if (auto bound = command_all(wire::command::bind_rank, table->rank_key).get_status(); !bound)
+      throw error{bound.code(), "the servers did not accept this worker's rank " +
+                                    std::to_string(rank_) + ": " + bound.message()};
     if (rank_ == 0) {
       auto f = command_all(wire::command::sync_mode, sync_ ? "1" : "0");
       f.get();
@@ -406,7 +258,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       o->info = g.info;
       o->priority = priority;
       o->call = call;
-      o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound);
+      o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound, max_payload_);
       const auto* mp = static_cast<const std::int64_t*>(merged.indices().data_unchecked());
       o->sparse_ids.assign(mp, mp + merged.num_rows());
       o->sparse_rows = merged.data();
@@ -498,7 +350,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     auto user = begin_call();
     control(
         [this](std::uint64_t id) {
-          send_control(scheduler_, wire::msg::barrier, id, wire::encode(wire::barrier_meta{id}));
+          send_control(scheduler_, wire::msg::barrier, id, wire::encode(wire::barrier_meta{id}), 0,
+                       refused(id));
         },
         [user](const status& s) { user->complete(s); });
     return user->fut;
@@ -532,6 +385,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     // Only a store that joined takes part in the orderly goodbye: one whose start() threw is
     // being destroyed, so no handler could fail a barrier the scheduler will never answer.
     if (scheduler_ && joined_ && !broken()) {
+      // This worker pushes no more: the servers fail every dist_sync round still waiting for
+      // it (naming it), so a worker that waits for such a round reaches this point too.
+      command_all(wire::command::worker_done, "").wait_for(std::chrono::seconds(10));
       // Everyone finishes their work; then rank 0 stops the servers and each worker tells the
       // scheduler it is done. Failures here mean a peer is gone: nothing to wait for.
       auto b = barrier();
@@ -598,7 +454,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     o->values = std::move(g.values);
     o->outs = std::move(g.outs);
     o->call = std::move(call);
-    o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound);
+    o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound, max_payload_);
     o->lease();
     return o;
   }
@@ -766,7 +622,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       m.payload_size = ids_bytes + data_bytes;
       m.keepalive = buf;
       m.release_inline = true;
-      servers_[pp.server]->send(std::move(m));
+      send_part(pp.server, *id, std::move(m));
     }
   }
 
@@ -806,7 +662,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
           m.flags |= wire::flag_compressed;
         }
       }
-      servers_[pp.server]->send(std::move(m));
+      send_part(pp.server, *id, std::move(m));
     }
   }
 
@@ -814,6 +670,42 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     dist_op_ptr op;
     std::uint32_t part = 0;
   };
+
+  // Sends a tracked part; one the transport would refuse (checked here: it reports refusals
+  // only to on_sent, which the data path does not pay for) fails instead.
+  void send_part(std::uint32_t server, std::uint64_t id, net::outgoing&& m) {
+    auto s = check_message(caps_, m.meta.size(), m.payload_size, "a request");
+    if (s.is_ok()) return servers_[server]->send(std::move(m));
+    pending_part pp;
+    {
+      std::lock_guard<std::mutex> g(pending_mu_);
+      auto it = pending_.find(id);
+      if (it == pending_.end()) return;
+      pp = std::move(it->second);
+      pending_.erase(it);
+    }
+    pp.op->part_done(s);
+  }
+
+  // Control messages' on_sent: a message the transport refused fails its call. (A closed
+  // connection's pending messages fail through on_connection_lost, with the lost node named.)
+  std::function<void(const status&)> refused(std::uint64_t id) {
+    std::weak_ptr<dist_store> weak = weak_from_this();
+    return [weak, id](const status& s) {
+      if (s.code() != errc::invalid_argument) return;
+      auto self = weak.lock();
+      if (!self) return;
+      std::function<void(const status&)> done;
+      {
+        std::lock_guard<std::mutex> g(self->pending_mu_);
+        auto it = self->control_.find(id);
+        if (it == self->control_.end()) return;
+        done = std::move(it->second);
+        self->control_.erase(it);
+      }
+      done(s);
+    };
+  }
 
   // Where a pull's reply lands: straight in the first output.
   void* destination(const net::message_head& h) {
@@ -972,13 +864,20 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   }
 
   future<void> command_all(wire::command cmd, const std::string& body) {
+    auto meta = wire::encode(wire::command_meta{static_cast<std::uint8_t>(cmd), body});
+    if (auto s = check_message(caps_, meta.size(), 0,
+                               std::string{"the "} + wire::to_string(cmd) + " command");
+        !s)
+      return failed(s);
     auto user = begin_call();
     auto call =
         std::make_shared<dist_call>(servers_.size(), [user](status s) { user->complete(s); });
-    auto meta = wire::encode(wire::command_meta{static_cast<std::uint8_t>(cmd), body});
     for (auto& conn : servers_) {
-      control([&](std::uint64_t id) { send_control(conn, wire::msg::command, id, meta); },
-              [call](const status& s) { call->part_done(s); });
+      control(
+          [&](std::uint64_t id) {
+            send_control(conn, wire::msg::command, id, meta, 0, refused(id));
+          },
+          [call](const status& s) { call->part_done(s); });
     }
     return user->fut;
   }
@@ -1002,6 +901,9 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
         probe.dtype = v.dtype();
         for (const auto& o : g.outs)
           if (auto s = check_tensor(kind, probe, o, "output"); !s) return failed(s);
+        // Every part of the key must fit the messages that carry it.
+        if (auto s = check_key_for_wire(g.k); !s) return failed(s);
+        if (auto s = check_rows_fit(probe, max_payload_); !s) return failed(s);
       }
       for (auto& g : groups) {
         reg_.set_kind(g.k);
@@ -1039,7 +941,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       self->control(
           [self](std::uint64_t id) {
             send_control(self->scheduler_, wire::msg::barrier, id,
-                         wire::encode(wire::barrier_meta{id}));
+                         wire::encode(wire::barrier_meta{id}), 0, self->refused(id));
           },
           after_barrier);
     };
@@ -1061,7 +963,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     const auto deadline = started + cfg_.connect_timeout;
     auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
     auto f = p->get_future();
-    rt_->connect(host, port, std::move(id), node_caps(), std::move(h), deadline,
+    rt_->connect(host, port, std::move(id), node_caps(cfg_), std::move(h), deadline,
                  [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
     wait_reporting(f, started, cfg_.connect_timeout, "worker", what);
     return f.get();  // the transport answers by the deadline
@@ -1072,6 +974,8 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   cluster_config cfg_;
   key_registry reg_;
   bool sync_;
+  net::caps caps_;
+  std::uint64_t max_payload_;
   bool stopped_ = false;  // guarded by reg_.mutex()
   std::unordered_map<std::int64_t, std::shared_ptr<key_channel>> channels_;  // ditto
   std::shared_ptr<op_counter> counter_ = std::make_shared<op_counter>();

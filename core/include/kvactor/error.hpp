@@ -28,7 +28,12 @@ enum class errc : std::uint8_t {
   updater_failed,
   shut_down,
   internal,
+  /// The operation was abandoned because another participant's part of it failed or will
+  /// never come (a dist_sync round with a rejected push, or one a departed worker never joined).
+  aborted,
 };
+/// The highest errc value (a decoder refuses codes above it).
+constexpr errc last_errc = errc::aborted;
 
 /// The enumerator's name, e.g. "not_initialized".
 const char* to_string(errc code) noexcept;

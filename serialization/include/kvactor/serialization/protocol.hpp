@@ -47,8 +47,13 @@ enum class command : std::uint8_t {
   // kvactor's own:
   save_states = 16,  ///< body: "0" or "1" (dump the optimizer) followed by the file path prefix
   load_states = 17,  ///< body: the file path prefix
+  bind_rank = 18,    ///< body: the rank token the scheduler gave this worker (node_table_meta)
+  worker_done = 19,  ///< body empty: this worker pushes no more (its store is shutting down)
 };
 const char* to_string(command c) noexcept;
+
+/// The longest string a meta may carry for a key name or a message (decoders refuse more).
+constexpr std::size_t max_string_bytes = 4096;
 
 struct wire_key {
   bool is_string = false;
@@ -76,7 +81,11 @@ struct node_table_meta {
   std::uint32_t num_workers = 0;
   std::uint32_t num_servers = 0;
   std::vector<endpoint> servers;  ///< by server rank
+  /// Binds worker ranks to connections (at most max_rank_key_bytes): for a worker, the token
+  /// that proves its rank to the servers; for a server, the key those tokens derive from.
+  std::string rank_key;
 };
+constexpr std::size_t max_rank_key_bytes = 64;
 
 struct barrier_meta {
   std::uint64_t seq = 0;
