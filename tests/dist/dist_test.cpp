@@ -82,13 +82,6 @@ bool send_raw(int port, const std::string& bytes, bool then_wait_for_close = tru
   return closed;
 }
 
-int server_port(const process& p) {
-  std::smatch m;
-  const std::string out = p.output();
-  if (!std::regex_search(out, m, std::regex("accepting workers on [^:]+:([0-9]+)"))) return -1;
-  return std::stoi(m[1]);
-}
-
 // A 56-byte frame header (serialization/frame.hpp) with the given payload size.
 std::string header(std::uint8_t type, std::uint64_t total, std::uint32_t slice) {
   std::string h(56, '\0');

@@ -79,13 +79,6 @@ std::size_t open_fds(pid_t pid) {
   return n;
 }
 
-int server_port(const process& p) {
-  std::smatch m;
-  const std::string out = p.output();
-  if (!std::regex_search(out, m, std::regex("accepting workers on [^:]+:([0-9]+)"))) return -1;
-  return std::stoi(m[1]);
-}
-
 // Idle TCP connections that never say a word; closed when this goes away.
 class flood {
  public:

@@ -3,36 +3,16 @@
 // a worker that said it pushes no more fails every round that lacks it. The value stays.
 #include <gtest/gtest.h>
 
-#include "dist/server_core.hpp"
-#include "kvactor/kvstore.hpp"
+#include "../support/server_requests.hpp"
 
 namespace kvactor::detail {
 namespace {
 
-struct reply_log {
-  std::vector<std::string> events;    // "w<rank>:<kind>:<status>[=value]"
-  std::vector<std::string> messages;  // the statuses' messages, alike
-};
+using testing::reply_log;
 
 server_request_ptr request(reply_log& log, wire::msg kind, std::int64_t worker,
                            std::vector<float> data, std::uint32_t numel = 4) {
-  auto r = std::make_shared<server_request>();
-  r->kind = kind;
-  r->meta.key = wire::wire_key::from(key{1});
-  r->meta.numel = numel;
-  r->meta.dtype = static_cast<std::uint8_t>(dtype::float32);
-  r->worker = worker;
-  if (!data.empty()) r->payload = tensor::from(data, shape{static_cast<std::int64_t>(data.size())});
-  const char* names[] = {"init", "push", "pull", "pushpull"};
-  const std::string tag = "w" + std::to_string(worker) + ":" +
-                          names[static_cast<int>(kind) - static_cast<int>(wire::msg::init)];
-  r->reply = [&log, tag](const status& s, const tensor* v) {
-    std::string e = tag + ":" + (s.is_ok() ? "ok" : to_string(s.code()));
-    if (v) e += "=" + std::to_string(static_cast<int>(v->at(0)));
-    log.events.push_back(e);
-    log.messages.push_back(s.message());
-  };
-  return r;
+  return testing::request(log, kind, worker, key{1}, std::move(data), numel);
 }
 
 std::vector<float> fill(float x, std::size_t n = 4) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <random>
+#include <regex>
 #include <stdexcept>
 
 #include "kvactor/detail/local_port.hpp"
@@ -51,6 +52,13 @@ int process::exit_code() const {
 std::string process::output() const {
   std::lock_guard<std::mutex> g(log->mu);
   return log->text;
+}
+
+int server_port(const process& p) {
+  std::smatch m;
+  const std::string out = p.output();
+  if (!std::regex_search(out, m, std::regex("accepting workers on [^:]+:([0-9]+)"))) return -1;
+  return std::stoi(m[1]);
 }
 
 int free_port() {

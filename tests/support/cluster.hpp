@@ -89,6 +89,9 @@ class cluster {
 /// A TCP port that was free a moment ago, outside the ephemeral range (see
 /// kvactor/detail/local_port.hpp); throws std::runtime_error when there is none.
 int free_port();
+
+/// The port a server process printed in its "accepting workers on HOST:PORT" line; -1 before.
+int server_port(const process& p);
 /// CLOCK_MONOTONIC in nanoseconds (the same clock in every process of this machine).
 long long monotonic_ns();
 

@@ -50,9 +50,8 @@ inline ::testing::AssertionResult all_near(const tensor& t, double v, double tol
   if (xs.empty()) return ::testing::AssertionFailure() << "empty tensor";
   for (std::size_t i = 0; i < xs.size(); ++i)
     if (!(std::abs(xs[i] - v) <= tol))
-      return ::testing::AssertionFailure()
-             << "element " << i << " of " << t.describe() << " is " << xs[i] << ", expected " << v
-             << " +- " << tol;
+      return ::testing::AssertionFailure() << "element " << i << " of " << t.describe() << " is "
+                                           << xs[i] << ", expected " << v << " +- " << tol;
   return ::testing::AssertionSuccess();
 }
 

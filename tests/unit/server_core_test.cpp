@@ -2,37 +2,17 @@
 // copy-on-write of values a reply still holds, failures.
 #include <gtest/gtest.h>
 
-#include "dist/server_core.hpp"
-#include "kvactor/kvstore.hpp"
+#include "../support/server_requests.hpp"
 
 namespace kvactor::detail {
 namespace {
 
-struct reply_log {
-  std::vector<std::string> events;  // "w<rank>:<kind>:<status>[=value]"
-};
+using testing::reply_log;
+using testing::request;
 
-server_request_ptr request(reply_log& log, wire::msg kind, std::int64_t worker, key k,
-                           std::vector<float> data, std::uint32_t numel = 4) {
-  auto r = std::make_shared<server_request>();
-  r->kind = kind;
-  r->meta.key = wire::wire_key::from(k);
-  r->meta.numel = numel;
-  r->meta.dtype = static_cast<std::uint8_t>(dtype::float32);
-  r->worker = worker;
-  if (!data.empty()) r->payload = tensor::from(data, shape{static_cast<std::int64_t>(data.size())});
-  const char* names[] = {"init", "push", "pull", "pushpull"};
-  const std::string tag = "w" + std::to_string(worker) + ":" +
-                          names[static_cast<int>(kind) - static_cast<int>(wire::msg::init)];
-  r->reply = [&log, tag](const status& s, const tensor* v) {
-    std::string e = tag + ":" + (s.is_ok() ? "ok" : to_string(s.code()));
-    if (v) e += "=" + std::to_string(static_cast<int>(v->at(0)));
-    log.events.push_back(e);
-  };
-  return r;
+std::vector<float> fill4(float x) {
+  return {x, x, x, x};
 }
-
-std::vector<float> fill4(float x) { return {x, x, x, x}; }
 
 TEST(ServerCore, SyncRoundMergesOnePushPerWorkerThenAnswersAll) {
   reply_log log;
@@ -40,8 +20,8 @@ TEST(ServerCore, SyncRoundMergesOnePushPerWorkerThenAnswersAll) {
   core.handle(request(log, wire::msg::init, 0, 1, fill4(0)));
   core.handle(request(log, wire::msg::push, 0, 1, fill4(1)));
   core.handle(request(log, wire::msg::push, 0, 1, fill4(10)));  // next round
-  core.handle(request(log, wire::msg::pull, 0, 1, {}));        // waits for worker 0's round
-  core.handle(request(log, wire::msg::pull, 1, 1, {}));        // answered now: 0
+  core.handle(request(log, wire::msg::pull, 0, 1, {}));         // waits for worker 0's round
+  core.handle(request(log, wire::msg::pull, 1, 1, {}));         // answered now: 0
   EXPECT_EQ(log.events, (std::vector<std::string>{"w0:init:ok", "w1:pull:ok=0"}));
   core.handle(request(log, wire::msg::push, 1, 1, fill4(2)));  // closes round 1: 3
   EXPECT_EQ(log.events,
@@ -60,10 +40,12 @@ TEST(ServerCore, SyncWithUpdaterAppliesOncePerRound) {
   core.set_updater(make_updater([&](const key&, const tensor& merged, tensor& stored) {
     ++calls;
     auto* s = stored.data<float>();
-    for (std::size_t i = 0; i < stored.size(); ++i) s[i] -= 0.5f * merged.cdata<float>()[i];
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      s[i] -= 0.5f * merged.cdata<float>()[i];
   }));
   core.handle(request(log, wire::msg::init, 0, "w", fill4(10)));
-  for (int w = 0; w < 3; ++w) core.handle(request(log, wire::msg::push, w, "w", fill4(w + 1)));
+  for (int w = 0; w < 3; ++w)
+    core.handle(request(log, wire::msg::push, w, "w", fill4(w + 1)));
   core.handle(request(log, wire::msg::pull, 2, "w", {}));
   EXPECT_EQ(calls, 1);
   EXPECT_EQ(log.events.back(), "w2:pull:ok=7");  // 10 - 0.5 * (1 + 2 + 3)
@@ -78,7 +60,8 @@ TEST(ServerCore, AsyncAppliesEveryPushAndNeedsAnUpdater) {
   EXPECT_EQ(log.events.back(), "w1:push:invalid_argument");
   core.set_updater(make_updater([](const key&, const tensor& merged, tensor& stored) {
     auto* s = stored.data<float>();
-    for (std::size_t i = 0; i < stored.size(); ++i) s[i] += merged.cdata<float>()[i];
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      s[i] += merged.cdata<float>()[i];
   }));
   core.handle(request(log, wire::msg::push, 1, 1, fill4(3)));
   core.handle(request(log, wire::msg::pushpull, 0, 1, fill4(4)));
@@ -92,7 +75,8 @@ TEST(ServerCore, RepliesKeepTheValueTheySend) {
   reply_log log;
   core.set_updater(make_updater([](const key&, const tensor& merged, tensor& stored) {
     auto* s = stored.data<float>();
-    for (std::size_t i = 0; i < stored.size(); ++i) s[i] += merged.cdata<float>()[i];
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      s[i] += merged.cdata<float>()[i];
   }));
   core.handle(request(log, wire::msg::init, 0, 1, fill4(1)));
   auto pull = request(log, wire::msg::pull, 0, 1, {});
