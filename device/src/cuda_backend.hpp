@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "emulate_setting.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/kernels.hpp"
@@ -53,10 +54,6 @@ struct stream_access {
 // ---- emulated devices ----
 namespace emu {
 
-inline constexpr int max_emulated_devices = 16;
-/// The value of KVACTOR_EMULATE_CUDA: N in 1..max_emulated_devices, 0 when unset, empty or
-/// "0" (off), or invalid_argument naming the variable, the value and what it may be.
-result<int> parse_setting(const char* value);
 /// Throws that invalid_argument when the process's KVACTOR_EMULATE_CUDA is not valid: a
 /// mistyped setting must not silently run everything without the devices it asked for.
 void check_setting();

@@ -8,7 +8,7 @@
 #include <functional>
 #include <string>
 
-#include "cuda_backend.hpp"
+#include "emulate_setting.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/tensor.hpp"
