@@ -61,7 +61,7 @@ conn_impl::conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, ha
     : rt_(std::move(rt)),
       strand_(asio::make_strand(rt_->io)),
       sock_(rt_->io),
-      wire_(sock_, std::move(tls)),
+      wire_(sock_, strand_, std::move(tls)),
       timer_(rt_->io),
       resolver_(rt_->io),
       side_(s),

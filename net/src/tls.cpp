@@ -3,11 +3,17 @@
 #include "tls.hpp"
 
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/ssl.h>
 #include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
 
 #include <cstring>
 #include <vector>
@@ -136,6 +142,214 @@ result<std::shared_ptr<tls_context>> make_tls_context(const identity& self, bool
 result<std::shared_ptr<tls_context>> tls_context_for(const identity& self, bool server) {
   if (!self.tls) return std::shared_ptr<tls_context>{};
   return make_tls_context(self, server);
+}
+
+// ---------------------------------------------------------------- the engine
+
+namespace {
+constexpr std::size_t read_chunk = 256 * 1024;
+// Plaintext per SSL_write: the output BIO then holds at most this much (plus record
+// overhead) before it is drained, so it does not grow with the batch.
+constexpr std::size_t write_chunk = 256 * 1024;
+}  // namespace
+
+tls_engine::tls_engine(socket& s, strand st, tls_context& ctx, bool server)
+    : sock_(s), strand_(std::move(st)) {
+  ssl_ = SSL_new(ctx.ctx.native_handle());
+  in_ = BIO_new(BIO_s_mem());
+  out_ = BIO_new(BIO_s_mem());
+  if (!ssl_ || !in_ || !out_) {
+    BIO_free(in_);
+    BIO_free(out_);
+    SSL_free(ssl_);
+    ssl_ = nullptr;
+    return;
+  }
+  // An empty input BIO means "wait for more", not end of stream.
+  BIO_set_mem_eof_return(in_, -1);
+  BIO_set_mem_eof_return(out_, -1);
+  SSL_set_bio(ssl_, in_, out_);
+  SSL_set_read_ahead(ssl_, 1);
+  if (server)
+    SSL_set_accept_state(ssl_);
+  else
+    SSL_set_connect_state(ssl_);
+}
+
+tls_engine::~tls_engine() {
+  if (ssl_) SSL_free(ssl_);  // frees both BIOs
+}
+
+error_code tls_engine::take_error(int ret) {
+  const int e = SSL_get_error(ssl_, ret);
+  if (e == SSL_ERROR_ZERO_RETURN) return asio::error::eof;
+  const unsigned long code = ERR_get_error();  // this thread's queue: read it now
+  ERR_clear_error();
+  if (code) return error_code(static_cast<int>(code), asio::error::get_ssl_category());
+  if (e == SSL_ERROR_SYSCALL) return asio::error::eof;
+  return asio::ssl::error::unspecified_system_error;
+}
+
+bool tls_engine::drain_output(std::vector<std::uint8_t>& into) {
+  const std::size_t pending = BIO_ctrl_pending(out_);
+  if (!pending) return false;
+  const std::size_t at = into.size();
+  into.resize(at + pending);
+  const int n = BIO_read(out_, into.data() + at, static_cast<int>(pending));
+  into.resize(at + static_cast<std::size_t>(std::max(n, 0)));
+  return n > 0;
+}
+
+void tls_engine::flush_then(std::function<void(const error_code&)> f) {
+  hsbuf_.clear();
+  if (!drain_output(hsbuf_)) {
+    f(error_code{});
+    return;
+  }
+  asio::async_write(sock_, asio::buffer(hsbuf_),
+                    asio::bind_executor(
+                        strand_, [f = std::move(f)](const error_code& ec, std::size_t) { f(ec); }));
+}
+
+void tls_engine::fill_then(std::function<void(const error_code&)> f) {
+  rbuf_.resize(read_chunk);
+  sock_.async_read_some(
+      asio::buffer(rbuf_),
+      asio::bind_executor(strand_, [this, f = std::move(f)](const error_code& ec, std::size_t n) {
+        if (!ec && BIO_write(in_, rbuf_.data(), static_cast<int>(n)) != static_cast<int>(n)) {
+          f(asio::error::no_memory);
+          return;
+        }
+        f(ec);
+      }));
+}
+
+void tls_engine::async_handshake(io_handler h) {
+  hs_h_ = std::move(h);
+  if (!ssl_) {
+    asio::post(strand_, [this] { std::exchange(hs_h_, nullptr)(asio::error::no_memory, 0); });
+    return;
+  }
+  // The first step sends the ClientHello or waits for one: nothing completes inline.
+  handshake_step();
+}
+
+void tls_engine::handshake_step() {
+  ERR_clear_error();  // SSL_get_error reads this thread's queue: no other connection's errors
+  const int r = SSL_do_handshake(ssl_);
+  const int e = r == 1 ? SSL_ERROR_NONE : SSL_get_error(ssl_, r);
+  error_code failed;
+  if (r != 1 && e != SSL_ERROR_WANT_READ) failed = take_error(r);
+  // Whatever OpenSSL produced goes out first: the next flight, or the alert of a failure.
+  flush_then([this, done = r == 1, failed](const error_code& ec) {
+    if (ec || failed || done) {
+      std::exchange(hs_h_, nullptr)(failed ? failed : ec, 0);
+      return;
+    }
+    fill_then([this](const error_code& ec) {
+      if (ec) {
+        std::exchange(hs_h_, nullptr)(ec, 0);
+        return;
+      }
+      handshake_step();
+    });
+  });
+}
+
+void tls_engine::async_read_some(const std::array<asio::mutable_buffer, 2>& b, io_handler h) {
+  rd_ = b;
+  read_h_ = std::move(h);
+  read_step(false);
+}
+
+void tls_engine::read_step(bool from_io) {
+  if (read_failed_) {  // found after the bytes of the previous read
+    asio::post(strand_, [this] { std::exchange(read_h_, nullptr)(read_failed_, 0); });
+    return;
+  }
+  ERR_clear_error();
+  std::size_t total = 0;
+  error_code failed;
+  bool want_read = false;
+  for (auto& buf : rd_) {
+    while (buf.size() && !failed && !want_read) {
+      std::size_t got = 0;
+      const int r = SSL_read_ex(ssl_, buf.data(), buf.size(), &got);
+      if (r == 1) {
+        buf += got;
+        total += got;
+      } else if (SSL_get_error(ssl_, r) == SSL_ERROR_WANT_READ) {
+        want_read = true;
+      } else {
+        failed = take_error(r);
+      }
+    }
+    if (failed || want_read) break;
+  }
+  if (!total && !failed) {
+    fill_then([this](const error_code& ec) {
+      if (ec) {
+        std::exchange(read_h_, nullptr)(ec, 0);
+        return;
+      }
+      read_step(true);
+    });
+    return;
+  }
+  // Bytes first; a failure after them is the next read's result.
+  if (total) read_failed_ = failed;
+  const error_code ec = total ? error_code{} : failed;
+  if (from_io) {
+    std::exchange(read_h_, nullptr)(ec, total);
+  } else {
+    asio::post(strand_, [this, ec, total] { std::exchange(read_h_, nullptr)(ec, total); });
+  }
+}
+
+void tls_engine::async_write(const std::vector<asio::const_buffer>& b, io_handler h) {
+  ERR_clear_error();
+  wbuf_.clear();
+  std::size_t total = 0;
+  error_code failed;
+  for (const auto& x : b) {
+    const auto* p = static_cast<const std::uint8_t*>(x.data());
+    for (std::size_t left = x.size(); left && !failed;) {
+      const std::size_t n = std::min(left, write_chunk);
+      std::size_t put = 0;
+      const int r = SSL_write_ex(ssl_, p, n, &put);
+      if (r != 1) {
+        failed = take_error(r);
+        break;
+      }
+      p += put;
+      left -= put;
+      total += put;
+      if (BIO_ctrl_pending(out_) >= write_chunk) drain_output(wbuf_);
+    }
+    if (failed) break;
+  }
+  if (failed) {
+    asio::post(strand_, [h = std::move(h), failed] { h(failed, 0); });
+    return;
+  }
+  drain_output(wbuf_);
+  asio::async_write(
+      sock_, asio::buffer(wbuf_),
+      asio::bind_executor(strand_, [h = std::move(h), total](const error_code& ec, std::size_t) {
+        h(ec, ec ? 0 : total);
+      }));
+}
+
+void tls_engine::write_last(asio::const_buffer b) {
+  std::size_t put = 0;
+  if (SSL_write_ex(ssl_, b.data(), b.size(), &put) != 1) {
+    ERR_clear_error();
+    return;
+  }
+  std::vector<std::uint8_t> bytes;
+  drain_output(bytes);
+  error_code ignored;
+  sock_.write_some(asio::buffer(bytes), ignored);
 }
 
 // ---------------------------------------------------------------- the connection's TLS start

@@ -2,7 +2,7 @@
 // tls.hpp). Chosen once, when the connection is made; the connection reads and writes through
 // the wire alike either way, and only the wire knows which it is.
 //
-// The TLS stream is driven from the connection's strand only (OpenSSL's state is not
+// The TLS engine is driven from the connection's strand only (OpenSSL's state is not
 // thread-safe), so write_now() (the connection's direct write from a sender's thread) takes
 // nothing over TLS and leaves every byte to async_write() on the strand. Small buffers of one
 // write (frame headers, metas) are gathered into one TLS record instead of one each.
@@ -13,9 +13,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/error.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -29,10 +29,11 @@ namespace kvactor::net::detail {
 class wire {
  public:
   using socket = boost::asio::ip::tcp::socket;
-  using tls_stream = boost::asio::ssl::stream<socket&>;
+  using strand = tls_engine::strand;
 
   /// tls null: plaintext.
-  wire(socket& s, std::shared_ptr<tls_context> tls) : sock_(s), tls_(std::move(tls)) {}
+  wire(socket& s, strand st, std::shared_ptr<tls_context> tls)
+      : sock_(s), strand_(std::move(st)), tls_(std::move(tls)) {}
 
   /// TLS is required on this connection.
   bool secure() const noexcept { return tls_ != nullptr; }
@@ -42,16 +43,16 @@ class wire {
   /// Starts the TLS handshake (server: the acceptor's side); h(error_code).
   template <class H>
   void async_handshake(bool server, H&& h) {
-    stream_ = std::make_unique<tls_stream>(sock_, tls_->ctx);
-    stream_->async_handshake(server ? tls_stream::server : tls_stream::client, std::forward<H>(h));
+    engine_ = std::make_unique<tls_engine>(sock_, strand_, *tls_, server);
+    engine_->async_handshake([h = std::forward<H>(h)](const boost::system::error_code& ec,
+                                                      std::size_t) mutable { h(ec); });
   }
   void set_established() noexcept { established_ = true; }
 
-  /// Over TLS only the first non-empty buffer is filled (at most one record's worth).
-  template <class Buffers, class H>
-  void async_read_some(const Buffers& b, H&& h) {
-    if (stream_)
-      stream_->async_read_some(b, std::forward<H>(h));
+  template <class H>
+  void async_read_some(const std::array<boost::asio::mutable_buffer, 2>& b, H&& h) {
+    if (engine_)
+      engine_->async_read_some(b, std::forward<H>(h));
     else
       sock_.async_read_some(b, std::forward<H>(h));
   }
@@ -69,26 +70,26 @@ class wire {
   /// Writes all of b (kept valid by the caller until h(error_code, bytes of b written)).
   template <class H>
   void async_write(const std::vector<boost::asio::const_buffer>& b, H&& h) {
-    if (!stream_) {
+    if (!engine_) {
       boost::asio::async_write(sock_, b, std::forward<H>(h));
       return;
     }
     gather(b);
-    boost::asio::async_write(*stream_, out_, std::forward<H>(h));
+    engine_->async_write(out_, std::forward<H>(h));
   }
 
   /// Best effort, non-blocking: a GOODBYE. Before TLS is established it goes in plaintext, which
   /// a plaintext peer can read (it says why this end refuses).
   void write_last(boost::asio::const_buffer b) {
+    if (established_) {
+      engine_->write_last(b);
+      return;
+    }
     boost::system::error_code ignored;
-    if (established_)
-      stream_->write_some(b, ignored);
-    else
-      sock_.write_some(b, ignored);
+    sock_.write_some(b, ignored);
   }
 
-  /// The peer closed: EOF, or over TLS a close without close_notify (GOODBYE is the orderly
-  /// close here, so a missing close_notify is no truncation attack).
+  /// The peer closed: EOF (over TLS also a close_notify; GOODBYE is the orderly close here).
   static bool is_eof(const boost::system::error_code& ec) noexcept {
     return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated;
   }
@@ -124,8 +125,9 @@ class wire {
   }
 
   socket& sock_;
+  strand strand_;
   const std::shared_ptr<tls_context> tls_;
-  std::unique_ptr<tls_stream> stream_;
+  std::unique_ptr<tls_engine> engine_;
   bool established_ = false;
   std::vector<std::uint8_t> staging_;
   std::vector<boost::asio::const_buffer> out_;
