@@ -148,27 +148,66 @@ result<std::shared_ptr<tls_context>> tls_context_for(const identity& self, bool 
 
 namespace {
 constexpr std::size_t read_chunk = 256 * 1024;
-// Plaintext per SSL_write: the output BIO then holds at most this much (plus record
-// overhead) before it is drained, so it does not grow with the batch.
+// Plaintext per SSL_write (its records go straight into outq_).
 constexpr std::size_t write_chunk = 256 * 1024;
+}  // namespace
+
+// One BIO for both directions, over the engine's own buffers: OpenSSL's records go straight
+// into outq_ and come straight out of rbuf_, without a memory BIO's extra copy and zeroing.
+int tls_engine::bio_write(BIO* b, const char* data, int n) {
+  auto* e = static_cast<tls_engine*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  const auto* p = reinterpret_cast<const std::uint8_t*>(data);
+  e->outq_.insert(e->outq_.end(), p, p + n);
+  return n;
+}
+
+int tls_engine::bio_read(BIO* b, char* out, int n) {
+  auto* e = static_cast<tls_engine*>(BIO_get_data(b));
+  BIO_clear_retry_flags(b);
+  const std::size_t have = e->rend_ - e->rpos_;
+  if (!have) {
+    BIO_set_retry_read(b);  // wait for the socket, not end of stream
+    return -1;
+  }
+  const std::size_t k = std::min(have, static_cast<std::size_t>(n));
+  std::memcpy(out, e->rbuf_.data() + e->rpos_, k);
+  e->rpos_ += k;
+  return static_cast<int>(k);
+}
+
+long tls_engine::bio_ctrl(BIO*, int cmd, long, void*) {
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+namespace {
+BIO_METHOD* engine_bio_method() {
+  static BIO_METHOD* const m = [] {
+    BIO_METHOD* b = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kvactor-tls");
+    if (b) {
+      BIO_meth_set_write(b, &tls_engine::bio_write);
+      BIO_meth_set_read(b, &tls_engine::bio_read);
+      BIO_meth_set_ctrl(b, &tls_engine::bio_ctrl);
+    }
+    return b;
+  }();
+  return m;
+}
 }  // namespace
 
 tls_engine::tls_engine(socket& s, strand st, tls_context& ctx, bool server)
     : sock_(s), strand_(std::move(st)) {
   ssl_ = SSL_new(ctx.ctx.native_handle());
-  in_ = BIO_new(BIO_s_mem());
-  out_ = BIO_new(BIO_s_mem());
-  if (!ssl_ || !in_ || !out_) {
-    BIO_free(in_);
-    BIO_free(out_);
+  BIO* bio = engine_bio_method() ? BIO_new(engine_bio_method()) : nullptr;
+  if (!ssl_ || !bio) {
+    BIO_free(bio);
     SSL_free(ssl_);
     ssl_ = nullptr;
     return;
   }
-  // An empty input BIO means "wait for more", not end of stream.
-  BIO_set_mem_eof_return(in_, -1);
-  BIO_set_mem_eof_return(out_, -1);
-  SSL_set_bio(ssl_, in_, out_);
+  BIO_set_data(bio, this);
+  BIO_set_init(bio, 1);
+  SSL_set_bio(ssl_, bio, bio);  // one reference, taken by ssl_
   SSL_set_read_ahead(ssl_, 1);
   if (server)
     SSL_set_accept_state(ssl_);
@@ -191,17 +230,14 @@ error_code tls_engine::take_error(int ret) {
 }
 
 bool tls_engine::drain_output(std::vector<std::uint8_t>& into) {
-  const std::size_t pending = BIO_ctrl_pending(out_);
-  if (!pending) return false;
-  const std::size_t at = into.size();
-  into.resize(at + pending);
-  const int n = BIO_read(out_, into.data() + at, static_cast<int>(pending));
-  into.resize(at + static_cast<std::size_t>(std::max(n, 0)));
-  return n > 0;
+  // Swapped, not copied: output that OpenSSL makes meanwhile (an alert while a read fails)
+  // goes to the other buffer, never into the one on the wire.
+  into.clear();
+  into.swap(outq_);
+  return !into.empty();
 }
 
 void tls_engine::flush_then(std::function<void(const error_code&)> f) {
-  hsbuf_.clear();
   if (!drain_output(hsbuf_)) {
     f(error_code{});
     return;
@@ -212,14 +248,13 @@ void tls_engine::flush_then(std::function<void(const error_code&)> f) {
 }
 
 void tls_engine::fill_then(std::function<void(const error_code&)> f) {
+  // Called only when OpenSSL has taken every byte (it asked for more).
   rbuf_.resize(read_chunk);
+  rpos_ = rend_ = 0;
   sock_.async_read_some(
       asio::buffer(rbuf_),
       asio::bind_executor(strand_, [this, f = std::move(f)](const error_code& ec, std::size_t n) {
-        if (!ec && BIO_write(in_, rbuf_.data(), static_cast<int>(n)) != static_cast<int>(n)) {
-          f(asio::error::no_memory);
-          return;
-        }
+        if (!ec) rend_ = n;
         f(ec);
       }));
 }
@@ -308,7 +343,6 @@ void tls_engine::read_step(bool from_io) {
 
 void tls_engine::async_write(const std::vector<asio::const_buffer>& b, io_handler h) {
   ERR_clear_error();
-  wbuf_.clear();
   std::size_t total = 0;
   error_code failed;
   for (const auto& x : b) {
@@ -324,7 +358,6 @@ void tls_engine::async_write(const std::vector<asio::const_buffer>& b, io_handle
       p += put;
       left -= put;
       total += put;
-      if (BIO_ctrl_pending(out_) >= write_chunk) drain_output(wbuf_);
     }
     if (failed) break;
   }

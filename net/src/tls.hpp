@@ -74,6 +74,11 @@ class tls_engine {
   /// Best effort, non-blocking, only while no write is in flight: one last small message.
   void write_last(boost::asio::const_buffer b);
 
+  // The BIO's methods (see tls.cpp).
+  static int bio_write(BIO* b, const char* data, int n);
+  static int bio_read(BIO* b, char* out, int n);
+  static long bio_ctrl(BIO* b, int cmd, long num, void* ptr);
+
  private:
   boost::system::error_code take_error(int ret);
   void handshake_step();
@@ -85,11 +90,12 @@ class tls_engine {
   socket& sock_;
   strand strand_;
   SSL* ssl_ = nullptr;
-  BIO* in_ = nullptr;   // ciphertext from the peer, owned by ssl_
-  BIO* out_ = nullptr;  // ciphertext for the peer, owned by ssl_
-  std::vector<std::uint8_t> rbuf_;
-  std::vector<std::uint8_t> wbuf_;   // the write in flight (or the handshake's)
-  std::vector<std::uint8_t> hsbuf_;  // the handshake's flights
+  std::vector<std::uint8_t> rbuf_;  // ciphertext from the peer: [rpos_, rend_) not yet taken
+  std::size_t rpos_ = 0;
+  std::size_t rend_ = 0;
+  std::vector<std::uint8_t> outq_;   // ciphertext for the peer, not yet on its way
+  std::vector<std::uint8_t> wbuf_;   // the write in flight
+  std::vector<std::uint8_t> hsbuf_;  // the handshake's flight in flight
   std::array<boost::asio::mutable_buffer, 2> rd_{};
   io_handler read_h_;
   boost::system::error_code read_failed_;
