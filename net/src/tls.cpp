@@ -148,6 +148,9 @@ result<std::shared_ptr<tls_context>> tls_context_for(const identity& self, bool 
 
 namespace {
 constexpr std::size_t read_chunk = 256 * 1024;
+// Until the handshake is done: its flights are small, and a connection that never
+// authenticates must stay cheap (caps::max_pending_connections of them per listener).
+constexpr std::size_t handshake_read_chunk = 4096;
 // Plaintext per SSL_write (its records go straight into outq_).
 constexpr std::size_t write_chunk = 256 * 1024;
 }  // namespace
@@ -158,7 +161,11 @@ int tls_engine::bio_write(BIO* b, const char* data, int n) {
   auto* e = static_cast<tls_engine*>(BIO_get_data(b));
   BIO_clear_retry_flags(b);
   const auto* p = reinterpret_cast<const std::uint8_t*>(data);
-  e->outq_.insert(e->outq_.end(), p, p + n);
+  try {
+    e->outq_.insert(e->outq_.end(), p, p + n);
+  } catch (...) {  // nothing may unwind through OpenSSL: it sees a failed write
+    return -1;
+  }
   return n;
 }
 
@@ -249,7 +256,7 @@ void tls_engine::flush_then(std::function<void(const error_code&)> f) {
 
 void tls_engine::fill_then(std::function<void(const error_code&)> f) {
   // Called only when OpenSSL has taken every byte (it asked for more).
-  rbuf_.resize(read_chunk);
+  rbuf_.resize(hs_h_ ? handshake_read_chunk : read_chunk);
   rpos_ = rend_ = 0;
   sock_.async_read_some(
       asio::buffer(rbuf_),
