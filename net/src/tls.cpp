@@ -349,35 +349,59 @@ void tls_engine::read_step(bool from_io) {
 }
 
 void tls_engine::async_write(const std::vector<asio::const_buffer>& b, io_handler h) {
+  wr_ = &b;
+  wr_index_ = 0;
+  wr_offset_ = 0;
+  wr_total_ = 0;
+  write_h_ = std::move(h);
+  write_step(false);
+}
+
+// Encrypts up to write_chunk bytes and writes them; the next chunk is encrypted when that
+// write completes, so the peer decrypts one chunk while this end encrypts the next.
+void tls_engine::write_step(bool from_io) {
   ERR_clear_error();
-  std::size_t total = 0;
+  std::size_t taken = 0;
   error_code failed;
-  for (const auto& x : b) {
-    const auto* p = static_cast<const std::uint8_t*>(x.data());
-    for (std::size_t left = x.size(); left && !failed;) {
-      const std::size_t n = std::min(left, write_chunk);
-      std::size_t put = 0;
-      const int r = SSL_write_ex(ssl_, p, n, &put);
-      if (r != 1) {
-        failed = take_error(r);
-        break;
-      }
-      p += put;
-      left -= put;
-      total += put;
+  while (wr_index_ < wr_->size() && taken < write_chunk) {
+    const auto& x = (*wr_)[wr_index_];
+    const std::size_t n = std::min(x.size() - wr_offset_, write_chunk - taken);
+    std::size_t put = 0;
+    if (n &&
+        SSL_write_ex(ssl_, static_cast<const std::uint8_t*>(x.data()) + wr_offset_, n, &put) != 1) {
+      failed = take_error(0);
+      break;
     }
-    if (failed) break;
+    wr_offset_ += put;
+    taken += put;
+    if (wr_offset_ == x.size()) {
+      ++wr_index_;
+      wr_offset_ = 0;
+    }
   }
-  if (failed) {
-    asio::post(strand_, [h = std::move(h), failed] { h(failed, 0); });
+  wr_total_ += taken;
+  const bool last = wr_index_ == wr_->size();
+  if (failed || !drain_output(wbuf_)) {
+    const error_code ec = failed;
+    const std::size_t total = failed ? 0 : wr_total_;
+    if (from_io)
+      std::exchange(write_h_, nullptr)(ec, total);
+    else
+      asio::post(strand_, [this, ec, total] { std::exchange(write_h_, nullptr)(ec, total); });
     return;
   }
-  drain_output(wbuf_);
-  asio::async_write(
-      sock_, asio::buffer(wbuf_),
-      asio::bind_executor(strand_, [h = std::move(h), total](const error_code& ec, std::size_t) {
-        h(ec, ec ? 0 : total);
-      }));
+  asio::async_write(sock_, asio::buffer(wbuf_),
+                    asio::bind_executor(strand_, [this, last](const error_code& ec, std::size_t) {
+                      if (ec) {
+                        std::exchange(write_h_, nullptr)(ec, 0);
+                        return;
+                      }
+                      if (last) {
+                        std::exchange(write_h_, nullptr)(ec, wr_total_);
+                        return;
+                      }
+                      write_step(true);
+                    }));
 }
 
 void tls_engine::write_last(asio::const_buffer b) {

@@ -47,9 +47,10 @@ struct tls_context {
 };
 
 /// One connection's TLS: OpenSSL over memory BIOs, driven by the socket's asynchronous
-/// operations. Records are batched: a write encrypts every buffer and hands the kernel all the
-/// records in one write; a read takes up to 256 KiB from the kernel and decrypts as many
-/// records as fit the caller's buffers (straight into them). Asio's ssl::stream, tried first,
+/// operations. Records are batched: a write encrypts 256 KiB at a time and hands the kernel
+/// each chunk's records in one write (the peer decrypts one chunk while this end encrypts the
+/// next); a read takes up to 256 KiB from the kernel and decrypts as many records as fit the
+/// caller's buffers (straight into them). Asio's ssl::stream, tried first,
 /// made a system call and a handler per 16 KiB record and ran at a quarter of plaintext speed.
 /// Thread-safety: strand only (the connection's), like the socket under it. At most one
 /// handshake, one read and one write in flight; handlers run on the strand, never inside the
@@ -69,7 +70,8 @@ class tls_engine {
   void async_handshake(io_handler h);
   /// Fills the buffers in order with what decrypts; n = the bytes placed.
   void async_read_some(const std::array<boost::asio::mutable_buffer, 2>& b, io_handler h);
-  /// Encrypts all of b now (the memory may change once this returns) and writes the records.
+  /// Encrypts and writes all of b, a chunk at a time: b (the vector and what it points to)
+  /// must stay valid and unchanged until h runs.
   void async_write(const std::vector<boost::asio::const_buffer>& b, io_handler h);
   /// Best effort, non-blocking, only while no write is in flight: one last small message.
   void write_last(boost::asio::const_buffer b);
@@ -85,6 +87,7 @@ class tls_engine {
   void flush_then(std::function<void(const boost::system::error_code&)> f);
   void fill_then(std::function<void(const boost::system::error_code&)> f);
   void read_step(bool from_io);
+  void write_step(bool from_io);
   bool drain_output(std::vector<std::uint8_t>& into);
 
   socket& sock_;
@@ -98,6 +101,11 @@ class tls_engine {
   std::vector<std::uint8_t> hsbuf_;  // the handshake's flight in flight
   std::array<boost::asio::mutable_buffer, 2> rd_{};
   io_handler read_h_;
+  io_handler write_h_;
+  const std::vector<boost::asio::const_buffer>* wr_ = nullptr;  // the write in progress
+  std::size_t wr_index_ = 0;
+  std::size_t wr_offset_ = 0;
+  std::size_t wr_total_ = 0;
   boost::system::error_code read_failed_;
   io_handler hs_h_;
 };
