@@ -3,11 +3,15 @@
 // the same connections, measured by the same program in the same run, interleaved
 // (raw, store, raw, store, ...).
 //
-//   bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]
+//   bench_dist [--quick] [--tls] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]
 //
 // --quick: 4 B, 1 MiB, 16 MiB, 2 blocks, 3 memory rounds (a few seconds). --topology runs one
 // topology; --filter runs only the timing cases whose name contains TEXT (and skips the memory
 // figures); --blocks overrides the number of interleaved blocks per case (for profiling).
+// --tls: the cost of TLS instead. Two clusters run side by side, one with KVACTOR_TLS=on and
+// one with it off, and each block pair is (plaintext store, TLS store): the figures are named
+// "SxW tls OP SIZE ..." with the TLS store's value and the plaintext store's as limit (target
+// 0.7 from 1 MiB up for throughput); no raw TCP, no memory figures.
 //
 // Topologies: 1 server x 1 worker ("1x1") and 2 servers x 2 workers ("2x2"). Operations:
 // push, pull, pushpull of one float32 key per size (4 B, 4 KiB, 1 MiB, 16 MiB, 64 MiB; the
@@ -185,6 +189,7 @@ struct bench_config {
   int mem_rounds = 20;
   std::string filter;    // --filter: only cases whose name contains it (no memory figures)
   std::string topology;  // --topology: only this one ("1x1" or "2x2")
+  bool tls = false;      // --tls: TLS store against plaintext store
 };
 
 bench_config make_config(bool quick) {
@@ -744,9 +749,10 @@ long long proc_cpu_ns(pid_t pid) {
 
 class cluster {
  public:
-  cluster(int servers, int workers, const std::string& self_exe, bool quick) {
+  cluster(int servers, int workers, const std::string& self_exe, bool quick, bool tls) {
     ::signal(SIGPIPE, SIG_IGN);
     std::map<std::string, std::string> env = {
+        {"KVACTOR_TLS", tls ? "on" : "off"},
         {"DMLC_PS_ROOT_URI", "127.0.0.1"},
         {"DMLC_PS_ROOT_PORT", std::to_string(free_port())},
         {"DMLC_NUM_SERVER", std::to_string(servers)},
@@ -931,7 +937,8 @@ struct case_stats {
 struct topology_run {
   const bench_config& cfg;
   int S, W;
-  std::string prefix;  // "1x1"
+  std::string prefix;        // "1x1"
+  cluster* plain = nullptr;  // --tls: the baseline, the same store without TLS
 
   std::size_t ops_for(std::size_t wire, bool rtt) const {
     const std::size_t budget = rtt ? cfg.rtt_block_bytes : cfg.tput_block_bytes;
@@ -939,14 +946,14 @@ struct topology_run {
     return std::clamp<std::size_t>(budget / std::max<std::size_t>(wire, 1), cfg.min_ops, maxo);
   }
 
-  void run_case(cluster& cl, raw_mesh& mesh, op_kind o, std::size_t si, bool rtt) {
+  void run_case(cluster& cl, raw_mesh* mesh, op_kind o, std::size_t si, bool rtt) {
     const std::size_t size = cfg.sizes[si];
     const auto parts = plan_parts(key_of(si), size, static_cast<std::uint32_t>(S));
     const std::size_t wire = up_bytes(o, size) + down_bytes(o, size);
     const std::size_t window = rtt ? 1 : window_for(size);
     const std::size_t n = ops_for(wire, rtt);
     const std::size_t warm = std::max<std::size_t>(window, 1);
-    const std::string base = prefix + " " + op_name(o) + " " + size_name(size);
+    const std::string base = prefix + (plain ? " tls " : " ") + op_name(o) + " " + size_name(size);
     if (!cfg.filter.empty() &&
         (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
       return;
@@ -954,7 +961,8 @@ struct topology_run {
     // Each block pair (raw, store) runs back to back; its ratio sees the same machine load.
     std::vector<double> paired, paired_agg;
     for (int b = 0; b < cfg.blocks; ++b) {
-      const block_times rb = mesh.run(parts, o, n, window, warm, rtt);
+      const block_times rb = plain ? run_store_block(*plain, o, si, n, window, warm, rtt)
+                                   : mesh->run(parts, o, n, window, warm, rtt);
       const block_times sb = run_store_block(cl, o, si, n, window, warm, rtt);
       raw.add(rb, wire);
       store.add(sb, wire);
@@ -987,7 +995,7 @@ struct topology_run {
       return e;
     };
     if (rtt) {
-      const bool small_pp = o == op_kind::pushpull && size <= 4 * KiB;
+      const bool small_pp = o == op_kind::pushpull && size <= 4 * KiB && !plain;
       auto extra = common;
       extra.insert(extra.begin(), {{"p99_us", json_number(quantile(store.lat_us, 0.99))},
                                    {"limit_p99_us", json_number(quantile(raw.lat_us, 0.99))},
@@ -998,7 +1006,7 @@ struct topology_run {
       return;
     }
     const std::optional<double> target =
-        size >= 1 * MiB ? std::optional<double>{0.8} : std::nullopt;
+        size >= 1 * MiB ? std::optional<double>{plain ? 0.7 : 0.8} : std::nullopt;
     auto extra = common;
     extra.insert(extra.begin(), {{"op_us", json_number(median(store.op_s) * 1e6)},
                                  {"limit_op_us", json_number(median(raw.op_s) * 1e6)}});
@@ -1023,8 +1031,18 @@ struct topology_run {
         max_part = std::max(max_part, p.bytes);
         stored[p.server] += p.bytes;
       }
-    raw_mesh mesh(S, W, max_part);
-    cluster cl(S, W, self_exe, cfg.quick);
+    std::optional<raw_mesh> mesh;
+    std::optional<cluster> baseline;
+    if (cfg.tls) {
+      baseline.emplace(S, W, self_exe, cfg.quick, false);
+      baseline->collect("JOINED", 60000);
+      baseline->send_all("init");
+      baseline->collect("READY", 120000);
+      plain = &*baseline;
+    } else {
+      mesh.emplace(S, W, max_part);
+    }
+    cluster cl(S, W, self_exe, cfg.quick, cfg.tls);
     cl.collect("JOINED", 60000);
     std::vector<std::size_t> base_rss;
     for (int s = 0; s < S; ++s)
@@ -1035,7 +1053,7 @@ struct topology_run {
               << " s\n";
 
     // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
-    const bool mem = cfg.filter.empty();
+    const bool mem = cfg.filter.empty() && !cfg.tls;
     if (mem) {
       cl.send_all("mem 1");
       cl.collect("DONE", 120000);
@@ -1076,7 +1094,7 @@ struct topology_run {
     for (std::size_t si = 0; si < cfg.sizes.size(); ++si)
       for (op_kind o : all_ops)
         for (bool rtt : {true, false})
-          run_case(cl, mesh, o, si, rtt);
+          run_case(cl, mesh ? &*mesh : nullptr, o, si, rtt);
 
     for (int s = 0; s < S && mem; ++s) {
       const proc_figures m = read_mem(cl.server(s).pid);
@@ -1094,12 +1112,16 @@ struct topology_run {
                     json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))}}});
     }
     if (!cl.shut_down(30000)) die(prefix + ": the cluster did not shut down in order");
+    if (baseline && !baseline->shut_down(30000))
+      die(prefix + ": the plaintext cluster did not shut down in order");
     std::cerr << "bench_dist: " << prefix << " done after " << seconds_since(t_start) << " s\n";
   }
 };
 
-int driver_main(bool quick, const std::string& filter, const std::string& topology, int blocks) {
+int driver_main(bool quick, bool tls, const std::string& filter, const std::string& topology,
+                int blocks) {
   bench_config cfg = make_config(quick);
+  cfg.tls = tls;
   cfg.filter = filter;
   cfg.topology = topology;
   if (blocks > 0) cfg.blocks = blocks;
@@ -1238,13 +1260,15 @@ int worker_main(bool quick) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = false, worker = false;
+  bool quick = false, worker = false, tls = false;
   std::string filter, topology;
   int blocks = 0;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
       quick = true;
+    } else if (a == "--tls") {
+      tls = true;
     } else if (a == "--worker") {
       worker = true;
     } else if (a == "--filter" && i + 1 < argc) {
@@ -1255,9 +1279,10 @@ int main(int argc, char** argv) {
       blocks = std::atoi(argv[++i]);
     } else {
       std::cerr
-          << "usage: bench_dist [--quick] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]\n";
+          << "usage: bench_dist [--quick] [--tls] [--topology 1x1|2x2] [--filter TEXT] [--blocks "
+             "N]\n";
       return 2;
     }
   }
-  return worker ? worker_main(quick) : driver_main(quick, filter, topology, blocks);
+  return worker ? worker_main(quick) : driver_main(quick, tls, filter, topology, blocks);
 }

@@ -56,10 +56,12 @@ status check_config(const identity& self, const caps& c) {
   return status::ok();
 }
 
-conn_impl::conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h)
+conn_impl::conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h,
+                     std::shared_ptr<tls_context> tls)
     : rt_(std::move(rt)),
       strand_(asio::make_strand(rt_->io)),
       sock_(rt_->io),
+      wire_(sock_, strand_, std::move(tls)),
       timer_(rt_->io),
       resolver_(rt_->io),
       side_(s),
@@ -203,6 +205,16 @@ void conn_impl::on_tcp_ready() {
   if (side_ == side::acceptor) {
     counted_pending_ = true;
     ++rt_->pending;
+  }
+  arm_timer();  // the handshake timeout covers TLS too
+  if (wire_.secure())
+    start_tls();
+  else
+    begin_handshake();
+}
+
+void conn_impl::begin_handshake() {
+  if (side_ == side::acceptor) {
     auto n = handshake::random_nonce();
     if (!n) {
       fail(errc::internal, n.error().message());
@@ -346,7 +358,7 @@ bool conn_impl::write_direct_locked(sent_list& done) {
   if (batch_.empty()) return false;
   prepare_buffers_locked();
   error_code ec;
-  const std::size_t n = sock_.write_some(wbufs_, ec);
+  const std::size_t n = wire_.write_now(wbufs_, ec);
   if (n) {
     batch_.consume(n);
     last_send_ = clock::now();
@@ -400,11 +412,10 @@ void conn_impl::write_async() {
 }
 
 void conn_impl::async_write_batch() {
-  asio::async_write(sock_, wbufs_,
-                    asio::bind_executor(
-                        strand_, [self = shared_from_this()](const error_code& ec, std::size_t n) {
-                          self->on_written(ec, n);
-                        }));
+  wire_.async_write(wbufs_, asio::bind_executor(strand_, [self = shared_from_this()](
+                                                             const error_code& ec, std::size_t n) {
+                      self->on_written(ec, n);
+                    }));
 }
 
 void conn_impl::on_written(const error_code& ec, std::size_t n) {
@@ -563,8 +574,7 @@ void conn_impl::write_goodbye_locked(const status& why) {
   std::copy(meta.begin(), meta.end(), bytes.begin() + serialization::frame_header_size);
   // Best effort: the socket is non-blocking and almost always has room for a few hundred
   // bytes; if not, the peer sees a plain close.
-  error_code ignored;
-  sock_.write_some(asio::buffer(bytes), ignored);
+  wire_.write_last(asio::buffer(bytes));
 }
 
 void conn_impl::do_close(status why, bool log, bool goodbye) {

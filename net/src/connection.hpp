@@ -29,6 +29,7 @@
 #include "kvactor/serialization/frame.hpp"
 #include "log_limiter.hpp"
 #include "send_queue.hpp"
+#include "wire.hpp"
 
 namespace kvactor::net::detail {
 
@@ -42,7 +43,9 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   using clock = std::chrono::steady_clock;
   using done_fn = std::function<void(result<connection_ptr>)>;
 
-  conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h);
+  /// tls: the context of identity::tls connections (tls_context_for), or null.
+  conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, handlers h,
+            std::shared_ptr<tls_context> tls);
   ~conn_impl() override;
 
   void send(outgoing m) override;
@@ -97,6 +100,12 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
 
   // ---- strand only
   void on_tcp_ready();
+  /// The CHALLENGE/HELLO/WELCOME handshake (inside TLS when the wire is secure).
+  void begin_handshake();
+  // TLS (tls.cpp): the plaintext TLS frame, then the TLS handshake, then begin_handshake().
+  void start_tls();
+  void on_tls_frame(const boost::system::error_code& ec);
+  void on_tls_handshake(const boost::system::error_code& ec);
   void try_connect();
   bool ended() const noexcept { return phase_.load() >= phase::closing; }
   void do_close(status why, bool log, bool goodbye);
@@ -145,6 +154,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   const std::shared_ptr<core> rt_;  // first: the io_context outlives every member below
   boost::asio::strand<boost::asio::io_context::executor_type> strand_;
   boost::asio::ip::tcp::socket sock_;
+  wire wire_;  // every frame goes through it; reads and the async writer on the strand
   boost::asio::steady_timer timer_;
   boost::asio::ip::tcp::resolver resolver_;
   const side side_;

@@ -41,6 +41,8 @@ const char* type_name(std::uint8_t t) {
       return "HEARTBEAT";
     case fr::frame_type::goodbye:
       return "GOODBYE";
+    case fr::frame_type::tls:
+      return "TLS";
     default:
       return "unknown transport";
   }
@@ -67,7 +69,7 @@ void conn_impl::read_more() {
   const std::array<asio::mutable_buffer, 2> bufs{
       asio::mutable_buffer(payload ? dst_ : nullptr, payload ? dst_left_ : 0),
       asio::mutable_buffer(rbuf_.data() + rend_, rbuf_.size() - rend_)};
-  sock_.async_read_some(
+  wire_.async_read_some(
       bufs, asio::bind_executor(strand_,
                                 [self = shared_from_this()](const error_code& ec, std::size_t n) {
                                   self->on_read(ec, n);
@@ -78,7 +80,13 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
   if (ended()) return;
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
-    std::string what = ec == asio::error::eof                ? "connection closed by the peer"
+    if (wire::is_tls_failure(ec) && !wire::is_eof(ec)) {
+      // A record that fails its authentication tag was altered (or made up) on the way.
+      fail(errc::unauthenticated, "TLS refused what arrived: " + ec.message() +
+                                      " (altered or injected in flight?); nothing of it was used");
+      return;
+    }
+    std::string what = wire::is_eof(ec)                      ? "connection closed by the peer"
                        : ec == asio::error::connection_reset ? "connection reset by the peer"
                                                              : ec.message();
     if (in_frame_ || rs_ != read_state::header || rpos_ != rend_)
@@ -178,6 +186,12 @@ bool conn_impl::on_header() {
                      : (handshake_step_ == 0 ? fr::frame_type::challenge : fr::frame_type::welcome);
     else
       expected = fr::frame_type::heartbeat;
+    if (h.type == fr::frame_type::tls && phase_.load() == phase::handshake) {
+      fail(errc::protocol_error,
+           "the peer requires TLS and this end does not use it: set KVACTOR_TLS the same on "
+           "every node (identity::tls)");
+      return false;
+    }
     if (h.type != expected && h.type != fr::frame_type::goodbye) {
       fail(errc::protocol_error, std::string{"unexpected "} + type_name(h.type) + " frame (type " +
                                      std::to_string(h.type) + ") " +

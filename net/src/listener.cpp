@@ -12,7 +12,7 @@ namespace asio = boost::asio;
 using boost::system::error_code;
 
 listener_impl::listener_impl(std::shared_ptr<core> rt, asio::ip::tcp::acceptor acc, identity self,
-                             caps c, handlers h)
+                             caps c, handlers h, std::shared_ptr<tls_context> tls)
     : rt_(std::move(rt)),
       strand_(asio::make_strand(rt_->io)),
       acc_(std::move(acc)),
@@ -20,6 +20,7 @@ listener_impl::listener_impl(std::shared_ptr<core> rt, asio::ip::tcp::acceptor a
       self_(std::move(self)),
       caps_(c),
       h_(std::move(h)),
+      tls_(std::move(tls)),
       port_(acc_.local_endpoint().port()),
       refusals_(std::make_shared<log_limiter>(rt_, "port " + std::to_string(port_),
                                               c.refusal_log_lines, c.refusal_log_interval)) {}
@@ -43,7 +44,7 @@ void listener_impl::stop() {
 
 void listener_impl::accept_next() {
   if (stopped_) return;
-  auto c = std::make_shared<conn_impl>(rt_, conn_impl::side::acceptor, self_, caps_, h_);
+  auto c = std::make_shared<conn_impl>(rt_, conn_impl::side::acceptor, self_, caps_, h_, tls_);
   c->set_refusal_log(refusals_);
   acc_.async_accept(c->socket(), asio::bind_executor(
                                      strand_, [self = shared_from_this(), c](const error_code& ec) {

@@ -26,7 +26,7 @@ namespace kvactor::net::detail {
 class listener_impl : public std::enable_shared_from_this<listener_impl> {
  public:
   listener_impl(std::shared_ptr<core> rt, boost::asio::ip::tcp::acceptor acc, identity self, caps c,
-                handlers h);
+                handlers h, std::shared_ptr<tls_context> tls);
 
   std::uint16_t port() const noexcept { return port_; }
   void start();
@@ -45,6 +45,7 @@ class listener_impl : public std::enable_shared_from_this<listener_impl> {
   const identity self_;
   const caps caps_;
   const handlers h_;
+  const std::shared_ptr<tls_context> tls_;  // null: plaintext
   const std::uint16_t port_;
   const std::shared_ptr<log_limiter> refusals_;
   bool stopped_ = false;                          // strand only

@@ -215,8 +215,10 @@ result<std::shared_ptr<listener>> runtime::listen(const std::string& host, std::
   if (!ec) acc.bind(ep, ec);
   if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) return status{errc::invalid_argument, "cannot listen on " + where + ": " + ec.message()};
-  auto l =
-      std::make_shared<detail::listener_impl>(rt, std::move(acc), std::move(self), c, std::move(h));
+  auto tls = detail::tls_context_for(self, true);
+  if (!tls) return tls.error();
+  auto l = std::make_shared<detail::listener_impl>(rt, std::move(acc), std::move(self), c,
+                                                   std::move(h), std::move(*tls));
   if (!rt->add(l)) return status{errc::shut_down, "the transport runtime is shut down"};
   l->start();
   return std::shared_ptr<listener>(std::make_shared<detail::listener_handle>(std::move(l)));
@@ -231,8 +233,14 @@ void runtime::connect(const std::string& host, std::uint16_t port, identity self
     rt->post_or_run(rt->io.get_executor(), [done = std::move(done), st] { done(st); });
     return;
   }
-  auto conn =
-      std::make_shared<conn_impl>(rt, conn_impl::side::connector, std::move(self), c, std::move(h));
+  auto tls = detail::tls_context_for(self, false);
+  if (!tls) {
+    rt->post_or_run(rt->io.get_executor(),
+                    [done = std::move(done), st = tls.error()] { done(st); });
+    return;
+  }
+  auto conn = std::make_shared<conn_impl>(rt, conn_impl::side::connector, std::move(self), c,
+                                          std::move(h), std::move(*tls));
   conn->set_target(host, port, deadline, std::move(done));
   if (!rt->add(conn)) {
     conn->close(status{errc::shut_down, "the transport runtime is shut down"});  // → done

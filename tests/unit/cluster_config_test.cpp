@@ -45,6 +45,28 @@ TEST(ClusterConfig, ReadsMxnetVariables) {
   EXPECT_EQ(c->cluster_id, "job7");
 }
 
+TEST(ClusterConfig, TlsIsOnForHostsAndOptionalOnLoopback) {
+  auto v = base();  // the scheduler at 10.0.0.1: a job on hosts
+  EXPECT_TRUE(read_cluster_config(env_of(v))->tls);
+  v["KVACTOR_TLS"] = "off";
+  EXPECT_FALSE(read_cluster_config(env_of(v))->tls);
+  v["KVACTOR_TLS"] = "auto";
+  EXPECT_TRUE(read_cluster_config(env_of(v))->tls);
+  for (const char* local : {"127.0.0.1", "localhost", "::1"}) {
+    v["DMLC_PS_ROOT_URI"] = local;
+    v["KVACTOR_TLS"] = "auto";
+    EXPECT_FALSE(read_cluster_config(env_of(v))->tls) << local;
+    v["KVACTOR_TLS"] = "on";
+    EXPECT_TRUE(read_cluster_config(env_of(v))->tls) << local;
+  }
+  v["KVACTOR_TLS"] = "yes";
+  auto c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), errc::invalid_argument);
+  EXPECT_NE(c.error().message().find("KVACTOR_TLS=\"yes\""), std::string::npos)
+      << c.error().message();
+}
+
 TEST(ClusterConfig, ClearErrors) {
   struct bad_case {
     const char* var;

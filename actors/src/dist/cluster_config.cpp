@@ -11,6 +11,8 @@
 #include <initializer_list>
 #include <vector>
 
+#include "node_address.hpp"
+
 namespace kvactor::detail {
 
 namespace {
@@ -192,6 +194,9 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
     if (::stat(d->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
       problems.push_back("KVACTOR_PROFILE_DIR=" + *d + " is not a directory");
   }
+  const auto tls = env("KVACTOR_TLS");
+  if (tls && *tls != "on" && *tls != "off" && *tls != "auto" && !tls->empty())
+    problems.push_back("KVACTOR_TLS=\"" + *tls + "\": expected on, off or auto");
   if (!c.secret.empty() && c.secret.size() < 16)
     problems.push_back("the shared secret is shorter than 16 bytes; use a long random secret");
 
@@ -213,6 +218,10 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
   if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty()) c.profile_dir = *d;
+  // auto: every node of a local-mode job is on this host, where nobody is on the path.
+  c.tls = tls && *tls == "on"    ? true
+          : tls && *tls == "off" ? false
+                                 : !is_loopback_name(c.root_host);
   return c;
 }
 

@@ -13,6 +13,10 @@
 //   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
 //   KVACTOR_MAX_MESSAGE_BYTES             payload cap of one message (default 4 GiB; the
 //                                         same on every node); bigger keys travel in parts
+//   KVACTOR_TLS                           on | off | auto (default): TLS 1.3 between nodes,
+//                                         keyed from the secret; auto is on unless
+//                                         DMLC_PS_ROOT_URI is loopback (local mode, where
+//                                         every node is on this host). The same on every node
 // Without DMLC_ROLE, a rank from mpirun (OMPI_COMM_WORLD_RANK, PMI_RANK) or Slurm
 // (SLURM_PROCID) picks the role: rank 0 is the scheduler, ranks 1..S the servers, the rest
 // workers (DMLC_NUM_WORKER then defaults to size - 1 - S).
@@ -43,6 +47,7 @@ struct cluster_config {
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};
   std::uint64_t max_message_bytes = std::uint64_t{4} << 30;
+  bool tls = false;  ///< KVACTOR_TLS resolved (read_cluster_config decides auto)
 };
 
 /// Looks a variable up; nullopt when unset.

@@ -44,7 +44,8 @@ bool is_loopback(const sockaddr* a) {
   return false;
 }
 
-// A name the user wrote meaning this machine only: a loopback literal or "localhost".
+}  // namespace
+
 bool is_loopback_name(const std::string& host) {
   if (host == "localhost") return true;
   sockaddr_in a4{};
@@ -59,6 +60,8 @@ bool is_loopback_name(const std::string& host) {
   }
   return false;
 }
+
+namespace {
 
 // Whether the address is one of this host's (binding it, on an unused port, succeeds).
 bool is_local(const addrinfo* ai) {

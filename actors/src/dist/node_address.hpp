@@ -31,6 +31,10 @@ result<listen_address> scheduler_address(const cluster_config& cfg);
 /// A server's, given the local address of its connection to the scheduler.
 listen_address server_address(const cluster_config& cfg, const std::string& routed_host);
 
+/// Whether `host` is a name the user wrote meaning this machine only: a loopback literal or
+/// "localhost" (no name resolution).
+bool is_loopback_name(const std::string& host);
+
 /// Whether `host` is a literal address of every interface (0.0.0.0, ::).
 bool is_wildcard_address(const std::string& host);
 

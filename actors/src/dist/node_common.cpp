@@ -13,6 +13,7 @@ net::identity make_identity(const cluster_config& cfg, const std::string& role, 
   id.secret = cfg.secret;
   id.role = role;
   id.rank = rank;
+  id.tls = cfg.tls;
   return id;
 }
 

@@ -10,8 +10,9 @@
 // priorities; across streams, higher priority goes first.
 //
 // Every connection authenticates before anything else (mutual challenge-response, HMAC-SHA256
-// over a shared secret, bound to the cluster id); a peer that fails, stalls or sends anything
-// malformed or over a cap is dropped with a logged reason, never the process. Until it has
+// over a shared secret, bound to the cluster id; with identity::tls inside TLS 1.3 keyed from
+// the same secret, which also protects every later frame); a peer that fails, stalls or sends
+// anything malformed or over a cap is dropped with a logged reason, never the process. Until it has
 // authenticated a connection holds a few KiB and no payload memory, and each listener keeps
 // at most caps::max_pending_connections such connections (a new one drops the oldest). Idle
 // connections exchange heartbeats; a peer silent for caps::peer_timeout is dropped (timeout),
@@ -78,6 +79,12 @@ struct identity {
   std::string secret;      ///< never sent; both ends must hold the same
   std::string role;        ///< "scheduler", "server", "worker", ... (at most 32 bytes)
   std::int64_t rank = -1;
+  /// TLS 1.3 under the handshake, keyed from secret and cluster_id (an external PSK derived
+  /// with HKDF; no certificates): every frame after the TCP connect is encrypted and
+  /// authenticated, so a byte altered in flight closes the connection (unauthenticated)
+  /// instead of reaching the application. Both ends must agree; a mismatch is refused at once
+  /// with a reason naming the setting. Local to this end, never sent (like secret).
+  bool tls = false;
 };
 
 struct message {

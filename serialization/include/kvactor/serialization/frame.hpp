@@ -43,6 +43,9 @@ inline constexpr std::uint8_t hello = 2;
 inline constexpr std::uint8_t welcome = 3;
 inline constexpr std::uint8_t heartbeat = 4;
 inline constexpr std::uint8_t goodbye = 5;
+/// Sent in plaintext by an acceptor that requires TLS, before the TLS handshake: a connector
+/// learns at once whether both ends agree (see net/src/tls.hpp).
+inline constexpr std::uint8_t tls = 6;
 /// Types below this one belong to the transport.
 inline constexpr std::uint8_t first_application = 16;
 }  // namespace frame_type

@@ -1,0 +1,62 @@
+// Real clusters with TLS between every pair of nodes (KVACTOR_TLS=on, on loopback where auto
+// would leave it off): exact results as in dist_test.cpp, a wrong secret refused by TLS itself,
+// and a node whose KVACTOR_TLS differs refused with a reason that names the setting.
+#include <gtest/gtest.h>
+
+#include "cluster.hpp"
+
+using kvactor::testing::cluster;
+using namespace std::chrono_literals;
+
+namespace {
+
+const std::string server_program = KVACTOR_SERVER;
+const std::string node_program = KVACTOR_DIST_NODE;
+
+void run_scenario(const std::string& scenario, int servers, int workers,
+                  std::map<std::string, std::string> env) {
+  env["KVACTOR_TLS"] = "on";
+  cluster c(server_program, node_program, {scenario}, servers, workers, std::move(env));
+  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
+  for (auto& p : c.procs())
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (int w = 0; w < workers; ++w)
+    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
+}
+
+TEST(DistTls, ExactRoundsTwoServersThreeWorkers) {
+  run_scenario("sync_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+}
+
+TEST(DistTls, SmallHighPriorityPushOvertakesABigOne) {
+  run_scenario("priority", 1, 1, {});
+}
+
+// Strangers against a TLS cluster: one with another secret (the TLS handshake fails), one with
+// TLS off (refused at once, naming KVACTOR_TLS). The cluster carries on undisturbed.
+TEST(DistTls, StrangersAreRefused) {
+  cluster c(server_program, node_program, {"steady"}, 1, 1, {{"KVACTOR_TLS", "on"}});
+  ASSERT_TRUE(c.wait_for_output(c.worker(0), "READY", 30s)) << c.dump();
+  auto& wrong = c.start_extra("wrong-secret", "worker", {node_program, "empty"},
+                              {{"KVACTOR_SECRET", "not-the-secret-of-this-cluster"},
+                               {"KVACTOR_CONNECT_TIMEOUT_MS", "3000"}});
+  auto& plain = c.start_extra("plaintext", "worker", {node_program, "empty"},
+                              {{"KVACTOR_TLS", "off"}, {"KVACTOR_CONNECT_TIMEOUT_MS", "3000"}});
+  ASSERT_TRUE(c.wait(wrong, 20s)) << c.dump();
+  ASSERT_TRUE(c.wait(plain, 20s)) << c.dump();
+  EXPECT_EQ(wrong.exit_code(), 1) << wrong.output();
+  EXPECT_NE(wrong.output().find("unauthenticated"), std::string::npos) << wrong.output();
+  EXPECT_NE(wrong.output().find("TLS"), std::string::npos) << wrong.output();
+  EXPECT_EQ(plain.exit_code(), 1) << plain.output();
+  EXPECT_NE(plain.output().find("KVACTOR_TLS"), std::string::npos) << plain.output();
+  c.send_line(c.worker(0), "stop");
+  ASSERT_TRUE(c.wait(c.worker(0), 30s)) << c.dump();
+  ASSERT_TRUE(c.wait(c.server(0), 30s)) << c.dump();
+  ASSERT_TRUE(c.wait(c.scheduler(), 30s)) << c.dump();
+  EXPECT_EQ(c.worker(0).exit_code(), 0) << c.dump();
+  EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
+  EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
+  EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos) << c.dump();
+}
+
+}  // namespace
