@@ -664,6 +664,7 @@ void conn_impl::finish_close(bool goodbye) {
     lingering_ = false;
     error_code ignored;
     sock_.close(ignored);
+    wire_.stop();
     unsent = unsent_status_locked();
   }
   timer_.cancel();

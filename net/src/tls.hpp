@@ -75,6 +75,10 @@ class tls_engine {
   void async_write(const std::vector<boost::asio::const_buffer>& b, io_handler h);
   /// Best effort, non-blocking, only while no write is in flight: one last small message.
   void write_last(boost::asio::const_buffer b);
+  /// The connection closed its socket: operations in flight end with operation_aborted and
+  /// touch neither the caller's buffers nor the messages under a write any more (their
+  /// socket operation may have completed before the close, its handler not yet run).
+  void stop() noexcept { stopped_ = true; }
 
   // The BIO's methods (see tls.cpp).
   static int bio_write(BIO* b, const char* data, int n);
@@ -108,6 +112,7 @@ class tls_engine {
   std::size_t wr_total_ = 0;
   boost::system::error_code read_failed_;
   io_handler hs_h_;
+  bool stopped_ = false;
 };
 
 /// The PSK above; internal if OpenSSL fails.

@@ -121,9 +121,11 @@ void tls_engine::flush_then(std::function<void(const error_code&)> f) {
     f(error_code{});
     return;
   }
-  asio::async_write(sock_, asio::buffer(hsbuf_),
-                    asio::bind_executor(
-                        strand_, [f = std::move(f)](const error_code& ec, std::size_t) { f(ec); }));
+  asio::async_write(
+      sock_, asio::buffer(hsbuf_),
+      asio::bind_executor(strand_, [this, f = std::move(f)](const error_code& ec, std::size_t) {
+        f(stopped_ ? asio::error::operation_aborted : ec);
+      }));
 }
 
 void tls_engine::fill_then(std::function<void(const error_code&)> f) {
@@ -133,6 +135,9 @@ void tls_engine::fill_then(std::function<void(const error_code&)> f) {
   sock_.async_read_some(
       asio::buffer(rbuf_),
       asio::bind_executor(strand_, [this, f = std::move(f)](const error_code& ec, std::size_t n) {
+        // A read that completed just before stop() must not decrypt into buffers the
+        // connection has released since.
+        if (stopped_) return f(asio::error::operation_aborted);
         if (!ec) rend_ = n;
         f(ec);
       }));
@@ -264,8 +269,10 @@ void tls_engine::write_step(bool from_io) {
   }
   asio::async_write(sock_, asio::buffer(wbuf_),
                     asio::bind_executor(strand_, [this, last](const error_code& ec, std::size_t) {
-                      if (ec) {
-                        std::exchange(write_h_, nullptr)(ec, 0);
+                      // After stop() the messages under wr_ may be gone: encrypt no more.
+                      if (ec || stopped_) {
+                        std::exchange(write_h_, nullptr)(
+                            stopped_ ? asio::error::operation_aborted : ec, 0);
                         return;
                       }
                       if (last) {

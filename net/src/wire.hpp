@@ -89,6 +89,11 @@ class wire {
     sock_.write_some(b, ignored);
   }
 
+  /// The socket is closed: see tls_engine::stop.
+  void stop() noexcept {
+    if (engine_) engine_->stop();
+  }
+
   /// The peer closed: EOF (over TLS also a close_notify; GOODBYE is the orderly close here).
   static bool is_eof(const boost::system::error_code& ec) noexcept {
     return ec == boost::asio::error::eof || ec == boost::asio::ssl::error::stream_truncated;

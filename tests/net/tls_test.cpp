@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <thread>
 
 #include "net_test_util.hpp"
@@ -153,6 +155,68 @@ TEST_P(TlsEcho, SameMessagesBothWaysAsPlaintext) {
 
 INSTANTIATE_TEST_SUITE_P(PlainAndTls, TlsEcho, ::testing::Values(false, true),
                          [](const auto& info) { return info.param ? "tls" : "plain"; });
+
+// A connection closed while large messages stream in: a socket read that completed just
+// before the close must not be decrypted afterwards into memory the receiver has released
+// (its payload destination, freed in on_close, and the connection's read buffer). Under
+// AddressSanitizer such a write is a heap-use-after-free; it was seen in a cluster test.
+TEST(Tls, CloseWhileMessagesStreamInTouchesNoReleasedMemory) {
+  const bytes big = pattern(4 << 20, 3);
+  for (int round = 0; round < 12; ++round) {
+    struct receiver {
+      std::mutex mu;
+      std::unique_ptr<std::uint8_t[]> dest{new std::uint8_t[4 << 20]};
+      std::condition_variable cv;
+      int messages = 0;
+      int after_close = 0;
+      bool closed = false;
+    };
+    auto r = std::make_shared<receiver>();
+    event_log server_log;
+    handlers h = recording(&server_log, nullptr);
+    h.payload_destination = [r](const connection_ptr&, const message_head&) -> void* {
+      std::lock_guard<std::mutex> g(r->mu);
+      return r->dest.get();
+    };
+    h.on_message = [r](const connection_ptr&, message&&) {
+      {
+        std::lock_guard<std::mutex> g(r->mu);
+        if (r->closed) ++r->after_close;
+        ++r->messages;
+      }
+      r->cv.notify_all();
+    };
+    auto log_close = h.on_close;
+    h.on_close = [r, log_close](const connection_ptr& c, const status& s) {
+      {
+        std::lock_guard<std::mutex> g(r->mu);
+        r->closed = true;
+        r->dest.reset();  // from here on the transport may not write into it
+      }
+      log_close(c, s);
+    };
+    runtime server_rt{2};  // a read may complete on one thread while the close runs on another
+    auto l = server_rt.listen("127.0.0.1", 0, tls_ident("server", 0), test_caps(), h);
+    ASSERT_TRUE(l) << l.error().to_string();
+    runtime rt;
+    event_log client_log;
+    auto c = connect_sync(rt, (*l)->port(), tls_ident("worker", 0), test_caps(),
+                          recording(&client_log, nullptr));
+    ASSERT_TRUE(c) << c.error().to_string();
+    for (std::uint64_t i = 0; i < 8; ++i)
+      (*c)->send(make_message(i, big, "m"));
+    {
+      std::unique_lock<std::mutex> g(r->mu);
+      ASSERT_TRUE(r->cv.wait_for(g, long_wait, [&] { return r->messages > round % 3; }));
+    }
+    server_log.open_at(0)->close(status::ok());  // from this thread, mid-stream
+    ASSERT_TRUE(server_log.wait_closes(1));
+    ASSERT_TRUE(client_log.wait_closes(1));  // the GOODBYE arrived: the sender stopped
+    std::lock_guard<std::mutex> g(r->mu);
+    EXPECT_EQ(r->after_close, 0);
+    EXPECT_GT(r->messages, round % 3);
+  }
+}
 
 // A peer with another secret fails the TLS handshake itself (the PSK binder), promptly.
 TEST(Tls, WrongSecretFailsTheTlsHandshake) {
