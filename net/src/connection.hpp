@@ -1,4 +1,8 @@
-// One TCP connection: handshake, read loop, writer, timers and close.
+// One TCP connection: handshake, read loop, writer, timers and close. conn_impl's members
+// are defined by role: setup in connection.cpp, TLS start in tls.cpp, the handshake and the
+// other transport frames in connection_handshake.cpp, the read loop in connection_read.cpp,
+// timers in connection_timer.cpp, the send path in connection_send.cpp, close in
+// connection_close.cpp.
 //
 // Threading: everything below "strand only" runs on the connection's strand (reads, timer,
 // handshake, close, every user callback). The writer state is guarded by mu_ and may be
@@ -99,20 +103,26 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   using sent_list = std::vector<pending_ptr>;
 
   // ---- strand only
+  // Setup (connection.cpp).
+  void try_connect();
   void on_tcp_ready();
-  /// The CHALLENGE/HELLO/WELCOME handshake (inside TLS when the wire is secure).
-  void begin_handshake();
+  void set_read_buffer(std::size_t size);
+  void leave_pending();
+  std::string name() const;
   // TLS (tls.cpp): the plaintext TLS frame, then the TLS handshake, then begin_handshake().
   void start_tls();
   void on_tls_frame(const boost::system::error_code& ec);
   void on_tls_handshake(const boost::system::error_code& ec);
-  void try_connect();
-  bool ended() const noexcept { return phase_.load() >= phase::closing; }
-  void do_close(status why, bool log, bool goodbye);
-  void finish_close(bool goodbye);
-  void fail(errc code, std::string why) { do_close(status{code, std::move(why)}, true, true); }
-  template <class F>
-  bool guarded(const char* what, F&& f);
+  // The handshake and the other transport frames (connection_handshake.cpp).
+  /// The CHALLENGE/HELLO/WELCOME handshake (inside TLS when the wire is secure).
+  void begin_handshake();
+  bool on_transport_frame();
+  bool on_challenge();
+  bool on_hello();
+  bool on_welcome();
+  bool on_goodbye();
+  bool opened();
+  // The read loop (connection_read.cpp).
   void read_more();
   void on_read(const boost::system::error_code& ec, std::size_t n);
   bool process();
@@ -120,34 +130,35 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool start_meta();
   bool on_meta_done();
   bool on_frame_done();
-  bool on_transport_frame();
-  bool on_challenge();
-  bool on_hello();
-  bool on_welcome();
-  bool on_goodbye();
-  bool opened();
   /// The partial message that started first, or null.
   const inbound* oldest_partial() const;
-  void set_read_buffer(std::size_t size);
-  void log_closing(const status& why);
-  void leave_pending();
+  // Timers (connection_timer.cpp).
   void arm_timer();
   void on_timer();
+  // The writer's async chain (connection_send.cpp).
   void kick();
   void write_async();
   void async_write_batch();
-  void fail_all(std::vector<pending_ptr>& failed, const status& why);
   void on_written(const boost::system::error_code& ec, std::size_t n);
   void run_sent(sent_list& done);
-  std::string name() const;
+  // Close (connection_close.cpp).
+  bool ended() const noexcept { return phase_.load() >= phase::closing; }
+  void do_close(status why, bool log, bool goodbye);
+  void finish_close(bool goodbye);
+  void fail(errc code, std::string why) { do_close(status{code, std::move(why)}, true, true); }
+  void fail_all(std::vector<pending_ptr>& failed, const status& why);
+  // A user callback that throws closes the connection (below).
+  template <class F>
+  bool guarded(const char* what, F&& f);
 
-  // ---- writer, under mu_
+  // ---- writer, under mu_ (connection_send.cpp; the GOODBYE in connection_close.cpp)
   bool write_direct_locked(sent_list& done);
   void queue_control_locked(std::uint8_t type, std::vector<std::uint8_t> meta);
   void write_goodbye_locked(const status& why);
   status unsent_status_locked() const;
   void prepare_buffers_locked();
 
+  // Any thread (connection_send.cpp).
   void finish_later(std::function<void(const status&)> f, std::shared_ptr<const void> keepalive,
                     status st);
 
