@@ -37,7 +37,12 @@ double cpu_seconds() {
 class link {
  public:
   link(net::runtime& a, net::runtime& b, bool tls) {
-    net::identity id{"bench", "bench-secret", "node", 0, tls};
+    net::identity id;
+    id.cluster_id = "bench";
+    id.secret = "bench-secret";
+    id.role = "node";
+    id.rank = 0;
+    id.tls = tls;
     net::handlers server;
     server.on_message = [](const net::connection_ptr& c, net::message&& m) {
       net::outgoing ack;

@@ -142,7 +142,10 @@ bool conn_impl::on_hello() {
     fail(errc::internal, mac.error().message());
     return false;
   }
-  peer_ = identity{h->cluster_id, {}, h->role, h->rank};
+  peer_ = identity{};
+  peer_.cluster_id = h->cluster_id;
+  peer_.role = h->role;
+  peer_.rank = h->rank;
   {
     std::lock_guard<std::mutex> g(mu_);
     queue_control_locked(fr::frame_type::welcome,
@@ -169,7 +172,10 @@ bool conn_impl::on_welcome() {
          "(a different secret, or not a kvactor peer)");
     return false;
   }
-  peer_ = identity{self_.cluster_id, {}, w->role, w->rank};
+  peer_ = identity{};
+  peer_.cluster_id = self_.cluster_id;
+  peer_.role = w->role;
+  peer_.rank = w->rank;
   return opened();
 }
 

@@ -83,6 +83,15 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
     if (wire::is_tls_failure(ec) && !wire::is_eof(ec)) {
+      // In TLS 1.3 a connector's handshake ends before the acceptor has checked its
+      // certificate, so a refused certificate arrives here, as an alert, before open.
+      if (phase_.load() != phase::open && wire_.certificates()) {
+        fail(errc::unauthenticated,
+             "TLS handshake failed: the peer refused this end: " + ec.message() +
+                 " (is this end's certificate signed by "
+                 "the CA the peer trusts?)");
+        return;
+      }
       // A record that fails its authentication tag was altered (or made up) on the way.
       fail(errc::unauthenticated, "TLS refused what arrived: " + ec.message() +
                                       " (altered or injected in flight?); nothing of it was used");

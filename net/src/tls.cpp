@@ -112,9 +112,55 @@ result<tls_psk> derive_tls_psk(const std::string& secret, const std::string& clu
   return out;
 }
 
+namespace {
+
+// OpenSSL's reason for the last failure on this thread (its queue is cleared).
+std::string openssl_reason() {
+  const unsigned long code = ERR_get_error();
+  ERR_clear_error();
+  if (!code) return "unknown reason";
+  char buf[256];
+  ERR_error_string_n(code, buf, sizeof buf);
+  return buf;
+}
+
+// Both ends present a certificate and verify the other's against the CA: mutual TLS.
+status use_certificates(SSL_CTX* c, const identity& self) {
+  ERR_clear_error();
+  if (SSL_CTX_use_certificate_chain_file(c, self.tls_cert_file.c_str()) != 1)
+    return status{errc::invalid_argument,
+                  "TLS certificate " + self.tls_cert_file + " cannot be used: " + openssl_reason()};
+  if (SSL_CTX_use_PrivateKey_file(c, self.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+    return status{errc::invalid_argument,
+                  "TLS private key " + self.tls_key_file + " cannot be used: " + openssl_reason()};
+  if (SSL_CTX_check_private_key(c) != 1)
+    return status{errc::invalid_argument, "TLS private key " + self.tls_key_file +
+                                              " does not match the certificate " +
+                                              self.tls_cert_file};
+  if (SSL_CTX_load_verify_locations(c, self.tls_ca_file.c_str(), nullptr) != 1)
+    return status{errc::invalid_argument,
+                  "TLS CA file " + self.tls_ca_file + " cannot be used: " + openssl_reason()};
+  SSL_CTX_set_verify(c, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  return status{};
+}
+
+}  // namespace
+
 result<std::shared_ptr<tls_context>> make_tls_context(const identity& self, bool server) {
-  auto psk = derive_tls_psk(self.secret, self.cluster_id);
-  if (!psk) return psk.error();
+  const int given =
+      !self.tls_cert_file.empty() + !self.tls_key_file.empty() + !self.tls_ca_file.empty();
+  if (given != 0 && given != 3)
+    return status{errc::invalid_argument,
+                  "TLS with certificates needs a certificate, its private key and a CA file "
+                  "(identity::tls_cert_file, tls_key_file, tls_ca_file): " +
+                      std::to_string(given) + " of 3 given"};
+  const bool certificates = given == 3;
+  tls_psk key{};
+  if (!certificates) {
+    auto psk = derive_tls_psk(self.secret, self.cluster_id);
+    if (!psk) return psk.error();
+    key = *psk;
+  }
   std::shared_ptr<tls_context> t;
   try {
     t = std::make_shared<tls_context>(server ? asio::ssl::context::tls_server
@@ -122,7 +168,8 @@ result<std::shared_ptr<tls_context>> make_tls_context(const identity& self, bool
   } catch (const std::exception& e) {
     return status{errc::internal, std::string{"cannot make a TLS context: "} + e.what()};
   }
-  t->psk = *psk;
+  t->psk = key;
+  t->certificates = certificates;
   SSL_CTX* c = t->ctx.native_handle();
   // Tickets would only serve resumption, which connections never use. The context outlives
   // every SSL made from it, so the pointer in the ex data does too.
@@ -132,7 +179,9 @@ result<std::shared_ptr<tls_context>> make_tls_context(const identity& self, bool
       !SSL_CTX_set_ciphersuites(c, cipher_name) || !SSL_CTX_set_num_tickets(c, 0))
     return status{errc::internal, "OpenSSL refused the TLS 1.3 configuration"};
   SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
-  if (server)
+  if (certificates) {
+    if (auto st = use_certificates(c, self); !st.is_ok()) return st;
+  } else if (server)
     SSL_CTX_set_psk_find_session_callback(c, find_psk);
   else
     SSL_CTX_set_psk_use_session_callback(c, use_psk);
@@ -211,13 +260,19 @@ void conn_impl::on_tls_handshake(const error_code& ec) {
     if (wire::is_eof(ec) || ec == asio::error::connection_reset) {
       // The peer refused us first (its own log says why, e.g. our PSK binder did not verify).
       do_close(status{errc::unauthenticated,
-                      "TLS handshake failed: the peer closed the connection (a different secret "
-                      "or cluster id?)"},
+                      wire_.certificates()
+                          ? "TLS handshake failed: the peer closed the connection (did it not "
+                            "accept this end's certificate?)"
+                          : "TLS handshake failed: the peer closed the connection (a different "
+                            "secret or cluster id?)"},
                true, false);
       return;
     }
-    fail(errc::unauthenticated, "TLS handshake failed: " + ec.message() +
-                                    " (a different secret or cluster id, or not a TLS peer)");
+    fail(errc::unauthenticated,
+         "TLS handshake failed: " + ec.message() +
+             (wire_.certificates()
+                  ? " (a certificate that does not verify against this end's CA, or none)"
+                  : " (a different secret or cluster id, or not a TLS peer)"));
     return;
   }
   wire_.set_established();

@@ -16,6 +16,10 @@
 // that names the setting, instead of waiting for each other until the handshake timeout.
 // Inside TLS, the CHALLENGE/HELLO/WELCOME handshake runs unchanged (it binds role and rank).
 //
+// With certificates (identity::tls_cert_file, tls_key_file, tls_ca_file) no PSK is offered:
+// both ends present their certificate and verify the peer's against the CA (mutual TLS), with
+// the same cipher suite and the same plaintext TLS frame first.
+//
 // Thread-safety: a tls_context is immutable after make_tls_context and shared by the
 // connections of one listener or connect; OpenSSL's callbacks only read it.
 #pragma once
@@ -43,7 +47,8 @@ using tls_psk = std::array<std::uint8_t, tls_psk_size>;
 struct tls_context {
   explicit tls_context(boost::asio::ssl::context::method m) : ctx(m) {}
   boost::asio::ssl::context ctx;
-  tls_psk psk{};
+  tls_psk psk{};              // unused with certificates
+  bool certificates = false;  // identity's certificates instead of the PSK
 };
 
 /// One connection's TLS: OpenSSL over memory BIOs, driven by the socket's asynchronous
@@ -119,7 +124,8 @@ class tls_engine {
 result<tls_psk> derive_tls_psk(const std::string& secret, const std::string& cluster_id);
 
 /// A TLS 1.3-only context for one end (server: the acceptor), keyed from self's secret and
-/// cluster id; internal if OpenSSL refuses the configuration.
+/// cluster id, or from self's certificate files when they are given (invalid_argument naming
+/// the file that cannot be used); internal if OpenSSL refuses the configuration.
 result<std::shared_ptr<tls_context>> make_tls_context(const identity& self, bool server);
 
 /// For an identity with tls set: its context; otherwise null.

@@ -37,6 +37,8 @@ class wire {
 
   /// TLS is required on this connection.
   bool secure() const noexcept { return tls_ != nullptr; }
+  /// ... and authenticated by certificates rather than the PSK.
+  bool certificates() const noexcept { return tls_ && tls_->certificates; }
   /// Frames travel through TLS from now on (secure, and the TLS handshake succeeded).
   bool established() const noexcept { return established_; }
 

@@ -103,7 +103,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   const auto port = static_cast<std::uint16_t>(std::atoi(argv[1]));
-  const net::identity self{cluster, secret, "worker", 0};
+  net::identity self;
+  self.cluster_id = cluster;
+  self.secret = secret;
+  self.role = "worker";
+  self.rank = 0;
   net::runtime rt(1);
   std::vector<net::outgoing> push;
   push.push_back(push_of_key_1(1));

@@ -1,11 +1,15 @@
 // Real clusters with TLS between every pair of nodes (KVACTOR_TLS=on, on loopback where auto
 // would leave it off): exact results as in dist_test.cpp, a wrong secret refused by TLS itself,
-// and a node whose KVACTOR_TLS differs refused with a reason that names the setting.
+// and a node whose KVACTOR_TLS differs refused with a reason that names the setting. Then the
+// same with certificates (KVACTOR_TLS_CERT/KEY/CA): exact results, and a node whose
+// certificate another CA signed refused.
 #include <gtest/gtest.h>
 
 #include "cluster.hpp"
+#include "test_certs.hpp"
 
 using kvactor::testing::cluster;
+using kvactor::testing::test_certs;
 using namespace std::chrono_literals;
 
 namespace {
@@ -57,6 +61,45 @@ TEST(DistTls, StrangersAreRefused) {
   EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
   EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
   EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos) << c.dump();
+}
+
+// Certificates instead of the PSK: every node holds a certificate of the job's CA (one per
+// role here); the environment alone turns TLS on (no KVACTOR_TLS), results are exact, and a
+// worker whose certificate another CA signed is refused while the job carries on.
+TEST(DistTls, CertificatesOfTheJobsCa) {
+  test_certs certs;
+  const std::string ca = certs.make_ca("job");
+  const auto node = certs.make_node("node", ca);
+  std::map<std::string, std::string> env{
+      {"KVACTOR_TLS_CERT", node.cert}, {"KVACTOR_TLS_KEY", node.key}, {"KVACTOR_TLS_CA", ca}};
+  {
+    cluster c(server_program, node_program, {"sync_rounds"}, 2, 2, env);
+    ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
+    for (auto& p : c.procs())
+      EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+    for (int w = 0; w < 2; ++w)
+      EXPECT_NE(c.worker(w).output().find("OK sync_rounds"), std::string::npos) << c.dump();
+  }
+  const std::string other_ca = certs.make_ca("stranger");
+  const auto stranger = certs.make_node("stranger", other_ca);
+  cluster c(server_program, node_program, {"steady"}, 1, 1, env);
+  ASSERT_TRUE(c.wait_for_output(c.worker(0), "READY", 30s)) << c.dump();
+  auto& wrong = c.start_extra("foreign-cert", "worker", {node_program, "empty"},
+                              {{"KVACTOR_TLS_CERT", stranger.cert},
+                               {"KVACTOR_TLS_KEY", stranger.key},
+                               {"KVACTOR_TLS_CA", ca},
+                               {"KVACTOR_CONNECT_TIMEOUT_MS", "3000"}});
+  ASSERT_TRUE(c.wait(wrong, 20s)) << c.dump();
+  EXPECT_EQ(wrong.exit_code(), 1) << wrong.output();
+  EXPECT_NE(wrong.output().find("unauthenticated"), std::string::npos) << wrong.output();
+  EXPECT_NE(wrong.output().find("certificate"), std::string::npos) << wrong.output();
+  c.send_line(c.worker(0), "stop");
+  ASSERT_TRUE(c.wait(c.worker(0), 30s)) << c.dump();
+  ASSERT_TRUE(c.wait(c.server(0), 30s)) << c.dump();
+  ASSERT_TRUE(c.wait(c.scheduler(), 30s)) << c.dump();
+  EXPECT_EQ(c.worker(0).exit_code(), 0) << c.dump();
+  EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
+  EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
 }
 
 }  // namespace

@@ -40,7 +40,12 @@ inline constexpr auto long_wait = std::chrono::seconds(20);
 
 inline identity ident(std::string role, std::int64_t rank, std::string secret = "s3cret",
                       std::string cluster = "test-cluster") {
-  return identity{std::move(cluster), std::move(secret), std::move(role), rank};
+  identity id;
+  id.cluster_id = std::move(cluster);
+  id.secret = std::move(secret);
+  id.role = std::move(role);
+  id.rank = rank;
+  return id;
 }
 
 inline std::chrono::steady_clock::time_point in(std::chrono::milliseconds d) {

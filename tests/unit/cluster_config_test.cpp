@@ -183,6 +183,42 @@ TEST(ClusterConfig, SecretFileReadableByOthersIsRefused) {
       << dir.error().message();
 }
 
+// Certificates: all three variables or none; given, they turn TLS on (also on loopback), a
+// contradicting KVACTOR_TLS=off is refused, and so is a key file others may read.
+TEST(ClusterConfig, TlsCertificatesGoTogetherAndTurnTlsOn) {
+  const std::string key = ::testing::TempDir() + "kvactor_tls_key_test";
+  { std::ofstream(key) << "not parsed here\n"; }
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  auto v = base();
+  v["DMLC_PS_ROOT_URI"] = "127.0.0.1";
+  v["KVACTOR_TLS_CERT"] = "/some/node.pem";
+  v["KVACTOR_TLS_KEY"] = key;
+  v["KVACTOR_TLS_CA"] = "/some/ca.pem";
+  auto c = read_cluster_config(env_of(v));
+  ASSERT_TRUE(c) << c.error().to_string();
+  EXPECT_TRUE(c->tls);
+  EXPECT_EQ(c->tls_cert_file, "/some/node.pem");
+  EXPECT_EQ(c->tls_key_file, key);
+  EXPECT_EQ(c->tls_ca_file, "/some/ca.pem");
+  v["KVACTOR_TLS"] = "off";
+  c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("KVACTOR_TLS=off"), std::string::npos) << c.error().message();
+  v.erase("KVACTOR_TLS");
+  ASSERT_EQ(::chmod(key.c_str(), 0640), 0);
+  c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("KVACTOR_TLS_KEY=" + key + " has mode 0640"),
+            std::string::npos)
+      << c.error().message();
+  v.erase("KVACTOR_TLS_CA");
+  ASSERT_EQ(::chmod(key.c_str(), 0600), 0);
+  c = read_cluster_config(env_of(v));
+  ASSERT_FALSE(c);
+  EXPECT_NE(c.error().message().find("2 of 3 are set"), std::string::npos) << c.error().message();
+  std::remove(key.c_str());
+}
+
 // A server checks its profile directory at start; workers ignore the variable.
 TEST(ClusterConfig, ProfileDirOfAServerMustExist) {
   auto v = base();

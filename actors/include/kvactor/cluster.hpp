@@ -16,6 +16,11 @@
 //   KVACTOR_BIGARRAY_BOUND   elements from which a key is split over all servers (1e6)
 //   KVACTOR_CONNECT_TIMEOUT_MS  how long a node waits for the cluster to assemble (60000);
 //                            a waiting node says so on stderr every 3 s
+//   KVACTOR_TLS              on | off | auto (default): TLS 1.3 between nodes, keyed from the
+//                            secret; auto is on unless DMLC_PS_ROOT_URI is loopback
+//   KVACTOR_TLS_CERT, KVACTOR_TLS_KEY, KVACTOR_TLS_CA
+//                            TLS with certificates (PEM) instead: this node's certificate,
+//                            its key (mode 0600), the CA every node's certificate is from
 // A bad environment is reported whole: one error naming every missing or malformed variable.
 // Workers call kvactor::create("dist_sync" | "dist_async"); the kvactor-server program (or any
 // program that calls run_node_from_env or create) runs the other roles.

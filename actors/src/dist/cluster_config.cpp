@@ -44,8 +44,7 @@ std::string trim(std::string s) {
 
 }  // namespace
 
-result<std::string> read_secret_file(const std::string& path) {
-  const std::string name = "KVACTOR_SECRET_FILE=" + path;
+result<int> open_private_file(const std::string& path, const std::string& name) {
   // O_NOFOLLOW is not used: a secret kept behind a symlink is common (e.g. mounted secrets);
   // the mode that counts is the file's, which fstat of the opened file gives without a race.
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -64,6 +63,14 @@ result<std::string> read_secret_file(const std::string& path) {
     return bad(name + " has mode " + mode +
                ": it must not be accessible by group or others (chmod 600 " + path + ")");
   }
+  return fd;
+}
+
+result<std::string> read_secret_file(const std::string& path) {
+  const std::string name = "KVACTOR_SECRET_FILE=" + path;
+  auto opened = open_private_file(path, name);
+  if (!opened) return opened.error();
+  const int fd = *opened;
   std::string text;
   char buf[4096];
   for (;;) {
@@ -197,6 +204,24 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   const auto tls = env("KVACTOR_TLS");
   if (tls && *tls != "on" && *tls != "off" && *tls != "auto" && !tls->empty())
     problems.push_back("KVACTOR_TLS=\"" + *tls + "\": expected on, off or auto");
+  // Certificates: all three or none; given, they mean TLS (unless it is explicitly off, a
+  // contradiction worth a question rather than a guess).
+  const auto cert = env("KVACTOR_TLS_CERT");
+  const auto key = env("KVACTOR_TLS_KEY");
+  const auto ca = env("KVACTOR_TLS_CA");
+  const int certs_given = (cert && !cert->empty()) + (key && !key->empty()) + (ca && !ca->empty());
+  if (certs_given != 0 && certs_given != 3)
+    problems.push_back("KVACTOR_TLS_CERT, KVACTOR_TLS_KEY and KVACTOR_TLS_CA go together: " +
+                       std::to_string(certs_given) + " of 3 are set");
+  if (certs_given == 3 && tls && *tls == "off")
+    problems.push_back("KVACTOR_TLS_CERT/KEY/CA are set but KVACTOR_TLS=off");
+  if (certs_given == 3) {
+    auto opened = open_private_file(*key, "KVACTOR_TLS_KEY=" + *key);
+    if (opened)
+      ::close(*opened);
+    else
+      problems.push_back(opened.error().message());
+  }
   if (!c.secret.empty() && c.secret.size() < 16)
     problems.push_back("the shared secret is shorter than 16 bytes; use a long random secret");
 
@@ -221,7 +246,13 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   // auto: every node of a local-mode job is on this host, where nobody is on the path.
   c.tls = tls && *tls == "on"    ? true
           : tls && *tls == "off" ? false
+          : certs_given == 3     ? true
                                  : !is_loopback_name(c.root_host);
+  if (certs_given == 3) {
+    c.tls_cert_file = *cert;
+    c.tls_key_file = *key;
+    c.tls_ca_file = *ca;
+  }
   return c;
 }
 

@@ -17,6 +17,12 @@
 //                                         keyed from the secret; auto is on unless
 //                                         DMLC_PS_ROOT_URI is loopback (local mode, where
 //                                         every node is on this host). The same on every node
+//   KVACTOR_TLS_CERT, KVACTOR_TLS_KEY, KVACTOR_TLS_CA
+//                                         TLS with certificates instead of the PSK (PEM files:
+//                                         this node's certificate chain, its private key, the
+//                                         CA that signed every node's certificate); all three
+//                                         or none; they turn TLS on; the key file must not be
+//                                         accessible by group or others
 // Without DMLC_ROLE, a rank from mpirun (OMPI_COMM_WORLD_RANK, PMI_RANK) or Slurm
 // (SLURM_PROCID) picks the role: rank 0 is the scheduler, ranks 1..S the servers, the rest
 // workers (DMLC_NUM_WORKER then defaults to size - 1 - S).
@@ -47,7 +53,10 @@ struct cluster_config {
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};
   std::uint64_t max_message_bytes = std::uint64_t{4} << 30;
-  bool tls = false;  ///< KVACTOR_TLS resolved (read_cluster_config decides auto)
+  bool tls = false;           ///< KVACTOR_TLS resolved (read_cluster_config decides auto)
+  std::string tls_cert_file;  ///< KVACTOR_TLS_CERT/KEY/CA: all set, or all empty (PSK)
+  std::string tls_key_file;
+  std::string tls_ca_file;
 };
 
 /// Looks a variable up; nullopt when unset.
@@ -59,6 +68,10 @@ env_lookup process_env();
 /// naming the file: unreadable, not a regular file, empty, or accessible by group or others
 /// (its mode named, as ssh refuses such private keys).
 result<std::string> read_secret_file(const std::string& path);
+
+/// The file at `path` opened for reading (a descriptor the caller closes), or invalid_argument
+/// naming it as `name`: unreadable, not a regular file, or accessible by group or others.
+result<int> open_private_file(const std::string& path, const std::string& name);
 
 /// The configuration, or one invalid_argument naming every missing or malformed variable (so
 /// that a broken environment is fixed in one go).

@@ -14,6 +14,9 @@ net::identity make_identity(const cluster_config& cfg, const std::string& role, 
   id.role = role;
   id.rank = rank;
   id.tls = cfg.tls;
+  id.tls_cert_file = cfg.tls_cert_file;
+  id.tls_key_file = cfg.tls_key_file;
+  id.tls_ca_file = cfg.tls_ca_file;
   return id;
 }
 

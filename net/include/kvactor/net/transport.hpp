@@ -85,6 +85,14 @@ struct identity {
   /// instead of reaching the application. Both ends must agree; a mismatch is refused at once
   /// with a reason naming the setting. Local to this end, never sent (like secret).
   bool tls = false;
+  /// With tls, certificates instead of the PSK when all three are set (PEM files): this
+  /// end's certificate (chain), its private key, and the CA certificate(s) the peer's
+  /// certificate must verify against. Both ends then present certificates and each verifies
+  /// the other's (mutual TLS); the HMAC handshake inside still needs the shared secret. A
+  /// peer without a certificate from that CA fails the TLS handshake (unauthenticated).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_ca_file;
 };
 
 struct message {
