@@ -155,7 +155,15 @@ run_job() {
       kill -9 "$lpid" 2>/dev/null || true
       break
     fi
-    sleep "$sample_s"
+    if ((killed_at > 0)); then
+      # After the kill, the end is timed to the second, not to the next sample.
+      for _ in $(seq "$sample_s"); do
+        kill -0 "$lpid" 2>/dev/null || break
+        sleep 1
+      done
+    else
+      sleep "$sample_s"
+    fi
   done
   local rc=0
   wait "$lpid" || rc=$?
