@@ -13,27 +13,19 @@
 #include <regex>
 
 #include "cluster.hpp"
+#include "scenario.hpp"
 
 using kvactor::testing::cluster;
 using kvactor::testing::monotonic_ns;
 using kvactor::testing::process;
+using kvactor::testing::run_scenario;
+using kvactor::testing::stop_steady_job;
 using namespace std::chrono_literals;
 
 namespace {
 
 const std::string server_program = KVACTOR_SERVER;
 const std::string node_program = KVACTOR_DIST_NODE;
-
-// Runs a scenario on S servers and W workers; every process must exit 0.
-void run_scenario(const std::string& scenario, int servers, int workers,
-                  std::map<std::string, std::string> env = {}) {
-  cluster c(server_program, node_program, {scenario}, servers, workers, std::move(env));
-  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs())
-    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w)
-    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
-}
 
 long long error_time(const process& p) {
   std::smatch m;
@@ -268,13 +260,7 @@ TEST(DistHostile, WrongSecretIsRefused) {
   ASSERT_TRUE(c.wait(stranger, 20s)) << c.dump();
   EXPECT_EQ(stranger.exit_code(), 1);
   EXPECT_NE(stranger.output().find("unauthenticated"), std::string::npos) << stranger.output();
-  c.send_line(c.worker(0), "stop");
-  ASSERT_TRUE(c.wait(c.worker(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.server(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.scheduler(), 30s)) << c.dump();
-  EXPECT_EQ(c.worker(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
+  stop_steady_job(c);
 }
 
 // Messages over the transport's caps (a 64 KiB message cap, so nothing needs gigabytes): a

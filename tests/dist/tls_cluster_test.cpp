@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include "cluster.hpp"
+#include "scenario.hpp"
 #include "test_certs.hpp"
 
 using kvactor::testing::cluster;
@@ -17,23 +18,18 @@ namespace {
 const std::string server_program = KVACTOR_SERVER;
 const std::string node_program = KVACTOR_DIST_NODE;
 
-void run_scenario(const std::string& scenario, int servers, int workers,
-                  std::map<std::string, std::string> env) {
+void run_tls_scenario(const std::string& scenario, int servers, int workers,
+                      std::map<std::string, std::string> env) {
   env["KVACTOR_TLS"] = "on";
-  cluster c(server_program, node_program, {scenario}, servers, workers, std::move(env));
-  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs())
-    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w)
-    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
+  kvactor::testing::run_scenario(scenario, servers, workers, std::move(env));
 }
 
 TEST(DistTls, ExactRoundsTwoServersThreeWorkers) {
-  run_scenario("sync_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+  run_tls_scenario("sync_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
 }
 
 TEST(DistTls, SmallHighPriorityPushOvertakesABigOne) {
-  run_scenario("priority", 1, 1, {});
+  run_tls_scenario("priority", 1, 1, {});
 }
 
 // Strangers against a TLS cluster: one with another secret (the TLS handshake fails), one with
@@ -53,13 +49,7 @@ TEST(DistTls, StrangersAreRefused) {
   EXPECT_NE(wrong.output().find("TLS"), std::string::npos) << wrong.output();
   EXPECT_EQ(plain.exit_code(), 1) << plain.output();
   EXPECT_NE(plain.output().find("KVACTOR_TLS"), std::string::npos) << plain.output();
-  c.send_line(c.worker(0), "stop");
-  ASSERT_TRUE(c.wait(c.worker(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.server(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.scheduler(), 30s)) << c.dump();
-  EXPECT_EQ(c.worker(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
+  kvactor::testing::stop_steady_job(c);
   EXPECT_NE(c.worker(0).output().find("OK steady"), std::string::npos) << c.dump();
 }
 
@@ -72,14 +62,7 @@ TEST(DistTls, CertificatesOfTheJobsCa) {
   const auto node = certs.make_node("node", ca);
   std::map<std::string, std::string> env{
       {"KVACTOR_TLS_CERT", node.cert}, {"KVACTOR_TLS_KEY", node.key}, {"KVACTOR_TLS_CA", ca}};
-  {
-    cluster c(server_program, node_program, {"sync_rounds"}, 2, 2, env);
-    ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-    for (auto& p : c.procs())
-      EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-    for (int w = 0; w < 2; ++w)
-      EXPECT_NE(c.worker(w).output().find("OK sync_rounds"), std::string::npos) << c.dump();
-  }
+  kvactor::testing::run_scenario("sync_rounds", 2, 2, env);
   const std::string other_ca = certs.make_ca("stranger");
   const auto stranger = certs.make_node("stranger", other_ca);
   cluster c(server_program, node_program, {"steady"}, 1, 1, env);
@@ -93,13 +76,7 @@ TEST(DistTls, CertificatesOfTheJobsCa) {
   EXPECT_EQ(wrong.exit_code(), 1) << wrong.output();
   EXPECT_NE(wrong.output().find("unauthenticated"), std::string::npos) << wrong.output();
   EXPECT_NE(wrong.output().find("certificate"), std::string::npos) << wrong.output();
-  c.send_line(c.worker(0), "stop");
-  ASSERT_TRUE(c.wait(c.worker(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.server(0), 30s)) << c.dump();
-  ASSERT_TRUE(c.wait(c.scheduler(), 30s)) << c.dump();
-  EXPECT_EQ(c.worker(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.server(0).exit_code(), 0) << c.dump();
-  EXPECT_EQ(c.scheduler().exit_code(), 0) << c.dump();
+  kvactor::testing::stop_steady_job(c);
 }
 
 }  // namespace
