@@ -200,6 +200,21 @@ inline result<connection_ptr> connect_sync(runtime& rt, std::uint16_t port, iden
   return f.get();
 }
 
+/// Connects as `self` to a TLS listener that must refuse it in the TLS handshake itself:
+/// unauthenticated, promptly (not by the handshake timeout), nothing opened on the listener.
+inline void expect_tls_refusal(std::uint16_t port, identity self, caps c,
+                               const event_log& server_log) {
+  runtime rt;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto conn = connect_sync(rt, port, std::move(self), c, recording(nullptr, nullptr));
+  ASSERT_FALSE(conn);
+  EXPECT_EQ(conn.error().code(), errc::unauthenticated) << conn.error().to_string();
+  EXPECT_NE(conn.error().message().find("TLS handshake failed"), std::string::npos)
+      << conn.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms) << "not a handshake timeout";
+  EXPECT_EQ(server_log.opens(), 0u);
+}
+
 /// An outgoing message whose on_sent fulfils the returned future.
 inline std::pair<outgoing, std::future<status>> tracked(outgoing o) {
   auto p = std::make_shared<std::promise<status>>();
