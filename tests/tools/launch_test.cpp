@@ -162,6 +162,37 @@ TEST(launch, server_cmd_is_split_into_words_like_a_shell_does) {
         << rep.prefix;
 }
 
+// Servers save optimizer states only under KVACTOR_STATES_DIR; in local mode the launcher
+// gives them the directory it was started in, unless the user chose one (even empty).
+TEST(launch, local_servers_get_the_launch_directory_as_states_dir_unless_one_is_set) {
+  ::unsetenv("KVACTOR_STATES_DIR");  // the test's own environment must not decide
+  temp_dir d, other;
+  auto states_dirs = [&](const std::vector<std::string>& extra_args,
+                         const std::vector<std::string>& env) {
+    std::vector<std::string> args = {"-n", "2", "-s", "2"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    for (const std::string& a :
+         {std::string{"--server-cmd"}, q(kProbe) + " --show KVACTOR_STATES_DIR", std::string{"--"},
+          kProbe, std::string{"--show"}, std::string{"KVACTOR_STATES_DIR"}})
+      args.push_back(a);
+    std::map<std::string, std::string> by_process;
+    launch_run r(args, env, d.path());
+    EXPECT_EQ(r.wait(), 0) << r.output();
+    for (auto& rep : r.reports())
+      by_process[rep.prefix] = rep.field["KVACTOR_STATES_DIR"];
+    EXPECT_EQ(by_process.size(), 5u) << r.output();
+    return by_process;
+  };
+  for (auto& [process, dir] : states_dirs({}, {}))
+    EXPECT_EQ(dir, starts_with(process, "server") ? d.path() : "(unset)") << process;
+  for (auto& [process, dir] : states_dirs({"--env", "KVACTOR_STATES_DIR=" + other.path()}, {}))
+    EXPECT_EQ(dir, other.path()) << process;
+  for (auto& [process, dir] : states_dirs({}, {"KVACTOR_STATES_DIR=" + other.path()}))
+    EXPECT_EQ(dir, other.path()) << process;
+  for (auto& [process, dir] : states_dirs({}, {"KVACTOR_STATES_DIR="}))
+    EXPECT_EQ(dir, "") << process;
+}
+
 // Runs a copy of the launcher from dir/bin, where a kvactor-server may or may not be.
 std::vector<report> roles_of_copied_launcher(const temp_dir& d, bool with_server) {
   fs::create_directories(d / "bin");

@@ -219,24 +219,26 @@ TEST(ClusterConfig, TlsCertificatesGoTogetherAndTurnTlsOn) {
   std::remove(key.c_str());
 }
 
-// A server checks its profile directory at start; workers ignore the variable.
-TEST(ClusterConfig, ProfileDirOfAServerMustExist) {
-  auto v = base();
-  v["DMLC_ROLE"] = "server";
-  v["KVACTOR_PROFILE_DIR"] = ::testing::TempDir();
-  auto c = read_cluster_config(env_of(v));
-  ASSERT_TRUE(c) << c.error().to_string();
-  EXPECT_EQ(c->profile_dir, ::testing::TempDir());
-  v["KVACTOR_PROFILE_DIR"] = ::testing::TempDir() + "kvactor-no-such-dir";
-  c = read_cluster_config(env_of(v));
-  ASSERT_FALSE(c);
-  EXPECT_NE(c.error().message().find("KVACTOR_PROFILE_DIR=" + v["KVACTOR_PROFILE_DIR"] +
-                                     " is not a directory"),
-            std::string::npos)
-      << c.error().message();
-  v["DMLC_ROLE"] = "worker";
-  EXPECT_TRUE(read_cluster_config(env_of(v)));
+// A server checks its profile and states directories at start; workers ignore the variables.
+TEST(ClusterConfig, ProfileAndStatesDirsOfAServerMustExist) {
+  for (const std::string var : {"KVACTOR_PROFILE_DIR", "KVACTOR_STATES_DIR"}) {
+    auto v = base();
+    v["DMLC_ROLE"] = "server";
+    v[var] = ::testing::TempDir();
+    auto c = read_cluster_config(env_of(v));
+    ASSERT_TRUE(c) << c.error().to_string();
+    EXPECT_EQ(var == "KVACTOR_PROFILE_DIR" ? c->profile_dir : c->states_dir, ::testing::TempDir());
+    v[var] = ::testing::TempDir() + "kvactor-no-such-dir";
+    c = read_cluster_config(env_of(v));
+    ASSERT_FALSE(c) << var;
+    EXPECT_NE(c.error().message().find(var + "=" + v[var] + " is not a directory"),
+              std::string::npos)
+        << c.error().message();
+    v["DMLC_ROLE"] = "worker";
+    EXPECT_TRUE(read_cluster_config(env_of(v))) << var;
+  }
   EXPECT_TRUE(read_cluster_config(env_of(base()))->profile_dir.empty());
+  EXPECT_TRUE(read_cluster_config(env_of(base()))->states_dir.empty());
 }
 
 TEST(ClusterConfig, RolesFromMpiAndSlurmRanks) {

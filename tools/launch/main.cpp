@@ -135,13 +135,18 @@ int main(int argc, char** argv) {
       server_argv = o.program;  // MXNet style: one binary, the role from DMLC_ROLE
   }
 
-  std::string cwd;
+  const std::string cwd = current_dir();
+  if (ssh && cwd.empty()) return fail(std::string("getcwd: ") + std::strerror(errno));
   std::string ssh_program = "ssh";
   if (ssh) {
-    cwd = current_dir();
-    if (cwd.empty()) return fail(std::string("getcwd: ") + std::strerror(errno));
     if (const char* s = std::getenv("KVACTOR_SSH"); s != nullptr && *s != '\0') ssh_program = s;
   }
+  // Servers save optimizer states only under KVACTOR_STATES_DIR; a local job that did not
+  // choose one keeps them where it was launched, as before that rule. Set, even empty, it is
+  // the user's choice.
+  bool states_dir_given = std::getenv("KVACTOR_STATES_DIR") != nullptr || cwd.empty();
+  for (const auto& [k, v] : o.env)
+    states_dir_given |= k == "KVACTOR_STATES_DIR";
 
   // Locally every process gets our environment with the job's variables on top; over ssh
   // the ssh process gets ours minus any secret, and the job's travel on the command line,
@@ -165,6 +170,7 @@ int main(int argc, char** argv) {
                                      "KVACTOR_LAUNCHER=1"};
     for (const auto& [k, v] : o.env)
       vars.push_back(k + "=" + v);
+    if (!ssh && role == "server" && !states_dir_given) vars.push_back("KVACTOR_STATES_DIR=" + cwd);
     process_spec p;
     p.name = name;
     p.worker = worker;

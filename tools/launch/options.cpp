@@ -305,7 +305,11 @@ Environment of every process:
   KVACTOR_SECRET        64 random hex digits from /dev/urandom, new for every job; never
                         printed, and in ssh mode never on a command line (see below)
   KVACTOR_LAUNCHER      1
-and every --env. Ranks are assigned by the scheduler, not by the launcher.
+and every --env. Ranks are assigned by the scheduler, not by the launcher. In local mode
+the servers also get KVACTOR_STATES_DIR=<the current directory> (where they save and load
+optimizer states), unless KVACTOR_STATES_DIR is in the environment or given with --env; in
+ssh mode set it yourself (e.g. --env KVACTOR_STATES_DIR=/shared/ckpt), or servers refuse
+save_optimizer_states.
 
 Output: each line a process prints is printed again with "[scheduler] ", "[server I] " or
 "[worker I] " in front (I counts in launch order; it is not the rank), its stdout on

@@ -191,7 +191,10 @@ class kvstore {
 
   /// Writes the optimizer's per-key state (and, with dump_optimizer, its config) to `file`,
   /// after every operation issued before this call and before any issued after it. On dist
-  /// stores each server writes its own part to `file` + ".server<rank>" on its machine.
+  /// stores each server writes its own part to DIR/NAME.server<rank> on its machine, where DIR
+  /// is the server's KVACTOR_STATES_DIR and NAME the last component of `file` (characters
+  /// other than A-Z a-z 0-9 . _ + - and a leading '.' become '_'); a server without that
+  /// directory refuses (unsupported). load_optimizer_states reads the same way.
   /// Needs an optimizer set with set_optimizer (a custom updater's state is its own).
   future<void> save_optimizer_states(const std::string& file, bool dump_optimizer = false);
   /// Restores what save_optimizer_states wrote. A file with the optimizer's config sets that

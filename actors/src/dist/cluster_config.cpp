@@ -195,11 +195,13 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
         "no shared secret: set KVACTOR_SECRET or KVACTOR_SECRET_FILE (kvactor-launch makes "
         "one per job)");
   }
-  // Checked where it is used only: workers may get the variable without the directory.
-  if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty() && c.role == "server") {
+  // Checked where they are used only: workers may get the variables without the directories.
+  for (const char* var : {"KVACTOR_PROFILE_DIR", "KVACTOR_STATES_DIR"}) {
+    auto d = env(var);
+    if (!d || d->empty() || c.role != "server") continue;
     struct ::stat st {};
     if (::stat(d->c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-      problems.push_back("KVACTOR_PROFILE_DIR=" + *d + " is not a directory");
+      problems.push_back(std::string(var) + "=" + *d + " is not a directory");
   }
   const auto tls = env("KVACTOR_TLS");
   if (tls && *tls != "on" && *tls != "off" && *tls != "auto" && !tls->empty())
@@ -243,6 +245,7 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
   if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty()) c.profile_dir = *d;
+  if (auto d = env("KVACTOR_STATES_DIR"); d && !d->empty()) c.states_dir = *d;
   // auto: every node of a local-mode job is on this host, where nobody is on the path.
   c.tls = tls && *tls == "on"    ? true
           : tls && *tls == "off" ? false

@@ -8,6 +8,9 @@
 //                                         see node_address.hpp; loopback in local mode)
 //   KVACTOR_PROFILE_DIR                   servers: the only directory profiles are written to
 //                                         (default: none, profile files are refused)
+//   KVACTOR_STATES_DIR                    servers: the only directory optimizer states are
+//                                         saved to and loaded from (default: none, refused;
+//                                         kvactor-launch in local mode: its working directory)
 //   KVACTOR_BIGARRAY_BOUND / MXNET_KVSTORE_BIGARRAY_BOUND
 //                                         elements from which a key is split over all servers
 //   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
@@ -49,6 +52,7 @@ struct cluster_config {
   std::string secret;
   std::string node_host;    ///< empty: derive from the scheduler connection
   std::string profile_dir;  ///< empty: a server writes no profile files
+  std::string states_dir;   ///< empty: a server saves and loads no optimizer states
   std::int64_t rank_hint = -1;
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};

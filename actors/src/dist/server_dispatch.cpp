@@ -1,0 +1,173 @@
+#include "server_dispatch.hpp"
+
+#include <caf/send.hpp>
+
+#include <cstring>
+#include <mutex>
+
+#include "node_common.hpp"
+#include "server_messages.hpp"
+
+namespace kvactor::detail {
+
+dispatcher::dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
+                       std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
+                       std::shared_ptr<rank_binding> binding)
+    : shards_(std::move(shards)),
+      ctl_(std::move(ctl)),
+      rank_(std::move(rank)),
+      dirs_(std::move(dirs)),
+      binding_(std::move(binding)) {}
+
+void dispatcher::on_message(const net::connection_ptr& c, net::message&& m) {
+  const auto type = static_cast<wire::msg>(m.type);
+  if (c->peer().role != "worker" || c->peer().rank < 0) {
+    c->close(status{errc::protocol_error, "only workers send requests to servers"});
+    return;
+  }
+  // The rank the scheduler assigned, as the connection proved it (not the one it claims).
+  const std::int64_t worker = binding_->rank_of(c.get());
+  if (worker < 0) return bind(c, m);
+  switch (type) {
+    case wire::msg::init:
+    case wire::msg::push:
+    case wire::msg::pull:
+    case wire::msg::pushpull:
+      return data(c, std::move(m), type, worker);
+    case wire::msg::push_rows:
+    case wire::msg::pull_rows:
+      return rows(c, std::move(m), type, worker);
+    case wire::msg::command:
+      return command(c, m, worker);
+    default:
+      c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type)});
+  }
+}
+
+void dispatcher::connection_closed(const net::connection_ptr& c) {
+  binding_->forget(c.get());
+}
+
+// A worker connection's first request must be bind_rank with the token the scheduler gave
+// it; anything else, a wrong token or a rank bound already closes the connection.
+void dispatcher::bind(const net::connection_ptr& c, const net::message& m) {
+  auto cmd = static_cast<wire::msg>(m.type) == wire::msg::command
+                 ? wire::decode<wire::command_meta>(m.meta)
+                 : result<wire::command_meta>{status{errc::protocol_error, "not a command"}};
+  if (!cmd || cmd->cmd != static_cast<std::uint8_t>(wire::command::bind_rank)) {
+    const status why{errc::unauthenticated,
+                     "worker " + std::to_string(c->peer().rank) +
+                         " sent a request before proving its rank (bind_rank)"};
+    log_line("server", "refused a connection from " + c->remote_address() + ": " + why.message());
+    c->close(why);
+    return;
+  }
+  binding_->claim(
+      c.get(), c->peer().rank, cmd->body, [c, id = m.id, stream = m.stream](const status& s) {
+        if (s.is_ok()) return send_reply(c, id, stream, 0, s, nullptr);
+        log_line("server", "refused a connection from " + c->remote_address() + ": " + s.message());
+        c->close(s);
+      });
+}
+
+void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
+                      std::int64_t worker) {
+  auto meta = wire::decode<wire::data_meta>(m.meta);
+  auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
+                   const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
+  if (!meta) return reply(meta.error(), nullptr);
+  auto r = std::make_shared<server_request>();
+  r->kind = type;
+  r->meta = std::move(*meta);
+  r->worker = worker;
+  r->reply = std::move(reply);
+  // A refused push still goes to its shard, where it takes its place in the round.
+  if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
+  const auto k = r->meta.key.to_key();
+  const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+  caf::anon_send(shards_[h % shards_.size()], std::move(r));
+}
+
+// The payload of an init, push or pushpull as the flat tensor r->payload (decompressed).
+status dispatcher::decode_payload(server_request* r, net::message& m) {
+  const auto type = r->kind;
+  if (type != wire::msg::pull && (m.flags & wire::flag_compressed)) {
+    // Decoded here, off the shard: what follows sees an ordinary float32 push.
+    compression::params gc;
+    {
+      std::lock_guard<std::mutex> g(optimizer_mu_);
+      gc = gc_;
+    }
+    if (gc.type == compression::kind::none)
+      return status{errc::invalid_argument,
+                    "a compressed push, but gradient compression is not set on this server"};
+    if (r->meta.dtype != static_cast<std::uint8_t>(dtype::float32) || r->meta.numel == 0 ||
+        r->meta.numel > (std::uint64_t{1} << 40) ||
+        compression::words(gc.type, r->meta.numel) * 4 != m.payload_size)
+      return status{errc::protocol_error, "compressed payload does not match its metadata"};
+    r->wire_bytes = m.payload_size;
+    r->payload = tensor::empty({static_cast<std::int64_t>(r->meta.numel)}, dtype::float32);
+    const std::size_t w = compression::words(gc.type, r->meta.numel);
+    compression::dequantize(gc, static_cast<const std::uint32_t*>(m.payload_data),
+                            static_cast<float*>(r->payload.data_unchecked()), r->meta.numel, 0, w);
+  } else if (type != wire::msg::pull) {
+    const auto t = static_cast<dtype>(r->meta.dtype);
+    if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8) || r->meta.numel == 0 ||
+        r->meta.numel > (std::uint64_t{1} << 40) || r->meta.numel * size_of(t) != m.payload_size)
+      return status{errc::protocol_error, "payload does not match its metadata"};
+    const shape s{static_cast<std::int64_t>(r->meta.numel)};
+    try {
+      if (m.payload_buffer && m.payload_data == m.payload_buffer->data())
+        r->payload = tensor::from_buffer(std::move(m.payload_buffer), s, t);
+      else
+        r->payload = tensor::from_bytes(m.payload_data, s, t);
+    } catch (const std::exception& e) {
+      return status{errc::internal, e.what()};
+    }
+  }
+  return {};
+}
+
+// Row-sparse requests: the payload starts with `rows` int64 row ids (of the part), and for
+// push_rows continues with one row of values per id.
+void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg type,
+                      std::int64_t worker) {
+  auto meta = wire::decode<wire::data_meta>(m.meta);
+  auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
+                   const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
+  if (!meta) return reply(meta.error(), nullptr);
+  auto r = std::make_shared<server_request>();
+  r->kind = type;
+  r->meta = std::move(*meta);
+  r->worker = worker;
+  r->reply = std::move(reply);
+  const auto k = r->meta.key.to_key();
+  const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+  // A refused push still goes to its shard, where it takes its place in the round.
+  if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
+    r->rejected = status{errc::protocol_error, "bad element type"};
+  const auto t = static_cast<dtype>(r->meta.dtype);
+  const std::uint64_t ids_bytes = r->meta.rows * 8;
+  const std::uint64_t data_bytes = type == wire::msg::push_rows && r->rejected.is_ok()
+                                       ? r->meta.rows * r->meta.row * size_of(t)
+                                       : 0;
+  if (r->rejected.is_ok() && m.payload_size != ids_bytes + data_bytes)
+    r->rejected = status{errc::protocol_error, "row payload does not match its metadata"};
+  if (!r->rejected.is_ok()) return caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
+  if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
+  if (data_bytes)
+    r->row_data = tensor::from_bytes(
+        static_cast<const char*>(m.payload_data) + ids_bytes,
+        {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
+  caf::anon_send(shards_[h % shards_.size()], std::move(r));
+}
+void dispatcher::fan_out(std::function<void(server_core&)> apply, std::function<void()> done) {
+  auto ack = std::make_shared<command_ack>();
+  ack->left = shards_.size();
+  ack->done = std::move(done);
+  for (auto& s : shards_)
+    caf::anon_send(s, shard_command{apply, ack});
+}
+
+}  // namespace kvactor::detail

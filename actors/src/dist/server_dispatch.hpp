@@ -1,0 +1,77 @@
+// What a server does with a message from a worker, on the transport's I/O thread that
+// received it: a request (init, push, pull, pushpull, row-sparse) is decoded and sent
+// straight to the shard actor owning its key part (one hop); a command (optimizer, sync mode,
+// compression, profiler, optimizer states, stop) is checked, then applied on every shard in
+// the order commands arrived, and answered when the last shard has applied it. A connection
+// must prove its worker rank first (bind_rank, rank_binding.hpp).
+// server_dispatch.cpp: requests and rank binding; server_commands.cpp: commands.
+// Thread-safety: on_message and connection_closed may be called from any thread at once; the
+// server-wide settings commands keep (optimizer, compression) are guarded by a mutex; shards
+// are reached only by message.
+#pragma once
+
+#include <caf/actor.hpp>
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "kvactor/compression.hpp"
+#include "kvactor/net/transport.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
+#include "kvactor/serialization/protocol.hpp"
+#include "rank_binding.hpp"
+#include "server_core.hpp"
+
+namespace kvactor::detail {
+
+/// Where a server's worker-named files go (server_files.hpp); empty: that kind is refused.
+struct server_file_dirs {
+  std::string profiles;  ///< KVACTOR_PROFILE_DIR
+  std::string states;    ///< KVACTOR_STATES_DIR
+};
+
+class dispatcher : public std::enable_shared_from_this<dispatcher> {
+ public:
+  /// `ctl` gets stop_atom after stop_server; `rank` is this server's, -1 until the node
+  /// table came.
+  dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
+             std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
+             std::shared_ptr<rank_binding> binding);
+
+  void on_message(const net::connection_ptr& c, net::message&& m);
+  void connection_closed(const net::connection_ptr& c);
+
+ private:
+  using reply_fn = std::function<void(const status&)>;
+
+  // server_dispatch.cpp
+  void bind(const net::connection_ptr& c, const net::message& m);
+  void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
+  status decode_payload(server_request* r, net::message& m);
+  void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
+  /// Runs apply on every shard; done() after the last.
+  void fan_out(std::function<void(server_core&)> apply, std::function<void()> done);
+
+  // server_commands.cpp
+  void command(const net::connection_ptr& c, const net::message& m, std::int64_t worker);
+  std::optional<optimizer_config> current_optimizer();
+  void load_states(reply_fn reply, std::string file);
+
+  std::vector<caf::actor> shards_;
+  caf::actor ctl_;
+  std::shared_ptr<std::atomic<std::int64_t>> rank_;
+  const server_file_dirs dirs_;
+  std::shared_ptr<rank_binding> binding_;
+  std::mutex optimizer_mu_;
+  std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
+  bool multi_precision_ = false;               // ditto
+  compression::params gc_;                     // ditto
+};
+
+}  // namespace kvactor::detail

@@ -1,0 +1,38 @@
+// What a server's transport threads send to its actors (server.cpp spawns them; the
+// dispatcher, server_dispatch.hpp, sends): requests to the shard that owns their key part,
+// commands to every shard with the count whose last holder answers the worker, and the stop
+// the control actor acts on. Only .cpp files of actors/src/dist include this.
+// Thread-safety: command_ack's count is atomic (shards run on any thread); the rest are
+// values, handed over by message.
+#pragma once
+
+#include <caf/allowed_unsafe_message_type.hpp>
+#include <caf/atom.hpp>
+
+#include <atomic>
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "server_core.hpp"
+
+namespace kvactor::detail {
+
+/// Counts shards that applied a command; the last one answers the worker.
+struct command_ack {
+  std::atomic<std::size_t> left;
+  std::function<void()> done;
+};
+
+struct shard_command {
+  std::function<void(server_core&)> apply;
+  std::shared_ptr<command_ack> ack;
+};
+
+/// To the control actor: a worker sent stop_server; finish once the scheduler knows.
+using stop_atom = caf::atom_constant<caf::atom("kv_stop")>;
+
+}  // namespace kvactor::detail
+
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::server_request_ptr)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::shard_command)
