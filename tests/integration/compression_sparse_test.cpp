@@ -7,6 +7,7 @@
 // (emulated in CI: emulated.test_compression_sparse).
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,15 @@ struct param {
   std::string store;
   bool on_devices;  // the dense values on cuda(0) and cuda(1)
 };
+
+std::string name_of(const param& p) {
+  return p.store + (p.on_devices ? "_devices" : "_host");
+}
+
+// gtest names the parameter with this (and not with its bytes).
+void PrintTo(const param& p, std::ostream* os) {
+  *os << name_of(p);
+}
 
 class CompressionSparse : public ::testing::TestWithParam<param> {
  protected:

@@ -5,6 +5,7 @@
 // push then moves a key, its master and all, to host memory.
 #include <gtest/gtest.h>
 
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,11 @@ struct param {
 
 std::string name_of(const param& p) {
   return p.store + "_" + kvactor::to_string(p.t) + (p.on_device ? "_device" : "_host");
+}
+
+// gtest names the parameter with this (and not with its bytes).
+void PrintTo(const param& p, std::ostream* os) {
+  *os << name_of(p);
 }
 
 class SparsePrecision : public ::testing::TestWithParam<param> {
