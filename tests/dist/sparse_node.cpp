@@ -3,7 +3,8 @@
 // "FAIL: ..." and exits 1. Run with KVACTOR_BIGARRAY_BOUND=1000 so that the 600 x 4 keys
 // below are split over the servers by rows.
 //
-//   sparse_node mp_rows float16|bfloat16   row-sparse pushes under multi-precision
+//   sparse_node mp_rows float16|bfloat16 [store]   row-sparse pushes under multi-precision
+//       (store dist_sync_device: the keys' values and dense outputs on cuda(rank), where any)
 //   sparse_node gc_rows                    row-sparse pushes while gradient compression is on
 #include <cstdio>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/row_sparse.hpp"
 
@@ -21,6 +23,11 @@ using kvactor::tensor;
 namespace {
 
 int rank_ = -1;
+bool on_device_ = false;  // dense values and outputs on a device
+
+tensor placed(tensor x) {
+  return on_device_ ? x.copy_to(kvactor::device::cuda(rank_ % kvactor::cuda_device_count())) : x;
+}
 
 [[noreturn]] void fail(const std::string& what) {
   std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
@@ -63,9 +70,9 @@ void mp_rows(kvactor::kvstore& kv, dtype t) {
   kv.set_optimizer(cfg).get();
   // The example (MXNet: [[1,1,1],[0,0,0]]): row 1 gets 1 in all (1 / W per worker),
   // so it becomes 1 - 1 * 1 = 0; row 0, not pushed, stays 1.
-  kv.init("w", tensor::ones({2, 3}, t)).get();
+  kv.init("w", placed(tensor::ones({2, 3}, t))).get();
   kv.push("w", rows_of({1}, 1.0 / W, t, {2, 3})).get();
-  tensor w = tensor::zeros({2, 3}, t);
+  tensor w = placed(tensor::zeros({2, 3}, t));
   kv.pull("w", w).get();
   expect_rows(
       w, [](std::int64_t r) { return r == 0 ? 1.0 : 0.0; }, "the issue's example");
@@ -77,7 +84,7 @@ void mp_rows(kvactor::kvstore& kv, dtype t) {
   // weight itself, without the master, would stay at 1 for ever.
   const double u = t == dtype::float16 ? 1.0 / 2048 : 1.0 / 256, d = u / 4;
   const double after[] = {1.0, 1.0, 1.0 - u, 1.0 - u};
-  kv.init("emb", tensor::ones(table, t)).get();
+  kv.init("emb", placed(tensor::ones(table, t))).get();
   const std::vector<std::int64_t> shared = {0, 299, 300, 599};
   auto pushed = [&](std::int64_t r) {
     for (auto s : shared)
@@ -94,7 +101,7 @@ void mp_rows(kvactor::kvstore& kv, dtype t) {
     tensor data = tensor::from(vals, {static_cast<std::int64_t>(ids.size()), 4}).astype(t);
     kv.push("emb", row_sparse_tensor::from_rows(ids, data, table)).get();
     const std::string what = "round " + std::to_string(round + 1);
-    tensor all = tensor::zeros(table, t);
+    tensor all = placed(tensor::zeros(table, t));
     kv.pull("emb", all).get();
     expect_rows(
         all, [&](std::int64_t r) { return pushed(r) ? after[round] : 1.0; }, what + ", pull");
@@ -157,9 +164,11 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const std::string scenario = argc > 1 ? argv[1] : "";
   const std::string type_name = argc > 2 ? argv[2] : "float16";
+  const std::string store = argc > 3 ? argv[3] : "dist_sync";
   try {
-    auto kv = kvactor::create("dist_sync");
+    auto kv = kvactor::create(store);
     rank_ = kv.rank();
+    on_device_ = store == "dist_sync_device" && kvactor::cuda_device_count() > 0;
     if (scenario == "mp_rows") {
       const dtype t = type_name == "bfloat16" ? dtype::bfloat16 : dtype::float16;
       mp_rows(kv, t);
@@ -168,7 +177,8 @@ int main(int argc, char** argv) {
     } else {
       fail("unknown scenario " + scenario);
     }
-    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
+    std::printf("OK %s worker %d%s\n", scenario.c_str(), rank_,
+                on_device_ ? " with device values" : "");
   } catch (const kvactor::error& e) {
     fail(std::string{"kvactor::error: "} + e.what());
   }
