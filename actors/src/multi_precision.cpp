@@ -80,7 +80,12 @@ class multi_precision final : public updater {
       return;
     }
     const tensor g32 = grad_rows.astype(dtype::float32);
-    inner_->update_rows(k, rows, num_rows, g32, os->master, state);
+    // The master has the shape the state was made from: a server makes it from the flat part
+    // it holds (and restores it so from a file), while a row update needs the weight's table
+    // of rows. The same bytes seen as that table.
+    tensor master =
+        os->master.shape() == stored.shape() ? os->master : os->master.reshape(stored.shape());
+    inner_->update_rows(k, rows, num_rows, g32, master, state);
     const std::size_t row =
         stored.shape().ndim() ? stored.size() / static_cast<std::size_t>(stored.shape()[0]) : 1;
     for (std::size_t i = 0; i < num_rows; ++i) {

@@ -214,8 +214,16 @@ class kvstore {
   /// kept by the sender in a residual per key (and per device) and added to the next push;
   /// "none" turns it off. Only pushes are compressed: worker to server on dist stores, each
   /// device's value to the merge on local stores with several devices (a single value is not
-  /// compressed). float32 values only (others are refused while it is on); row-sparse pushes
-  /// are not compressed. pushpull works with it. Completes when every server applied it.
+  /// compressed). float32 values only (others are refused while it is on). pushpull works
+  /// with it. Completes when every server applied it.
+  /// Two deliberate supersets of MXNet, which refuses both: a `local` store accepts it (and
+  /// compresses its multi-device merges exactly as the `device` store does: MXNet's local
+  /// store merges on the CPU and has no compressed merge, nothing about the rule differs);
+  /// and row-sparse pushes are accepted while it is on, in every store, and are not
+  /// compressed: their rows merge exactly (float16 rows too) and leave the residuals of
+  /// the key's dense pushes as they were. They already send only their rows, and a model whose
+  /// embeddings are row-sparse can so still compress its dense gradients (MXNet's dist stores
+  /// stop such a model at its first row-sparse push).
   future<void> set_gradient_compression(const std::string& type, double threshold = 0.5);
 
   /// "local", "dist_sync", ...

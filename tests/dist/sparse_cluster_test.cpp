@@ -1,0 +1,70 @@
+// Row-sparse pushes in real clusters on loopback (a scheduler, kvactor-server processes and
+// sparse_node workers): under multi-precision with float16 and bfloat16 keys (issue 11 item
+// 1), and while gradient compression is on (item 7), on one and two servers.
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "cluster.hpp"
+
+using kvactor::testing::cluster;
+using namespace std::chrono_literals;
+
+namespace {
+
+// Every process exits 0 and every worker says OK (`ok_words` after it: device values used).
+void run_scenario(std::vector<std::string> args, int servers, int workers,
+                  std::map<std::string, std::string> env = {}, const std::string& ok_words = "") {
+  env["KVACTOR_BIGARRAY_BOUND"] = "1000";
+  cluster c(KVACTOR_SERVER, KVACTOR_SPARSE_NODE, args, servers, workers, std::move(env));
+  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
+  for (auto& p : c.procs())
+    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
+  for (int w = 0; w < workers; ++w) {  // ranks need not follow the start order
+    const std::string out = c.worker(w).output();
+    const auto at = out.find("OK " + args.front() + " worker ");
+    ASSERT_NE(at, std::string::npos) << c.dump();
+    const std::string line = out.substr(at, out.find('\n', at) - at);
+    EXPECT_EQ(line.substr(line.size() - ok_words.size()), ok_words) << c.dump();
+  }
+}
+
+// The issue's setting: one server, one worker.
+TEST(DistSparseMultiPrecision, Float16OneServerOneWorker) {
+  run_scenario({"mp_rows", "float16"}, 1, 1);
+}
+
+TEST(DistSparseMultiPrecision, Float16TwoServersTwoWorkers) {
+  run_scenario({"mp_rows", "float16"}, 2, 2);
+}
+
+TEST(DistSparseMultiPrecision, Bfloat16OneServerOneWorker) {
+  run_scenario({"mp_rows", "bfloat16"}, 1, 1);
+}
+
+TEST(DistSparseMultiPrecision, Bfloat16TwoServersTwoWorkers) {
+  run_scenario({"mp_rows", "bfloat16"}, 2, 2);
+}
+
+// dist_sync_device with the keys' values and dense outputs on two emulated devices.
+TEST(DistSparseMultiPrecision, Float16DeviceStoreOnEmulatedDevices) {
+  run_scenario({"mp_rows", "float16", "dist_sync_device"}, 2, 2, {{"KVACTOR_EMULATE_CUDA", "2"}},
+               " with device values");
+}
+
+TEST(DistSparseMultiPrecision, Bfloat16DeviceStoreOnEmulatedDevices) {
+  run_scenario({"mp_rows", "bfloat16", "dist_sync_device"}, 2, 2, {{"KVACTOR_EMULATE_CUDA", "2"}},
+               " with device values");
+}
+
+TEST(DistSparseCompression, RowPushesStayExactOneServer) {
+  run_scenario({"gc_rows"}, 1, 2);
+}
+
+TEST(DistSparseCompression, RowPushesStayExactTwoServers) {
+  run_scenario({"gc_rows"}, 2, 2);
+}
+
+}  // namespace
