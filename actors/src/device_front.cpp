@@ -14,6 +14,7 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <type_traits>
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/device_kernels.hpp"
@@ -124,6 +125,64 @@ tensor sum_to_host(const tensor_list& values, const key& k, int priority, device
   return host;
 }
 
+// A host tensor that an enqueued copy fills with t (on t's device).
+tensor copy_to_host(const tensor& t, int priority, device_batch& b) {
+  const auto s = get_stream(t.device(), stream_for(priority));
+  b.use(s);
+  tensor host = pinned_empty(t.shape(), t.dtype());
+  device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), t.data_unchecked(),
+                             t.device(), t.nbytes());
+  b.keep.push_back(t);
+  b.keep.push_back(host);
+  return host;
+}
+
+// v with its rows in host memory (copied there when on a device): the dist store merges and
+// sends host rows.
+row_sparse_tensor rows_to_host(const row_sparse_tensor& v, int priority, device_batch& b) {
+  if (!v.defined() || v.device().is_cpu()) return v;
+  return row_sparse_tensor::from(v.host_indices(), copy_to_host(v.data(), priority, b), v.shape());
+}
+
+// The same list with each tensor replaced by fn(tensor).
+template <class List, class Fn>
+List map_list(const List& l, Fn fn) {
+  using item = std::decay_t<decltype(l.flat().front())>;
+  auto all = [&](const std::vector<item>& v) {
+    std::vector<item> r;
+    for (const auto& t : v)
+      r.push_back(fn(t));
+    return r;
+  };
+  switch (l.shape()) {
+    case List::form::single:
+      if constexpr (std::is_same_v<List, value_list>)
+        return List(fn(l.single()));
+      else
+        return List(fn(l.flat().front()));
+    case List::form::list:
+      return List(all(l.flat()));
+    case List::form::nested: {
+      std::vector<std::vector<item>> r;
+      for (const auto& v : l.nested())
+        r.push_back(all(v));
+      return List(std::move(r));
+    }
+    case List::form::none:
+      break;
+  }
+  return l;
+}
+
+bool any_rows_on_device(const sparse_list& l) {
+  bool any = false;
+  map_list(l, [&](const row_sparse_tensor& v) {
+    any = any || (v.defined() && !v.device().is_cpu());
+    return v;
+  });
+  return any;
+}
+
 class device_front final : public store_impl {
  public:
   explicit device_front(std::shared_ptr<store_impl> inner) : inner_(std::move(inner)) {}
@@ -182,13 +241,52 @@ class device_front final : public store_impl {
     return item->outer.get_future();
   }
 
+  // Rows on devices are copied to host memory, then the call goes to the dist store.
   future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
                              int priority) override {
-    return in_order([=] { return inner_->submit_sparse(kind, keys, values, priority); });
+    if (!any_rows_on_device(values))
+      return in_order([=] { return inner_->submit_sparse(kind, keys, values, priority); });
+    auto b = std::make_shared<device_batch>();
+    sparse_list host;
+    try {
+      host = map_list(values,
+                      [&](const row_sparse_tensor& v) { return rows_to_host(v, priority, *b); });
+    } catch (const error& e) {
+      return future<void>::ready_with(e.to_status());
+    }
+    auto item =
+        enqueue([=] { return inner_->submit_sparse(kind, keys, host, priority); }, {}, priority);
+    b->when_done([this, item](status s) { mark_ready(item, std::move(s)); });
+    return item->outer.get_future();
   }
+
+  // Row ids on devices are copied to host memory; outputs on devices get host stand-ins that
+  // the dist store fills (requested rows, zero elsewhere) and that are then copied to them.
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    return in_order([=] { return inner_->row_sparse_pull(keys, outs, row_ids, priority); });
+    if (!any_on_device(outs) && !any_on_device(row_ids))
+      return in_order([=] { return inner_->row_sparse_pull(keys, outs, row_ids, priority); });
+    auto b = std::make_shared<device_batch>();
+    std::vector<std::pair<tensor, tensor>> copy_back;
+    value_list host_outs, host_ids;
+    try {
+      host_outs = map_list(outs, [&](const tensor& o) {
+        if (!on_device(o)) return o;
+        tensor stand_in = pinned_empty(o.shape(), o.dtype());
+        copy_back.emplace_back(o, stand_in);
+        return stand_in;
+      });
+      host_ids = map_list(row_ids, [&](const tensor& t) {
+        return on_device(t) ? copy_to_host(t, priority, *b) : t;
+      });
+    } catch (const error& e) {
+      return future<void>::ready_with(e.to_status());
+    }
+    auto item =
+        enqueue([=] { return inner_->row_sparse_pull(keys, host_outs, host_ids, priority); },
+                std::move(copy_back), priority);
+    b->when_done([this, item](status s) { mark_ready(item, std::move(s)); });
+    return item->outer.get_future();
   }
   void set_updater(std::shared_ptr<const updater> u) override { inner_->set_updater(std::move(u)); }
   future<void> set_optimizer(const optimizer_config& cfg) override {

@@ -180,10 +180,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
                              int priority) override {
-    auto grouped = group_sparse(kind, keys, values);
+    auto grouped = group_sparse(kind, keys, values, /*device_tensors=*/true);
     if (!grouped) return failed(grouped.error());
     if (kind == op_kind::init) {
-      // Stored dense: init from the dense values the row-sparse ones stand for.
+      // Stored dense: init from the dense values the row-sparse ones stand for (on the rows'
+      // device, which init takes as any device value).
       std::vector<key> ks;
       std::vector<tensor> dense;
       for (auto& g : *grouped) {
@@ -192,7 +193,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
               status{errc::already_initialized, "init: key " + g.k.to_string() + " is given " +
                                                     std::to_string(g.values.size()) + " values"});
         ks.push_back(g.k);
-        dense.push_back(g.values.front().to_dense());
+        try {
+          dense.push_back(g.values.front().to_dense());
+        } catch (const error& e) {
+          return failed(e.to_status());
+        }
       }
       return submit(op_kind::init, key_list(ks), value_list(dense), {}, priority);
     }
@@ -220,7 +225,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    auto req = prepare_row_pull(keys, outs, row_ids, reg_);
+    auto req = prepare_row_pull(keys, outs, row_ids, reg_, /*device_tensors=*/true);
     if (!req) return failed(req.error());
     auto& groups = req->groups;
     auto& ids = req->ids;

@@ -76,9 +76,12 @@ struct op {
   op_kind kind = op_kind::push;
   key_info_ptr info;
   int priority = 0;
-  tensor_list values;                           // read-leased until done
-  tensor_list outs;                             // write-leased until done
-  std::vector<row_sparse_tensor> sparse;        // a row-sparse push's values (read-leased)
+  tensor_list values;                     // read-leased until done
+  tensor_list outs;                       // write-leased until done
+  std::vector<row_sparse_tensor> sparse;  // a row-sparse push's values (read-leased)
+  /// Host copies of the rows of `sparse` values whose rows are on devices (undefined for the
+  /// others), for a push the shard runs on host memory.
+  std::vector<tensor> sparse_host_rows;
   std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
   std::shared_ptr<const updater> upd;
   /// Gradient compression of a multi-device push, and the version of the store's setting

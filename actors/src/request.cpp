@@ -50,16 +50,20 @@ status check_form(op_kind kind, const key_list& keys, const value_list& v, const
   return {};
 }
 
+// A tensor on a CUDA device given to a store that takes host tensors only.
+status device_refused(op_kind kind, const key& k, const char* role, device d) {
+  return status{errc::unsupported, op_name(kind) + ": " + role + " for key " + k.to_string() +
+                                       " is on " + d.to_string() +
+                                       "; this store takes cpu tensors (the local, device "
+                                       "and dist_*_device stores take device tensors)"};
+}
+
 status check_one(op_kind kind, const key& k, const tensor& t, std::size_t j, const char* role,
                  bool device_tensors) {
   if (!t.defined())
     return bad(kind, std::string{"null "} + role + " tensor #" + std::to_string(j) + " for key " +
                          k.to_string());
-  if (!t.device().is_cpu() && !device_tensors)
-    return status{errc::unsupported, op_name(kind) + ": " + role + " for key " + k.to_string() +
-                                         " is on " + t.device().to_string() +
-                                         "; this store handles cpu tensors (device values: "
-                                         "the local and device stores)"};
+  if (!t.device().is_cpu() && !device_tensors) return device_refused(kind, k, role, t.device());
   return {};
 }
 
@@ -139,7 +143,7 @@ result<group_list> group_arguments(op_kind kind, const key_list& keys, const val
 }
 
 result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& keys,
-                                               const sparse_list& values) {
+                                               const sparse_list& values, bool device_tensors) {
   const std::size_t n = keys.size();
   if (n == 0) return bad(kind, "no keys given");
   std::vector<std::vector<row_sparse_tensor>> per_key(n);
@@ -172,8 +176,11 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
   for (std::size_t i = 0; i < n; ++i) {
     if (per_key[i].empty())
       return bad(kind, "empty list of row-sparse values for key " + keys[i].to_string());
-    for (const auto& v : per_key[i])
+    for (const auto& v : per_key[i]) {
       if (!v.defined()) return bad(kind, "null row-sparse value for key " + keys[i].to_string());
+      if (!v.device().is_cpu() && !device_tensors)
+        return device_refused(kind, keys[i], "the rows of a row-sparse value", v.device());
+    }
     auto it =
         std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.k == keys[i]; });
     if (it == groups.end()) {
@@ -221,10 +228,12 @@ value_list spread_row_ids(const key_list& keys, const value_list& row_ids) {
 }
 
 result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
-                                          const value_list& row_ids, const key_registry& reg) {
-  auto out_groups = group_arguments(op_kind::pull, keys, {}, outs);
+                                          const value_list& row_ids, const key_registry& reg,
+                                          bool device_tensors) {
+  auto out_groups = group_arguments(op_kind::pull, keys, {}, outs, device_tensors);
   if (!out_groups) return out_groups.error();
-  auto id_groups = group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids));
+  auto id_groups =
+      group_arguments(op_kind::pull, keys, {}, spread_row_ids(keys, row_ids), device_tensors);
   if (!id_groups) {
     const auto& e = id_groups.error();
     return status{e.code(), "row_sparse_pull: row ids: " + e.message()};
@@ -249,7 +258,15 @@ result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list
                                                 std::to_string(g.outs.size()) + " outputs but " +
                                                 std::to_string(idg.size()) + " row id tensors"};
     for (const auto& t : idg) {
-      auto r = parse_row_ids(g.k, t, g.info->shape[0]);
+      // Ids on a device are read from a host copy (a few bytes per row).
+      tensor host = t;
+      try {
+        if (!t.device().is_cpu()) host = t.copy_to(device::cpu());
+      } catch (const error& e) {
+        return status{e.code(),
+                      "row_sparse_pull: row ids for key " + g.k.to_string() + ": " + e.message()};
+      }
+      auto r = parse_row_ids(g.k, host, g.info->shape[0]);
       if (!r) return r.error();
       req.ids[i].push_back(std::move(*r));
     }

@@ -48,9 +48,11 @@ struct sparse_group {
   key_info_ptr info;
 };
 
-/// Row-sparse values per distinct key, by the rules of group_arguments.
+/// Row-sparse values per distinct key, by the rules of group_arguments (rows on CUDA devices
+/// included).
 result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& keys,
-                                               const sparse_list& values);
+                                               const sparse_list& values,
+                                               bool device_tensors = false);
 
 /// Row ids (int32/int64, or floats holding whole numbers) as sorted unique int64, each in
 /// [0, rows); out_of_range or invalid_argument naming the key and the id otherwise.
@@ -67,9 +69,11 @@ struct row_pull_request {
   group_list groups;  // outs and info set
   std::vector<std::vector<std::vector<std::int64_t>>> ids;
 };
-/// Groups, then checks against the registry (taking its lock shared).
+/// Groups, then checks against the registry (taking its lock shared). With device_tensors,
+/// outputs and row ids may be on CUDA devices (ids there are copied to the host to be read).
 result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
-                                          const value_list& row_ids, const key_registry& reg);
+                                          const value_list& row_ids, const key_registry& reg,
+                                          bool device_tensors = false);
 
 /// A row-sparse push's keys are initialised and its values fit them; sets each group's
 /// info. Takes the registry's lock shared.

@@ -387,66 +387,6 @@ void reduce_range(dtype t, void* dst, const void* const* srcs, std::size_t k, vo
 
 }  // namespace
 
-// A row-sparse push: the values' rows merged (rows present in several summed), then a lazy
-// update of just those rows, or the densified gradient through the updater, or — without an
-// updater — the merged gradient (zero elsewhere) as the new value. Runs inline.
-bool shard_core::stage_sparse(entry& e, op& o) {
-  const auto& info = *o.info;
-  const dtype t = info.dtype;
-  const std::size_t row =
-      info.shape.ndim() ? info.numel() / static_cast<std::size_t>(info.shape[0]) : 1;
-  const std::size_t row_bytes = row * size_of(t);
-  std::vector<std::int64_t> ids;
-  for (const auto& v : o.sparse) {
-    const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
-    ids.insert(ids.end(), p, p + v.num_rows());
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  std::vector<std::int64_t> dims = info.shape.dims();
-  dims[0] = static_cast<std::int64_t>(ids.size());
-  tensor merged = tensor::zeros(shape{dims}, t);
-  for (const auto& v : o.sparse) {
-    const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
-    const auto* src = static_cast<const char*>(v.data().data_unchecked());
-    for (std::size_t i = 0; i < v.num_rows(); ++i) {
-      const auto at =
-          static_cast<std::size_t>(std::lower_bound(ids.begin(), ids.end(), p[i]) - ids.begin());
-      kernels::accumulate(t, static_cast<char*>(merged.data_unchecked()) + at * row_bytes,
-                          src + i * row_bytes, 0, row);
-    }
-  }
-  auto scatter = [&](tensor& dst) {
-    for (std::size_t i = 0; i < ids.size(); ++i)
-      std::memcpy(
-          static_cast<char*>(dst.data_unchecked()) + static_cast<std::size_t>(ids[i]) * row_bytes,
-          static_cast<const char*>(merged.data_unchecked()) + i * row_bytes, row_bytes);
-  };
-  if (!o.upd) {
-    std::memset(e.stored.data_unchecked(), 0, e.stored.nbytes());
-    scatter(e.stored);
-    return true;
-  }
-  const updater& u = *o.upd;
-  try {
-    if (e.state_owner != o.upd) {
-      e.state = u.make_state(info.user_key, e.stored);
-      e.state_owner = o.upd;
-    }
-    if (u.lazy_rows()) {
-      u.update_rows(info.user_key, ids.data(), ids.size(), merged, e.stored, e.state.get());
-    } else {
-      tensor dense = tensor::zeros(info.shape, t);
-      scatter(dense);
-      u.update(info.user_key, dense, e.stored, e.state.get());
-    }
-  } catch (const std::exception& ex) {
-    o.error = status{errc::updater_failed,
-                     "push: the updater failed on key " + info.name() + ": " + ex.what()};
-  }
-  return true;
-}
-
 // Each device's value is quantized with that device's residual, then decoded into the merge
 // in device order: what a device-to-merge link would carry and what the merge would rebuild.
 void shard_core::compressed_merge(entry& e, op& o, tensor& target) {
@@ -598,22 +538,7 @@ bool shard_core::stage_update(entry& e, op& o) {
 
 bool shard_core::stage_pull(entry& e, op& o) {
   const auto& info = *o.info;
-  if (o.kind == op_kind::row_pull) {
-    // Exactly the requested rows; every other row of the output is zero.
-    const std::size_t row_bytes =
-        info.shape.ndim() ? info.nbytes() / static_cast<std::size_t>(info.shape[0]) : info.nbytes();
-    for (std::size_t j = 0; j < o.outs.size(); ++j) {
-      const auto& ids = o.rows.size() == 1 ? o.rows[0] : o.rows[j];
-      char* dst = static_cast<char*>(o.outs[j].data_unchecked());
-      std::memset(dst, 0, info.nbytes());
-      for (auto id : ids)
-        std::memcpy(dst + static_cast<std::size_t>(id) * row_bytes,
-                    static_cast<const char*>(e.stored.data_unchecked()) +
-                        static_cast<std::size_t>(id) * row_bytes,
-                    row_bytes);
-    }
-    return true;
-  }
+  if (o.kind == op_kind::row_pull) return stage_row_pull(e, o);
   const std::size_t n = info.numel();
   const dtype t = info.dtype;
   const void* src = e.stored.data_unchecked();
@@ -654,6 +579,8 @@ bool shard_core::stage_device_in(op& o) {
     any = any || on_device(v);
   for (const auto& v : o.outs)
     any = any || on_device(v);
+  for (const auto& v : o.sparse)
+    any = any || on_device(v.data());
   if (!any) return true;
   o.device_io = true;
   o.device_values = o.values;
@@ -680,6 +607,19 @@ bool shard_core::stage_device_in(op& o) {
       keep.push_back(v);
       keep.push_back(host);
       v = std::move(host);
+      if (std::find(used.begin(), used.end(), s) == used.end()) used.push_back(s);
+    }
+    o.sparse_host_rows.resize(o.sparse.size());
+    for (std::size_t j = 0; j < o.sparse.size(); ++j) {
+      const tensor& rows = o.sparse[j].data();
+      if (!on_device(rows) || rows.nbytes() == 0) continue;
+      tensor host = pinned_empty(rows.shape(), rows.dtype());
+      const auto s = get_stream(rows.device(), stream_for(o), static_cast<std::size_t>(info.id));
+      device_kernels::copy_async(s, host.data_unchecked(), device::cpu(), rows.data_unchecked(),
+                                 rows.device(), rows.nbytes());
+      keep.push_back(rows);
+      keep.push_back(host);
+      o.sparse_host_rows[j] = std::move(host);
       if (std::find(used.begin(), used.end(), s) == used.end()) used.push_back(s);
     }
   } catch (const std::exception& ex) {
@@ -733,8 +673,6 @@ void shard_core::when_streams_done(op& o, std::vector<device_stream> used,
 
 // ---- keys that live on a device ----
 
-namespace {
-
 device_stream key_stream(device home, const op& o) {
   return get_stream(home, stream_for(o), static_cast<std::size_t>(o.info->id));
 }
@@ -744,14 +682,14 @@ status device_failure(const op& o, const std::string& what, const std::exception
                                     what + ": " + ex.what()};
 }
 
-}  // namespace
-
 bool shard_core::resident(const entry& e) noexcept {
   return e.stored.defined() && !e.stored.device().is_cpu();
 }
 
 bool shard_core::needs_host(const op& o) noexcept {
-  if (!o.sparse.empty()) return true;
+  // Lazy row updates run on the host (updater::update_rows); a row-sparse push without an
+  // updater, or with one that updates the densified gradient, stays on the device.
+  if (!o.sparse.empty()) return o.upd && (o.upd->lazy_rows() || !o.upd->device_capable());
   const bool pushes = o.kind == op_kind::push || o.kind == op_kind::pushpull;
   return pushes && o.upd && !o.upd->device_capable();
 }
@@ -819,6 +757,7 @@ bool shard_core::dstage_init(entry& e, op& o) {
 }
 
 bool shard_core::dstage_reduce(entry& e, op& o) {
+  if (!o.sparse.empty()) return dstage_sparse(e, o);
   const auto& info = *o.info;
   const device home = e.stored.device();
   std::vector<tensor> keep(o.values.begin(), o.values.end());
@@ -925,37 +864,13 @@ bool shard_core::dstage_update(entry& e, op& o) {
 }
 
 bool shard_core::dstage_pull(entry& e, op& o) {
+  if (o.kind == op_kind::row_pull) return dstage_row_pull(e, o);
   const auto& info = *o.info;
   const device home = e.stored.device();
   std::vector<tensor> keep{e.stored};
   device_stream s;
   try {
     s = key_stream(home, o);
-    if (o.kind == op_kind::row_pull) {
-      // Host outputs (the facade refuses device ones): zero, then each run of consecutive
-      // requested rows copied from the device in one piece.
-      const std::size_t row_bytes = info.shape.ndim()
-                                        ? info.nbytes() / static_cast<std::size_t>(info.shape[0])
-                                        : info.nbytes();
-      for (std::size_t j = 0; j < o.outs.size(); ++j) {
-        const auto& ids = o.rows.size() == 1 ? o.rows[0] : o.rows[j];
-        char* dst = static_cast<char*>(o.outs[j].data_unchecked());
-        const char* src = static_cast<const char*>(e.stored.data_unchecked());
-        std::memset(dst, 0, info.nbytes());
-        for (std::size_t a = 0; a < ids.size();) {
-          std::size_t b = a + 1;
-          while (b < ids.size() && ids[b] == ids[b - 1] + 1)
-            ++b;
-          const auto off = static_cast<std::size_t>(ids[a]) * row_bytes;
-          device_kernels::copy_async(s, dst + off, device::cpu(), src + off, home,
-                                     (b - a) * row_bytes);
-          a = b;
-        }
-        keep.push_back(o.outs[j]);
-      }
-      defer(o, s, std::move(keep));
-      return true;
-    }
     // Peer-to-peer (or staged) to other devices, device-to-host to host outputs.
     for (const auto& out : o.outs) {
       device_kernels::copy_async(s, out.data_unchecked(), out.device(), e.stored.data_unchecked(),

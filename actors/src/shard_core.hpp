@@ -29,6 +29,11 @@
 
 namespace kvactor::detail {
 
+/// The stream a device-resident key's work runs on (one per key and priority class).
+device_stream key_stream(device home, const op& o);
+/// errc::internal naming o's call and key, what failed and why.
+status device_failure(const op& o, const std::string& what, const std::exception& ex);
+
 class shard_core {
  public:
   struct hooks {
@@ -130,7 +135,9 @@ class shard_core {
   // Stages. Each returns false when it handed work to the pool.
   bool stage_init(entry& e, op& o);
   bool stage_reduce(entry& e, op& o);
+  // Row-sparse work (shard_rows.cpp): pushes of row-sparse values, pulls of chosen rows.
   bool stage_sparse(entry& e, op& o);
+  bool stage_row_pull(entry& e, op& o);
   void compressed_merge(entry& e, op& o, tensor& target);
   bool stage_update(entry& e, op& o);
   bool stage_pull(entry& e, op& o);
@@ -146,6 +153,8 @@ class shard_core {
   static void defer(op& o, const device_stream& s, std::vector<tensor> keep);
   bool dstage_init(entry& e, op& o);
   bool dstage_reduce(entry& e, op& o);
+  bool dstage_sparse(entry& e, op& o);
+  bool dstage_row_pull(entry& e, op& o);
   bool dstage_update(entry& e, op& o);
   void device_compressed_merge(entry& e, op& o, tensor& target, const device_stream& s,
                                std::vector<tensor>& keep);

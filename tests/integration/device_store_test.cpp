@@ -300,7 +300,8 @@ TEST(DeviceValues, DeviceStoreRowSparseCalls) {
   tensor out = tensor::full({4, 2}, -1.0);
   kv.row_sparse_pull(2, out, tensor::from<std::int64_t>({3, 0, 1}, {3})).get();
   EXPECT_EQ(out.to_vector(), (std::vector<double>{1, 2, 3, 4, 0, 0, 7, 8}));
-  // A row-sparse push moves the key to host memory; everything still works on it after.
+  // A row-sparse push without an updater (merged on the key's device); everything still works
+  // on the key after it.
   kv.push(2, kvactor::row_sparse_tensor::from_rows({2}, tensor::from<float>({10, 20}, {1, 2}),
                                                    kvactor::shape{4, 2}))
       .get();
@@ -362,10 +363,11 @@ TEST(DeviceValues, BadDeviceInputLeavesTheStoreAsItWas) {
   expect_errc(kv.push(1, {tensor::ones({n}, dtype::float32, dev(0)),
                           tensor::ones({n}, dtype::float16, dev(1))}),
               kvactor::errc::dtype_mismatch);
-  // Row-sparse pulls stay on the host.
-  expect_errc(kv.row_sparse_pull(1, tensor::zeros({n}, dtype::float32, dev(0)),
-                                 tensor::zeros({1}, dtype::int64)),
-              kvactor::errc::unsupported);
+  // A row-sparse pull with an id out of range writes nothing, into a device output neither.
+  tensor rows_out = tensor::full({n}, -1.0, dtype::float32, dev(0));
+  expect_errc(kv.row_sparse_pull(1, rows_out, tensor::from<std::int64_t>({n}, {1})),
+              kvactor::errc::out_of_range);
+  EXPECT_EQ(rows_out.to_vector(), std::vector<double>(n, -1.0));
   auto out = device_outs(2, n, dtype::float32);
   kv.pull(1, out).get();
   for (const auto& o : out)

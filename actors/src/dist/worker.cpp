@@ -240,7 +240,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       std::vector<std::int64_t> ids;
       std::vector<tensor> parts;
       for (const auto& v : g.values) {
-        const auto* p = static_cast<const std::int64_t*>(v.indices().data_unchecked());
+        const auto* p = static_cast<const std::int64_t*>(v.host_indices().data_unchecked());
         ids.insert(ids.end(), p, p + v.num_rows());
         parts.push_back(v.data());
       }
@@ -259,7 +259,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
       o->priority = priority;
       o->call = call;
       o->parts = plan_parts(*o->info, num_servers_, cfg_.big_array_bound, max_payload_);
-      const auto* mp = static_cast<const std::int64_t*>(merged.indices().data_unchecked());
+      const auto* mp = static_cast<const std::int64_t*>(merged.host_indices().data_unchecked());
       o->sparse_ids.assign(mp, mp + merged.num_rows());
       o->sparse_rows = merged.data();
       issue(o, (*chans)[i]);
