@@ -32,6 +32,14 @@ kvstore::~kvstore() {
   if (impl_) impl_->shutdown();
 }
 
+kvstore& kvstore::operator=(kvstore&& other) noexcept {
+  if (this != &other) {
+    if (impl_) impl_->shutdown();
+    impl_ = std::move(other.impl_);
+  }
+  return *this;
+}
+
 future<void> kvstore::init(const key_list& keys, const value_list& values) {
   auto& s = checked_mut(impl_);
   return watched(s, s.submit(detail::op_kind::init, keys, values, {}, 0));

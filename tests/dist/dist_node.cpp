@@ -602,6 +602,13 @@ int main(int argc, char** argv) {
         {"device_values", device_values},
         {"device_async", device_async},
         {"empty", [](kvactor::kvstore&) {}},
+        // A handle assigned over the store ends it as its destructor would (orderly).
+        {"reassigned",
+         [](kvactor::kvstore& kv) {
+           kv.init(1, tensor::ones({4})).get();
+           kv = kvactor::kvstore{};
+           if (kv.valid()) fail("the handle is still valid after the assignment");
+         }},
         {"limits", limits},
         {"refused_round", refused_round},
         {"departed", departed},

@@ -145,6 +145,13 @@ TEST(DistCluster, CleanShutdownOfAnIdleCluster) {
   run_scenario("empty", 2, 2);
 }
 
+// A worker that assigns an empty handle over its store leaves the job in order, as the
+// store's destructor does (the assignment used to drop the store without its goodbye: the
+// servers then failed with "no heartbeat", or the worker hung in shutdown).
+TEST(DistSync, StoreAssignedOverEndsInOrder) {
+  run_scenario("reassigned", 1, 2);
+}
+
 // MXNet style: one binary for every role; create() runs the scheduler or server role it is
 // given and exits with the cluster's status.
 TEST(DistCluster, SameBinaryForEveryRole) {

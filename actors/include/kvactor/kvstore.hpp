@@ -137,7 +137,9 @@ class kvstore {
   /// An empty handle; valid() is false.
   kvstore() = default;
   kvstore(kvstore&&) noexcept = default;
-  kvstore& operator=(kvstore&&) noexcept = default;
+  /// Ends the store this handle held first, as the destructor does (waits for its
+  /// outstanding operations; a dist worker leaves its cluster in order), then takes other's.
+  kvstore& operator=(kvstore&& other) noexcept;
   kvstore(const kvstore&) = delete;
   kvstore& operator=(const kvstore&) = delete;
   /// Waits for outstanding operations, then stops the store's actors.
