@@ -86,19 +86,19 @@ future<void> kvstore::pull(const key_list& keys, const value_list& outs, int pri
 future<void> kvstore::pushpull(const key_list& keys, const value_list& values,
                                const value_list& outs, int priority) {
   auto& s = checked_mut(impl_);
-  return watched(s, converting(s, detail::op_kind::pushpull, keys, values, outs,
-                               [&](const value_list& o) {
-                                 return s.submit(detail::op_kind::pushpull, keys, values, o, priority);
-                               }));
+  return watched(
+      s, converting(s, detail::op_kind::pushpull, keys, values, outs, [&](const value_list& o) {
+        return s.submit(detail::op_kind::pushpull, keys, values, o, priority);
+      }));
 }
 
 future<void> kvstore::broadcast(const key_list& keys, const value_list& values,
                                 const value_list& outs, int priority) {
   auto& s = checked_mut(impl_);
-  return watched(s, converting(s, detail::op_kind::broadcast, keys, values, outs,
-                               [&](const value_list& o) {
-                                 return s.submit(detail::op_kind::broadcast, keys, values, o, priority);
-                               }));
+  return watched(
+      s, converting(s, detail::op_kind::broadcast, keys, values, outs, [&](const value_list& o) {
+        return s.submit(detail::op_kind::broadcast, keys, values, o, priority);
+      }));
 }
 
 void kvstore::set_updater(updater_fn fn) {

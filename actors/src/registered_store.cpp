@@ -23,12 +23,18 @@ class registered_store final : public store_impl {
                       const value_list& outs, int priority) override {
     return call([&] {
       switch (kind) {
-        case op_kind::init: return user_->init(keys, values);
-        case op_kind::push: return user_->push(keys, values, priority);
-        case op_kind::pull: return user_->pull(keys, outs, priority);
-        case op_kind::pushpull: return user_->pushpull(keys, values, outs, priority);
-        case op_kind::broadcast: return user_->broadcast(keys, values, outs, priority);
-        case op_kind::row_pull: break;  // the facade calls row_sparse_pull()
+        case op_kind::init:
+          return user_->init(keys, values);
+        case op_kind::push:
+          return user_->push(keys, values, priority);
+        case op_kind::pull:
+          return user_->pull(keys, outs, priority);
+        case op_kind::pushpull:
+          return user_->pushpull(keys, values, outs, priority);
+        case op_kind::broadcast:
+          return user_->broadcast(keys, values, outs, priority);
+        case op_kind::row_pull:
+          break;  // the facade calls row_sparse_pull()
       }
       return future<void>::ready_with(status{errc::internal, "no such dense operation"});
     });
@@ -50,8 +56,8 @@ class registered_store final : public store_impl {
       // MXNet's rule: a store that is not capable of optimizers is never handed one.
       if (!user_->is_capable("optimizer"))
         return future<void>::ready_with(
-            status{errc::unsupported, "set_optimizer: store type \"" + type_ +
-                                          "\" is not capable of \"optimizer\""});
+            status{errc::unsupported,
+                   "set_optimizer: store type \"" + type_ + "\" is not capable of \"optimizer\""});
       return user_->set_optimizer(cfg);
     });
   }

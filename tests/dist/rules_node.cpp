@@ -42,8 +42,8 @@ void expect_values(const tensor& t, const std::vector<double>& want, const std::
 void expect_code(kvactor::future<void> f, kvactor::errc code, const std::string& what) {
   check(f.wait_for(std::chrono::seconds(10)), what + ": no answer within 10 s");
   const auto st = f.get_status();
-  check(st.code() == code, what + ": expected " + kvactor::to_string(code) + ", got " +
-                               st.to_string());
+  check(st.code() == code,
+        what + ": expected " + kvactor::to_string(code) + ", got " + st.to_string());
 }
 
 const kvactor::shape s43{4, 3};

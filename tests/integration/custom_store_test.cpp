@@ -45,9 +45,7 @@ class test_store : public kvactor::custom_store {
     }
     return done();
   }
-  bool is_capable(std::string_view capability) const override {
-    return capability != "optimizer";
-  }
+  bool is_capable(std::string_view capability) const override { return capability != "optimizer"; }
 
  private:
   static kvactor::future<void> done() { return kvactor::future<void>::ready_with({}); }
@@ -55,11 +53,14 @@ class test_store : public kvactor::custom_store {
   static std::vector<tensor> of(const kvactor::key_list& keys, const kvactor::value_list& v,
                                 std::size_t i) {
     switch (v.shape()) {
-      case kvactor::value_list::form::single: return {v.single()};
+      case kvactor::value_list::form::single:
+        return {v.single()};
       case kvactor::value_list::form::list:
         return keys.is_list() ? std::vector<tensor>{v.flat()[i]} : v.flat();
-      case kvactor::value_list::form::nested: return v.nested()[i];
-      case kvactor::value_list::form::none: break;
+      case kvactor::value_list::form::nested:
+        return v.nested()[i];
+      case kvactor::value_list::form::none:
+        break;
     }
     throw kvactor::error{errc::invalid_argument, "no tensors"};
   }
@@ -187,8 +188,7 @@ TEST(CustomStoreRules, CapableStoresThrowingStoresAndLateAnswers) {
       ++*optimizers;
       return kvactor::future<void>::ready_with({});
     }
-    kvactor::future<void> push(const kvactor::key_list&, const kvactor::value_list&,
-                               int) override {
+    kvactor::future<void> push(const kvactor::key_list&, const kvactor::value_list&, int) override {
       throw std::runtime_error("disk on fire");
     }
     kvactor::future<void> barrier() override { return late->get_future(); }

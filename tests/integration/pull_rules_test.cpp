@@ -90,10 +90,10 @@ TEST_P(PullRules, BadFloatIdsAreRefusedBeforeAnythingIsWritten) {
   EXPECT_TRUE(fails_with(kv.row_sparse_pull(1, a, tensor::from<double>({1e30}, {1})),
                          errc::out_of_range, "out of range"));
   // A bad id for the second key: the first key's output is not written either.
-  EXPECT_TRUE(fails_with(kv.row_sparse_pull({1, 2}, {a, b},
-                                            {tensor::from<float>({1}, {1}),
-                                             tensor::from<float>({0.25f}, {1})}),
-                         errc::invalid_argument, "0.25"));
+  EXPECT_TRUE(fails_with(
+      kv.row_sparse_pull({1, 2}, {a, b},
+                         {tensor::from<float>({1}, {1}), tensor::from<float>({0.25f}, {1})}),
+      errc::invalid_argument, "0.25"));
   EXPECT_TRUE(all_equal(a, -1));
   EXPECT_TRUE(all_equal(b, -1));
 }
