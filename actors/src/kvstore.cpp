@@ -30,7 +30,7 @@ future<void> watched(detail::store_impl& s, future<void> f) {
 template <class Submit>
 future<void> converting(detail::store_impl& s, detail::op_kind kind, const key_list& keys,
                         const value_list& values, const value_list& outs, Submit submit) {
-  if (outs.empty()) return submit(outs);
+  if (outs.empty() || !s.converts_outputs()) return submit(outs);
   auto staged = detail::stage_outputs(kind, keys, values, outs,
                                       [&s](const key& k) { return s.key_dtype(k); });
   if (!staged) return future<void>::ready_with(staged.error());

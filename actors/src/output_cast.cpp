@@ -91,15 +91,17 @@ value_list map_tensors(const key_list& keys, const value_list& v, F&& fn) {
 
 result<staged_outputs> stage_outputs(op_kind kind, const key_list& keys, const value_list& values,
                                      const value_list& outs, const key_dtype_fn& key_dtype) {
-  staged_outputs staged{outs, {}};
-  // The type each key holds: the store's, or (a broadcast's new key) that of its value.
+  staged_outputs staged;  // outs left empty: the call goes on as it was
+  // The type each key holds. A pushpull's or broadcast's values have it (or the store refuses
+  // them), which spares the hot pushpull a registry lookup; a pull asks the store.
   boost::container::small_vector<std::optional<dtype>, 4> types(keys.size());
-  for (std::size_t i = 0; i < keys.size(); ++i)
-    types[i] = key_dtype(keys[i]);
-  if (kind == op_kind::broadcast)
+  if (kind == op_kind::pushpull || kind == op_kind::broadcast)
     for_each_tensor(keys, values, [&](std::size_t i, const tensor& t) {
       if (!types[i] && t.defined()) types[i] = t.dtype();
     });
+  else
+    for (std::size_t i = 0; i < keys.size(); ++i)
+      types[i] = key_dtype(keys[i]);
   bool any = false;
   const bool fits = for_each_tensor(keys, outs, [&](std::size_t i, const tensor& t) {
     any = any || (t.defined() && types[i] && t.dtype() != *types[i]);

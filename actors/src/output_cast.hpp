@@ -44,18 +44,19 @@ struct output_cast {
 };
 
 struct staged_outputs {
-  value_list outs;  // what the store is given
+  value_list outs;  // what the store is given instead of the caller's outputs, when casts
   std::vector<output_cast> casts;
 };
 
 /// The element type a key holds, or nothing when the store does not know the key.
 using key_dtype_fn = std::function<std::optional<dtype>(const key&)>;
 
-/// outs, with each output whose type differs from its key's replaced by a staging tensor.
-/// kind is pull (also for row_sparse_pull), pushpull or broadcast; a broadcast's new key has
-/// the type of its value. Arguments the store will refuse (counts, unknown keys) are passed
-/// on unchanged for it to refuse; outputs that overlap are refused here (invalid_argument),
-/// as the store would have refused them.
+/// outs, with each output whose type differs from its key's replaced by a staging tensor
+/// (no casts, and outs left empty, when none differs). kind is pull (also for
+/// row_sparse_pull: key_dtype is asked), pushpull or broadcast (the values' type is the
+/// key's). Arguments the store will refuse (counts, unknown keys) are passed on unchanged for
+/// it to refuse; outputs that overlap are refused here (invalid_argument), as the store would
+/// have refused them.
 result<staged_outputs> stage_outputs(op_kind kind, const key_list& keys, const value_list& values,
                                      const value_list& outs, const key_dtype_fn& key_dtype);
 

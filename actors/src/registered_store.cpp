@@ -98,6 +98,7 @@ class registered_store final : public store_impl {
     wait_all();
   }
   const caf::actor* client_actor() const noexcept override { return nullptr; }
+  bool converts_outputs() const noexcept override { return false; }
 
  private:
   class counter {

@@ -60,6 +60,8 @@ class store_impl {
     (void)k;
     return std::nullopt;
   }
+  /// False for a store that takes outputs as they are given (user-registered types).
+  virtual bool converts_outputs() const noexcept { return true; }
 
   /// Errors of the futures the kvstore facade handed out, for its wait_all().
   unobserved_errors& errors() noexcept { return *errors_; }

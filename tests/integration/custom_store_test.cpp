@@ -118,6 +118,11 @@ TEST_F(CustomStore, PushpullSingleKeyValuePair) {
   kv.pushpull(3, vals).get();
   for (const auto& v : vals)
     EXPECT_TRUE(all_equal(v, 6));
+  // The facade hands outputs over as given (no conversion): the store's own copy_to refuses a
+  // float64 output, and what it throws is the call's error.
+  tensor f64 = tensor::full(shape, -1, kvactor::dtype::float64);
+  EXPECT_EQ(kv.pushpull(3, tensor::ones(shape), f64).get_status().code(), errc::dtype_mismatch);
+  EXPECT_TRUE(all_equal(f64, -1));
 }
 
 TEST_F(CustomStore, PushpullListKeyValuePair) {
