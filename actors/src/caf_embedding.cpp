@@ -28,7 +28,11 @@ kvstore create(caf::actor_system& sys, std::string_view type, const options& opt
 
 caf::actor store_actor(const kvstore& kv) {
   if (!kv.valid()) throw error{errc::invalid_argument, "store_actor of an empty kvstore handle"};
-  return *kv.impl()->client_actor();
+  const caf::actor* a = kv.impl()->client_actor();
+  if (!a)
+    throw error{errc::unsupported,
+                "store_actor: store type \"" + kv.type() + "\" has no store actor"};
+  return *a;
 }
 
 caf::error to_caf_error(const status& s) {

@@ -329,6 +329,7 @@ class device_front final : public store_impl {
     inner_->shutdown();
   }
   const caf::actor* client_actor() const noexcept override { return inner_->client_actor(); }
+  std::optional<dtype> key_dtype(const key& k) const override { return inner_->key_dtype(k); }
 
  private:
   struct item {

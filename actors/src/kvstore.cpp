@@ -6,6 +6,7 @@
 #include "dist/nodes.hpp"
 #include "kvactor/cuda.hpp"
 #include "store_impl.hpp"
+#include "store_registry.hpp"
 
 namespace kvactor {
 
@@ -24,12 +25,26 @@ future<void> watched(detail::store_impl& s, future<void> f) {
   s.errors().watch(f);
   return f;
 }
+// submit(outs) with outputs of another element type than their key's standing in for by
+// staging tensors, converted once the store is done (output_cast.hpp).
+template <class Submit>
+future<void> converting(detail::store_impl& s, detail::op_kind kind, const key_list& keys,
+                        const value_list& values, const value_list& outs, Submit submit) {
+  if (outs.empty() || !s.converts_outputs()) return submit(outs);
+  auto staged = detail::stage_outputs(kind, keys, values, outs,
+                                      [&s](const key& k) { return s.key_dtype(k); });
+  if (!staged) return future<void>::ready_with(staged.error());
+  if (staged->casts.empty()) return submit(outs);
+  return detail::finish_casts(submit(staged->outs), std::move(staged->casts), s.casts());
+}
 }  // namespace
 
 kvstore::kvstore(std::shared_ptr<detail::store_impl> impl) noexcept : impl_(std::move(impl)) {}
 
 kvstore::~kvstore() {
-  if (impl_) impl_->shutdown();
+  if (!impl_) return;
+  impl_->shutdown();
+  impl_->casts()->wait_zero();
 }
 
 kvstore& kvstore::operator=(kvstore&& other) noexcept {
@@ -63,25 +78,35 @@ future<void> kvstore::push(const key_list& keys, const sparse_list& values, int 
 future<void> kvstore::row_sparse_pull(const key_list& keys, const value_list& outs,
                                       const value_list& row_ids, int priority) {
   auto& s = checked_mut(impl_);
-  return watched(s, s.row_sparse_pull(keys, outs, row_ids, priority));
+  return watched(s, converting(s, detail::op_kind::pull, keys, {}, outs, [&](const value_list& o) {
+                   return s.row_sparse_pull(keys, o, row_ids, priority);
+                 }));
 }
 
 future<void> kvstore::pull(const key_list& keys, const value_list& outs, int priority,
                            bool /*ignore_sparse: outputs are dense whatever it says*/) {
   auto& s = checked_mut(impl_);
-  return watched(s, s.submit(detail::op_kind::pull, keys, {}, outs, priority));
+  return watched(s, converting(s, detail::op_kind::pull, keys, {}, outs, [&](const value_list& o) {
+                   return s.submit(detail::op_kind::pull, keys, {}, o, priority);
+                 }));
 }
 
 future<void> kvstore::pushpull(const key_list& keys, const value_list& values,
                                const value_list& outs, int priority) {
   auto& s = checked_mut(impl_);
-  return watched(s, s.submit(detail::op_kind::pushpull, keys, values, outs, priority));
+  return watched(
+      s, converting(s, detail::op_kind::pushpull, keys, values, outs, [&](const value_list& o) {
+        return s.submit(detail::op_kind::pushpull, keys, values, o, priority);
+      }));
 }
 
 future<void> kvstore::broadcast(const key_list& keys, const value_list& values,
                                 const value_list& outs, int priority) {
   auto& s = checked_mut(impl_);
-  return watched(s, s.submit(detail::op_kind::broadcast, keys, values, outs, priority));
+  return watched(
+      s, converting(s, detail::op_kind::broadcast, keys, values, outs, [&](const value_list& o) {
+        return s.submit(detail::op_kind::broadcast, keys, values, o, priority);
+      }));
 }
 
 void kvstore::set_updater(updater_fn fn) {
@@ -140,21 +165,29 @@ bool kvstore::is_capable(std::string_view capability) const {
 void kvstore::wait_all() {
   auto& s = checked_mut(impl_);
   s.wait_all();
+  s.casts()->wait_zero();
   if (auto e = s.errors().take_first(); !e.is_ok()) throw error{e};
 }
 std::size_t kvstore::outstanding() const {
-  return checked(impl_).outstanding();
+  const auto& s = checked(impl_);
+  return s.outstanding() + s.casts()->value();
 }
 
 namespace detail {
+namespace {
+const std::set<std::string_view> local = {"local", "local_update_cpu", "local_allreduce_cpu"};
+const std::set<std::string_view> dist = {"dist_sync", "dist_async"};
+const std::set<std::string_view> device = {"device", "local_allreduce_device"};
+const std::set<std::string_view> dist_device = {"dist_sync_device", "dist_async_device",
+                                                "dist_device_sync", "dist_device_async"};
+}  // namespace
+
+bool is_builtin_store_type(std::string_view type) {
+  return local.count(type) || dist.count(type) || device.count(type) || dist_device.count(type);
+}
+
 std::shared_ptr<store_impl> make_store(std::string_view type, const options& opts,
                                        caf::actor_system* sys) {
-  static const std::set<std::string_view> local = {"local", "local_update_cpu",
-                                                   "local_allreduce_cpu"};
-  static const std::set<std::string_view> dist = {"dist_sync", "dist_async"};
-  static const std::set<std::string_view> device = {"device", "local_allreduce_device"};
-  static const std::set<std::string_view> dist_device = {"dist_sync_device", "dist_async_device",
-                                                         "dist_device_sync", "dist_device_async"};
   // A mistyped KVACTOR_EMULATE_CUDA ("two", "99") stops the program here rather than leaving
   // it to run without the devices it asked for: cuda_emulated() throws invalid_argument then.
   if (const char* e = std::getenv("KVACTOR_EMULATE_CUDA"); e && *e) (void)cuda_emulated();
@@ -178,11 +211,15 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
     // A worker of a *_device store sums its devices' values on a device, then pushes once.
     return dist_device.count(type) ? with_device_values(std::move(store)) : store;
   }
-  throw error{errc::invalid_argument, "unknown store type \"" + std::string{type} +
-                                          "\" (known: local, local_update_cpu, "
-                                          "local_allreduce_cpu, device, local_allreduce_device, "
-                                          "dist_sync, dist_async, dist_sync_device, "
-                                          "dist_async_device)"};
+  if (auto factory = find_registered_store(type))
+    return make_registered_store(std::string{type}, factory, opts);
+  std::string known =
+      "local, local_update_cpu, local_allreduce_cpu, device, local_allreduce_device, "
+      "dist_sync, dist_async, dist_sync_device, dist_async_device";
+  for (const auto& name : registered_store_types())
+    known += ", " + name;
+  throw error{errc::invalid_argument,
+              "unknown store type \"" + std::string{type} + "\" (known: " + known + ")"};
 }
 }  // namespace detail
 

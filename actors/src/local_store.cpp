@@ -412,6 +412,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   }
 
   const caf::actor* client_actor() const noexcept override { return &client_; }
+  std::optional<dtype> key_dtype(const key& k) const override {
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (auto info = reg_.find(k)) return info->dtype;
+    return std::nullopt;
+  }
 
  private:
   std::shared_ptr<const updater> current_updater() const {

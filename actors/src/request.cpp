@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 #include <unordered_map>
 #include "kvactor/kernels.hpp"
@@ -194,9 +195,7 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
 
 result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
                                                 std::int64_t rows) {
-  if (ids.shape().ndim() > 1)
-    return status{errc::invalid_argument, "row_sparse_pull: row ids for key " + k.to_string() +
-                                              " must be 1-D, got " + ids.shape().to_string()};
+  // Ids of any shape are read flat, as MXNet reads them.
   const dtype t = ids.dtype();
   if (t == dtype::uint8)
     return status{errc::invalid_argument, "row_sparse_pull: row ids for key " + k.to_string() +
@@ -206,16 +205,19 @@ result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids,
   ids.wait_to_read();
   for (std::size_t i = 0; i < ids.size(); ++i) {
     const double v = kernels::load(t, ids.data_unchecked(), i);
-    if (!(v == static_cast<double>(static_cast<std::int64_t>(v))) || !std::isfinite(v))
+    if (!std::isfinite(v) || v != std::trunc(v))
       return status{errc::invalid_argument, "row_sparse_pull: row id " + std::to_string(v) +
                                                 " for key " + k.to_string() +
                                                 " is not a whole number"};
-    const auto id = static_cast<std::int64_t>(v);
-    if (id < 0 || id >= rows)
-      return status{errc::out_of_range, "row_sparse_pull: row id " + std::to_string(id) +
+    // Compared as doubles: a float id beyond int64 would not convert.
+    if (v < 0 || v >= static_cast<double>(rows)) {
+      char id[32];
+      std::snprintf(id, sizeof id, "%.0f", v);
+      return status{errc::out_of_range, "row_sparse_pull: row id " + std::string{id} +
                                             " is out of range for key " + k.to_string() +
                                             ", which has " + std::to_string(rows) + " rows"};
-    out.push_back(id);
+    }
+    out.push_back(static_cast<std::int64_t>(v));
   }
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());

@@ -54,8 +54,9 @@ result<std::vector<sparse_group>> group_sparse(op_kind kind, const key_list& key
                                                const sparse_list& values,
                                                bool device_tensors = false);
 
-/// Row ids (int32/int64, or floats holding whole numbers) as sorted unique int64, each in
-/// [0, rows); out_of_range or invalid_argument naming the key and the id otherwise.
+/// Row ids of any shape, read flat (int32/int64, or floats holding whole numbers), as sorted
+/// unique int64, each in [0, rows); out_of_range or invalid_argument naming the key and the
+/// id otherwise.
 result<std::vector<std::int64_t>> parse_row_ids(const key& k, const tensor& ids, std::int64_t rows);
 
 /// One row-id tensor given for a list of keys serves every key.

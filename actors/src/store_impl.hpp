@@ -6,11 +6,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "kvactor/kvstore.hpp"
 #include "op.hpp"
+#include "output_cast.hpp"
 #include "unobserved_errors.hpp"
 
 namespace caf {
@@ -49,14 +51,26 @@ class store_impl {
   /// Waits for outstanding work, then stops the actors. Idempotent. Never call it from one
   /// of the store's own threads.
   virtual void shutdown() = 0;
-  /// The actor that speaks the embedding message interface (kvactor/caf.hpp).
+  /// The actor that speaks the embedding message interface (kvactor/caf.hpp); null for a
+  /// store that has none (user-registered types).
   virtual const caf::actor* client_actor() const noexcept = 0;
+  /// The element type key k holds, or nothing when k is unknown (the facade converts pulled
+  /// values into outputs of other types: output_cast.hpp).
+  virtual std::optional<dtype> key_dtype(const key& k) const {
+    (void)k;
+    return std::nullopt;
+  }
+  /// False for a store that takes outputs as they are given (user-registered types).
+  virtual bool converts_outputs() const noexcept { return true; }
 
   /// Errors of the futures the kvstore facade handed out, for its wait_all().
   unobserved_errors& errors() noexcept { return *errors_; }
+  /// The facade's conversions into outputs still under way, for its wait_all().
+  const std::shared_ptr<pending_casts>& casts() const noexcept { return casts_; }
 
  private:
   std::shared_ptr<unobserved_errors> errors_ = std::make_shared<unobserved_errors>();
+  std::shared_ptr<pending_casts> casts_ = std::make_shared<pending_casts>();
 };
 
 /// A local store; on `external` when given (which must outlive the store), else on an actor

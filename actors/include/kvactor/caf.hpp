@@ -60,7 +60,8 @@ void add_to_config(caf::actor_system_config& cfg);
 /// A store whose actors run on sys.
 kvstore create(caf::actor_system& sys, std::string_view type = "local", const options& opts = {});
 
-/// The actor that answers the messages above.
+/// The actor that answers the messages above. A user-registered store type
+/// (kvactor/custom_store.hpp) has none: kvactor::error (unsupported).
 caf::actor store_actor(const kvstore& kv);
 
 caf::error to_caf_error(const status& s);

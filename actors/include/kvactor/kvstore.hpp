@@ -152,7 +152,10 @@ class kvstore {
   /// Sums the values given for each key, then replaces the stored value with the sum, or
   /// applies the updater to it.
   future<void> push(const key_list& keys, const value_list& values, int priority = 0);
-  /// Copies each key's stored value into every output given for it. ignore_sparse is
+  /// Copies each key's stored value into every output given for it, converted to the
+  /// output's element type when that differs from the key's (MXNet's pull converts; integers
+  /// truncate toward zero). The same holds for the outputs of row_sparse_pull, pushpull and
+  /// broadcast. ignore_sparse is
   /// accepted for MXNet compatibility and has no effect: outputs are dense tensors, and a key
   /// initialised from row-sparse values is stored (and pulled) dense; row_sparse_pull()
   /// pulls chosen rows.
@@ -168,8 +171,9 @@ class kvstore {
   /// MXNet's row_sparse_pull: each output (a dense tensor of the key's shape) gets exactly the
   /// rows given by its row ids and zero elsewhere. row_ids follow the outputs' form, or one
   /// id tensor serves every output of its key; ids (int32/int64, or integral floats as MXNet
-  /// passes them) need not be sorted nor unique. An id out of range is an out_of_range error,
-  /// found before anything is written.
+  /// passes them; of any shape, read flat) need not be sorted nor unique. An id out of range
+  /// (negative included) is an out_of_range error, a float id that is not a whole number
+  /// invalid_argument, both found before anything is written.
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority = 0);
   /// push then pull as one operation per key; without outs, the result is written back
@@ -267,6 +271,7 @@ class kvstore {
 /// when there are any (kvactor/cuda.hpp). "dist_sync_device", "dist_async_device" (aliases
 /// "dist_device_sync", "dist_device_async"): a dist worker that sums its devices' values on
 /// a device before it pushes.
+/// A type registered with register_store() (kvactor/custom_store.hpp) makes the program's store.
 /// Unknown types throw kvactor::error (invalid_argument), and so does every type when
 /// KVACTOR_EMULATE_CUDA is set to something other than 0..16 (see cuda_emulated()).
 kvstore create(std::string_view type = "local", const options& opts = {});

@@ -424,6 +424,11 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   }
 
   const caf::actor* client_actor() const noexcept override { return &client_; }
+  std::optional<dtype> key_dtype(const key& k) const override {
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (auto info = reg_.find(k)) return info->dtype;
+    return std::nullopt;
+  }
 
  private:
   struct user_call {
