@@ -48,7 +48,8 @@ TEST(DistSparseMultiPrecision, Bfloat16TwoServersTwoWorkers) {
   run_scenario({"mp_rows", "bfloat16"}, 2, 2);
 }
 
-// dist_sync_device with the keys' values and dense outputs on two emulated devices.
+// dist_sync_device with the keys' values, the pushed rows, row ids and outputs on two emulated
+// devices (items 1 and 2 together).
 TEST(DistSparseMultiPrecision, Float16DeviceStoreOnEmulatedDevices) {
   run_scenario({"mp_rows", "float16", "dist_sync_device"}, 2, 2, {{"KVACTOR_EMULATE_CUDA", "2"}},
                " with device values");

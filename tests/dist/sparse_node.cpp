@@ -4,7 +4,7 @@
 // below are split over the servers by rows.
 //
 //   sparse_node mp_rows float16|bfloat16 [store]   row-sparse pushes under multi-precision
-//       (store dist_sync_device: the keys' values and dense outputs on cuda(rank), where any)
+//       (store dist_sync_device: values, rows, row ids and outputs on cuda(rank), where any)
 //   sparse_node gc_rows                    row-sparse pushes while gradient compression is on
 #include <cstdio>
 #include <cstdlib>
@@ -23,7 +23,7 @@ using kvactor::tensor;
 namespace {
 
 int rank_ = -1;
-bool on_device_ = false;  // dense values and outputs on a device
+bool on_device_ = false;  // values, rows, row ids and outputs on a device
 
 tensor placed(tensor x) {
   return on_device_ ? x.copy_to(kvactor::device::cuda(rank_ % kvactor::cuda_device_count())) : x;
@@ -45,7 +45,7 @@ row_sparse_tensor rows_of(std::vector<std::int64_t> ids, double v, dtype t,
                           const kvactor::shape& of = table) {
   const std::int64_t row = of.numel() / of[0];
   return row_sparse_tensor::from_rows(
-      ids, tensor::full({static_cast<std::int64_t>(ids.size()), row}, v, t), of);
+      ids, placed(tensor::full({static_cast<std::int64_t>(ids.size()), row}, v, t)), of);
 }
 
 // Every element of `got` against want(row), the value its row must hold.
@@ -99,14 +99,14 @@ void mp_rows(kvactor::kvstore& kv, dtype t) {
     for (int c = 0; c < 4; ++c)
       vals[4 + static_cast<std::size_t>(c)] = d;
     tensor data = tensor::from(vals, {static_cast<std::int64_t>(ids.size()), 4}).astype(t);
-    kv.push("emb", row_sparse_tensor::from_rows(ids, data, table)).get();
+    kv.push("emb", row_sparse_tensor::from_rows(ids, placed(data), table)).get();
     const std::string what = "round " + std::to_string(round + 1);
     tensor all = placed(tensor::zeros(table, t));
     kv.pull("emb", all).get();
     expect_rows(
         all, [&](std::int64_t r) { return pushed(r) ? after[round] : 1.0; }, what + ", pull");
-    tensor some = tensor::full(table, -1, t);
-    kv.row_sparse_pull("emb", some, tensor::from<std::int64_t>({300, 100, 7}, {3})).get();
+    tensor some = placed(tensor::full(table, -1, t));
+    kv.row_sparse_pull("emb", some, placed(tensor::from<std::int64_t>({300, 100, 7}, {3}))).get();
     expect_rows(
         some,
         [&](std::int64_t r) { return r == 300 || r == 100 ? after[round]
