@@ -177,10 +177,18 @@ TEST_P(PullRules, DeviceOutputsAreConvertedOnTheirDevice) {
     EXPECT_FALSE(o.device().is_cpu());
     EXPECT_EQ(o.to_vector(), halves(s43, dtype::float32).to_vector()) << o.describe();
   }
-  // Row-sparse pulls from a key on a device into a host output of another type.
+  // Row-sparse pulls into a host output and into device outputs of another type, with ids
+  // on the host and on a device.
   tensor host = tensor::full(s43, -1, dtype::float32);
   kv.row_sparse_pull(1, host, tensor::from<float>({3, 1, 3, 1}, {2, 2})).get();
   EXPECT_EQ(host.to_vector(), rows_of_halves({1, 3}));
+  std::vector<tensor> dev_outs = {tensor::full(s43, -1, dtype::float32, device::cuda(0)),
+                                  tensor::full(s43, -1, dtype::float64, d1)};
+  kv.row_sparse_pull(1, dev_outs, tensor::from<std::int64_t>({3, 1}, {2}).copy_to(d1)).get();
+  for (const auto& o : dev_outs) {
+    EXPECT_FALSE(o.device().is_cpu());
+    EXPECT_EQ(o.to_vector(), rows_of_halves({1, 3})) << o.describe();
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, PullRules, ::testing::Values("local", "device"),
