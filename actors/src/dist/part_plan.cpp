@@ -41,7 +41,8 @@ std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
   const bool spread = n >= big_bound && servers > 1 && rows > 1;
   const std::uint64_t count = spread ? std::max<std::uint64_t>(servers, needed) : needed;
   if (count == 1) {
-    parts.push_back(part_plan{static_cast<std::uint32_t>(h % servers), 0, 1, 0, n, 0, rows, h});
+    parts.push_back(
+        part_plan{static_cast<std::uint32_t>(h % servers), 0, 1, 0, n, 0, rows, part_hash(h, 0)});
     return parts;
   }
   const auto of = static_cast<std::uint32_t>(count);
@@ -50,8 +51,7 @@ std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
     split_range(static_cast<std::size_t>(rows), of, s, b, e);
     if (b == e) continue;  // fewer rows than servers
     const auto server = static_cast<std::uint32_t>(spread ? s % servers : (h + s) % servers);
-    parts.push_back(part_plan{server, s, of, b * row, (e - b) * row, b, e,
-                              h ^ (std::uint64_t{s + 1} * 0x9e3779b97f4a7c15ull)});
+    parts.push_back(part_plan{server, s, of, b * row, (e - b) * row, b, e, part_hash(h, s)});
   }
   return parts;
 }

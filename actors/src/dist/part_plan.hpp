@@ -23,6 +23,13 @@ struct part_plan {
   std::uint64_t stream = 0;
 };
 
+/// The one rule that spreads a key's parts: a part's ordering stream on the worker's
+/// connection and its shard on the server both come from it (part 0 of a whole key: the key's
+/// own hash).
+inline std::uint64_t part_hash(std::size_t key_hash, std::uint32_t part) noexcept {
+  return key_hash ^ (std::uint64_t{part} * 0x9e3779b97f4a7c15ull);
+}
+
 /// Elements per row: the key's shape without its first dimension.
 std::uint64_t row_size(const key_info& info);
 

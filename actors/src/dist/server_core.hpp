@@ -31,6 +31,7 @@
 #include "kvactor/serialization/protocol.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
+#include "part_plan.hpp"
 
 namespace kvactor::detail {
 
@@ -107,7 +108,7 @@ class server_core {
   };
   struct part_hash {
     std::size_t operator()(const part_id& p) const noexcept {
-      return p.k.hash() ^ (static_cast<std::size_t>(p.part) * 0x9e3779b97f4a7c15ull);
+      return static_cast<std::size_t>(::kvactor::detail::part_hash(p.k.hash(), p.part));
     }
   };
   struct part {

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "node_common.hpp"
+#include "part_plan.hpp"
 #include "server_messages.hpp"
 
 namespace kvactor::detail {
@@ -84,7 +85,7 @@ void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg 
   // A refused push still goes to its shard, where it takes its place in the round.
   if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
   const auto k = r->meta.key.to_key();
-  const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+  const std::uint64_t h = part_hash(k.hash(), r->meta.part);
   caf::anon_send(shards_[h % shards_.size()], std::move(r));
 }
 
@@ -142,7 +143,7 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
   r->worker = worker;
   r->reply = std::move(reply);
   const auto k = r->meta.key.to_key();
-  const std::size_t h = k.hash() ^ (static_cast<std::size_t>(r->meta.part) * 0x9e3779b97f4a7c15ull);
+  const std::uint64_t h = part_hash(k.hash(), r->meta.part);
   // A refused push still goes to its shard, where it takes its place in the round.
   if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
     r->rejected = status{errc::protocol_error, "bad element type"};
