@@ -89,6 +89,11 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
                             const value_list& row_ids, int priority) {
   constexpr const char* op = "row_sparse_pull";
   auto fail = [](status st) { return future<void>::ready_with(std::move(st)); };
+  // A store that takes outputs as they are given (user-registered types) knows no shapes.
+  if (!s.converts_outputs())
+    return fail(status{errc::unsupported, std::string{op} +
+                                              " into row-sparse outputs: store type " + s.type() +
+                                              " does not support it"});
   auto o_per = per_key<sparse_output_list, row_sparse_output>(op, "row-sparse outputs", keys, outs);
   if (!o_per) return fail(o_per.error());
   const id_view ids_given{spread_row_ids(keys, row_ids)};

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kvactor/cuda.hpp"
+#include "kvactor/custom_store.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/row_sparse_output.hpp"
 
@@ -196,4 +197,14 @@ TEST(RowSparseOutput, PullIgnoresOrRefusesRowSparseOutputs) {
   tensor dense = tensor::zeros(s53);
   kv.pull(1, dense, 0, false).get();
   EXPECT_EQ(dense.to_vector(), table().to_vector());
+}
+
+TEST(RowSparseOutput, UserRegisteredStoresRefuseThem) {
+  struct bare : kvactor::custom_store {};
+  kvactor::register_store("row_sparse_output_test_bare",
+                          [](const kvactor::options&) { return std::make_unique<bare>(); });
+  auto kv = kvactor::create("row_sparse_output_test_bare");
+  row_sparse_output out;
+  EXPECT_EQ(code_of(kv.row_sparse_pull(1, out, ids({0}))), errc::unsupported);
+  EXPECT_FALSE(out.value().defined());
 }
