@@ -70,6 +70,7 @@ struct id_view {
 struct planned {
   std::shared_ptr<row_sparse_output_state> out;
   row_sparse_tensor value;
+  std::uint64_t ticket = 0;
 };
 
 struct sparse_call {
@@ -176,16 +177,20 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
         s.row_sparse_pull_rows(key_list{std::move(store_keys)}, value_list{std::move(store_outs)},
                                value_list{std::move(store_ids)}, priority);
   if (!casts.empty()) stored = finish_casts(std::move(stored), std::move(casts), s.casts());
-  for (const auto& p : call->outs) {
+  for (auto& p : call->outs) {
     std::lock_guard<std::mutex> g(p.out->mu);
     ++p.out->in_flight;
+    p.ticket = ++p.out->issued;
   }
   auto result = call->done.get_future();
   stored.then([call](const future<void>& f) {
     const status& st = f.get_status();
     for (auto& p : call->outs) {
       std::lock_guard<std::mutex> g(p.out->mu);
-      if (st.is_ok()) p.out->value = std::move(p.value);
+      if (st.is_ok() && p.ticket > p.out->applied) {
+        p.out->value = std::move(p.value);
+        p.out->applied = p.ticket;
+      }
       if (--p.out->in_flight == 0) p.out->idle.notify_all();
     }
     call->done.set_status(st);

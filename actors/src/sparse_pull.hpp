@@ -10,6 +10,7 @@
 
 #include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <optional>
 
@@ -28,6 +29,9 @@ struct row_sparse_output_state {
   std::condition_variable idle;
   std::size_t in_flight = 0;  // pulls into it not yet complete; guarded by mu
   row_sparse_tensor value;    // guarded by mu
+  // Pulls into it are numbered as issued; one that completes after a later one (another key's
+  // row pulls run independently) does not overwrite the later one's rows. Guarded by mu.
+  std::uint64_t issued = 0, applied = 0;
 };
 
 future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_output_list& outs,

@@ -158,6 +158,13 @@ TEST(RowSparseOutput, PullsAfterPushSeeTheUpdateAndEmptyIds) {
     kv.row_sparse_pull(1, none, tensor::zeros({0}, dtype::int64)).get();
     EXPECT_EQ(none.value().num_rows(), 0u);
     EXPECT_EQ(none.value().shape(), s53);
+    // The output holds the rows of the pull issued last, whichever completes last (a pull of
+    // no rows completes at once).
+    kv.row_sparse_pull(1, out, ids({2}));
+    kv.row_sparse_pull(1, out, tensor::zeros({0}, dtype::int64));
+    EXPECT_EQ(out.value().num_rows(), 0u);
+    kv.wait_all();
+    EXPECT_EQ(out.value().num_rows(), 0u);
   }
 }
 
