@@ -264,8 +264,22 @@ class device_front final : public store_impl {
   // the dist store fills (requested rows, zero elsewhere) and that are then copied to them.
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/false);
+  }
+  // Row-sparse outputs' rows: as row_sparse_pull, the stand-ins of the outputs' own shape.
+  future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
+                                    const value_list& row_ids, int priority) override {
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/true);
+  }
+  future<void> row_pull(const key_list& keys, const value_list& outs, const value_list& row_ids,
+                        int priority, bool compact) {
+    auto inner = inner_;
+    auto pull = [inner, keys, compact, priority](const value_list& o, const value_list& ids) {
+      return compact ? inner->row_sparse_pull_rows(keys, o, ids, priority)
+                     : inner->row_sparse_pull(keys, o, ids, priority);
+    };
     if (!any_on_device(outs) && !any_on_device(row_ids))
-      return in_order([=] { return inner_->row_sparse_pull(keys, outs, row_ids, priority); });
+      return in_order([=] { return pull(outs, row_ids); });
     auto b = std::make_shared<device_batch>();
     std::vector<std::pair<tensor, tensor>> copy_back;
     value_list host_outs, host_ids;
@@ -282,9 +296,7 @@ class device_front final : public store_impl {
     } catch (const error& e) {
       return future<void>::ready_with(e.to_status());
     }
-    auto item =
-        enqueue([=] { return inner_->row_sparse_pull(keys, host_outs, host_ids, priority); },
-                std::move(copy_back), priority);
+    auto item = enqueue([=] { return pull(host_outs, host_ids); }, std::move(copy_back), priority);
     b->when_done([this, item](status s) { mark_ready(item, std::move(s)); });
     return item->outer.get_future();
   }
@@ -330,6 +342,7 @@ class device_front final : public store_impl {
   }
   const caf::actor* client_actor() const noexcept override { return inner_->client_actor(); }
   std::optional<dtype> key_dtype(const key& k) const override { return inner_->key_dtype(k); }
+  std::optional<shape> key_shape(const key& k) const override { return inner_->key_shape(k); }
 
  private:
   struct item {

@@ -5,6 +5,7 @@
 
 #include "dist/nodes.hpp"
 #include "kvactor/cuda.hpp"
+#include "sparse_pull.hpp"
 #include "store_impl.hpp"
 #include "store_registry.hpp"
 
@@ -83,8 +84,20 @@ future<void> kvstore::row_sparse_pull(const key_list& keys, const value_list& ou
                  }));
 }
 
+future<void> kvstore::row_sparse_pull(const key_list& keys, const sparse_output_list& outs,
+                                      const value_list& row_ids, int priority) {
+  auto& s = checked_mut(impl_);
+  return watched(s, detail::pull_rows_into(s, keys, outs, row_ids, priority));
+}
+
+future<void> kvstore::pull(const key_list& keys, const sparse_output_list& outs, int /*priority*/,
+                           bool ignore_sparse) {
+  auto& s = checked_mut(impl_);
+  return watched(s, detail::pull_sparse_outputs(keys, outs, ignore_sparse));
+}
+
 future<void> kvstore::pull(const key_list& keys, const value_list& outs, int priority,
-                           bool /*ignore_sparse: outputs are dense whatever it says*/) {
+                           bool /*ignore_sparse: dense outputs are pulled whatever it says*/) {
   auto& s = checked_mut(impl_);
   return watched(s, converting(s, detail::op_kind::pull, keys, {}, outs, [&](const value_list& o) {
                    return s.submit(detail::op_kind::pull, keys, {}, o, priority);

@@ -225,7 +225,15 @@ class local_store final : public store_impl, public std::enable_shared_from_this
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    auto req = prepare_row_pull(keys, outs, row_ids, reg_, /*device_tensors=*/true);
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/false);
+  }
+  future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
+                                    const value_list& row_ids, int priority) override {
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/true);
+  }
+  future<void> row_pull(const key_list& keys, const value_list& outs, const value_list& row_ids,
+                        int priority, bool compact) {
+    auto req = prepare_row_pull(keys, outs, row_ids, reg_, /*device_tensors=*/true, compact);
     if (!req) return failed(req.error());
     auto& groups = req->groups;
     auto& ids = req->ids;
@@ -240,6 +248,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
       o->priority = priority;
       o->outs = std::move(groups[i].outs);
       o->rows = std::move(ids[i]);
+      o->compact_rows = compact;
       o->call = call;
       o->acquire_leases();
       const auto shard = o->info->shard;
@@ -415,6 +424,11 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   std::optional<dtype> key_dtype(const key& k) const override {
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (auto info = reg_.find(k)) return info->dtype;
+    return std::nullopt;
+  }
+  std::optional<shape> key_shape(const key& k) const override {
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (auto info = reg_.find(k)) return info->shape;
     return std::nullopt;
   }
 

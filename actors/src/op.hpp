@@ -83,6 +83,9 @@ struct op {
   /// others), for a push the shard runs on host memory.
   std::vector<tensor> sparse_host_rows;
   std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
+  /// row_pull into outputs holding just the requested rows (rows.size() x the key's row, in
+  /// id order: row-sparse outputs) rather than the key's shape with zeros elsewhere.
+  bool compact_rows = false;
   std::shared_ptr<const updater> upd;
   /// Gradient compression of a multi-device push, and the version of the store's setting
   /// (a new setting starts from fresh residuals).

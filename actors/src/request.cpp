@@ -229,9 +229,23 @@ value_list spread_row_ids(const key_list& keys, const value_list& row_ids) {
   return value_list(std::vector<tensor>(keys.size(), row_ids.single()));
 }
 
+namespace {
+// A compact output holds n rows of the key's row shape, of the key's type.
+status check_rows_output(const key_info& info, const tensor& t, std::size_t n) {
+  std::vector<std::int64_t> dims = info.shape.dims();
+  dims[0] = static_cast<std::int64_t>(n);
+  if (t.shape() != shape{dims} || t.dtype() != info.dtype)
+    return status{errc::shape_mismatch, "row_sparse_pull: rows output for key " + info.name() +
+                                            " is " + t.describe() + ", the " + std::to_string(n) +
+                                            " requested rows are " + to_string(info.dtype) +
+                                            shape{dims}.to_string()};
+  return {};
+}
+}  // namespace
+
 result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
                                           const value_list& row_ids, const key_registry& reg,
-                                          bool device_tensors) {
+                                          bool device_tensors, bool compact) {
   auto out_groups = group_arguments(op_kind::pull, keys, {}, outs, device_tensors);
   if (!out_groups) return out_groups.error();
   auto id_groups =
@@ -252,8 +266,9 @@ result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list
     if (!g.info)
       return status{errc::not_initialized,
                     "row_sparse_pull: key " + g.k.to_string() + " is not initialized"};
-    for (const auto& o : g.outs)
-      if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return s;
+    if (!compact)
+      for (const auto& o : g.outs)
+        if (auto s = check_tensor(op_kind::row_pull, *g.info, o, "output"); !s) return s;
     const auto& idg = (*id_groups)[i].outs;
     if (idg.size() != 1 && idg.size() != g.outs.size())
       return status{errc::invalid_argument, "row_sparse_pull: key " + g.k.to_string() + " has " +
@@ -272,6 +287,11 @@ result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list
       if (!r) return r.error();
       req.ids[i].push_back(std::move(*r));
     }
+    if (compact)
+      for (std::size_t j = 0; j < g.outs.size(); ++j) {
+        const auto& want = req.ids[i].size() == 1 ? req.ids[i][0] : req.ids[i][j];
+        if (auto s = check_rows_output(*g.info, g.outs[j], want.size()); !s) return s;
+      }
   }
   return req;
 }

@@ -72,9 +72,11 @@ struct row_pull_request {
 };
 /// Groups, then checks against the registry (taking its lock shared). With device_tensors,
 /// outputs and row ids may be on CUDA devices (ids there are copied to the host to be read).
+/// With compact, each output holds only its requested rows (ids x the key's row, in id
+/// order: the row-sparse outputs of kvstore.hpp) instead of the key's shape.
 result<row_pull_request> prepare_row_pull(const key_list& keys, const value_list& outs,
                                           const value_list& row_ids, const key_registry& reg,
-                                          bool device_tensors = false);
+                                          bool device_tensors = false, bool compact = false);
 
 /// A row-sparse push's keys are initialised and its values fit them; sets each group's
 /// info. Takes the registry's lock shared.

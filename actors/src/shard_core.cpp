@@ -596,7 +596,7 @@ bool shard_core::stage_device_in(op& o) {
   std::vector<tensor> keep;
   try {
     for (auto& out : o.outs)
-      if (on_device(out)) out = pinned_empty(info.shape, info.dtype);
+      if (on_device(out)) out = pinned_empty(out.shape(), info.dtype);  // compact rows: not info's
     if (graph) return true;  // the values stay what they are
     for (auto& v : o.values) {
       if (!on_device(v)) continue;
@@ -642,7 +642,7 @@ bool shard_core::stage_device_out(op& o) {
       if (!on_device(dst)) continue;
       const auto s = get_stream(dst.device(), stream_for(o), static_cast<std::size_t>(info.id));
       device_kernels::copy_async(s, dst.data_unchecked(), dst.device(), o.outs[j].data_unchecked(),
-                                 device::cpu(), info.nbytes());
+                                 device::cpu(), dst.nbytes());
       keep.push_back(dst);
       keep.push_back(o.outs[j]);
       if (std::find(used.begin(), used.end(), s) == used.end()) used.push_back(s);

@@ -107,6 +107,14 @@ bool shard_core::stage_row_pull(entry& e, op& o) {
   for (std::size_t j = 0; j < o.outs.size(); ++j) {
     const auto& ids = o.rows.size() == 1 ? o.rows[0] : o.rows[j];
     char* dst = static_cast<char*>(o.outs[j].data_unchecked());
+    if (o.compact_rows) {
+      for (std::size_t i = 0; i < ids.size(); ++i)
+        std::memcpy(dst + i * row_bytes,
+                    static_cast<const char*>(e.stored.data_unchecked()) +
+                        static_cast<std::size_t>(ids[i]) * row_bytes,
+                    row_bytes);
+      continue;
+    }
     std::memset(dst, 0, info.nbytes());
     for (auto id : ids)
       std::memcpy(dst + static_cast<std::size_t>(id) * row_bytes,
@@ -185,19 +193,23 @@ bool shard_core::dstage_row_pull(entry& e, op& o) {
       const tensor& out = o.outs[j];
       keep.push_back(out);
       const bool direct = out.device().is_cpu() || out.device() == home;
-      tensor dst_t = direct ? out : tensor::empty(info.shape, info.dtype, home);
+      tensor dst_t = direct ? out : tensor::empty(out.shape(), info.dtype, home);
       const device dst_dev = dst_t.device();
       char* dst = static_cast<char*>(dst_t.data_unchecked());
-      if (dst_dev.is_cpu())
-        std::memset(dst, 0, info.nbytes());
-      else
-        device_kernels::fill_async(s, dtype::uint8, dst, 0.0, info.nbytes());
+      // Compact outputs hold only the requested rows, in id order: nothing to zero.
+      if (!o.compact_rows) {
+        if (dst_dev.is_cpu())
+          std::memset(dst, 0, info.nbytes());
+        else
+          device_kernels::fill_async(s, dtype::uint8, dst, 0.0, info.nbytes());
+      }
       for_each_run(ids.data(), ids.size(), [&](std::size_t first, std::size_t count) {
         const auto off = static_cast<std::size_t>(ids[first]) * row_bytes;
-        device_kernels::copy_async(s, dst + off, dst_dev, src + off, home, count * row_bytes);
+        const auto at = o.compact_rows ? first * row_bytes : off;
+        device_kernels::copy_async(s, dst + at, dst_dev, src + off, home, count * row_bytes);
       });
       if (!direct) {
-        device_kernels::copy_async(s, out.data_unchecked(), out.device(), dst, home, info.nbytes());
+        device_kernels::copy_async(s, out.data_unchecked(), out.device(), dst, home, out.nbytes());
         keep.push_back(std::move(dst_t));
       }
     }

@@ -34,6 +34,16 @@ class store_impl {
                                      int priority) = 0;
   virtual future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                        const value_list& row_ids, int priority) = 0;
+  /// row_sparse_pull into row-sparse outputs' rows (row_sparse_output.cpp): each output is
+  /// (its unique requested rows x the key's row), of the key's type, filled in id order.
+  /// Stores without it refuse (unsupported).
+  virtual future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
+                                            const value_list& row_ids, int priority) {
+    (void)keys, (void)outs, (void)row_ids, (void)priority;
+    return future<void>::ready_with(status{
+        errc::unsupported,
+        "row_sparse_pull into row-sparse outputs: store type " + type() + " does not support it"});
+  }
   virtual void set_updater(std::shared_ptr<const updater> u) = 0;
   virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
   virtual future<void> set_compression(const std::string& type, double threshold) = 0;
@@ -57,6 +67,11 @@ class store_impl {
   /// The element type key k holds, or nothing when k is unknown (the facade converts pulled
   /// values into outputs of other types: output_cast.hpp).
   virtual std::optional<dtype> key_dtype(const key& k) const {
+    (void)k;
+    return std::nullopt;
+  }
+  /// The shape key k holds, or nothing when k is unknown.
+  virtual std::optional<shape> key_shape(const key& k) const {
     (void)k;
     return std::nullopt;
   }

@@ -47,6 +47,7 @@
 #include "kvactor/key.hpp"
 #include "kvactor/options.hpp"
 #include "kvactor/row_sparse.hpp"
+#include "kvactor/row_sparse_output.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
@@ -155,11 +156,16 @@ class kvstore {
   /// Copies each key's stored value into every output given for it, converted to the
   /// output's element type when that differs from the key's (MXNet's pull converts; integers
   /// truncate toward zero). The same holds for the outputs of row_sparse_pull, pushpull and
-  /// broadcast. ignore_sparse is
-  /// accepted for MXNet compatibility and has no effect: outputs are dense tensors, and a key
-  /// initialised from row-sparse values is stored (and pulled) dense; row_sparse_pull()
-  /// pulls chosen rows.
+  /// broadcast. A key initialised from row-sparse values is stored (and pulled) dense.
+  /// ignore_sparse is MXNet's rule for row-sparse outputs (the overload below); these
+  /// outputs are dense, so it changes nothing here.
   future<void> pull(const key_list& keys, const value_list& outs, int priority = 0,
+                    bool ignore_sparse = true);
+  /// MXNet's pull given row-sparse outputs: with ignore_sparse (the default) they are skipped
+  /// and nothing is written (MXNet also skips them, with a warning); without it the call is
+  /// refused (invalid_argument: use row_sparse_pull). MXNet's mixed lists of dense and
+  /// row-sparse outputs are two calls here, one per kind.
+  future<void> pull(const key_list& keys, const sparse_output_list& outs, int priority = 0,
                     bool ignore_sparse = true);
   /// Initialises keys from row-sparse values (stored as the dense values they stand for).
   future<void> init(const key_list& keys, const sparse_list& values);
@@ -175,6 +181,16 @@ class kvstore {
   /// (negative included) is an out_of_range error, a float id that is not a whole number
   /// invalid_argument, both found before anything is written.
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
+                               const value_list& row_ids, int priority = 0);
+  /// row_sparse_pull into row-sparse outputs (kvactor/row_sparse_output.hpp), MXNet's
+  /// RowSparseNDArray `out`: each output receives exactly its requested rows (its ids sorted,
+  /// repeats dropped) as a row_sparse_tensor on the output's device, of the output's element
+  /// type when it names one (converted as dense pulls convert), else the key's. Only those
+  /// rows are copied; the key is never densified. Row ids pair with outputs and are read as
+  /// above. Outputs change only when the whole call succeeds; on an error (bad ids, unknown
+  /// key: found before anything runs) they keep what they held. A store type without it
+  /// (user-registered) refuses: unsupported.
+  future<void> row_sparse_pull(const key_list& keys, const sparse_output_list& outs,
                                const value_list& row_ids, int priority = 0);
   /// push then pull as one operation per key; without outs, the result is written back
   /// into the values.

@@ -73,6 +73,7 @@ struct dist_op {
   std::vector<std::int64_t> sparse_ids;
   tensor sparse_rows;
   std::vector<std::vector<std::int64_t>> want;
+  bool compact_rows = false;  // outputs hold only the wanted rows, in id order
   std::vector<std::vector<std::int64_t>> part_ids;  // global row ids sent to each part
   std::vector<std::shared_ptr<buffer>> payloads;    // per part, alive until sent
   bool leased = false;

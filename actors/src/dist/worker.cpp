@@ -269,7 +269,15 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
                                const value_list& row_ids, int priority) override {
-    auto req = prepare_row_pull(keys, outs, row_ids, reg_);
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/false);
+  }
+  future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
+                                    const value_list& row_ids, int priority) override {
+    return row_pull(keys, outs, row_ids, priority, /*compact=*/true);
+  }
+  future<void> row_pull(const key_list& keys, const value_list& outs, const value_list& row_ids,
+                        int priority, bool compact) {
+    auto req = prepare_row_pull(keys, outs, row_ids, reg_, /*device_tensors=*/false, compact);
     if (!req) return failed(req.error());
     auto& groups = req->groups;
     auto& ids = req->ids;
@@ -278,10 +286,12 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
     auto user = begin_call();
     auto call = std::make_shared<dist_call>(groups.size(), [user](status s) { user->complete(s); });
     for (std::size_t i = 0; i < groups.size(); ++i) {
-      for (auto& o : groups[i].outs)
-        std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
+      if (!compact)
+        for (auto& o : groups[i].outs)
+          std::memset(o.data_unchecked(), 0, o.nbytes());  // rows not asked for
       auto o = make_op(op_kind::row_pull, groups[i], priority, call);
       o->want = std::move(ids[i]);
+      o->compact_rows = compact;
       issue(o, (*chans)[i]);
     }
     return user->fut;
@@ -427,6 +437,11 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   std::optional<dtype> key_dtype(const key& k) const override {
     std::shared_lock<std::shared_mutex> lk(reg_.mutex());
     if (auto info = reg_.find(k)) return info->dtype;
+    return std::nullopt;
+  }
+  std::optional<shape> key_shape(const key& k) const override {
+    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
+    if (auto info = reg_.find(k)) return info->shape;
     return std::nullopt;
   }
 
@@ -768,7 +783,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
             while (a < w.size() && w[a] < pid[i])
               ++a;
             if (a < w.size() && w[a] == pid[i])
-              std::memcpy(dst + static_cast<std::size_t>(pid[i]) * bytes,
+              std::memcpy(dst + (o.compact_rows ? a : static_cast<std::size_t>(pid[i])) * bytes,
                           static_cast<const char*>(m.payload_data) + i * bytes, bytes);
           }
         }
