@@ -262,21 +262,13 @@ class device_front final : public store_impl {
 
   // Row ids on devices are copied to host memory; outputs on devices get host stand-ins that
   // the dist store fills (requested rows, zero elsewhere) and that are then copied to them.
+  // (Compact: the stand-ins have the outputs' own shape, as the outputs.)
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
-                               const value_list& row_ids, int priority) override {
-    return row_pull(keys, outs, row_ids, priority, /*compact=*/false);
-  }
-  // Row-sparse outputs' rows: as row_sparse_pull, the stand-ins of the outputs' own shape.
-  future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
-                                    const value_list& row_ids, int priority) override {
-    return row_pull(keys, outs, row_ids, priority, /*compact=*/true);
-  }
-  future<void> row_pull(const key_list& keys, const value_list& outs, const value_list& row_ids,
-                        int priority, bool compact) {
+                               const value_list& row_ids, int priority,
+                               row_layout layout) override {
     auto inner = inner_;
-    auto pull = [inner, keys, compact, priority](const value_list& o, const value_list& ids) {
-      return compact ? inner->row_sparse_pull_rows(keys, o, ids, priority)
-                     : inner->row_sparse_pull(keys, o, ids, priority);
+    auto pull = [inner, keys, layout, priority](const value_list& o, const value_list& ids) {
+      return inner->row_sparse_pull(keys, o, ids, priority, layout);
     };
     if (!any_on_device(outs) && !any_on_device(row_ids))
       return in_order([=] { return pull(outs, row_ids); });

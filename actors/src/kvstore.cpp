@@ -80,7 +80,7 @@ future<void> kvstore::row_sparse_pull(const key_list& keys, const value_list& ou
                                       const value_list& row_ids, int priority) {
   auto& s = checked_mut(impl_);
   return watched(s, converting(s, detail::op_kind::pull, keys, {}, outs, [&](const value_list& o) {
-                   return s.row_sparse_pull(keys, o, row_ids, priority);
+                   return s.row_sparse_pull(keys, o, row_ids, priority, detail::row_layout::dense);
                  }));
 }
 

@@ -224,15 +224,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   }
 
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
-                               const value_list& row_ids, int priority) override {
-    return row_pull(keys, outs, row_ids, priority, /*compact=*/false);
-  }
-  future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
-                                    const value_list& row_ids, int priority) override {
-    return row_pull(keys, outs, row_ids, priority, /*compact=*/true);
-  }
-  future<void> row_pull(const key_list& keys, const value_list& outs, const value_list& row_ids,
-                        int priority, bool compact) {
+                               const value_list& row_ids, int priority,
+                               row_layout layout) override {
+    const bool compact = layout == row_layout::compact;
     auto req = prepare_row_pull(keys, outs, row_ids, reg_, /*device_tensors=*/true, compact);
     if (!req) return failed(req.error());
     auto& groups = req->groups;

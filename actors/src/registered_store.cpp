@@ -47,7 +47,12 @@ class registered_store final : public store_impl {
     });
   }
   future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
-                               const value_list& row_ids, int priority) override {
+                               const value_list& row_ids, int priority,
+                               row_layout layout) override {
+    if (layout == row_layout::compact)
+      return future<void>::ready_with(status{
+          errc::unsupported,
+          "row_sparse_pull into row-sparse outputs: store type " + type_ + " does not support it"});
     return call([&] { return user_->row_sparse_pull(keys, outs, row_ids, priority); });
   }
   void set_updater(std::shared_ptr<const updater> u) override { user_->set_updater(std::move(u)); }

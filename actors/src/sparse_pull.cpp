@@ -173,9 +173,8 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
 
   future<void> stored = future<void>::ready_with(status{});
   if (!store_keys.empty())
-    stored =
-        s.row_sparse_pull_rows(key_list{std::move(store_keys)}, value_list{std::move(store_outs)},
-                               value_list{std::move(store_ids)}, priority);
+    stored = s.row_sparse_pull(key_list{std::move(store_keys)}, value_list{std::move(store_outs)},
+                               value_list{std::move(store_ids)}, priority, row_layout::compact);
   if (!casts.empty()) stored = finish_casts(std::move(stored), std::move(casts), s.casts());
   for (auto& p : call->outs) {
     std::lock_guard<std::mutex> g(p.out->mu);

@@ -1,11 +1,10 @@
 // The facade's pulls into row-sparse outputs (kvactor/row_sparse_output.hpp). row_sparse_pull
 // reads each output's row ids on the host (sorted, unique), allocates that many rows on the
-// output's device, has the store copy just those rows there (store_impl::row_sparse_pull_rows:
-// the key is never densified), converts them when the output asks for another element type,
-// and gives each output its new row_sparse_tensor only once the whole call has succeeded.
-// pull follows MXNet's ignore_sparse rule for row-sparse outputs.
-// Thread-safety: the functions may be called from any thread; row_sparse_output_state is
-// guarded by its mutex.
+// output's device, has the store copy just those rows there (store_impl::row_sparse_pull with
+// row_layout::compact: the key is never densified), converts them when the output asks for another
+// element type, and gives each output its new row_sparse_tensor only once the whole call has
+// succeeded. pull follows MXNet's ignore_sparse rule for row-sparse outputs. Thread-safety: the
+// functions may be called from any thread; row_sparse_output_state is guarded by its mutex.
 #pragma once
 
 #include <condition_variable>

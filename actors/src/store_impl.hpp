@@ -5,6 +5,7 @@
 // Thread-safety: implementations are safe to call from any thread.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,9 @@ class actor_system;
 
 namespace kvactor::detail {
 
+/// How row_sparse_pull lays out what it writes (see store_impl::row_sparse_pull).
+enum class row_layout : std::uint8_t { dense, compact };
+
 class store_impl {
  public:
   virtual ~store_impl() = default;
@@ -32,18 +36,12 @@ class store_impl {
   /// Row-sparse init (kind init) or push (kind push).
   virtual future<void> submit_sparse(op_kind kind, const key_list& keys, const sparse_list& values,
                                      int priority) = 0;
+  /// layout dense: each output has the key's shape (requested rows, zero elsewhere). compact:
+  /// the rows of a row-sparse output (sparse_pull.cpp): (its unique requested rows x the key's
+  /// row), of the key's type, filled in id order; a store without it refuses (unsupported).
   virtual future<void> row_sparse_pull(const key_list& keys, const value_list& outs,
-                                       const value_list& row_ids, int priority) = 0;
-  /// row_sparse_pull into row-sparse outputs' rows (row_sparse_output.cpp): each output is
-  /// (its unique requested rows x the key's row), of the key's type, filled in id order.
-  /// Stores without it refuse (unsupported).
-  virtual future<void> row_sparse_pull_rows(const key_list& keys, const value_list& outs,
-                                            const value_list& row_ids, int priority) {
-    (void)keys, (void)outs, (void)row_ids, (void)priority;
-    return future<void>::ready_with(status{
-        errc::unsupported,
-        "row_sparse_pull into row-sparse outputs: store type " + type() + " does not support it"});
-  }
+                                       const value_list& row_ids, int priority,
+                                       row_layout layout) = 0;
   virtual void set_updater(std::shared_ptr<const updater> u) = 0;
   virtual future<void> set_optimizer(const optimizer_config& cfg) = 0;
   virtual future<void> set_compression(const std::string& type, double threshold) = 0;
