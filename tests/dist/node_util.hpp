@@ -49,12 +49,20 @@ inline void expect_values(const tensor& t, const std::vector<double>& want,
 using kvactor::testing::code_of;
 
 using scenario_table = std::map<std::string, std::function<void(kvstore&)>>;
+using store_chooser = std::function<std::string(const std::string& scenario)>;
+
+/// The chooser of the programs whose one scenario `device_scenario` runs on dist_sync_device
+/// and every other on dist_sync.
+inline store_chooser on_devices_for(const std::string& device_scenario) {
+  return [device_scenario](const std::string& s) {
+    return s == device_scenario ? "dist_sync_device" : "dist_sync";
+  };
+}
 
 /// The program's main: runs scenario argv[1] (default `fallback`) of `scenarios` on the store
 /// type store_of(scenario); `ok_suffix`, when given, is appended to the OK line.
 inline int run_node(int argc, char** argv, const std::string& fallback,
-                    const std::function<std::string(const std::string&)>& store_of,
-                    const scenario_table& scenarios,
+                    const store_chooser& store_of, const scenario_table& scenarios,
                     const std::function<std::string()>& ok_suffix = nullptr) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   const std::string scenario = argc > 1 ? argv[1] : fallback;

@@ -120,8 +120,6 @@ void device_casts(kvactor::kvstore& kv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return node::run_node(
-      argc, argv, "row_ids",
-      [](const std::string& s) { return s == "device_casts" ? "dist_sync_device" : "dist_sync"; },
-      {{"row_ids", row_ids}, {"casts", casts}, {"device_casts", device_casts}});
+  return node::run_node(argc, argv, "row_ids", node::on_devices_for("device_casts"),
+                        {{"row_ids", row_ids}, {"casts", casts}, {"device_casts", device_casts}});
 }

@@ -110,7 +110,6 @@ void device_rows_refused(kvactor::kvstore& kv) {
 
 int main(int argc, char** argv) {
   return node::run_node(
-      argc, argv, "device_rows",
-      [](const std::string& s) { return s == "device_rows" ? "dist_sync_device" : "dist_sync"; },
+      argc, argv, "device_rows", node::on_devices_for("device_rows"),
       {{"device_rows", device_rows}, {"device_rows_refused", device_rows_refused}});
 }

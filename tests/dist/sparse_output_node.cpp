@@ -99,12 +99,11 @@ void rows_out(kvactor::kvstore& kv, bool on_devices) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  return node::run_node(
-      argc, argv, "host",
-      [](const std::string& s) { return s == "device" ? "dist_sync_device" : "dist_sync"; },
-      {{"host", [](kvactor::kvstore& kv) { rows_out(kv, false); }},
-       {"device", [](kvactor::kvstore& kv) {
-          check(kvactor::cuda_device_count() > 0, "devices (KVACTOR_EMULATE_CUDA=2)");
-          rows_out(kv, true);
-        }}});
+  return node::run_node(argc, argv, "host", node::on_devices_for("device"),
+                        {{"host", [](kvactor::kvstore& kv) { rows_out(kv, false); }},
+                         {"device", [](kvactor::kvstore& kv) {
+                            check(kvactor::cuda_device_count() > 0,
+                                  "devices (KVACTOR_EMULATE_CUDA=2)");
+                            rows_out(kv, true);
+                          }}});
 }
