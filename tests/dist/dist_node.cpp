@@ -17,25 +17,15 @@
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
+#include "node_util.hpp"
 
 using kvactor::tensor;
 
 namespace {
 
-int rank_ = -1;
-
-[[noreturn]] void fail(const std::string& what) {
-  if (rank_ >= 0)
-    std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
-  else  // create() failed: no rank yet
-    std::printf("FAIL: worker (before joining the cluster): %s\n", what.c_str());
-  std::fflush(stdout);
-  std::exit(1);
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
+namespace node = kvactor::testing::node;
+using node::check;
+using node::fail;
 
 void expect_all(const tensor& t, double v, const std::string& what) {
   auto xs = t.to_vector();
@@ -60,8 +50,8 @@ void sync_rounds(kvactor::kvstore& kv) {
   kv.init({3, 99}, {tensor::full(small, 1), tensor::full(big, 1)}).get();
   // Phase 1, no optimizer: a round's pushes replace the value with their sum.
   for (int round = 1; round <= 3; ++round) {
-    kv.push({3, 99},
-            {tensor::full(small, (rank_ + 1) * round), tensor::full(big, (rank_ + 1) * round)});
+    kv.push({3, 99}, {tensor::full(small, (node::rank + 1) * round),
+                      tensor::full(big, (node::rank + 1) * round)});
     tensor a = tensor::zeros(small), b = tensor::zeros(big);
     kv.pull({3, 99}, {a, b}).get();
     expect_all(a, sum_ranks * round, "replace round " + std::to_string(round) + " key 3");
@@ -73,9 +63,9 @@ void sync_rounds(kvactor::kvstore& kv) {
   kv.barrier().get();
   double w3 = sum_ranks * 3, w99 = sum_ranks * 3;
   for (int round = 1; round <= 5; ++round) {
-    kv.push(3, tensor::full(small, rank_ + 1));
+    kv.push(3, tensor::full(small, node::rank + 1));
     tensor b = tensor::zeros(big);
-    kv.pushpull(99, tensor::full(big, 2.0 * (rank_ + 1)), b).get();
+    kv.pushpull(99, tensor::full(big, 2.0 * (node::rank + 1)), b).get();
     w99 -= 0.125 * 2 * sum_ranks;
     expect_all(b, w99, "sgd round " + std::to_string(round) + " key 99 (pushpull)");
     tensor a = tensor::zeros(small);
@@ -94,14 +84,14 @@ void sync_rounds(kvactor::kvstore& kv) {
 void string_keys(kvactor::kvstore& kv) {
   const kvactor::shape s{4};
   kv.init({"weight", "bias"}, {tensor::full(s, 0), tensor::full(s, 0)}).get();
-  kv.push({"weight", "bias"}, {tensor::full(s, rank_ + 1), tensor::full(s, 1)});
+  kv.push({"weight", "bias"}, {tensor::full(s, node::rank + 1), tensor::full(s, 1)});
   tensor w = tensor::zeros(s), b = tensor::zeros(s);
   kv.pull({"weight", "bias"}, {w, b}).get();
   const int W = kv.num_workers();
   expect_all(w, W * (W + 1) / 2.0, "string key weight");
   expect_all(b, W, "string key bias");
   tensor bc = tensor::zeros(s);
-  kv.broadcast("bcast", tensor::full(s, 10 + rank_), bc).get();
+  kv.broadcast("bcast", tensor::full(s, 10 + node::rank), bc).get();
   expect_all(bc, 10, "broadcast takes rank 0's value");
 }
 
@@ -116,7 +106,7 @@ void async_updates(kvactor::kvstore& kv) {
   kv.set_optimizer(kvactor::sgd_config(0.5)).get();
   kv.barrier().get();
   for (int i = 0; i < 20; ++i)
-    kv.push(1, tensor::full(s, rank_ + 1));
+    kv.push(1, tensor::full(s, node::rank + 1));
   kv.wait_all();
   kv.barrier().get();
   tensor out = tensor::zeros(s);
@@ -234,7 +224,7 @@ void priority(kvactor::kvstore& kv) {
 // Fault scenarios: announce readiness, then keep the cluster busy until an error arrives.
 void until_failure(kvactor::kvstore& kv) {
   kv.init(1, tensor::full({16}, 0)).get();
-  std::printf("READY worker %d pid %d\n", rank_, static_cast<int>(getpid()));
+  std::printf("READY worker %d pid %d\n", node::rank, static_cast<int>(getpid()));
   std::fflush(stdout);
   tensor out = tensor::zeros({16});
   for (;;) {
@@ -262,7 +252,7 @@ void checkpoint(kvactor::kvstore& kv) {
   for (int i = 1; i <= 3; ++i)
     kv.push({1, 2}, {tensor::full(small, i), tensor::full(big, -i)});
   kv.wait_all();
-  if (rank_ == 0) kv.save_optimizer_states(prefix, true).get();
+  if (node::rank == 0) kv.save_optimizer_states(prefix, true).get();
   kv.barrier().get();
   auto delta = [&](int key, const kvactor::shape& s) {
     tensor a = tensor::zeros(s), b = tensor::zeros(s);
@@ -277,7 +267,7 @@ void checkpoint(kvactor::kvstore& kv) {
     kv.push({1, 2}, {tensor::full(small, 0), tensor::full(big, 0)});
   kv.wait_all();
   kv.barrier().get();
-  if (rank_ == 0) {
+  if (node::rank == 0) {
     kv.load_optimizer_states(prefix).get();
     auto missing = kv.load_optimizer_states(prefix + ".missing").get_status();
     check(missing.code() == kvactor::errc::invalid_argument,
@@ -292,7 +282,7 @@ void checkpoint(kvactor::kvstore& kv) {
         "restored momentum: " + std::to_string(r1.first) + " vs " + std::to_string(d1.first) +
             ", " + std::to_string(r2.second) + " vs " + std::to_string(d2.second));
   kv.barrier().get();
-  if (rank_ == 0)
+  if (node::rank == 0)
     for (int s = 0; s < 8; ++s)
       std::remove((prefix + ".server" + std::to_string(s)).c_str());
 }
@@ -310,10 +300,10 @@ void sparse(kvactor::kvstore& kv) {
   };
   const std::string prof =
       "/tmp/kvactor-sparse-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
-  if (rank_ == 0) kv.send_command_to_servers(5, "state=run").get();
+  if (node::rank == 0) kv.send_command_to_servers(5, "state=run").get();
   kv.barrier().get();
   // Worker r pushes rows 5 (shared by all) and 1500 + r, with value r + 1.
-  kv.push("emb", rows({5, 1500 + rank_}, static_cast<float>(rank_ + 1))).get();
+  kv.push("emb", rows({5, 1500 + node::rank}, static_cast<float>(node::rank + 1))).get();
   tensor out = tensor::full(table, -1);
   kv.row_sparse_pull("emb", out, tensor::from<std::int64_t>({1500, 5, 7, 1501}, {4})).get();
   const double sum = W * (W + 1) / 2.0;
@@ -322,7 +312,7 @@ void sparse(kvactor::kvstore& kv) {
   check(out.at(1501 * 4) == (W > 1 ? 2 : 0), "row 1501 from worker 1");
   check(out.at(7 * 4) == 0 && out.at(0) == 0 && out.at(1999 * 4) == 0, "other rows are zero");
   kv.barrier().get();
-  if (rank_ == 0) {
+  if (node::rank == 0) {
     kv.send_command_to_servers(5, "state=stop,filename=" + prof).get();
     for (int server = 0; server < 2; ++server) {
       const std::string file = prof + ".server" + std::to_string(server);
@@ -366,7 +356,7 @@ void device_values(kvactor::kvstore& kv) {
   for (int round = 1; round <= 3; ++round) {
     const std::string what = "round " + std::to_string(round);
     // Not waited for: the pull after it must still see it.
-    kv.push(5, {tensor::full({n}, rank_ + 1, kvactor::dtype::float32, d0),
+    kv.push(5, {tensor::full({n}, node::rank + 1, kvactor::dtype::float32, d0),
                 tensor::full({n}, round, kvactor::dtype::float32, d1)});
     std::vector<tensor> outs = {tensor::full({n}, -1, kvactor::dtype::float32, d0),
                                 tensor::full({n}, -1, kvactor::dtype::float32, d1)};
@@ -410,7 +400,7 @@ void device_async(kvactor::kvstore& kv) {
   kv.set_optimizer(kvactor::sgd_config(0.5)).get();
   kv.barrier().get();
   for (int i = 0; i < 20; ++i)
-    kv.push(1, {tensor::full({n}, rank_ + 1, kvactor::dtype::float32, d0),
+    kv.push(1, {tensor::full({n}, node::rank + 1, kvactor::dtype::float32, d0),
                 tensor::full({n}, 1, kvactor::dtype::float32, d1)});
   kv.wait_all();
   check(kv.outstanding() == 0, "nothing outstanding after wait_all");
@@ -430,7 +420,7 @@ void compressed(kvactor::kvstore& kv) {
   kv.set_gradient_compression("2bit", 0.5).get();
   const std::string prof =
       "/tmp/kvactor-gc-" + std::string{std::getenv("KVACTOR_CLUSTER_ID")} + ".json";
-  if (rank_ == 0) kv.send_command_to_servers(5, "state=run").get();
+  if (node::rank == 0) kv.send_command_to_servers(5, "state=run").get();
   kv.barrier().get();
   // 0.3 per push: codes 0, +t (r = 0.1), 0, +t (r = -0.3 + 0.5?)... computed like the rule.
   float r = 0.0f;
@@ -450,7 +440,7 @@ void compressed(kvactor::kvstore& kv) {
           "compressed round " + std::to_string(step) + ": " + std::to_string(out.at(0)));
   }
   kv.barrier().get();
-  if (rank_ == 0) {
+  if (node::rank == 0) {
     kv.send_command_to_servers(5, "state=stop,filename=" + prof).get();
     std::FILE* f = std::fopen((prof + ".server0").c_str(), "r");
     check(f != nullptr, "profile written");
@@ -472,7 +462,7 @@ void compressed(kvactor::kvstore& kv) {
 void steady(kvactor::kvstore& kv) {
   kv.init(1, tensor::full({256}, 0)).get();
   kv.set_optimizer(kvactor::sgd_config(1.0)).get();
-  std::printf("READY worker %d\n", rank_);
+  std::printf("READY worker %d\n", node::rank);
   std::fflush(stdout);
   const int W = kv.num_workers();
   tensor out = tensor::zeros({256});
@@ -525,7 +515,7 @@ void limits(kvactor::kvstore& kv) {
   tensor out = tensor::zeros(big);
   kv.pull(8, out).get();
   expect_all(out, 1, "sliced key after init");
-  kv.push(8, tensor::full(big, rank_ + 1));
+  kv.push(8, tensor::full(big, node::rank + 1));
   kv.pull(8, out).get();
   expect_all(out, W * (W + 1) / 2.0, "sliced key after a push round");
   kv.pushpull(8, tensor::full(big, 2), out).get();
@@ -533,7 +523,7 @@ void limits(kvactor::kvstore& kv) {
   // Row-sparse on a 2-D key of 20000 x 4 float32 (320000 bytes) in parts.
   const kvactor::shape table{20000, 4};
   kv.init(9, tensor::zeros(table)).get();
-  std::vector<float> vals(8, static_cast<float>(rank_ + 1));
+  std::vector<float> vals(8, static_cast<float>(node::rank + 1));
   kv.push(9, kvactor::row_sparse_tensor::from_rows({3, 19999}, tensor::from(vals, {2, 4}), table))
       .get();
   tensor rows = tensor::full(table, -1);
@@ -548,10 +538,10 @@ void limits(kvactor::kvstore& kv) {
 // then fails for every worker in it (aborted, naming worker 1), the value stays, and the
 // stores shut down promptly.
 void refused_round(kvactor::kvstore& kv) {
-  kv.init(1, rank_ == 0 ? tensor::full({4}, 3) : tensor::full({5}, 3)).get();
+  kv.init(1, node::rank == 0 ? tensor::full({4}, 3) : tensor::full({5}, 3)).get();
   for (int round = 0; round < 2; ++round) {
     const std::string what = "round " + std::to_string(round);
-    if (rank_ == 0) {
+    if (node::rank == 0) {
       expect_refused(kv.push(1, tensor::ones({4})), kvactor::errc::aborted,
                      "worker 1's push was refused (shape_mismatch", what);
       tensor out = tensor::zeros({4});
@@ -561,14 +551,14 @@ void refused_round(kvactor::kvstore& kv) {
       expect_refused(kv.push(1, tensor::ones({5})), kvactor::errc::shape_mismatch, "", what);
     }
   }
-  std::printf("LEAVING worker %d at %lld\n", rank_, monotonic_ns());
+  std::printf("LEAVING worker %d at %lld\n", node::rank, monotonic_ns());
 }
 
 // Worker 1 leaves without pushing: worker 0's round fails (aborted, naming worker 1) instead
 // of waiting forever, and both stores shut down.
 void departed(kvactor::kvstore& kv) {
   kv.init(1, tensor::full({4}, 3)).get();
-  if (rank_ != 0) return;
+  if (node::rank != 0) return;
   expect_refused(kv.push(1, tensor::ones({4})), kvactor::errc::aborted,
                  "worker 1 left (its store shut down) without pushing", "push after worker 1 left");
   tensor out = tensor::zeros({4});
@@ -579,46 +569,36 @@ void departed(kvactor::kvstore& kv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const std::string scenario = argc > 1 ? argv[1] : "sync_rounds";
-  const std::string type = scenario == "async"           ? "dist_async"
-                           : scenario == "device_values" ? "dist_sync_device"
-                           : scenario == "device_async"  ? "dist_async_device"
-                                                         : "dist_sync";
-  try {
-    auto kv = kvactor::create(type);
-    rank_ = kv.rank();
-    static const std::map<std::string, std::function<void(kvactor::kvstore&)>> scenarios = {
-        {"sync_rounds", sync_rounds},
-        {"string_keys", string_keys},
-        {"async", async_updates},
-        {"commands", commands},
-        {"priority", priority},
-        {"until_failure", until_failure},
-        {"steady", steady},
-        {"checkpoint", checkpoint},
-        {"sparse", sparse},
-        {"compressed", compressed},
-        {"device_values", device_values},
-        {"device_async", device_async},
-        {"empty", [](kvactor::kvstore&) {}},
-        // A handle assigned over the store ends it as its destructor would (orderly).
-        {"reassigned",
-         [](kvactor::kvstore& kv) {
-           kv.init(1, tensor::ones({4})).get();
-           kv = kvactor::kvstore{};
-           if (kv.valid()) fail("the handle is still valid after the assignment");
-         }},
-        {"limits", limits},
-        {"refused_round", refused_round},
-        {"departed", departed},
-    };
-    auto it = scenarios.find(scenario);
-    if (it == scenarios.end()) fail("unknown scenario " + scenario);
-    it->second(kv);
-    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
-  } catch (const kvactor::error& e) {
-    fail(std::string{"kvactor::error: "} + e.what());
-  }
-  return 0;
+  auto store_of = [](const std::string& scenario) {
+    return scenario == "async"           ? "dist_async"
+           : scenario == "device_values" ? "dist_sync_device"
+           : scenario == "device_async"  ? "dist_async_device"
+                                         : "dist_sync";
+  };
+  const node::scenario_table scenarios = {
+      {"sync_rounds", sync_rounds},
+      {"string_keys", string_keys},
+      {"async", async_updates},
+      {"commands", commands},
+      {"priority", priority},
+      {"until_failure", until_failure},
+      {"steady", steady},
+      {"checkpoint", checkpoint},
+      {"sparse", sparse},
+      {"compressed", compressed},
+      {"device_values", device_values},
+      {"device_async", device_async},
+      {"empty", [](kvactor::kvstore&) {}},
+      // A handle assigned over the store ends it as its destructor would (orderly).
+      {"reassigned",
+       [](kvactor::kvstore& kv) {
+         kv.init(1, tensor::ones({4})).get();
+         kv = kvactor::kvstore{};
+         if (kv.valid()) fail("the handle is still valid after the assignment");
+       }},
+      {"limits", limits},
+      {"refused_round", refused_round},
+      {"departed", departed},
+  };
+  return node::run_node(argc, argv, "sync_rounds", store_of, scenarios);
 }

@@ -12,32 +12,17 @@
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
+#include "node_util.hpp"
 
 using kvactor::dtype;
 using kvactor::tensor;
 
 namespace {
 
-int rank_ = -1;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
-  std::fflush(stdout);
-  std::exit(1);
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
-
-void expect_values(const tensor& t, const std::vector<double>& want, const std::string& what) {
-  const auto got = t.to_vector();
-  check(got.size() == want.size(), what + ": size");
-  for (std::size_t i = 0; i < got.size(); ++i)
-    if (got[i] != want[i])
-      fail(what + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) +
-           ", expected " + std::to_string(want[i]));
-}
+namespace node = kvactor::testing::node;
+using node::check;
+using node::expect_values;
+using node::fail;
 
 void expect_code(kvactor::future<void> f, kvactor::errc code, const std::string& what) {
   check(f.wait_for(std::chrono::seconds(10)), what + ": no answer within 10 s");
@@ -135,22 +120,6 @@ void device_casts(kvactor::kvstore& kv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const std::string scenario = argc > 1 ? argv[1] : "row_ids";
-  try {
-    auto kv = kvactor::create(scenario == "device_casts" ? "dist_sync_device" : "dist_sync");
-    rank_ = kv.rank();
-    if (scenario == "row_ids")
-      row_ids(kv);
-    else if (scenario == "casts")
-      casts(kv);
-    else if (scenario == "device_casts")
-      device_casts(kv);
-    else
-      fail("unknown scenario " + scenario);
-    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
-  } catch (const kvactor::error& e) {
-    fail(std::string{"kvactor::error: "} + e.what());
-  }
-  return 0;
+  return node::run_node(argc, argv, "row_ids", node::on_devices_for("device_casts"),
+                        {{"row_ids", row_ids}, {"casts", casts}, {"device_casts", device_casts}});
 }

@@ -3,21 +3,15 @@
 // dist_sync and (on two emulated devices) dist_sync_device. The workers run rules_node.cpp.
 #include <gtest/gtest.h>
 
-#include "cluster.hpp"
+#include "scenario.hpp"
 
-using kvactor::testing::cluster;
-using namespace std::chrono_literals;
+using kvactor::testing::run_program;
 
 namespace {
 
 void run_scenario(const std::string& scenario, int servers, int workers,
                   std::map<std::string, std::string> env = {}) {
-  cluster c(KVACTOR_SERVER, KVACTOR_RULES_NODE, {scenario}, servers, workers, std::move(env));
-  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs())
-    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w)
-    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
+  run_program(KVACTOR_RULES_NODE, {scenario}, servers, workers, std::move(env));
 }
 
 }  // namespace

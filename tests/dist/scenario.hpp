@@ -1,5 +1,6 @@
-// GoogleTest helpers the cluster tests share: run a dist_node scenario to its end, and stop a
-// "steady" job in order. The test target defines KVACTOR_SERVER and KVACTOR_DIST_NODE.
+// GoogleTest helpers the cluster tests share: run a worker program (dist_node or another, see
+// node_util.hpp) to its end, and stop a "steady" job in order. The test target defines
+// KVACTOR_SERVER, and KVACTOR_DIST_NODE where it runs dist_node.
 // Thread-safety: test thread only.
 #pragma once
 
@@ -7,23 +8,39 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "cluster.hpp"
 
 namespace kvactor::testing {
 
-/// Runs `scenario` on S servers and W workers; every process must exit 0 and every worker
-/// print "OK <scenario>".
-inline void run_scenario(const std::string& scenario, int servers, int workers,
-                         std::map<std::string, std::string> env = {}) {
+/// Runs worker program `program` with `args` on S servers and W workers; every process must
+/// exit 0 and every worker print "OK <args[0]> worker <rank>" ending in `ok_suffix`.
+inline void run_program(const std::string& program, const std::vector<std::string>& args,
+                        int servers, int workers, std::map<std::string, std::string> env = {},
+                        const std::string& ok_suffix = "") {
   using namespace std::chrono_literals;
-  cluster c(KVACTOR_SERVER, KVACTOR_DIST_NODE, {scenario}, servers, workers, std::move(env));
+  cluster c(KVACTOR_SERVER, program, args, servers, workers, std::move(env));
   ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
   for (auto& p : c.procs())
     EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w)
-    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
+  for (int w = 0; w < workers; ++w) {  // ranks need not follow the start order
+    const std::string out = c.worker(w).output();
+    const auto at = out.find("OK " + args.front() + " worker ");
+    ASSERT_NE(at, std::string::npos) << c.dump();
+    const std::string line = out.substr(at, out.find('\n', at) - at);
+    ASSERT_GE(line.size(), ok_suffix.size()) << c.dump();
+    EXPECT_EQ(line.substr(line.size() - ok_suffix.size()), ok_suffix) << c.dump();
+  }
 }
+
+#ifdef KVACTOR_DIST_NODE
+/// Runs dist_node's `scenario` on S servers and W workers (see run_program).
+inline void run_scenario(const std::string& scenario, int servers, int workers,
+                         std::map<std::string, std::string> env = {}) {
+  run_program(KVACTOR_DIST_NODE, {scenario}, servers, workers, std::move(env));
+}
+#endif
 
 /// Stops a 1-server, 1-worker "steady" job (its worker reads "stop"): worker, server and
 /// scheduler must each exit 0, whatever extra processes the test started.

@@ -7,10 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "cluster.hpp"
+#include "scenario.hpp"
 
-using kvactor::testing::cluster;
-using namespace std::chrono_literals;
+using kvactor::testing::run_program;
 
 namespace {
 
@@ -18,17 +17,7 @@ namespace {
 void run_scenario(std::vector<std::string> args, int servers, int workers,
                   std::map<std::string, std::string> env = {}, const std::string& ok_words = "") {
   env["KVACTOR_BIGARRAY_BOUND"] = "1000";
-  cluster c(KVACTOR_SERVER, KVACTOR_SPARSE_NODE, args, servers, workers, std::move(env));
-  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs())
-    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w) {  // ranks need not follow the start order
-    const std::string out = c.worker(w).output();
-    const auto at = out.find("OK " + args.front() + " worker ");
-    ASSERT_NE(at, std::string::npos) << c.dump();
-    const std::string line = out.substr(at, out.find('\n', at) - at);
-    EXPECT_EQ(line.substr(line.size() - ok_words.size()), ok_words) << c.dump();
-  }
+  run_program(KVACTOR_SPARSE_NODE, args, servers, workers, std::move(env), ok_words);
 }
 
 // The setting: one server, one worker.

@@ -9,6 +9,7 @@
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
+#include "node_util.hpp"
 
 using kvactor::device;
 using kvactor::dtype;
@@ -17,25 +18,11 @@ using kvactor::tensor;
 
 namespace {
 
-int rank_ = -1;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
-  std::fflush(stdout);
-  std::exit(1);
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
-
-void expect_values(const tensor& t, const std::vector<double>& want, const std::string& what) {
-  const auto got = t.to_vector();
-  for (std::size_t i = 0; i < want.size(); ++i)
-    if (got.at(i) != want[i])
-      fail(what + ": element " + std::to_string(i) + " is " + std::to_string(got[i]) +
-           ", expected " + std::to_string(want[i]));
-}
+namespace node = kvactor::testing::node;
+using node::check;
+using node::code_of;
+using node::expect_values;
+using node::fail;
 
 device dev(int i) {
   return device::cuda(i % kvactor::cuda_device_count());
@@ -74,7 +61,7 @@ void device_rows(kvactor::kvstore& kv) {
     kv.barrier().get();
     // Each worker: rows {0, 5} on device 0 (value rank + 1) and {5} on device 1 (value 1);
     // without an optimizer the value becomes the round's merged rows.
-    kv.push(k, {rows_on({0, 5}, rank_ + 1, t, 0), rows_on({5}, 1, t, 1)});
+    kv.push(k, {rows_on({0, 5}, node::rank + 1, t, 0), rows_on({5}, 1, t, 1)});
     std::vector<tensor> outs = {tensor::full(table, -1, t, dev(1)), tensor::full(table, -1, t)};
     std::vector<tensor> ids = {tensor::from<std::int64_t>({5, 0, 3}, {3}).copy_to(dev(0)),
                                tensor::from<float>({5}, {1}).copy_to(dev(1))};
@@ -94,15 +81,6 @@ void device_rows(kvactor::kvstore& kv) {
   kv.row_sparse_pull("w", w, tensor::from<std::int64_t>({2, 3}, {2}).copy_to(dev(0))).get();
   expect_values(w, table_with({2, 3}, {8 - 0.5 * W, 8}), "lazy sgd on device rows");
   kv.barrier().get();
-}
-
-kvactor::errc code_of(kvactor::future<void> f) {
-  try {
-    f.get();
-  } catch (const kvactor::error& e) {
-    return e.code();
-  }
-  return kvactor::errc::ok;
 }
 
 // Plain dist_sync takes host tensors only: device rows, outputs and ids are refused, not read.
@@ -131,20 +109,7 @@ void device_rows_refused(kvactor::kvstore& kv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const std::string scenario = argc > 1 ? argv[1] : "device_rows";
-  try {
-    auto kv = kvactor::create(scenario == "device_rows" ? "dist_sync_device" : "dist_sync");
-    rank_ = kv.rank();
-    if (scenario == "device_rows")
-      device_rows(kv);
-    else if (scenario == "device_rows_refused")
-      device_rows_refused(kv);
-    else
-      fail("unknown scenario " + scenario);
-    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
-  } catch (const kvactor::error& e) {
-    fail(std::string{"kvactor::error: "} + e.what());
-  }
-  return 0;
+  return node::run_node(
+      argc, argv, "device_rows", node::on_devices_for("device_rows"),
+      {{"device_rows", device_rows}, {"device_rows_refused", device_rows_refused}});
 }

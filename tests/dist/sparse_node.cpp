@@ -15,6 +15,7 @@
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/row_sparse.hpp"
+#include "node_util.hpp"
 
 using kvactor::dtype;
 using kvactor::row_sparse_tensor;
@@ -22,21 +23,14 @@ using kvactor::tensor;
 
 namespace {
 
-int rank_ = -1;
+namespace node = kvactor::testing::node;
+using node::check;
+using node::fail;
 bool on_device_ = false;  // values, rows, row ids and outputs on a device
 
 tensor placed(tensor x) {
-  return on_device_ ? x.copy_to(kvactor::device::cuda(rank_ % kvactor::cuda_device_count())) : x;
-}
-
-[[noreturn]] void fail(const std::string& what) {
-  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
-  std::fflush(stdout);
-  std::exit(1);
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
+  return on_device_ ? x.copy_to(kvactor::device::cuda(node::rank % kvactor::cuda_device_count()))
+                    : x;
 }
 
 const kvactor::shape table{600, 4};  // 2400 elements > KVACTOR_BIGARRAY_BOUND=1000
@@ -94,7 +88,7 @@ void mp_rows(kvactor::kvstore& kv, dtype t) {
   for (int round = 0; round < 4; ++round) {
     // Worker rank pushes the shared rows (d / W each) and row 100 + rank alone (d).
     std::vector<std::int64_t> ids = shared;
-    ids.insert(ids.begin() + 1, 100 + rank_);
+    ids.insert(ids.begin() + 1, 100 + node::rank);
     std::vector<double> vals(ids.size() * 4, d / W);
     for (int c = 0; c < 4; ++c)
       vals[4 + static_cast<std::size_t>(c)] = d;
@@ -131,7 +125,7 @@ void gc_rows(kvactor::kvstore& kv) {
   expect_rows(
       out, [](std::int64_t) { return 0.0; }, "compressed pushpull 1");
   // Exact rows: 0.3 from every worker on the shared rows, 0.3 from one on row 590 + rank.
-  kv.push("emb", rows_of({5, 299, 300, 590 + rank_}, 0.3, dtype::float32)).get();
+  kv.push("emb", rows_of({5, 299, 300, 590 + node::rank}, 0.3, dtype::float32)).get();
   float sum = 0;
   for (int w = 0; w < W; ++w)
     sum += 0.3f;
@@ -161,26 +155,12 @@ void gc_rows(kvactor::kvstore& kv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const std::string scenario = argc > 1 ? argv[1] : "";
   const std::string type_name = argc > 2 ? argv[2] : "float16";
   const std::string store = argc > 3 ? argv[3] : "dist_sync";
-  try {
-    auto kv = kvactor::create(store);
-    rank_ = kv.rank();
-    on_device_ = store == "dist_sync_device" && kvactor::cuda_device_count() > 0;
-    if (scenario == "mp_rows") {
-      const dtype t = type_name == "bfloat16" ? dtype::bfloat16 : dtype::float16;
-      mp_rows(kv, t);
-    } else if (scenario == "gc_rows") {
-      gc_rows(kv);
-    } else {
-      fail("unknown scenario " + scenario);
-    }
-    std::printf("OK %s worker %d%s\n", scenario.c_str(), rank_,
-                on_device_ ? " with device values" : "");
-  } catch (const kvactor::error& e) {
-    fail(std::string{"kvactor::error: "} + e.what());
-  }
-  return 0;
+  const dtype t = type_name == "bfloat16" ? dtype::bfloat16 : dtype::float16;
+  on_device_ = store == "dist_sync_device" && kvactor::cuda_device_count() > 0;
+  return node::run_node(
+      argc, argv, "", [&](const std::string&) { return store; },
+      {{"mp_rows", [t](kvactor::kvstore& kv) { mp_rows(kv, t); }}, {"gc_rows", gc_rows}},
+      [] { return on_device_ ? " with device values" : ""; });
 }

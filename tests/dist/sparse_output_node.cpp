@@ -9,6 +9,7 @@
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
+#include "node_util.hpp"
 
 using kvactor::device;
 using kvactor::dtype;
@@ -19,17 +20,10 @@ using kvactor::tensor;
 
 namespace {
 
-int rank_ = -1;
-
-[[noreturn]] void fail(const std::string& what) {
-  std::printf("FAIL: worker %d: %s\n", rank_, what.c_str());
-  std::fflush(stdout);
-  std::exit(1);
-}
-
-void check(bool ok, const std::string& what) {
-  if (!ok) fail(what);
-}
+namespace node = kvactor::testing::node;
+using node::check;
+using node::code_of;
+using node::fail;
 
 const kvactor::shape table{6, 2};  // 12 > KVACTOR_BIGARRAY_BOUND=8: split by rows over servers
 
@@ -54,19 +48,10 @@ tensor ids(std::vector<std::int64_t> v) {
   return tensor::from(v, {static_cast<std::int64_t>(v.size())});
 }
 
-errc code_of(kvactor::future<void> f) {
-  try {
-    f.get();
-  } catch (const kvactor::error& e) {
-    return e.code();
-  }
-  return errc::ok;
-}
-
 void rows_out(kvactor::kvstore& kv, bool on_devices) {
   const int W = kv.num_workers();
   const device here =
-      on_devices ? device::cuda(rank_ % kvactor::cuda_device_count()) : device::cpu();
+      on_devices ? device::cuda(node::rank % kvactor::cuda_device_count()) : device::cpu();
   for (dtype t : {dtype::float32, dtype::float16}) {
     const std::string what = std::string{"dtype "} + kvactor::to_string(t);
     const std::string k = std::string{"emb_"} + kvactor::to_string(t);
@@ -83,7 +68,8 @@ void rows_out(kvactor::kvstore& kv, bool on_devices) {
     expect_rows(wide.value(), {0, 3, 5}, initial, what + ": converting output");
     kv.barrier().get();
     // Each worker pushes rows {1, 4} of value rank + 1; the round's merged rows replace the value.
-    kv.push(k, row_sparse_tensor::from(ids({1, 4}), tensor::full({2, 2}, rank_ + 1, t), table));
+    kv.push(k,
+            row_sparse_tensor::from(ids({1, 4}), tensor::full({2, 2}, node::rank + 1, t), table));
     kv.row_sparse_pull(k, out, ids({4, 2})).get();
     const double sum = W * (W + 1) / 2.0;
     expect_rows(
@@ -113,18 +99,11 @@ void rows_out(kvactor::kvstore& kv, bool on_devices) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::setvbuf(stdout, nullptr, _IOLBF, 0);
-  const std::string scenario = argc > 1 ? argv[1] : "host";
-  try {
-    const bool devices = scenario == "device";
-    if (!devices && scenario != "host") fail("unknown scenario " + scenario);
-    auto kv = kvactor::create(devices ? "dist_sync_device" : "dist_sync");
-    rank_ = kv.rank();
-    if (devices) check(kvactor::cuda_device_count() > 0, "devices (KVACTOR_EMULATE_CUDA=2)");
-    rows_out(kv, devices);
-    std::printf("OK %s worker %d\n", scenario.c_str(), rank_);
-  } catch (const kvactor::error& e) {
-    fail(std::string{"kvactor::error: "} + e.what());
-  }
-  return 0;
+  return node::run_node(argc, argv, "host", node::on_devices_for("device"),
+                        {{"host", [](kvactor::kvstore& kv) { rows_out(kv, false); }},
+                         {"device", [](kvactor::kvstore& kv) {
+                            check(kvactor::cuda_device_count() > 0,
+                                  "devices (KVACTOR_EMULATE_CUDA=2)");
+                            rows_out(kv, true);
+                          }}});
 }

@@ -3,21 +3,16 @@
 // emulated devices (on a GPU machine the emulation stays off and the workers use the real ones).
 #include <gtest/gtest.h>
 
-#include "cluster.hpp"
+#include "scenario.hpp"
 
-using kvactor::testing::cluster;
-using namespace std::chrono_literals;
+using kvactor::testing::run_program;
 
 namespace {
 
+// Every process with two emulated devices and a bound that splits the table over the servers.
 void run_scenario(const std::string& scenario, int servers, int workers) {
-  cluster c(KVACTOR_SERVER, KVACTOR_SPARSE_OUTPUT_NODE, {scenario}, servers, workers,
-            {{"KVACTOR_EMULATE_CUDA", "2"}, {"KVACTOR_BIGARRAY_BOUND", "8"}});
-  ASSERT_TRUE(c.wait_all(60s)) << "cluster did not finish\n" << c.dump();
-  for (auto& p : c.procs())
-    EXPECT_EQ(p.exit_code(), 0) << p.role << "\n" << c.dump();
-  for (int w = 0; w < workers; ++w)
-    EXPECT_NE(c.worker(w).output().find("OK " + scenario), std::string::npos) << c.dump();
+  run_program(KVACTOR_SPARSE_OUTPUT_NODE, {scenario}, servers, workers,
+              {{"KVACTOR_EMULATE_CUDA", "2"}, {"KVACTOR_BIGARRAY_BOUND", "8"}});
 }
 
 }  // namespace

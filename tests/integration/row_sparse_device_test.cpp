@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "code_of.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/row_sparse.hpp"
@@ -21,6 +22,7 @@ using kvactor::errc;
 using kvactor::row_sparse_tensor;
 using kvactor::shape;
 using kvactor::tensor;
+using kvactor::testing::code_of;
 
 namespace {
 
@@ -66,15 +68,6 @@ std::vector<double> pulled(kvactor::kvstore& kv, int key, dtype t, int i) {
   kv.pull(key, out).get();
   EXPECT_EQ(out.device(), dev(i));
   return out.to_vector();
-}
-
-errc code_of(kvactor::future<void> f) {
-  try {
-    f.get();
-  } catch (const kvactor::error& e) {
-    return e.code();
-  }
-  return errc::ok;
 }
 
 const char* const stores[] = {"local", "device"};

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "code_of.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/custom_store.hpp"
 #include "kvactor/kvstore.hpp"
@@ -22,6 +23,7 @@ using kvactor::row_sparse_output;
 using kvactor::row_sparse_tensor;
 using kvactor::shape;
 using kvactor::tensor;
+using kvactor::testing::code_of;
 
 namespace {
 
@@ -54,15 +56,6 @@ std::vector<std::int64_t> indices_of(const row_sparse_tensor& r) {
   for (double v : r.host_indices().to_vector())
     out.push_back(static_cast<std::int64_t>(v));
   return out;
-}
-
-errc code_of(kvactor::future<void> f) {
-  try {
-    f.get();
-  } catch (const kvactor::error& e) {
-    return e.code();
-  }
-  return errc::ok;
 }
 
 tensor ids(std::vector<std::int64_t> v) {

@@ -14,6 +14,7 @@
 
 #include "in_process_cluster.hpp"
 #include "kvactor/serialization/optimizer_states.hpp"
+#include "temp_dirs.hpp"
 
 namespace kvactor::testing {
 namespace {
@@ -40,18 +41,8 @@ std::string contents(const std::string& path) {
 }
 
 // outer/ holds dir/, the states directory; whatever lands in outer/ escaped.
-struct dirs {
-  dirs() {
-    outer = ::testing::TempDir() + "kvactor-states-dir-" + std::to_string(::getpid());
-    dir = outer + "/states";
-    EXPECT_EQ(::mkdir(outer.c_str(), 0700), 0);
-    EXPECT_EQ(::mkdir(dir.c_str(), 0700), 0);
-  }
-  ~dirs() {
-    ::rmdir(dir.c_str());
-    ::rmdir(outer.c_str());
-  }
-  std::string outer, dir;
+struct dirs : kvactor::testing::temp_dirs {
+  dirs() : temp_dirs("kvactor-states-dir-", "states") {}
 };
 
 // A one-server, one-worker cluster whose server keeps states under `states_dir`.

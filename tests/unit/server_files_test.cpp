@@ -12,6 +12,7 @@
 #include <string>
 
 #include "dist/server_files.hpp"
+#include "temp_dirs.hpp"
 
 namespace kvactor::detail {
 namespace {
@@ -38,18 +39,8 @@ std::size_t entries(const std::string& dir) {
 const std::vector<std::uint8_t> kBytes = {'s', 't', 'a', 't', 'e', 0, 1, 2};
 
 // outer/ holds dir/; whatever lands in outer/ escaped.
-struct dirs {
-  dirs() {
-    outer = ::testing::TempDir() + "kvactor-server-files-" + std::to_string(::getpid());
-    dir = outer + "/files";
-    EXPECT_EQ(::mkdir(outer.c_str(), 0700), 0);
-    EXPECT_EQ(::mkdir(dir.c_str(), 0700), 0);
-  }
-  ~dirs() {
-    ::rmdir(dir.c_str());
-    ::rmdir(outer.c_str());
-  }
-  std::string outer, dir;
+struct dirs : kvactor::testing::temp_dirs {
+  dirs() : temp_dirs("kvactor-server-files-", "files") {}
 };
 
 TEST(ServerFiles, NamesAreReducedToAPlainFileName) {
