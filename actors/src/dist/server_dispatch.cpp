@@ -71,22 +71,36 @@ void dispatcher::bind(const net::connection_ptr& c, const net::message& m) {
       });
 }
 
-void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
-                      std::int64_t worker) {
+std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr& c,
+                                                       const net::message& m, wire::msg type,
+                                                       std::int64_t worker) {
   auto meta = wire::decode<wire::data_meta>(m.meta);
   auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
                    const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
-  if (!meta) return reply(meta.error(), nullptr);
+  if (!meta) {
+    reply(meta.error(), nullptr);
+    return nullptr;
+  }
   auto r = std::make_shared<server_request>();
   r->kind = type;
   r->meta = std::move(*meta);
   r->worker = worker;
   r->reply = std::move(reply);
-  // A refused push still goes to its shard, where it takes its place in the round.
-  if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
-  const auto k = r->meta.key.to_key();
-  const std::uint64_t h = part_hash(k.hash(), r->meta.part);
+  return r;
+}
+
+// Even a refused push goes to its shard, where it takes its place in the round.
+void dispatcher::to_shard(std::shared_ptr<server_request> r) {
+  const std::uint64_t h = part_hash(r->meta.key.to_key().hash(), r->meta.part);
   caf::anon_send(shards_[h % shards_.size()], std::move(r));
+}
+
+void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
+                      std::int64_t worker) {
+  auto r = request_of(c, m, type, worker);
+  if (!r) return;
+  if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
+  to_shard(std::move(r));
 }
 
 // The payload of an init, push or pushpull as the flat tensor r->payload (decompressed).
@@ -133,18 +147,8 @@ status dispatcher::decode_payload(server_request* r, net::message& m) {
 // push_rows continues with one row of values per id.
 void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg type,
                       std::int64_t worker) {
-  auto meta = wire::decode<wire::data_meta>(m.meta);
-  auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
-                   const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
-  if (!meta) return reply(meta.error(), nullptr);
-  auto r = std::make_shared<server_request>();
-  r->kind = type;
-  r->meta = std::move(*meta);
-  r->worker = worker;
-  r->reply = std::move(reply);
-  const auto k = r->meta.key.to_key();
-  const std::uint64_t h = part_hash(k.hash(), r->meta.part);
-  // A refused push still goes to its shard, where it takes its place in the round.
+  auto r = request_of(c, m, type, worker);
+  if (!r) return;
   if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
     r->rejected = status{errc::protocol_error, "bad element type"};
   const auto t = static_cast<dtype>(r->meta.dtype);
@@ -154,15 +158,16 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
                                        : 0;
   if (r->rejected.is_ok() && m.payload_size != ids_bytes + data_bytes)
     r->rejected = status{errc::protocol_error, "row payload does not match its metadata"};
-  if (!r->rejected.is_ok()) return caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  if (!r->rejected.is_ok()) return to_shard(std::move(r));
   r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
   if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
   if (data_bytes)
     r->row_data = tensor::from_bytes(
         static_cast<const char*>(m.payload_data) + ids_bytes,
         {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
-  caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  to_shard(std::move(r));
 }
+
 void dispatcher::fan_out(std::function<void(server_core&)> apply, std::function<void()> done) {
   auto ack = std::make_shared<command_ack>();
   ack->left = shards_.size();

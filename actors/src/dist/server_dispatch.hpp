@@ -52,6 +52,11 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
 
   // server_dispatch.cpp
   void bind(const net::connection_ptr& c, const net::message& m);
+  // The request a data message stands for (its reply bound to the connection), or null after
+  // replying that its metadata does not decode.
+  std::shared_ptr<server_request> request_of(const net::connection_ptr& c, const net::message& m,
+                                             wire::msg type, std::int64_t worker);
+  void to_shard(std::shared_ptr<server_request> r);
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
