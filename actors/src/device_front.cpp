@@ -333,8 +333,7 @@ class device_front final : public store_impl {
     inner_->shutdown();
   }
   const caf::actor* client_actor() const noexcept override { return inner_->client_actor(); }
-  std::optional<dtype> key_dtype(const key& k) const override { return inner_->key_dtype(k); }
-  std::optional<shape> key_shape(const key& k) const override { return inner_->key_shape(k); }
+  key_info_ptr key_of(const key& k) const override { return inner_->key_of(k); }
 
  private:
   struct item {

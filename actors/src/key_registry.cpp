@@ -2,6 +2,11 @@
 
 namespace kvactor::detail {
 
+key_info_ptr key_registry::find_locked(const key& k) const {
+  std::shared_lock<std::shared_mutex> lk(mu_);
+  return find(k);
+}
+
 key_info_ptr key_registry::find(const key& k) const {
   if (k.is_int()) {
     auto it = ints_.find(k.as_int());

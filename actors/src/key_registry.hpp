@@ -44,6 +44,8 @@ class key_registry {
 
   /// Caller holds mutex() (shared or exclusive).
   key_info_ptr find(const key& k) const;
+  /// As find, taking the shared lock itself.
+  key_info_ptr find_locked(const key& k) const;
   /// Caller holds mutex() exclusively and has checked that k is new.
   key_info_ptr add(const key& k, const kvactor::shape& s, kvactor::dtype t,
                    kvactor::device home = kvactor::device::cpu());

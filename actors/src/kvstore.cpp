@@ -32,8 +32,11 @@ template <class Submit>
 future<void> converting(detail::store_impl& s, detail::op_kind kind, const key_list& keys,
                         const value_list& values, const value_list& outs, Submit submit) {
   if (outs.empty() || !s.converts_outputs()) return submit(outs);
-  auto staged = detail::stage_outputs(kind, keys, values, outs,
-                                      [&s](const key& k) { return s.key_dtype(k); });
+  auto staged =
+      detail::stage_outputs(kind, keys, values, outs, [&s](const key& k) -> std::optional<dtype> {
+        if (auto info = s.key_of(k)) return info->dtype;
+        return std::nullopt;
+      });
   if (!staged) return future<void>::ready_with(staged.error());
   if (staged->casts.empty()) return submit(outs);
   return detail::finish_casts(submit(staged->outs), std::move(staged->casts), s.casts());

@@ -415,16 +415,7 @@ class local_store final : public store_impl, public std::enable_shared_from_this
   }
 
   const caf::actor* client_actor() const noexcept override { return &client_; }
-  std::optional<dtype> key_dtype(const key& k) const override {
-    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
-    if (auto info = reg_.find(k)) return info->dtype;
-    return std::nullopt;
-  }
-  std::optional<shape> key_shape(const key& k) const override {
-    std::shared_lock<std::shared_mutex> lk(reg_.mutex());
-    if (auto info = reg_.find(k)) return info->shape;
-    return std::nullopt;
-  }
+  key_info_ptr key_of(const key& k) const override { return reg_.find_locked(k); }
 
  private:
   std::shared_ptr<const updater> current_updater() const {

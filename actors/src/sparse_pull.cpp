@@ -125,9 +125,8 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
   try {
     for (std::size_t g = 0; g < distinct.size(); ++g) {
       const key& k = distinct[g];
-      const auto full = s.key_shape(k);
-      const auto t = s.key_dtype(k);
-      if (!full || !t)
+      const key_info_ptr info = s.key_of(k);
+      if (!info)
         return fail(status{errc::not_initialized,
                            std::string{op} + ": key " + k.to_string() + " is not initialized"});
       if (g_ids[g].size() != 1 && g_ids[g].size() != g_outs[g].size())
@@ -144,19 +143,19 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
         const tensor& given = g_ids[g].size() == 1 ? g_ids[g][0] : g_ids[g][j];
         if (!given.defined()) return fail(bad(op, "null row ids for key " + k.to_string()));
         const tensor host = given.device().is_cpu() ? given : given.copy_to(device::cpu());
-        auto ids = parse_row_ids(k, host, (*full)[0]);
+        auto ids = parse_row_ids(k, host, info->shape[0]);
         if (!ids) return fail(ids.error());
-        std::vector<std::int64_t> dims = full->dims();
+        std::vector<std::int64_t> dims = info->shape.dims();
         dims[0] = static_cast<std::int64_t>(ids->size());
-        const dtype want = out->type.value_or(*t);
+        const dtype want = out->type.value_or(info->dtype);
         tensor data = tensor::empty(shape{dims}, want, out->dev);
         tensor index = host_ids(*ids);
         if (!out->dev.is_cpu()) index = index.copy_to(out->dev);
-        call->outs.push_back({out, row_sparse_tensor::from(index, data, *full)});
+        call->outs.push_back({out, row_sparse_tensor::from(index, data, info->shape)});
         if (ids->empty()) continue;  // nothing to copy
         tensor rows = data;
-        if (want != *t) {
-          rows = tensor::empty(shape{dims}, *t, out->dev);
+        if (want != info->dtype) {
+          rows = tensor::empty(shape{dims}, info->dtype, out->dev);
           casts.push_back(output_cast{rows, data});
         }
         k_outs.push_back(rows);

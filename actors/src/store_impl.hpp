@@ -62,16 +62,12 @@ class store_impl {
   /// The actor that speaks the embedding message interface (kvactor/caf.hpp); null for a
   /// store that has none (user-registered types).
   virtual const caf::actor* client_actor() const noexcept = 0;
-  /// The element type key k holds, or nothing when k is unknown (the facade converts pulled
-  /// values into outputs of other types: output_cast.hpp).
-  virtual std::optional<dtype> key_dtype(const key& k) const {
+  /// What the store knows of key k (its shape and element type), or null when k is unknown or
+  /// the store keeps no registry (user-registered types). The facade converts pulled values
+  /// into outputs of other types (output_cast.hpp) and sizes row-sparse outputs with it.
+  virtual key_info_ptr key_of(const key& k) const {
     (void)k;
-    return std::nullopt;
-  }
-  /// The shape key k holds, or nothing when k is unknown.
-  virtual std::optional<shape> key_shape(const key& k) const {
-    (void)k;
-    return std::nullopt;
+    return nullptr;
   }
   /// False for a store that takes outputs as they are given (user-registered types).
   virtual bool converts_outputs() const noexcept { return true; }
