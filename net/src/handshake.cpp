@@ -57,17 +57,7 @@ result<T> decode_with(const char* what, const std::uint8_t* data, std::size_t si
                                             " bytes exceed the cap of " +
                                             std::to_string(max_meta_size)};
   if (!data || size == 0) return status{errc::protocol_error, std::string{what} + ": empty"};
-  try {
-    bounded_input in(data, size);
-    T v;
-    body(in, v);
-    if (in.remaining() != 0) throw decode_failure{"trailing bytes"};
-    return v;
-  } catch (const decode_failure& e) {
-    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
-  } catch (const cereal::Exception& e) {
-    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
-  }
+  return serialization::decode_whole<T>(what, data, size, std::forward<F>(body));
 }
 
 void append_string(std::vector<std::uint8_t>& out, const std::string& s) {

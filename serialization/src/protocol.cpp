@@ -18,6 +18,7 @@ constexpr std::size_t max_servers = 65536;
 
 using serialization::bounded_input;
 using serialization::decode_failure;
+using serialization::decode_whole;
 
 class writer {
  public:
@@ -57,21 +58,13 @@ void get_key(bounded_input& in, wire_key& k) {
 
 template <class T, class F>
 result<T> run_decode(const std::vector<std::uint8_t>& bytes, const char* what, F&& body) {
-  try {
-    bounded_input in(bytes.data(), bytes.size());
+  return decode_whole<T>(what, bytes.data(), bytes.size(), [&](bounded_input& in, T& m) {
     std::uint8_t v = 0;
     in.read(v);
     if (v != meta_version)
       throw decode_failure{"metadata version " + std::to_string(v) + " is not supported"};
-    T m;
     body(in, m);
-    if (in.remaining() != 0) throw decode_failure{"trailing bytes"};
-    return m;
-  } catch (const decode_failure& e) {
-    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
-  } catch (const cereal::Exception& e) {
-    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
-  }
+  });
 }
 
 }  // namespace

@@ -12,6 +12,8 @@
 #include <streambuf>
 #include <string>
 
+#include "kvactor/result.hpp"
+
 namespace kvactor::serialization {
 
 /// Thrown inside decoders; the public decode functions turn it into a protocol_error status.
@@ -31,7 +33,8 @@ class memory_buf : public std::streambuf {
 
 class bounded_input {
  public:
-  bounded_input(const std::uint8_t* data, std::size_t size) : buf_(data, size), in_(&buf_), ar_(in_) {}
+  bounded_input(const std::uint8_t* data, std::size_t size)
+      : buf_(data, size), in_(&buf_), ar_(in_) {}
 
   cereal::PortableBinaryInputArchive& archive() noexcept { return ar_; }
   std::size_t remaining() const noexcept { return buf_.remaining(); }
@@ -47,8 +50,9 @@ class bounded_input {
   std::uint64_t read_length(std::uint64_t cap, std::size_t min_element_bytes, const char* what) {
     std::uint64_t n = 0;
     read(n);
-    if (n > cap) throw decode_failure{std::string{what} + ": length " + std::to_string(n) +
-                                      " exceeds the cap " + std::to_string(cap)};
+    if (n > cap)
+      throw decode_failure{std::string{what} + ": length " + std::to_string(n) +
+                           " exceeds the cap " + std::to_string(cap)};
     if (min_element_bytes && n > remaining() / min_element_bytes)
       throw decode_failure{std::string{what} + ": length " + std::to_string(n) +
                            " exceeds the bytes left"};
@@ -66,5 +70,23 @@ class bounded_input {
   std::istream in_;
   cereal::PortableBinaryInputArchive ar_;
 };
+
+/// Runs body(in, value) over all of (data, size), which must consume every byte: the one place
+/// where what a decoder throws (decode_failure, cereal's exceptions) becomes a protocol_error
+/// "<what>: <reason>".
+template <class T, class F>
+result<T> decode_whole(const char* what, const std::uint8_t* data, std::size_t size, F&& body) {
+  try {
+    bounded_input in(data, size);
+    T v;
+    body(in, v);
+    if (in.remaining() != 0) throw decode_failure{"trailing bytes"};
+    return v;
+  } catch (const decode_failure& e) {
+    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
+  } catch (const cereal::Exception& e) {
+    return status{errc::protocol_error, std::string{what} + ": " + e.what()};
+  }
+}
 
 }  // namespace kvactor::serialization
