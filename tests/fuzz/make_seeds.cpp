@@ -155,10 +155,10 @@ void protocol() {
   put("register-server", 0, encode(register_meta{"server", "10.0.0.12", 41235, 1}));
   put("register-worker", 0, encode(register_meta{"worker", "", 0, -1}));
   put("register-ipv6", 0, encode(register_meta{"server", "fe80::1ff:fe23:4567:890a", 9091, 7}));
-  put("node-table-empty", 1, encode(node_table_meta{0, 1, 0, {}}));
+  put("node-table-empty", 1, encode(node_table_meta{0, 1, 0, {}, ""}));
   put("node-table-3", 1,
       encode(node_table_meta{
-          4, 8, 3, {{"10.0.0.2", 9000}, {"node-b.cluster", 9001}, {"127.0.0.1", 65535}}}));
+          4, 8, 3, {{"10.0.0.2", 9000}, {"node-b.cluster", 9001}, {"127.0.0.1", 65535}}, ""}));
   put("barrier-0", 2, encode(barrier_meta{0}));
   put("barrier-big", 2, encode(barrier_meta{(1ull << 40) + 3}));
   put("node-lost", 3, encode(node_lost_meta{"worker", 5, "no heartbeat for 3000 ms"}));
