@@ -53,37 +53,31 @@ result<optimizer_config> decode_optimizer_config(const std::uint8_t* data, std::
                                             " bytes exceeds the cap of " +
                                             std::to_string(caps.max_bytes)};
   if (!data && size) return status{errc::protocol_error, "null optimizer config buffer"};
-  try {
-    serialization::bounded_input in(data, size);
-    // The portable archive starts with one endianness byte.
-    if (size < 1) throw serialization::decode_failure{"empty input"};
-    std::uint32_t m = 0;
-    std::uint16_t v = 0;
-    in.read(m);
-    if (m != magic) throw serialization::decode_failure{"not an optimizer config (bad magic)"};
-    in.read(v);
-    if (v != version)
-      throw serialization::decode_failure{"optimizer config version " + std::to_string(v) +
-                                          " is not supported (this build reads version " +
-                                          std::to_string(version) + ")"};
-    optimizer_config cfg;
-    in.read_string(cfg.type, caps.max_name_length, "optimizer type");
-    const auto n = in.read_length(caps.max_params, 2 * sizeof(std::uint64_t), "parameter count");
-    for (std::uint64_t i = 0; i < n; ++i) {
-      std::string name;
-      in.read_string(name, caps.max_name_length, "parameter name");
-      double value = 0;
-      in.read(value);
-      if (!cfg.params.emplace(std::move(name), value).second)
-        throw serialization::decode_failure{"duplicate parameter"};
-    }
-    if (in.remaining() != 0) throw serialization::decode_failure{"trailing bytes"};
-    return cfg;
-  } catch (const serialization::decode_failure& e) {
-    return status{errc::protocol_error, std::string{"optimizer config: "} + e.what()};
-  } catch (const cereal::Exception& e) {
-    return status{errc::protocol_error, std::string{"optimizer config: "} + e.what()};
-  }
+  return serialization::decode_whole<optimizer_config>(
+      "optimizer config", data, size, [&](serialization::bounded_input& in, optimizer_config& cfg) {
+        // The portable archive starts with one endianness byte.
+        if (size < 1) throw serialization::decode_failure{"empty input"};
+        std::uint32_t m = 0;
+        std::uint16_t v = 0;
+        in.read(m);
+        if (m != magic) throw serialization::decode_failure{"not an optimizer config (bad magic)"};
+        in.read(v);
+        if (v != version)
+          throw serialization::decode_failure{"optimizer config version " + std::to_string(v) +
+                                              " is not supported (this build reads version " +
+                                              std::to_string(version) + ")"};
+        in.read_string(cfg.type, caps.max_name_length, "optimizer type");
+        const auto n =
+            in.read_length(caps.max_params, 2 * sizeof(std::uint64_t), "parameter count");
+        for (std::uint64_t i = 0; i < n; ++i) {
+          std::string name;
+          in.read_string(name, caps.max_name_length, "parameter name");
+          double value = 0;
+          in.read(value);
+          if (!cfg.params.emplace(std::move(name), value).second)
+            throw serialization::decode_failure{"duplicate parameter"};
+        }
+      });
 }
 
 }  // namespace kvactor
