@@ -8,7 +8,8 @@ source scripts/common.sh
 packages=(build-essential cmake ninja-build ccache git pkg-config
           libcaf-dev libboost-dev libcereal-dev libssl-dev
           libgtest-dev googletest libbenchmark-dev iproute2 procps
-          clang-16 libfuzzer-16-dev libclang-rt-16-dev)  # the last three: the fuzz preset
+          clang-16 libfuzzer-16-dev libclang-rt-16-dev  # the fuzz preset
+          clang-format-14 clang-tidy-14)                # scripts/check-format.sh, tidy.sh
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -73,6 +73,7 @@ namespace {
 
 void sum_tensors(const std::vector<tensor>& in, tensor& out) {
   std::vector<const void*> srcs;
+  srcs.reserve(in.size());
   for (const auto& t : in)
     srcs.push_back(t.data_unchecked());
   kernels::sum(out.dtype(), out.data_unchecked(), srcs.data(), srcs.size(), 0, out.size());

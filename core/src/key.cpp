@@ -20,9 +20,11 @@ std::uint64_t mix(std::uint64_t x) noexcept {
 // Defined here rather than with std::hash so that every process of a cluster, whatever its
 // standard library, places a key on the same shard and server.
 std::size_t key::hash() const noexcept {
-  if (is_int()) return static_cast<std::size_t>(mix(static_cast<std::uint64_t>(as_int())));
+  // get_if, not as_int/as_string: those may throw, and a hash must not.
+  if (const auto* i = std::get_if<std::int64_t>(&v_))
+    return static_cast<std::size_t>(mix(static_cast<std::uint64_t>(*i)));
   std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (unsigned char c : as_string()) h = (h ^ c) * 0x100000001b3ull;
+  for (unsigned char c : *std::get_if<std::string>(&v_)) h = (h ^ c) * 0x100000001b3ull;
   return static_cast<std::size_t>(mix(h));
 }
 

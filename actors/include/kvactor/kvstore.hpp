@@ -57,13 +57,16 @@ namespace kvactor {
 /// One key or a list of keys. A single key is held inline (no allocation).
 class key_list {
  public:
-  key_list(const key& k) : single_(k) {}              // NOLINT: implicit by design
-  key_list(int k) : single_(k) {}                     // NOLINT
-  key_list(std::int64_t k) : single_(k) {}            // NOLINT
-  key_list(const char* k) : single_(k) {}             // NOLINT
-  key_list(std::string k) : single_(std::move(k)) {}  // NOLINT
-  key_list(std::vector<key> ks) : list_(std::move(ks)), is_list_(true) {}  // NOLINT
-  key_list(std::initializer_list<key> ks) : list_(ks), is_list_(true) {}   // NOLINT
+  // Implicit by design: callers pass one key or a list, as MXNet's do.
+  // NOLINTBEGIN(google-explicit-constructor)
+  key_list(const key& k) : single_(k) {}
+  key_list(int k) : single_(k) {}
+  key_list(std::int64_t k) : single_(k) {}
+  key_list(const char* k) : single_(k) {}
+  key_list(std::string k) : single_(std::move(k)) {}
+  key_list(std::vector<key> ks) : list_(std::move(ks)), is_list_(true) {}
+  key_list(std::initializer_list<key> ks) : list_(ks), is_list_(true) {}
+  // NOLINTEND(google-explicit-constructor)
 
   bool is_list() const noexcept { return is_list_; }
   std::size_t size() const noexcept { return is_list_ ? list_.size() : 1; }
@@ -81,13 +84,14 @@ class value_list {
   enum class form { none, single, list, nested };
 
   value_list() = default;
-  value_list(const tensor& t) : single_(t), form_(form::single) {}                 // NOLINT
-  value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
-  value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}   // NOLINT
-  value_list(std::vector<std::vector<tensor>> ts)
-      : nested_(std::move(ts)), form_(form::nested) {}       // NOLINT
-  value_list(std::initializer_list<std::vector<tensor>> ts)  // NOLINT
-      : nested_(ts), form_(form::nested) {}
+  // Implicit by design: callers pass one tensor, a list or a list of lists.
+  // NOLINTBEGIN(google-explicit-constructor)
+  value_list(const tensor& t) : single_(t), form_(form::single) {}
+  value_list(std::vector<tensor> ts) : flat_(std::move(ts)), form_(form::list) {}
+  value_list(std::initializer_list<tensor> ts) : flat_(ts), form_(form::list) {}
+  value_list(std::vector<std::vector<tensor>> ts) : nested_(std::move(ts)), form_(form::nested) {}
+  value_list(std::initializer_list<std::vector<tensor>> ts) : nested_(ts), form_(form::nested) {}
+  // NOLINTEND(google-explicit-constructor)
 
   form shape() const noexcept { return form_; }
   bool empty() const noexcept { return form_ == form::none; }
@@ -111,13 +115,14 @@ class sparse_list {
   enum class form { none, single, list, nested };
 
   sparse_list() = default;
-  sparse_list(const row_sparse_tensor& t) : flat_{t}, form_(form::single) {}  // NOLINT
-  sparse_list(std::vector<row_sparse_tensor> ts)
-      : flat_(std::move(ts)), form_(form::list) {}  // NOLINT
-  sparse_list(std::initializer_list<row_sparse_tensor> ts)
-      : flat_(ts), form_(form::list) {}                        // NOLINT
-  sparse_list(std::vector<std::vector<row_sparse_tensor>> ts)  // NOLINT
+  // Implicit by design: callers pass one tensor, a list or a list of lists.
+  // NOLINTBEGIN(google-explicit-constructor)
+  sparse_list(const row_sparse_tensor& t) : flat_{t}, form_(form::single) {}
+  sparse_list(std::vector<row_sparse_tensor> ts) : flat_(std::move(ts)), form_(form::list) {}
+  sparse_list(std::initializer_list<row_sparse_tensor> ts) : flat_(ts), form_(form::list) {}
+  sparse_list(std::vector<std::vector<row_sparse_tensor>> ts)
       : nested_(std::move(ts)), form_(form::nested) {}
+  // NOLINTEND(google-explicit-constructor)
 
   form shape() const noexcept { return form_; }
   const std::vector<row_sparse_tensor>& flat() const noexcept { return flat_; }

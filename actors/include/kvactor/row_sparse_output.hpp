@@ -60,13 +60,14 @@ class sparse_output_list {
   enum class form { none, single, list, nested };
 
   sparse_output_list() = default;
-  sparse_output_list(const row_sparse_output& o) : flat_{o}, form_(form::single) {}  // NOLINT
-  sparse_output_list(std::vector<row_sparse_output> os)                              // NOLINT
-      : flat_(std::move(os)), form_(form::list) {}
-  sparse_output_list(std::initializer_list<row_sparse_output> os)  // NOLINT
-      : flat_(os), form_(form::list) {}
-  sparse_output_list(std::vector<std::vector<row_sparse_output>> os)  // NOLINT
+  // Implicit by design: callers pass one output, a list or a list of lists as they have it.
+  // NOLINTBEGIN(google-explicit-constructor)
+  sparse_output_list(const row_sparse_output& o) : flat_{o}, form_(form::single) {}
+  sparse_output_list(std::vector<row_sparse_output> os) : flat_(std::move(os)), form_(form::list) {}
+  sparse_output_list(std::initializer_list<row_sparse_output> os) : flat_(os), form_(form::list) {}
+  sparse_output_list(std::vector<std::vector<row_sparse_output>> os)
       : nested_(std::move(os)), form_(form::nested) {}
+  // NOLINTEND(google-explicit-constructor)
 
   form shape() const noexcept { return form_; }
   /// The output of form::single, or the outputs of form::list.

@@ -109,7 +109,11 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
   const bool pushes = r->kind == wire::msg::push || r->kind == wire::msg::pushpull ||
                       r->kind == wire::msg::push_rows;
   if (!r->rejected.is_ok()) {
-    if (pushes) return refuse_push(p, id, std::move(r), r->rejected);
+    // Copied out first: the parameter that takes r may be initialised before r->rejected is read.
+    if (pushes) {
+      status why = r->rejected;
+      return refuse_push(p, id, std::move(r), why);
+    }
     return r->reply(r->rejected, nullptr);
   }
   switch (r->kind) {

@@ -20,15 +20,12 @@ inline constexpr dtype all_dtypes[] = {dtype::float32, dtype::float16, dtype::bf
 constexpr std::size_t size_of(dtype t) noexcept {
   switch (t) {
     case dtype::float32:
+    case dtype::int32:
       return 4;
     case dtype::float16:
-      return 2;
     case dtype::bfloat16:
       return 2;
     case dtype::float64:
-      return 8;
-    case dtype::int32:
-      return 4;
     case dtype::int64:
       return 8;
     case dtype::uint8:

@@ -13,11 +13,14 @@ namespace kvactor {
 class key {
  public:
   key() : v_(std::int64_t{0}) {}
-  key(std::int64_t k) : v_(k) {}                 // NOLINT: implicit by design
-  key(int k) : v_(std::int64_t{k}) {}            // NOLINT
-  key(std::string k) : v_(std::move(k)) {}       // NOLINT
-  key(const char* k) : v_(std::string{k}) {}     // NOLINT
-  key(std::string_view k) : v_(std::string{k}) {}  // NOLINT
+  // Implicit by design: callers name keys by their integers and strings, as MXNet's do.
+  // NOLINTBEGIN(google-explicit-constructor)
+  key(std::int64_t k) : v_(k) {}
+  key(int k) : v_(std::int64_t{k}) {}
+  key(std::string k) : v_(std::move(k)) {}
+  key(const char* k) : v_(std::string{k}) {}
+  key(std::string_view k) : v_(std::string{k}) {}
+  // NOLINTEND(google-explicit-constructor)
 
   bool is_string() const noexcept { return v_.index() == 1; }
   bool is_int() const noexcept { return v_.index() == 0; }

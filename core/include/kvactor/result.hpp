@@ -12,10 +12,13 @@ namespace kvactor {
 template <class T>
 class result {
  public:
-  result(T value) : value_(std::move(value)) {}  // NOLINT: implicit by design
-  result(status s) : status_(std::move(s)) {    // NOLINT: implicit by design
+  // Implicit by design: a function returns its value or its failure as it is.
+  // NOLINTBEGIN(google-explicit-constructor)
+  result(T value) : value_(std::move(value)) {}
+  result(status s) : status_(std::move(s)) {
     if (status_.is_ok()) status_ = status{errc::internal, "result built from an ok status"};
   }
+  // NOLINTEND(google-explicit-constructor)
   result(errc code, std::string message) : status_(code, std::move(message)) {}
 
   bool has_value() const noexcept { return value_.has_value(); }

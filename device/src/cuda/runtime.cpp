@@ -303,7 +303,7 @@ void enqueue_callback(const device_stream& s, std::function<void(const status&)>
   // cudaStreamAddCallback rather than cudaLaunchHostFunc: it runs exactly once even after a
   // device error and says so, where a host function would silently never run.
   KVACTOR_CUDA(cudaStreamAddCallback(cudart::native(s), on_stream_done, box.get(), 0));
-  box.release();
+  static_cast<void>(box.release());  // the callback owns it now
 }
 
 void stream_wait(const device_stream& waiter, const device_stream& on) {
