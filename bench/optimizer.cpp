@@ -42,7 +42,7 @@ using namespace kvbench;
 
 constexpr std::size_t KiB = 1024, MiB = 1024 * 1024;
 
-// The store's chunking for an update (actors/src/shard_core.cpp: an update counts 3 x nbytes,
+// The store's chunking for an update (actors/src/shard_host.cpp: an update counts 3 x nbytes,
 // chunks_for(bytes) = bytes / 256 KiB clamped to [1, 4 * threads]).
 std::size_t chunks_for(std::size_t bytes, std::size_t threads) {
   return std::clamp<std::size_t>(bytes / (256 * KiB), 1, threads * 4);

@@ -55,8 +55,8 @@ void op::acquire_leases() noexcept {
 void op::release_leases() noexcept {
   if (!leased_) return;
   leased_ = false;
-  for (const auto& v : device_io ? device_values : values) v.storage_ptr()->end_read();
-  for (const auto& o : device_io ? device_outs : outs) o.storage_ptr()->end_write();
+  for (const auto& v : dev.io ? dev.values : values) v.storage_ptr()->end_read();
+  for (const auto& o : dev.io ? dev.outs : outs) o.storage_ptr()->end_write();
   for (const auto& r : sparse) {
     r.indices().storage_ptr()->end_read();
     r.data().storage_ptr()->end_read();

@@ -24,6 +24,8 @@
 namespace kvactor::detail {
 
 enum class op_kind : std::uint8_t { init, push, pull, pushpull, broadcast, row_pull };
+/// Where a shard is in running an op (the stages an op kind goes through: shard_core.cpp).
+enum class op_stage : std::uint8_t { init, reduce, update, pull, finish };
 
 /// Tensors of one key in one call; most calls give one or two, held without an allocation
 /// (the facade allocates, the shard frees: cross-thread frees are what malloc does worst).
@@ -76,12 +78,9 @@ struct op {
   op_kind kind = op_kind::push;
   key_info_ptr info;
   int priority = 0;
-  tensor_list values;                     // read-leased until done
-  tensor_list outs;                       // write-leased until done
-  std::vector<row_sparse_tensor> sparse;  // a row-sparse push's values (read-leased)
-  /// Host copies of the rows of `sparse` values whose rows are on devices (undefined for the
-  /// others), for a push the shard runs on host memory.
-  std::vector<tensor> sparse_host_rows;
+  tensor_list values;                           // read-leased until done
+  tensor_list outs;                             // write-leased until done
+  std::vector<row_sparse_tensor> sparse;        // a row-sparse push's values (read-leased)
   std::vector<std::vector<std::int64_t>> rows;  // row_pull: sorted unique ids, per output
   /// row_pull into outputs holding just the requested rows (rows.size() x the key's row, in
   /// id order: row-sparse outputs) rather than the key's shape with zeros elsewhere.
@@ -92,22 +91,27 @@ struct op {
   compression::params gc;
   std::uint64_t gc_version = 0;
   std::shared_ptr<call_state> call;
-  /// Values or outputs on CUDA devices: the shard's kernels work on host memory, so while the
-  /// op runs, `values` and `outs` hold host tensors (values copied from the devices first,
-  /// outputs copied to them last) and these hold the caller's tensors, which keep the leases.
-  tensor_list device_values, device_outs;
-  bool device_io = false;
-  bool device_out_done = false;
-  /// How the shard runs the op: decided when it starts (0), on host memory (1), or on the
-  /// key's device (2: a device store's key that lives on a device).
-  std::uint8_t mode = 0;
-  /// Device mode: stages enqueue on the key's stream one after another without waiting; the
-  /// op waits once, before it finishes, for that stream (holding these tensors until then).
-  device_stream device_pending;
-  std::vector<tensor> device_keep;
+  /// What only ops with tensors on CUDA devices use, inline (no allocation per op).
+  struct device_part {
+    /// The host executor's staging: its kernels work on host memory, so while the op runs,
+    /// `values` and `outs` hold host tensors (values copied from the devices first, outputs
+    /// copied to them last) and these hold the caller's tensors, which keep the leases.
+    tensor_list values, outs;
+    bool io = false;
+    bool out_done = false;
+    /// Host copies of the rows of `sparse` values whose rows are on devices (undefined for
+    /// the others).
+    std::vector<tensor> sparse_rows;
+    /// The device executor: stages enqueue on the key's stream one after another without
+    /// waiting; the op waits once, before it finishes, for that stream (holding these
+    /// tensors until then).
+    device_stream pending;
+    std::vector<tensor> keep;
+  };
+  device_part dev;
 
   // Shard-side progress.
-  std::uint8_t stage = 0;
+  op_stage stage = op_stage::init;
   tensor merged;
   status error;
   std::atomic<bool> chunk_failed{false};

@@ -2,7 +2,7 @@
 // those rows, the densified gradient through the updater, or the merged rows as the new
 // value) and row_sparse_pull (the chosen rows, zero elsewhere), on host memory and, for keys
 // that live on a device, as device work on the key's stream. Rows given on devices reach the
-// host path as host copies (stage_device_in); the device path merges them where they are
+// host executor as host copies (shard_staging.cpp); the device path merges them where they are
 // sent, without the host touching them.
 // Thread-safety: as shard_core (one actor's).
 #include <algorithm>
@@ -10,7 +10,7 @@
 
 #include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
-#include "shard_core.hpp"
+#include "shard_executors.hpp"
 
 namespace kvactor::detail {
 
@@ -39,7 +39,7 @@ void for_each_run(const std::int64_t* ids, std::size_t n, Fn fn) {
 // A row-sparse push: the values' rows merged (rows present in several summed), then a lazy
 // update of just those rows, or the densified gradient through the updater, or — without an
 // updater — the merged gradient (zero elsewhere) as the new value. Runs inline.
-bool shard_core::stage_sparse(entry& e, op& o) {
+bool host_executor::sparse(shard_entry& e, op& o) {
   const auto& info = *o.info;
   const dtype t = info.dtype;
   const std::size_t row =
@@ -58,10 +58,10 @@ bool shard_core::stage_sparse(entry& e, op& o) {
   for (std::size_t j = 0; j < o.sparse.size(); ++j) {
     const auto& v = o.sparse[j];
     const auto* p = static_cast<const std::int64_t*>(v.host_indices().data_unchecked());
-    // Rows on a device were copied to the host first (stage_device_in).
-    const bool copied = j < o.sparse_host_rows.size() && o.sparse_host_rows[j].defined();
+    // Rows on a device were copied to the host first (host_executor::stage_in).
+    const bool copied = j < o.dev.sparse_rows.size() && o.dev.sparse_rows[j].defined();
     const auto* src =
-        static_cast<const char*>((copied ? o.sparse_host_rows[j] : v.data()).data_unchecked());
+        static_cast<const char*>((copied ? o.dev.sparse_rows[j] : v.data()).data_unchecked());
     for (std::size_t i = 0; i < v.num_rows(); ++i) {
       const auto at =
           static_cast<std::size_t>(std::lower_bound(ids.begin(), ids.end(), p[i]) - ids.begin());
@@ -100,7 +100,7 @@ bool shard_core::stage_sparse(entry& e, op& o) {
   return true;
 }
 
-bool shard_core::stage_row_pull(entry& e, op& o) {
+bool host_executor::row_pull(shard_entry& e, op& o) {
   // Exactly the requested rows; every other row of the output is zero.
   const auto& info = *o.info;
   const std::size_t row_bytes = row_bytes_of(info);
@@ -127,9 +127,9 @@ bool shard_core::stage_row_pull(entry& e, op& o) {
 
 // The rows merged on the key's device into a zeroed tensor there (the stored value without
 // an updater; the merge buffer, the densified gradient, with one that updates on the device,
-// as dstage_update then does), value by value as stage_sparse sums them. Rows elsewhere are
+// as device_executor::update then does), value by value as the host sums them. Rows elsewhere are
 // copied to the key's device first. Lazy row updates need the host (needs_host).
-bool shard_core::dstage_sparse(entry& e, op& o) {
+bool device_executor::sparse(shard_entry& e, op& o) {
   const auto& info = *o.info;
   const device home = e.stored.device();
   const dtype t = info.dtype;
@@ -179,7 +179,7 @@ bool shard_core::dstage_sparse(entry& e, op& o) {
 // Each output zeroed, then each run of consecutive requested rows copied in one piece from
 // the key's device: straight into host outputs and outputs on the key's device; through a
 // zeroed tensor on the key's device for outputs on other devices (one peer copy of the whole).
-bool shard_core::dstage_row_pull(entry& e, op& o) {
+bool device_executor::row_pull(shard_entry& e, op& o) {
   const auto& info = *o.info;
   const device home = e.stored.device();
   const std::size_t row_bytes = row_bytes_of(info);
