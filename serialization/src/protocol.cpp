@@ -25,37 +25,32 @@ serialization::schema_envelope envelope() noexcept {
 
 }  // namespace
 
-const char* to_string(msg m) noexcept {
-  switch (m) {
-#define KVACTOR_WIRE_CASE(name, number, meta) \
-  case msg::name:                             \
+// Both tables are (name, number, column) lists: one case shape serves both.
+#define KVACTOR_WIRE_NAME_CASE(name, number, column) \
+  case number:                                       \
     return #name;
-    KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_CASE)
-#undef KVACTOR_WIRE_CASE
-  }
+#define KVACTOR_WIRE_KNOWN_CASE(name, number, column) case number:
+
+const char* to_string(msg m) noexcept {
+  switch (static_cast<int>(m)) { KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_NAME_CASE) }
   return "unknown";
 }
 
 bool known_message(std::uint8_t type) noexcept {
-  switch (static_cast<msg>(type)) {
-#define KVACTOR_WIRE_CASE(name, number, meta) case msg::name:
-    KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_CASE)
-#undef KVACTOR_WIRE_CASE
+  switch (type) {
+    KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_KNOWN_CASE)
     return true;
   }
   return false;
 }
 
 const char* to_string(command c) noexcept {
-  switch (c) {
-#define KVACTOR_WIRE_CASE(name, number, mxnet) \
-  case command::name:                          \
-    return #name;
-    KVACTOR_WIRE_COMMANDS(KVACTOR_WIRE_CASE)
-#undef KVACTOR_WIRE_CASE
-  }
+  switch (static_cast<int>(c)) { KVACTOR_WIRE_COMMANDS(KVACTOR_WIRE_NAME_CASE) }
   return "unknown_command";
 }
+
+#undef KVACTOR_WIRE_NAME_CASE
+#undef KVACTOR_WIRE_KNOWN_CASE
 
 bool mxnet_command(int head) noexcept {
   switch (head) {
