@@ -4,60 +4,24 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
-#include <cereal/archives/portable_binary.hpp>
 
-#include <sstream>
-
-#include "kvactor/serialization/bounded_archive.hpp"
+#include "kvactor/serialization/schema.hpp"
 
 namespace kvactor::net::handshake {
 
 namespace {
 
-using serialization::bounded_input;
-using serialization::decode_failure;
+namespace sz = serialization;
 
-class writer {
- public:
-  writer() : ar_(out_) {}
-  template <class T>
-  void value(T v) {
-    ar_(v);
-  }
-  void string(const std::string& s, std::size_t cap) {
-    const std::size_t n = s.size() < cap ? s.size() : cap;
-    ar_(static_cast<std::uint64_t>(n));
-    ar_(cereal::binary_data(s.data(), n));
-  }
-  template <std::size_t N>
-  void bytes(const std::array<std::uint8_t, N>& a) {
-    ar_(cereal::binary_data(a.data(), N));
-  }
-  std::vector<std::uint8_t> take() {
-    const std::string s = out_.str();
-    return {s.begin(), s.end()};
-  }
-
- private:
-  std::ostringstream out_;
-  cereal::PortableBinaryOutputArchive ar_;
-};
-
-template <std::size_t N>
-void read_bytes(bounded_input& in, std::array<std::uint8_t, N>& a, const char* what) {
-  if (in.remaining() < N) throw decode_failure{std::string{what} + ": truncated"};
-  in.archive()(cereal::binary_data(a.data(), N));
+// Before authentication a peer may send at most max_meta_size bytes of meta.
+template <class T>
+result<T> decode_meta(const char* name, const std::uint8_t* data, std::size_t size) {
+  return sz::decode_schema<T>(data, size, {name, 0, max_meta_size});
 }
 
-// Runs a decoder over (data, size) and turns every failure into protocol_error.
-template <class T, class F>
-result<T> decode_with(const char* what, const std::uint8_t* data, std::size_t size, F&& body) {
-  if (size > max_meta_size)
-    return status{errc::protocol_error, std::string{what} + ": " + std::to_string(size) +
-                                            " bytes exceed the cap of " +
-                                            std::to_string(max_meta_size)};
-  if (!data || size == 0) return status{errc::protocol_error, std::string{what} + ": empty"};
-  return serialization::decode_whole<T>(what, data, size, std::forward<F>(body));
+template <class T>
+std::vector<std::uint8_t> encode_meta(const T& m) {
+  return sz::encode_schema(m, {}, sz::schema_writer::overlong::cut);
 }
 
 void append_string(std::vector<std::uint8_t>& out, const std::string& s) {
@@ -106,73 +70,42 @@ result<mac> compute(const char* label, const std::string& secret, const std::str
 }  // namespace
 
 std::vector<std::uint8_t> encode(const challenge& c) {
-  writer w;
-  w.value(c.version);
-  w.string(c.cluster_id, max_cluster_id_size);
-  w.bytes(c.nonce_a);
-  return w.take();
+  return encode_meta(c);
 }
-
 std::vector<std::uint8_t> encode(const hello& h) {
-  writer w;
-  w.string(h.cluster_id, max_cluster_id_size);
-  w.string(h.role, max_role_size);
-  w.value(h.rank);
-  w.bytes(h.nonce_b);
-  w.bytes(h.mac_b);
-  return w.take();
+  return encode_meta(h);
 }
-
-std::vector<std::uint8_t> encode(const welcome& m) {
-  writer w;
-  w.string(m.role, max_role_size);
-  w.value(m.rank);
-  w.bytes(m.mac_a);
-  return w.take();
+std::vector<std::uint8_t> encode(const welcome& w) {
+  return encode_meta(w);
 }
-
 std::vector<std::uint8_t> encode(const goodbye& g) {
-  writer w;
-  w.value(static_cast<std::uint8_t>(g.code));
-  w.string(g.message, max_goodbye_message_size);
-  return w.take();
+  return encode_meta(g);
 }
 
 result<challenge> decode_challenge(const std::uint8_t* data, std::size_t size) {
-  return decode_with<challenge>("challenge", data, size, [](bounded_input& in, challenge& c) {
-    in.read(c.version);
-    in.read_string(c.cluster_id, max_cluster_id_size, "cluster id");
-    read_bytes(in, c.nonce_a, "nonce");
-  });
+  return decode_meta<challenge>("challenge", data, size);
 }
-
 result<hello> decode_hello(const std::uint8_t* data, std::size_t size) {
-  return decode_with<hello>("hello", data, size, [](bounded_input& in, hello& h) {
-    in.read_string(h.cluster_id, max_cluster_id_size, "cluster id");
-    in.read_string(h.role, max_role_size, "role");
-    in.read(h.rank);
-    read_bytes(in, h.nonce_b, "nonce");
-    read_bytes(in, h.mac_b, "mac");
-  });
+  return decode_meta<hello>("hello", data, size);
 }
-
 result<welcome> decode_welcome(const std::uint8_t* data, std::size_t size) {
-  return decode_with<welcome>("welcome", data, size, [](bounded_input& in, welcome& m) {
-    in.read_string(m.role, max_role_size, "role");
-    in.read(m.rank);
-    read_bytes(in, m.mac_a, "mac");
-  });
+  return decode_meta<welcome>("welcome", data, size);
+}
+result<goodbye> decode_goodbye(const std::uint8_t* data, std::size_t size) {
+  return decode_meta<goodbye>("goodbye", data, size);
 }
 
-result<goodbye> decode_goodbye(const std::uint8_t* data, std::size_t size) {
-  return decode_with<goodbye>("goodbye", data, size, [](bounded_input& in, goodbye& g) {
-    std::uint8_t code = 0;
-    in.read(code);
-    if (code > static_cast<std::uint8_t>(errc::internal))
-      throw decode_failure{"unknown error code " + std::to_string(code)};
-    g.code = static_cast<errc>(code);
-    in.read_string(g.message, max_goodbye_message_size, "message");
-  });
+std::string to_string(const challenge& c) {
+  return sz::print_schema(c, "challenge");
+}
+std::string to_string(const hello& h) {
+  return sz::print_schema(h, "hello");
+}
+std::string to_string(const welcome& w) {
+  return sz::print_schema(w, "welcome");
+}
+std::string to_string(const goodbye& g) {
+  return sz::print_schema(g, "goodbye");
 }
 
 result<mac> hello_mac(const std::string& secret, const std::string& cluster_id,

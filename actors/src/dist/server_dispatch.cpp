@@ -41,7 +41,8 @@ void dispatcher::on_message(const net::connection_ptr& c, net::message&& m) {
     case wire::msg::command:
       return command(c, m, worker);
     default:
-      c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type)});
+      c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type) +
+                                                " (" + wire::to_string(type) + ")"});
   }
 }
 

@@ -1,7 +1,8 @@
 // The handshake's and goodbye's metadata on the wire, and the MACs that prove the shared
 // secret. The transport uses these; they are public so that tests and tools can play a peer
-// byte by byte. Encoded with cereal's portable binary archive, decoded through
-// serialization::bounded_input (every length checked before anything is allocated).
+// byte by byte. Each struct's layout is its fields() schema (serialization/schema.hpp), which
+// encodes it in cereal's portable binary layout and decodes it with every length checked
+// before anything is allocated.
 //
 //   CHALLENGE (acceptor → connector): version u16, cluster_id, nonce_a[32]
 //   HELLO     (connector → acceptor): cluster_id, role, rank i64, nonce_b[32], mac_b[32]
@@ -40,11 +41,18 @@ inline constexpr std::size_t max_goodbye_message_size = 400;
 using nonce = std::array<std::uint8_t, nonce_size>;
 using mac = std::array<std::uint8_t, mac_size>;
 
+// Strings over their cap are cut when encoded (a goodbye's message may be anything).
 struct challenge {
   std::uint16_t version = protocol_version;
   std::string cluster_id;
   nonce nonce_a{};
 };
+template <class Ar>
+void fields(Ar& ar, challenge& c) {
+  ar("version", c.version);
+  ar.string("cluster id", c.cluster_id, max_cluster_id_size);
+  ar.bytes("nonce", c.nonce_a);
+}
 
 struct hello {
   std::string cluster_id;
@@ -53,17 +61,36 @@ struct hello {
   nonce nonce_b{};
   mac mac_b{};
 };
+template <class Ar>
+void fields(Ar& ar, hello& h) {
+  ar.string("cluster id", h.cluster_id, max_cluster_id_size);
+  ar.string("role", h.role, max_role_size);
+  ar("rank", h.rank);
+  ar.bytes("nonce", h.nonce_b);
+  ar.bytes("mac", h.mac_b);
+}
 
 struct welcome {
   std::string role;
   std::int64_t rank = -1;
   mac mac_a{};
 };
+template <class Ar>
+void fields(Ar& ar, welcome& w) {
+  ar.string("role", w.role, max_role_size);
+  ar("rank", w.rank);
+  ar.bytes("mac", w.mac_a);
+}
 
 struct goodbye {
   errc code = errc::ok;
   std::string message;  ///< truncated to max_goodbye_message_size when encoded
 };
+template <class Ar>
+void fields(Ar& ar, goodbye& g) {
+  ar.enumeration("error code", g.code, errc::internal);
+  ar.string("message", g.message, max_goodbye_message_size);
+}
 
 std::vector<std::uint8_t> encode(const challenge& c);
 std::vector<std::uint8_t> encode(const hello& h);
@@ -75,6 +102,12 @@ result<challenge> decode_challenge(const std::uint8_t* data, std::size_t size);
 result<hello> decode_hello(const std::uint8_t* data, std::size_t size);
 result<welcome> decode_welcome(const std::uint8_t* data, std::size_t size);
 result<goodbye> decode_goodbye(const std::uint8_t* data, std::size_t size);
+
+/// One line for logs: "hello{cluster_id=\"job\" role=\"worker\" rank=3 nonce=<32 bytes> ...}".
+std::string to_string(const challenge& c);
+std::string to_string(const hello& h);
+std::string to_string(const welcome& w);
+std::string to_string(const goodbye& g);
 
 /// mac_b as above; internal if OpenSSL fails.
 result<mac> hello_mac(const std::string& secret, const std::string& cluster_id,
