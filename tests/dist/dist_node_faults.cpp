@@ -1,23 +1,16 @@
 // dist_node scenarios on failures and limits: nodes that fail or leave, a steady job for the
 // hostile tests, and messages over the transport's caps.
 #include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <map>
-#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dist_node.hpp"
-#include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 
 namespace kvactor::testing::dist_node {

@@ -1,23 +1,17 @@
 // dist_node scenarios on store semantics: sync rounds with and without an optimizer, string
 // keys, dist_async, server commands, priorities and checkpoints.
-#include <poll.h>
-#include <signal.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dist_node.hpp"
-#include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
 
 namespace kvactor::testing::dist_node {

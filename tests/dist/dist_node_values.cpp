@@ -1,18 +1,8 @@
 // dist_node scenarios on what values travel: row-sparse rows, device values and
 // gradient compression.
-#include <poll.h>
-#include <signal.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <ctime>
-#include <functional>
-#include <map>
-#include <mutex>
 #include <string>
 #include <vector>
 
