@@ -1,66 +1,28 @@
 #include "supervisor.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <set>
 #include <sstream>
 
 #include "kvactor/detail/spawn.hpp"
+#include "launcher_process.hpp"
+#include "output.hpp"
 
 namespace kvactor::launch {
 
 namespace {
 
 using clock_type = std::chrono::steady_clock;
-
-// Longer lines are split so that one process cannot make the launcher buffer without bound.
-constexpr std::size_t kMaxLine = 64 * 1024;
-
-// Signal handlers only write the signal number here; the poll loop does the work.
-int g_wake[2] = {-1, -1};
-
-void on_signal(int sig) {
-  int saved = errno;
-  auto b = static_cast<unsigned char>(sig);
-  // A full pipe already holds a wake-up, so a failed write loses nothing that matters.
-  [[maybe_unused]] ssize_t r = ::write(g_wake[1], &b, 1);
-  errno = saved;
-}
-
-void write_all(int fd, const std::string& data) {
-  std::size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n > 0) {
-      done += static_cast<std::size_t>(n);
-    } else if (n < 0 && errno == EINTR) {
-      continue;
-    } else if (n < 0 && errno == EAGAIN) {
-      // An inherited non-blocking stdout: wait until it drains rather than drop output.
-      pollfd p{fd, POLLOUT, 0};
-      ::poll(&p, 1, -1);
-    } else {
-      return;  // EPIPE and friends: nobody reads our output any more
-    }
-  }
-}
-
-void say(const std::string& msg) {
-  write_all(2, "kvactor-launch: " + msg + "\n");
-}
 
 std::string seconds_text(double s) {
   std::ostringstream os;
@@ -84,39 +46,6 @@ std::string join_names(const std::vector<std::string>& names) {
     r += (r.empty() ? "" : ", ") + n;
   return r;
 }
-
-// Children of this process (ours and orphans adopted as subreaper) with their state letter.
-std::vector<std::pair<pid_t, char>> children_of_self() {
-  std::vector<std::pair<pid_t, char>> found;
-  const pid_t self = ::getpid();
-  DIR* dir = ::opendir("/proc");
-  if (dir == nullptr) return found;
-  while (dirent* e = ::readdir(dir)) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    const std::string path = std::string("/proc/") + e->d_name + "/stat";
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) continue;
-    char buf[512];
-    ssize_t n = ::read(fd, buf, sizeof buf - 1);
-    ::close(fd);
-    if (n <= 0) continue;
-    buf[n] = '\0';
-    // "pid (comm) state ppid ...": comm may hold spaces and ')', so parse after the last ')'.
-    const char* rp = std::strrchr(buf, ')');
-    char state = 0;
-    int ppid = 0;
-    if (rp == nullptr || std::sscanf(rp + 1, " %c %d", &state, &ppid) != 2) continue;
-    if (ppid == self) found.emplace_back(static_cast<pid_t>(std::atoi(e->d_name)), state);
-  }
-  ::closedir(dir);
-  return found;
-}
-
-struct out_stream {
-  int fd = -1;
-  int target = 1;
-  std::string buf;
-};
 
 struct child {
   process_spec spec;
@@ -169,25 +98,6 @@ class supervisor {
   }
 
  private:
-  bool install_handlers() {
-    if (::pipe2(g_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-      say(std::string("pipe: ") + std::strerror(errno));
-      return false;
-    }
-    struct sigaction sa {};
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGCHLD})
-      ::sigaction(sig, &sa, nullptr);
-    // A reader of our output that goes away must not kill the launcher mid-teardown.
-    ::signal(SIGPIPE, SIG_IGN);
-    // Orphans of our children become ours, so that we can stop and reap every descendant,
-    // also one that left its process group, and return only when all are gone.
-    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
-    return true;
-  }
-
   bool spawn(child& c) {
     int out_p[2] = {-1, -1}, err_p[2] = {-1, -1}, in_p[2] = {-1, -1};
     auto close_fd = [](int& fd) {
@@ -254,7 +164,7 @@ class supervisor {
   void drain_wake_pipe() {
     unsigned char buf[64];
     for (;;) {
-      ssize_t n = ::read(g_wake[0], buf, sizeof buf);
+      ssize_t n = ::read(wake_fd(), buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;
       for (ssize_t i = 0; i < n; ++i) {
@@ -372,7 +282,7 @@ class supervisor {
   void poll_once(int timeout_ms) {
     std::vector<pollfd> fds;
     std::vector<std::pair<child*, out_stream*>> owners;
-    fds.push_back({g_wake[0], POLLIN, 0});
+    fds.push_back({wake_fd(), POLLIN, 0});
     owners.emplace_back(nullptr, nullptr);
     for (auto& c : children_)
       for (out_stream* s : {&c.out, &c.err})
@@ -383,57 +293,8 @@ class supervisor {
     int n = ::poll(fds.data(), fds.size(), timeout_ms);
     if (n <= 0) return;
     for (std::size_t i = 1; i < fds.size(); ++i)
-      if (fds[i].revents != 0) read_stream(*owners[i].first, *owners[i].second, false);
+      if (fds[i].revents != 0) read_stream(owners[i].first->prefix, *owners[i].second, false);
     if (fds[0].revents != 0) drain_wake_pipe();
-  }
-
-  // Reads once (or, with to_end, until nothing is left) and prints the complete lines.
-  void read_stream(child& c, out_stream& s, bool to_end) {
-    char buf[65536];
-    for (;;) {
-      ssize_t n = ::read(s.fd, buf, sizeof buf);
-      if (n > 0) {
-        s.buf.append(buf, static_cast<std::size_t>(n));
-        emit(c, s, false);
-        if (to_end) continue;
-        return;
-      }
-      if (n < 0 && errno == EINTR) continue;
-      // EAGAIN at the end means someone outside our reach still holds the pipe.
-      if (n < 0 && errno == EAGAIN) {
-        if (to_end) emit(c, s, true);
-        return;
-      }
-      emit(c, s, true);
-      ::close(s.fd);
-      s.fd = -1;
-      return;
-    }
-  }
-
-  // One write per batch of whole lines: output of different processes never mixes mid-line.
-  void emit(const child& c, out_stream& s, bool flush_partial) {
-    std::string out;
-    std::size_t start = 0;
-    for (;;) {
-      auto nl = s.buf.find('\n', start);
-      if (nl == std::string::npos) break;
-      out += c.prefix;
-      out.append(s.buf, start, nl - start + 1);
-      start = nl + 1;
-    }
-    s.buf.erase(0, start);
-    while (s.buf.size() >= kMaxLine) {
-      out += c.prefix;
-      out.append(s.buf, 0, kMaxLine);
-      out += '\n';
-      s.buf.erase(0, kMaxLine);
-    }
-    if (flush_partial && !s.buf.empty()) {
-      out += c.prefix + s.buf + '\n';
-      s.buf.clear();
-    }
-    if (!out.empty()) write_all(s.target, out);
   }
 
   void stop(int code) {
@@ -488,7 +349,7 @@ class supervisor {
     for (auto& c : children_)
       for (out_stream* s : {&c.out, &c.err})
         if (s->fd >= 0) {
-          read_stream(c, *s, true);
+          read_stream(c.prefix, *s, true);
           if (s->fd >= 0) ::close(s->fd);
           s->fd = -1;
         }

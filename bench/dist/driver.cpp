@@ -1,0 +1,236 @@
+// The driver's cases: per topology, the memory phase, then for every size and operation an
+// rtt and a throughput case, each as interleaved (baseline, store) block pairs; the figures
+// are described at the top of main.cpp.
+#include <unistd.h>
+
+#include <algorithm>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench_common.hpp"
+#include "cluster.hpp"
+#include "config.hpp"
+#include "measure.hpp"
+#include "proc_stats.hpp"
+#include "raw_mesh.hpp"
+#include "roles.hpp"
+
+namespace kvbench::dist {
+
+namespace {
+
+struct topology_run {
+  const bench_config& cfg;
+  int S, W;
+  std::string prefix;        // "1x1"
+  cluster* plain = nullptr;  // --tls: the baseline, the same store without TLS
+
+  std::size_t ops_for(std::size_t wire, bool rtt) const {
+    const std::size_t budget = rtt ? cfg.rtt_block_bytes : cfg.tput_block_bytes;
+    const std::size_t maxo = rtt ? cfg.max_ops_rtt : cfg.max_ops_tput;
+    return std::clamp<std::size_t>(budget / std::max<std::size_t>(wire, 1), cfg.min_ops, maxo);
+  }
+
+  void run_case(cluster& cl, raw_mesh* mesh, op_kind o, std::size_t si, bool rtt) {
+    const std::size_t size = cfg.sizes[si];
+    const auto parts = plan_parts(key_of(si), size, static_cast<std::uint32_t>(S));
+    const std::size_t wire = up_bytes(o, size) + down_bytes(o, size);
+    const std::size_t window = rtt ? 1 : window_for(size);
+    const std::size_t n = ops_for(wire, rtt);
+    const std::size_t warm = std::max<std::size_t>(window, 1);
+    const std::string base = prefix + (plain ? " tls " : " ") + op_name(o) + " " + size_name(size);
+    if (!cfg.filter.empty() &&
+        (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
+      return;
+    case_stats raw, store;
+    // Each block pair (raw, store) runs back to back; its ratio sees the same machine load.
+    std::vector<double> paired, paired_agg;
+    for (int b = 0; b < cfg.blocks; ++b) {
+      const block_times rb = plain ? run_store_block(*plain, o, si, n, window, warm, rtt)
+                                   : mesh->run(parts, o, n, window, warm, rtt);
+      const block_times sb = run_store_block(cl, o, si, n, window, warm, rtt);
+      raw.add(rb, wire);
+      store.add(sb, wire);
+      if (rtt) {
+        std::vector<double> rl(rb.lat.begin(), rb.lat.end()), sl(sb.lat.begin(), sb.lat.end());
+        paired.push_back(median(sl) / median(rl));
+      } else {
+        const rates rr = block_rates(rb, wire), sr = block_rates(sb, wire);
+        paired.push_back(sr.per_client / rr.per_client);
+        paired_agg.push_back(sr.aggregate / rr.aggregate);
+      }
+    }
+    std::vector<std::pair<std::string, std::string>> common = {
+        {"window", json_number(double(window))},
+        {"ops_per_block", json_number(double(n))},
+        {"blocks", json_number(cfg.blocks)},
+        {"parts", json_number(double(parts.size()))},
+        {"cpu_us_per_op", json_number(store.cpu_us_per_op())},
+        {"limit_cpu_us_per_op", json_number(raw.cpu_us_per_op())},
+        {"cpu_cores", json_number(store.cpu_cores())},
+        {"limit_cpu_cores", json_number(raw.cpu_cores())},
+        {"cswitch_per_op", json_number(store.cswitches_per_op())},
+        {"limit_cswitch_per_op", json_number(raw.cswitches_per_op())},
+    };
+    auto with_paired = [](std::vector<std::pair<std::string, std::string>> e,
+                          const std::vector<double>& p) {
+      e.emplace_back("paired_ratio", json_number(median(p)));
+      e.emplace_back("paired_ratio_min", json_number(*std::min_element(p.begin(), p.end())));
+      e.emplace_back("paired_ratio_max", json_number(*std::max_element(p.begin(), p.end())));
+      return e;
+    };
+    if (rtt) {
+      const bool small_pp = o == op_kind::pushpull && size <= 4 * KiB && !plain;
+      auto extra = common;
+      extra.insert(extra.begin(), {{"p99_us", json_number(quantile(store.lat_us, 0.99))},
+                                   {"limit_p99_us", json_number(quantile(raw.lat_us, 0.99))},
+                                   {"samples", json_number(double(store.lat_us.size()))}});
+      emit(figure{"dist", base + " rtt", median(store.lat_us), "us", median(raw.lat_us),
+                  small_pp ? std::optional<double>{2.0} : std::nullopt, true,
+                  with_paired(extra, paired)});
+      return;
+    }
+    const std::optional<double> target =
+        size >= 1 * MiB ? std::optional<double>{plain ? 0.7 : 0.8} : std::nullopt;
+    auto extra = common;
+    extra.insert(extra.begin(), {{"op_us", json_number(median(store.op_s) * 1e6)},
+                                 {"limit_op_us", json_number(median(raw.op_s) * 1e6)}});
+    if (W == 1) {
+      emit(figure{"dist", base + " throughput", median(store.per_client), "B/s",
+                  median(raw.per_client), target, false, with_paired(extra, paired)});
+    } else {
+      emit(figure{"dist", base + " throughput per_worker", median(store.per_client), "B/s",
+                  median(raw.per_client), target, false, with_paired(extra, paired)});
+      emit(figure{"dist", base + " throughput aggregate", median(store.aggregate), "B/s",
+                  median(raw.aggregate), target, false, with_paired(extra, paired_agg)});
+    }
+  }
+
+  void run(const std::string& self_exe) {
+    const auto t_start = clock::now();
+    prefix = std::to_string(S) + "x" + std::to_string(W);
+    std::size_t max_part = 64;
+    std::vector<std::size_t> stored(static_cast<std::size_t>(S), 0);
+    for (std::size_t i = 0; i < cfg.sizes.size(); ++i)
+      for (const auto& p : plan_parts(key_of(i), cfg.sizes[i], static_cast<std::uint32_t>(S))) {
+        max_part = std::max(max_part, p.bytes);
+        stored[p.server] += p.bytes;
+      }
+    std::optional<raw_mesh> mesh;
+    std::optional<cluster> baseline;
+    if (cfg.tls) {
+      baseline.emplace(S, W, self_exe, cfg.quick, false);
+      baseline->collect("JOINED", 60000);
+      baseline->send_all("init");
+      baseline->collect("READY", 120000);
+      plain = &*baseline;
+    } else {
+      mesh.emplace(S, W, max_part);
+    }
+    cluster cl(S, W, self_exe, cfg.quick, cfg.tls);
+    cl.collect("JOINED", 60000);
+    std::vector<std::size_t> base_rss;
+    for (int s = 0; s < S; ++s)
+      base_rss.push_back(read_mem(cl.server(s).pid).rss);
+    cl.send_all("init");
+    cl.collect("READY", 120000);
+    std::cerr << "bench_dist: " << prefix << " cluster ready after " << seconds_since(t_start)
+              << " s\n";
+
+    // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
+    const bool mem = cfg.filter.empty() && !cfg.tls;
+    if (mem) {
+      cl.send_all("mem 1");
+      cl.collect("DONE", 120000);
+      std::vector<std::size_t> rss1;
+      for (int s = 0; s < S; ++s)
+        rss1.push_back(read_mem(cl.server(s).pid).rss);
+      cl.send_all("mem " + std::to_string(cfg.mem_rounds - 1));
+      cl.collect("DONE", 300000);
+      for (int s = 0; s < S; ++s) {
+        const proc_figures m = read_mem(cl.server(s).pid);
+        const std::string sn = prefix + " server " + std::to_string(s);
+        emit(figure{"dist",
+                    sn + " mem_peak",
+                    double(m.hwm) / double(stored[s]),
+                    "x stored bytes",
+                    2.5,
+                    std::nullopt,
+                    true,
+                    {{"peak_B", json_number(double(m.hwm))},
+                     {"stored_B", json_number(double(stored[s]))},
+                     {"rss_before_init_B", json_number(double(base_rss[s]))},
+                     {"incremental_x",
+                      json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
+                     {"rounds", json_number(cfg.mem_rounds)}}});
+        emit(figure{"dist",
+                    sn + " rss_growth",
+                    (double(m.rss) - double(rss1[s])) / double(cfg.mem_rounds - 1),
+                    "B/round",
+                    std::nullopt,
+                    std::nullopt,
+                    true,
+                    {{"rss_after_round1_B", json_number(double(rss1[s]))},
+                     {"rss_after_last_round_B", json_number(double(m.rss))},
+                     {"rounds", json_number(cfg.mem_rounds)}}});
+      }
+    }
+
+    for (std::size_t si = 0; si < cfg.sizes.size(); ++si)
+      for (op_kind o : all_ops)
+        for (bool rtt : {true, false})
+          run_case(cl, mesh ? &*mesh : nullptr, o, si, rtt);
+
+    for (int s = 0; s < S && mem; ++s) {
+      const proc_figures m = read_mem(cl.server(s).pid);
+      emit(figure{"dist",
+                  prefix + " server " + std::to_string(s) + " mem_peak whole_run",
+                  double(m.hwm) / double(stored[s]),
+                  "x stored bytes",
+                  2.5,
+                  std::nullopt,
+                  true,
+                  {{"peak_B", json_number(double(m.hwm))},
+                   {"stored_B", json_number(double(stored[s]))},
+                   {"rss_end_B", json_number(double(m.rss))},
+                   {"incremental_x",
+                    json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))}}});
+    }
+    if (!cl.shut_down(30000)) die(prefix + ": the cluster did not shut down in order");
+    if (baseline && !baseline->shut_down(30000))
+      die(prefix + ": the plaintext cluster did not shut down in order");
+    std::cerr << "bench_dist: " << prefix << " done after " << seconds_since(t_start) << " s\n";
+  }
+};
+
+}  // namespace
+
+int driver_main(bool quick, bool tls, const std::string& filter, const std::string& topology,
+                int blocks) {
+  bench_config cfg = make_config(quick);
+  cfg.tls = tls;
+  cfg.filter = filter;
+  cfg.topology = topology;
+  if (blocks > 0) cfg.blocks = blocks;
+  char path[4096];
+  const ssize_t len = ::readlink("/proc/self/exe", path, sizeof path - 1);
+  if (len <= 0) die("cannot find this program (/proc/self/exe)");
+  const std::string self_exe(path, static_cast<std::size_t>(len));
+  std::cerr << "bench_dist: " << (quick ? "quick" : "full") << " mode, "
+            << std::thread::hardware_concurrency() << " hardware threads, server " << KVACTOR_SERVER
+            << ", big-array bound " << big_array_bound() << " elements\n";
+  const auto t_start = clock::now();
+  for (const auto& [S, W] : cfg.topologies) {
+    if (!cfg.topology.empty() && cfg.topology != std::to_string(S) + "x" + std::to_string(W))
+      continue;
+    topology_run t{cfg, S, W, ""};
+    t.run(self_exe);
+  }
+  std::cerr << "bench_dist: " << seconds_since(t_start) << " s\n";
+  return 0;
+}
+
+}  // namespace kvbench::dist
