@@ -56,7 +56,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
           return;
         }
         c.apply(*self->state.core);
-        if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+        c.ack->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
         auto& st = self->state;
@@ -64,7 +64,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
         st.core = std::make_unique<server_core>(workers);
         for (auto& c : st.command_backlog) {
           c.apply(*st.core);
-          if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+          c.ack->shard_done();
         }
         st.command_backlog.clear();
         for (auto& r : st.backlog)
