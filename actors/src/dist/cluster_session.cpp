@@ -24,8 +24,9 @@ void cluster_session::join(std::weak_ptr<cluster_session> self, net::handlers to
     if (auto s = weak.lock()) s->on_connection_lost(lost_status("the scheduler", close_cause(why)));
   };
   const std::string sched_at = cfg_.root_host + ":" + std::to_string(cfg_.root_port);
-  auto sched = connect_sync(cfg_.root_host, cfg_.root_port, make_identity(cfg_, "worker", -1), sh,
-                            started, "the scheduler at " + sched_at);
+  auto sched = connect_reporting(*rt_, cfg_, cfg_.root_host, cfg_.root_port,
+                                 make_identity(cfg_, "worker", -1), sh, started, "worker",
+                                 "the scheduler at " + sched_at);
   if (!sched)
     throw error{sched.error().code(), "cannot reach the scheduler at " + sched_at +
                                           " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
@@ -209,18 +210,6 @@ void cluster_session::leave() {
 
 void cluster_session::close() {
   rt_.reset();
-}
-
-result<net::connection_ptr> cluster_session::connect_sync(
-    const std::string& host, std::uint16_t port, net::identity id, net::handlers h,
-    std::chrono::steady_clock::time_point started, const std::string& what) {
-  const auto deadline = started + cfg_.connect_timeout;
-  auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
-  auto f = p->get_future();
-  rt_->connect(host, port, std::move(id), node_caps(cfg_), std::move(h), deadline,
-               [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
-  wait_reporting(f, started, cfg_.connect_timeout, "worker", what);
-  return f.get();  // the transport answers by the deadline
 }
 
 }  // namespace kvactor::detail

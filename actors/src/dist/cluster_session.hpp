@@ -70,10 +70,6 @@ class cluster_session {
   // broken session fails done at once instead.
   template <class MetaOf>
   void control(const net::connection_ptr& conn, wire::msg type, MetaOf&& meta_of, control_fn done);
-  result<net::connection_ptr> connect_sync(const std::string& host, std::uint16_t port,
-                                           net::identity id, net::handlers h,
-                                           std::chrono::steady_clock::time_point started,
-                                           const std::string& what);
   std::shared_ptr<call_state> begin_call(std::size_t parts) const {
     return std::make_shared<call_state>(parts, counter_);
   }
