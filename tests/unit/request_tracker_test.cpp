@@ -34,8 +34,8 @@ dist_op_ptr op_of(std::size_t parts, outcome& out) {
 }
 
 TEST(RequestTracker, TrackThenCompleteEachPart) {
-  request_tracker t;
   outcome out;
+  request_tracker t;
   auto o = op_of(2, out);
   auto a = t.track(o, 0), b = t.track(o, 1);
   ASSERT_TRUE(a && b);
@@ -79,8 +79,8 @@ TEST(RequestTracker, UnknownOrAnsweredIdFindsNothing) {
 }
 
 TEST(RequestTracker, ControlsShareTheIdSpaceWithParts) {
+  outcome out;  // outlives the tracker, whose pending op completes it when dropped
   request_tracker t;
-  outcome out;
   auto o = op_of(1, out);
   status got{errc::internal, "not called"};
   auto part = t.track(o, 0);
@@ -97,8 +97,8 @@ TEST(RequestTracker, ControlsShareTheIdSpaceWithParts) {
 }
 
 TEST(RequestTracker, NodeLossFailsAllPendingWithItsStatus) {
-  request_tracker t;
   outcome o1, o2;
+  request_tracker t;
   auto a = op_of(2, o1), b = op_of(1, o2);
   ASSERT_TRUE(t.track(a, 0) && t.track(a, 1) && t.track(b, 0));
   std::vector<status> ctl;
@@ -146,8 +146,8 @@ TEST(RequestTracker, RefusesToTrackOnceBroken) {
 // nothing stays pending.
 TEST(RequestTracker, ConcurrentTrackAnswerAndLoss) {
   constexpr int senders = 4, ops_each = 3000;
-  request_tracker t;
   std::vector<outcome> outs(senders * ops_each);
+  request_tracker t;
   std::atomic<int> tracked{0};
   std::atomic<bool> senders_done{false};
   std::vector<std::thread> ts;
