@@ -39,18 +39,11 @@ future<void> failed(status s) {
   return future<void>::ready_with(std::move(s));
 }
 
-// An optimizer from its config; multi_precision belongs to the store (it wraps whichever
-// optimizer), so it is taken out before the registry sees the rest.
+// An optimizer from its config, multi-precision wrapped as the config asks.
 result<std::shared_ptr<const updater>> build_updater(const optimizer_config& cfg) {
-  optimizer_config inner = cfg;
-  const auto it = inner.params.find("multi_precision");
-  const bool mp = it != inner.params.end() && it->second != 0;
-  if (it != inner.params.end()) inner.params.erase(it);
-  auto opt = make_optimizer(inner);
-  if (!opt) return opt.error();
-  std::shared_ptr<const updater> u = std::move(*opt);
-  if (mp) u = with_multi_precision(std::move(u));
-  return u;
+  auto split = split_multi_precision(cfg);
+  if (!split) return split.error();
+  return split->effective();
 }
 
 wire::key_state_record to_record(const shard_core::state_record& r) {
@@ -428,21 +421,9 @@ class local_store final : public store_impl, public std::enable_shared_from_this
     // these keys is sent after their init and reaches the shard behind it.
     std::unique_lock<std::shared_mutex> lk(reg_.mutex());
     if (stopped_) return failed(status{errc::shut_down, "the store has shut down"});
-    for (const auto& g : groups) {
-      if (auto s = reg_.check_call_kind(g.k, groups.front().k); !s) return failed(s);
-      if (reg_.find(g.k))
-        return failed(status{
-            errc::already_initialized,
-            std::string{to_string(kind)} + ": key " + g.k.to_string() + " is already initialized"});
-      const tensor& v = g.values.front();
-      if (auto s = check_init_value(g.k, v); !s) return failed(s);
-      key_info probe;
-      probe.user_key = g.k;
-      probe.shape = v.shape();
-      probe.dtype = v.dtype();
-      for (const auto& o : g.outs)
-        if (auto s = check_tensor(kind, probe, o, "output"); !s) return failed(s);
-    }
+    for (const auto& g : groups)
+      if (auto probe = check_new_group(kind, g, groups.front().k, reg_); !probe)
+        return failed(probe.error());
     const auto homes = place_on_devices(groups);
     for (std::size_t i = 0; i < groups.size(); ++i) {
       auto& g = groups[i];

@@ -3,6 +3,7 @@
 #include "kvactor/device_kernels.hpp"
 #include "kvactor/kernels.hpp"
 #include "kvactor/optimizer_state.hpp"
+#include "optimizers.hpp"
 
 namespace kvactor::detail {
 
@@ -104,6 +105,22 @@ class multi_precision final : public updater {
 std::shared_ptr<const updater> with_multi_precision(std::shared_ptr<const updater> inner) {
   if (!inner) return inner;
   return std::make_shared<multi_precision>(std::move(inner));
+}
+
+std::shared_ptr<const updater> split_optimizer::effective() const {
+  return multi_precision ? with_multi_precision(inner_updater) : inner_updater;
+}
+
+result<split_optimizer> split_multi_precision(const optimizer_config& cfg) {
+  split_optimizer out;
+  out.inner = cfg;
+  const auto it = out.inner.params.find("multi_precision");
+  out.multi_precision = it != out.inner.params.end() && it->second != 0;
+  if (it != out.inner.params.end()) out.inner.params.erase(it);
+  auto opt = make_optimizer(out.inner);
+  if (!opt) return opt.error();
+  out.inner_updater = std::move(*opt);
+  return out;
 }
 
 }  // namespace kvactor::detail

@@ -27,17 +27,8 @@ void op_counter::wait_zero() {
 }
 
 void call_state::part_done(const status& s) {
-  if (!s.is_ok()) {
-    std::lock_guard<std::mutex> g(mu_);
-    if (first_error_.is_ok()) first_error_ = s;
-  }
-  if (remaining_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  status result;
-  {
-    std::lock_guard<std::mutex> g(mu_);
-    result = first_error_;
-  }
-  finish(std::move(result));
+  if (!parts_.done_one(s)) return;
+  finish(parts_.first_error());
   if (counter_) counter_->done();
 }
 

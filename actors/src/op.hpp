@@ -13,6 +13,7 @@
 #include <mutex>
 #include <vector>
 
+#include "completion.hpp"
 #include "key_registry.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
@@ -52,7 +53,7 @@ class op_counter {
 class call_state : public state<void>, public std::enable_shared_from_this<call_state> {
  public:
   call_state(std::size_t parts, std::shared_ptr<op_counter> counter)
-      : remaining_(parts), counter_(std::move(counter)) {
+      : parts_(parts), counter_(std::move(counter)) {
     if (counter_) counter_->add();
   }
   future<void> get_future() {
@@ -61,9 +62,7 @@ class call_state : public state<void>, public std::enable_shared_from_this<call_
   void part_done(const status& s);
 
  private:
-  std::atomic<std::size_t> remaining_;
-  std::mutex mu_;
-  status first_error_;
+  completion parts_;
   std::shared_ptr<op_counter> counter_;
 };
 

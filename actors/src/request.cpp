@@ -387,6 +387,23 @@ status resolve_group(op_kind kind, key_group& g, const key& first, const key_reg
   return {};
 }
 
+result<key_info> check_new_group(op_kind kind, const key_group& g, const key& first,
+                                 const key_registry& reg) {
+  if (auto s = reg.check_call_kind(g.k, first); !s) return s;
+  if (reg.find(g.k))
+    return status{errc::already_initialized, std::string{to_string(kind)} + ": key " +
+                                                 g.k.to_string() + " is already initialized"};
+  const tensor& v = g.values.front();
+  if (auto s = check_init_value(g.k, v); !s) return s;
+  key_info probe;
+  probe.user_key = g.k;
+  probe.shape = v.shape();
+  probe.dtype = v.dtype();
+  for (const auto& o : g.outs)
+    if (auto s = check_tensor(kind, probe, o, "output"); !s) return s;
+  return probe;
+}
+
 status check_compressible(op_kind kind, const compression::params& gc, const key_group& g) {
   if (gc.type == compression::kind::none || g.info->dtype == dtype::float32) return {};
   return status{errc::unsupported, std::string{to_string(kind)} +

@@ -38,6 +38,12 @@ class key_registry;
 /// its key is of the call's key kind (that of `first`) and initialized, and every value and
 /// output has the key's shape and dtype. Sets g.info.
 status resolve_group(op_kind kind, key_group& g, const key& first, const key_registry& reg);
+/// A group of an init or broadcast against the registry (the caller holds reg.mutex()): its
+/// key is of the call's key kind (that of `first`) and not initialized yet, its value can
+/// initialise it, and every output fits it. Returns the key as the value would make it
+/// (shape, dtype and key; not registered), for a store's further checks.
+result<key_info> check_new_group(op_kind kind, const key_group& g, const key& first,
+                                 const key_registry& reg);
 /// unsupported when gradient compression (gc) is on and the resolved group's key is not
 /// float32: compression codes float32 values.
 status check_compressible(op_kind kind, const compression::params& gc, const key_group& g);

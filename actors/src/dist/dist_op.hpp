@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "../completion.hpp"
 #include "../key_registry.hpp"
 #include "../request.hpp"
 #include "kvactor/buffer_pool.hpp"
@@ -27,27 +28,15 @@ namespace kvactor::detail {
 class dist_call {
  public:
   dist_call(std::size_t parts, std::function<void(status)> then)
-      : left_(parts), then_(std::move(then)) {
+      : parts_(parts), then_(std::move(then)) {
     if (parts == 0) then_(status{});
   }
   void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu_);
-      if (first_.is_ok()) first_ = s;
-    }
-    if (left_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-    status r;
-    {
-      std::lock_guard<std::mutex> g(mu_);
-      r = first_;
-    }
-    then_(r);
+    if (parts_.done_one(s)) then_(parts_.first_error());
   }
 
  private:
-  std::atomic<std::size_t> left_;
-  std::mutex mu_;
-  status first_;
+  completion parts_;
   std::function<void(status)> then_;
 };
 
@@ -62,9 +51,7 @@ struct dist_op {
   tensor source;  // what is sent: values[0], or the devices' sum
   std::vector<part_plan> parts;
   std::shared_ptr<dist_call> call;
-  std::atomic<std::uint32_t> parts_left{0};
-  std::mutex mu;
-  status error;
+  completion parts_left;   // reset to the number of parts before the first is sent
   bool ready = true;       // guarded by the key channel's mutex
   compression::params gc;  // compress this push
   std::uint64_t gc_version = 0;
@@ -113,21 +100,12 @@ struct dist_op {
       o.storage_ptr()->end_write();
   }
   void part_done(const status& s) {
-    if (!s.is_ok()) {
-      std::lock_guard<std::mutex> g(mu);
-      if (error.is_ok()) error = s;
-    }
-    if (parts_left.fetch_sub(1, std::memory_order_acq_rel) == 1) finish();
+    if (parts_left.done_one(s)) finish();
   }
   void finish() {
     if (finished.exchange(true)) return;
     unlease();
-    status e;
-    {
-      std::lock_guard<std::mutex> g(mu);
-      e = error;
-    }
-    if (call) call->part_done(e);
+    if (call) call->part_done(parts_left.first_error());
   }
   ~dist_op() {
     unlease();

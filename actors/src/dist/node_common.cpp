@@ -123,4 +123,17 @@ void log_line(const std::string& role, const std::string& text) {
   std::fflush(stderr);
 }
 
+result<net::connection_ptr> connect_reporting(net::runtime& rt, const cluster_config& cfg,
+                                              const std::string& host, std::uint16_t port,
+                                              net::identity id, net::handlers h,
+                                              std::chrono::steady_clock::time_point started,
+                                              const std::string& role, const std::string& what) {
+  auto p = std::make_shared<std::promise<result<net::connection_ptr>>>();
+  auto f = p->get_future();
+  rt.connect(host, port, std::move(id), node_caps(cfg), std::move(h), started + cfg.connect_timeout,
+             [p](result<net::connection_ptr> r) { p->set_value(std::move(r)); });
+  wait_reporting(f, started, cfg.connect_timeout, role, what);
+  return f.get();
+}
+
 }  // namespace kvactor::detail

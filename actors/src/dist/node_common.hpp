@@ -89,6 +89,15 @@ bool wait_reporting(std::future<T>& f, std::chrono::steady_clock::time_point sta
   }
 }
 
+/// Connects to host:port as `id` with the cluster's caps, giving up at `started` + the
+/// connect timeout and logging progress as wait_reporting does ("still waiting for <what>").
+/// The transport answers by the deadline, so this returns by then.
+result<net::connection_ptr> connect_reporting(net::runtime& rt, const cluster_config& cfg,
+                                              const std::string& host, std::uint16_t port,
+                                              net::identity id, net::handlers h,
+                                              std::chrono::steady_clock::time_point started,
+                                              const std::string& role, const std::string& what);
+
 /// Received message, as it travels from the transport to an actor.
 struct inbound {
   net::connection_ptr conn;

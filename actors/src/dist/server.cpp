@@ -56,7 +56,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
           return;
         }
         c.apply(*self->state.core);
-        if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+        c.ack->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
         auto& st = self->state;
@@ -64,7 +64,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
         st.core = std::make_unique<server_core>(workers);
         for (auto& c : st.command_backlog) {
           c.apply(*st.core);
-          if (c.ack->left.fetch_sub(1, std::memory_order_acq_rel) == 1) c.ack->done();
+          c.ack->shard_done();
         }
         st.command_backlog.clear();
         for (auto& r : st.backlog)
@@ -215,15 +215,10 @@ int run_server(const cluster_config& cfg, const options& opts) {
       if (auto a = caf::actor_cast<caf::actor>(weak))
         caf::anon_send(a, closed_atom::value, closed_conn{c, why});
     };
-    std::promise<result<net::connection_ptr>> connected;
-    auto connected_f = connected.get_future();
-    const auto started = std::chrono::steady_clock::now();
-    rt.connect(cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), node_caps(cfg),
-               sched_h, started + cfg.connect_timeout,
-               [&connected](result<net::connection_ptr> r) { connected.set_value(std::move(r)); });
-    wait_reporting(connected_f, started, cfg.connect_timeout, "server",
-                   "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
-    auto conn = connected_f.get();  // the transport answers by the deadline
+    auto conn = connect_reporting(
+        rt, cfg, cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), sched_h,
+        std::chrono::steady_clock::now(), "server",
+        "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
     if (!conn) {
       log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
                              std::to_string(cfg.root_port) +

@@ -248,14 +248,13 @@ void dispatcher::load_states(reply_fn reply, std::string file) {
       return reply(status{content.error().code(), file + ": " + content.error().message()});
     std::shared_ptr<const updater> inner;
     bool mp = false;
+    std::optional<optimizer_config> cfg;  // the file's, without multi_precision
     if (content->optimizer) {
-      optimizer_config cfg = *content->optimizer;
-      auto it = cfg.params.find("multi_precision");
-      mp = it != cfg.params.end() && it->second != 0;
-      if (it != cfg.params.end()) cfg.params.erase(it);
-      auto u = make_optimizer(cfg);
-      if (!u) return reply(u.error());
-      inner = std::move(*u);
+      auto split = split_multi_precision(*content->optimizer);
+      if (!split) return reply(split.error());
+      inner = std::move(split->inner_updater);
+      mp = split->multi_precision;
+      cfg = std::move(split->inner);
     }
     struct check {
       std::mutex mu;
@@ -284,7 +283,7 @@ void dispatcher::load_states(reply_fn reply, std::string file) {
           }
           chk->matched += *r;
         },
-        [this, self, chk, recs, inner, mp, reply, file, cfg = content->optimizer] {
+        [this, self, chk, recs, inner, mp, reply, file, cfg] {
           if (!chk->error.is_ok()) return reply(chk->error);
           if (chk->matched != recs->size())
             return reply(
@@ -293,8 +292,7 @@ void dispatcher::load_states(reply_fn reply, std::string file) {
                                                    " key part(s) this server does not hold"});
           if (cfg) {
             std::lock_guard<std::mutex> g(optimizer_mu_);
-            optimizer_ = *cfg;
-            optimizer_->params.erase("multi_precision");
+            optimizer_ = cfg;
             multi_precision_ = mp;
           }
           fan_out(

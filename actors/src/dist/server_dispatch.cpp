@@ -170,9 +170,7 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
 }
 
 void dispatcher::fan_out(std::function<void(server_core&)> apply, std::function<void()> done) {
-  auto ack = std::make_shared<command_ack>();
-  ack->left = shards_.size();
-  ack->done = std::move(done);
+  auto ack = std::make_shared<command_ack>(shards_.size(), std::move(done));
   for (auto& s : shards_)
     caf::anon_send(s, shard_command{apply, ack});
 }

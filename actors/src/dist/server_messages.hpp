@@ -2,25 +2,29 @@
 // dispatcher, server_dispatch.hpp, sends): requests to the shard that owns their key part,
 // commands to every shard with the count whose last holder answers the worker, and the stop
 // the control actor acts on. Only .cpp files of actors/src/dist include this.
-// Thread-safety: command_ack's count is atomic (shards run on any thread); the rest are
-// values, handed over by message.
+// Thread-safety: command_ack's count is a completion (shards run on any thread); the rest
+// are values, handed over by message.
 #pragma once
 
 #include <caf/allowed_unsafe_message_type.hpp>
 #include <caf/atom.hpp>
 
-#include <atomic>
-#include <cstddef>
 #include <functional>
 #include <memory>
 
+#include "../completion.hpp"
 #include "server_core.hpp"
 
 namespace kvactor::detail {
 
 /// Counts shards that applied a command; the last one answers the worker.
 struct command_ack {
-  std::atomic<std::size_t> left;
+  explicit command_ack(std::size_t shards, std::function<void()> then)
+      : left(shards), done(std::move(then)) {}
+  void shard_done() {
+    if (left.done_one(status{})) done();
+  }
+  completion left;
   std::function<void()> done;
 };
 
