@@ -36,6 +36,10 @@ const char* to_string(msg m) noexcept {
   return "unknown";
 }
 
+std::string type_text(std::uint8_t type) {
+  return std::to_string(type) + " (" + to_string(static_cast<msg>(type)) + ")";
+}
+
 bool known_message(std::uint8_t type) noexcept {
   switch (type) {
     KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_KNOWN_CASE)

@@ -25,9 +25,7 @@ inline server_request_ptr request(reply_log& log, wire::msg kind, std::int64_t w
   r->meta.dtype = static_cast<std::uint8_t>(dtype::float32);
   r->worker = worker;
   if (!data.empty()) r->payload = tensor::from(data, shape{static_cast<std::int64_t>(data.size())});
-  const char* names[] = {"init", "push", "pull", "pushpull"};
-  const std::string tag = "w" + std::to_string(worker) + ":" +
-                          names[static_cast<int>(kind) - static_cast<int>(wire::msg::init)];
+  const std::string tag = "w" + std::to_string(worker) + ":" + wire::to_string(kind);
   r->reply = [&log, tag](const status& s, const tensor* v) {
     std::string e = tag + ":" + (s.is_ok() ? "ok" : to_string(s.code()));
     if (v) e += "=" + std::to_string(static_cast<int>(v->at(0)));

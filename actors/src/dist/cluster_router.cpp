@@ -284,7 +284,8 @@ void* cluster_router::destination(const net::message_head& h) {
 
 void cluster_router::on_server_message(const net::connection_ptr& c, net::message&& m) {
   if (static_cast<wire::msg>(m.type) != wire::msg::reply) {
-    c->close(status{errc::protocol_error, "a server sent a request to a worker"});
+    c->close(status{errc::protocol_error,
+                    "a server sent a request to a worker: type " + wire::type_text(m.type)});
     return;
   }
   auto t = tracker_.take(m.id);

@@ -163,7 +163,8 @@ void cluster_session::on_scheduler_message(const net::connection_ptr& c, net::me
       return ctl(reply_of(m));  // peer_lost as for a server's reply
     }
     default:
-      c->close(status{errc::protocol_error, "unexpected message from the scheduler"});
+      c->close(status{errc::protocol_error,
+                      "unexpected message from the scheduler: type " + wire::type_text(m.type)});
   }
 }
 

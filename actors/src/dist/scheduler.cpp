@@ -216,9 +216,8 @@ void on_message(self_ptr self, const inbound& in) {
       return;
     }
     default:
-      in.conn->close(status{errc::protocol_error, "unexpected message type " +
-                                                      std::to_string(in.msg.type) + " (" +
-                                                      wire::to_string(type) + ")"});
+      in.conn->close(
+          status{errc::protocol_error, "unexpected message type " + wire::type_text(in.msg.type)});
   }
 }
 

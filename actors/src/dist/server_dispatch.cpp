@@ -41,8 +41,7 @@ void dispatcher::on_message(const net::connection_ptr& c, net::message&& m) {
     case wire::msg::command:
       return command(c, m, worker);
     default:
-      c->close(status{errc::protocol_error, "unexpected message type " + std::to_string(m.type) +
-                                                " (" + wire::to_string(type) + ")"});
+      c->close(status{errc::protocol_error, "unexpected message type " + wire::type_text(m.type)});
   }
 }
 

@@ -223,7 +223,7 @@ class dist_store final : public store_impl, public std::enable_shared_from_this<
   }
 
   future<void> send_command(int head, const std::string& body) override {
-    if (head < 0 || head > static_cast<int>(wire::command::set_profiler_params))
+    if (!wire::mxnet_command(head))
       return failed(
           status{errc::invalid_argument,
                  "unknown server command " + std::to_string(head) + " (MXNet's are 0-5)"});

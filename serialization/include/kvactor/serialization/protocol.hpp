@@ -56,6 +56,8 @@ enum class msg : std::uint8_t {
 const char* to_string(msg m) noexcept;
 /// Whether `type` is in the message table (a receiver refuses the others).
 bool known_message(std::uint8_t type) noexcept;
+/// A type number as errors and logs name it: "17 (node_table)", "99 (unknown)".
+std::string type_text(std::uint8_t type);
 
 /// Application flag on replies.
 constexpr std::uint16_t flag_response = 0x0001;
