@@ -17,6 +17,7 @@
 
 #include "kvactor/cuda.hpp"
 #include "kvactor/kvstore.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
 #include "node_util.hpp"
 
 using kvactor::tensor;
