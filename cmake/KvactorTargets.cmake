@@ -23,16 +23,21 @@ function(kvactor_target_defaults tgt)
   endif()
 endfunction()
 
-# A library module: <dir>/include is its public include root, installed as include/.
+# A library module: <dir>/include holds its API headers, installed as include/; <dir>/internal
+# (where there is one) the headers that other modules, the tests and the benchmarks share but
+# users never include (plumbing): on the include path in the build tree only, not installed.
 function(kvactor_module tgt)
   cmake_parse_arguments(M "" "" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
   add_library(${tgt} ${M_SOURCES})
   kvactor_target_defaults(${tgt})
   target_include_directories(${tgt} PUBLIC
-    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>)
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+    $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/internal> $<INSTALL_INTERFACE:include>)
   target_link_libraries(${tgt} PUBLIC ${M_PUBLIC_DEPS} PRIVATE ${M_PRIVATE_DEPS})
   install(TARGETS ${tgt} EXPORT kvactorTargets ARCHIVE DESTINATION lib LIBRARY DESTINATION lib)
-  install(DIRECTORY include/ DESTINATION include)
+  if(IS_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR}/include)
+    install(DIRECTORY include/ DESTINATION include)
+  endif()
 endfunction()
 
 # An executable (test, benchmark, example, tool) with the same defaults.

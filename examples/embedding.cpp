@@ -22,7 +22,7 @@ constexpr int num_pushes = 3;
 const kvactor::shape shape{4};
 
 struct trainer_state {
-  caf::actor store;
+  kvactor::store_actor_handle store;
   kvactor::key weight_key{0};
   std::vector<tensor> grads;  // one per device
   std::vector<tensor> outs;   // one per device
@@ -108,7 +108,7 @@ void push_all(trainer_ptr self) {
   }
 }
 
-caf::behavior trainer(trainer_ptr self, caf::actor store) {
+caf::behavior trainer(trainer_ptr self, kvactor::store_actor_handle store) {
   auto& st = self->state;
   st.store = std::move(store);
   for (int d = 0; d < num_devices; ++d)

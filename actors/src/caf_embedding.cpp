@@ -1,3 +1,4 @@
+#include <caf/actor_cast.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/make_message.hpp>
 #include <caf/message.hpp>
@@ -13,26 +14,27 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
 }
 
 void add_to_config(caf::actor_system_config& cfg) {
-  cfg.add_error_category(error_category, [](std::uint8_t code, caf::atom_value,
-                                            const caf::message& ctx) {
-    std::string text = std::string{"kvactor::"} + to_string(static_cast<errc>(code));
-    if (ctx.size() == 1 && ctx.match_element<std::string>(0))
-      text += ": " + ctx.get_as<std::string>(0);
-    return text;
-  });
+  cfg.add_error_category(
+      error_category, [](std::uint8_t code, caf::atom_value, const caf::message& ctx) {
+        std::string text = std::string{"kvactor::"} + to_string(static_cast<errc>(code));
+        if (ctx.size() == 1 && ctx.match_element<std::string>(0))
+          text += ": " + ctx.get_as<std::string>(0);
+        return text;
+      });
 }
 
 kvstore create(caf::actor_system& sys, std::string_view type, const options& opts) {
   return kvstore{detail::make_store(type, opts, &sys)};
 }
 
-caf::actor store_actor(const kvstore& kv) {
+store_actor_handle store_actor(const kvstore& kv) {
   if (!kv.valid()) throw error{errc::invalid_argument, "store_actor of an empty kvstore handle"};
   const caf::actor* a = kv.impl()->client_actor();
   if (!a)
     throw error{errc::unsupported,
                 "store_actor: store type \"" + kv.type() + "\" has no store actor"};
-  return *a;
+  // Made by spawn_client, which checks the interface at compile time.
+  return caf::actor_cast<store_actor_handle>(*a);
 }
 
 caf::error to_caf_error(const status& s) {

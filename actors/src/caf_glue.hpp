@@ -22,7 +22,6 @@ class shard_core;
 /// A store-wide action a shard runs between the ops before it and the ops after it.
 using fence_fn = std::function<void(shard_core&)>;
 
-
 class reduction_engine;
 
 /// Spawns a shard actor on sys; big steps go to pool (of `width` threads), which must outlive
@@ -31,7 +30,8 @@ caf::actor spawn_shard(caf::actor_system& sys, thread_pool* pool, std::size_t wi
                        std::size_t threshold_bytes, reduction_engine* reduction = nullptr);
 
 class store_impl;
-/// Spawns the store's client actor (the embedding interface); it holds the store weakly.
+/// Spawns the store's client actor (the embedding interface); it holds the store weakly. The
+/// handle is untyped for the stores to keep; its actor is a store_actor_handle (checked there).
 caf::actor spawn_client(caf::actor_system& sys, std::weak_ptr<store_impl> store);
 
 }  // namespace kvactor::detail

@@ -6,6 +6,8 @@
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
 #include <caf/stateful_actor.hpp>
+#include <caf/typed_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
 #include <caf/typed_response_promise.hpp>
 
 #include <unordered_map>
@@ -17,6 +19,9 @@ namespace kvactor::detail {
 
 namespace {
 
+// The public interface plus the completion message its own futures send it.
+using client_actor = store_actor_handle::extend<caf::reacts_to<reply_atom, std::uint64_t, status>>;
+
 struct client_state {
   std::weak_ptr<store_impl> store;
   std::unordered_map<std::uint64_t, caf::typed_response_promise<ok_atom>> pending;
@@ -24,7 +29,7 @@ struct client_state {
   static inline const char* name = "kvactor.client";
 };
 
-using self_ptr = caf::stateful_actor<client_state>*;
+using self_ptr = client_actor::stateful_pointer<client_state>;
 
 caf::result<ok_atom> answer_when_ready(self_ptr self, future<void> f) {
   auto rp = self->make_response_promise<ok_atom>();
@@ -32,7 +37,7 @@ caf::result<ok_atom> answer_when_ready(self_ptr self, future<void> f) {
   self->state.pending.emplace(id, rp);
   caf::actor_addr weak_self = self->address();
   f.state_ptr()->on_ready([weak_self, id, f] {
-    if (auto me = caf::actor_cast<caf::actor>(weak_self))
+    if (auto me = caf::actor_cast<client_actor>(weak_self))
       caf::anon_send(me, reply_atom::value, id, f.state_ptr()->get_status());
   });
   return rp;
@@ -45,7 +50,7 @@ caf::result<ok_atom> with_store(self_ptr self, F&& issue) {
   return answer_when_ready(self, issue(*store));
 }
 
-caf::behavior client(self_ptr self, std::weak_ptr<store_impl> store) {
+client_actor::behavior_type client(self_ptr self, std::weak_ptr<store_impl> store) {
   self->state.store = std::move(store);
   return {
       [self](init_atom, const key& k, const tensor& v) {
@@ -70,9 +75,7 @@ caf::behavior client(self_ptr self, std::weak_ptr<store_impl> store) {
                           outs.empty() ? value_list{} : value_list(outs), priority);
         });
       },
-      [self](barrier_atom) {
-        return with_store(self, [&](store_impl& s) { return s.barrier(); });
-      },
+      [self](barrier_atom) { return with_store(self, [&](store_impl& s) { return s.barrier(); }); },
       [self](reply_atom, std::uint64_t id, const status& st) {
         auto it = self->state.pending.find(id);
         if (it == self->state.pending.end()) return;
@@ -89,7 +92,11 @@ caf::behavior client(self_ptr self, std::weak_ptr<store_impl> store) {
 }  // namespace
 
 caf::actor spawn_client(caf::actor_system& sys, std::weak_ptr<store_impl> store) {
-  return sys.spawn(client, std::move(store));
+  const client_actor a = sys.spawn(client, std::move(store));
+  // Checked here: the client actor answers every message of the public interface, so
+  // store_actor() may cast the untyped handle the stores keep back to store_actor_handle.
+  const store_actor_handle checked = a;
+  return caf::actor_cast<caf::actor>(checked);
 }
 
 }  // namespace kvactor::detail

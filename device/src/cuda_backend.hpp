@@ -1,8 +1,8 @@
 // Private to device/src: the seams between the CUDA-free code (tensors, pools, the public
 // device API) and the two device backends behind it:
 //  - the CUDA layer (src/cuda/, KVACTOR_ENABLE_CUDA=ON), or, in a build without CUDA,
-//    src/no_cuda.cpp, which finds no device and refuses what would need one;
-//  - emulated devices (src/emulated.cpp, every build): KVACTOR_EMULATE_CUDA=N, on a machine
+//    src/cuda/no_cuda.cpp, which finds no device and refuses what would need one;
+//  - emulated devices (src/emulated/, every build): KVACTOR_EMULATE_CUDA=N, on a machine
 //    where the CUDA backend finds no device, gives N "cuda" devices whose memory is host
 //    memory and whose streams are ordered task queues on host threads, running the CPU
 //    kernels. It exists so that the device stores' logic (streams, events, callbacks, pools,
@@ -16,7 +16,7 @@
 #include <memory>
 #include <string>
 
-#include "emulate_setting.hpp"
+#include "emulated/emulate_setting.hpp"
 #include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
 #include "kvactor/kernels.hpp"
@@ -30,7 +30,7 @@ class pool_core;
 /// so that it does not queue behind the stores' work. Throws like check_cuda_device(d).
 device_stream blocking_stream(device d);
 
-// ---- supplied by the CUDA layer (src/cuda/) or by src/no_cuda.cpp ----
+// ---- supplied by the CUDA layer (src/cuda/) or by src/cuda/no_cuda.cpp ----
 
 /// Devices the CUDA runtime lists (0 without CUDA).
 int native_device_count() noexcept;

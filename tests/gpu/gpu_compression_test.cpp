@@ -1,4 +1,4 @@
-// 1-bit and 2-bit gradient compression on the device against device/src/compression.cpp, bit
+// 1-bit and 2-bit gradient compression on the device against device/src/cpu/compression.cpp, bit
 // for bit: the words, the residuals over several rounds (NaNs may differ only in sign and
 // payload), dequantize and dequantize_add (merging several senders), for lengths around the
 // word and warp sizes and gradients with specials (NaN, ±inf, subnormals, ±0, exactly ±t).

@@ -1,5 +1,5 @@
 // SGD (with and without momentum, clipping, weight decay) and Adam on the device against the
-// CPU kernels (device/src/opt_sgd.cpp, opt_adam.cpp) over several steps, for float32, float64
+// CPU kernels (device/src/cpu/opt_sgd.cpp, opt_adam.cpp) over several steps, for float32, float64
 // and the 16-bit floats (float32 arithmetic and slots), and MXNet's multi-precision (float16 /
 // bfloat16 weights with a float32 master) against the CPU's way: widen the gradient, update the
 // master with the float32 kernel, round the master.

@@ -23,7 +23,7 @@ struct system_fixture : ::testing::Test {
 
 // Sends a request and returns the reply as a status (ok, or the kvactor error it carried).
 template <class... Ts>
-kvactor::status ask(caf::scoped_actor& self, const caf::actor& store, Ts&&... xs) {
+kvactor::status ask(caf::scoped_actor& self, const kvactor::store_actor_handle& store, Ts&&... xs) {
   kvactor::status result{kvactor::errc::internal, "no reply"};
   self->request(store, std::chrono::seconds(10), std::forward<Ts>(xs)...)
       .receive([&](kvactor::ok_atom) { result = {}; },
@@ -39,16 +39,16 @@ TEST_F(Embedding, MessageInterfaceMatchesTheFacade) {
   caf::actor_system sys{cfg};
   {
     auto kv = kvactor::create(sys, "local");
-    caf::actor store = kvactor::store_actor(kv);
+    kvactor::store_actor_handle store = kvactor::store_actor(kv);
     caf::scoped_actor self{sys};
     const kvactor::shape s{2, 3};
     EXPECT_TRUE(ask(self, store, kvactor::init_atom::value, kvactor::key{3}, filled(s, 2)).is_ok());
     std::vector<tensor> devs = {tensor::ones(s), tensor::ones(s), tensor::ones(s), tensor::ones(s)};
     EXPECT_TRUE(ask(self, store, kvactor::push_atom::value, kvactor::key{3}, devs, 0).is_ok());
     tensor out = tensor::zeros(s);
-    EXPECT_TRUE(ask(self, store, kvactor::pull_atom::value, kvactor::key{3},
-                    std::vector<tensor>{out}, 0)
-                    .is_ok());
+    EXPECT_TRUE(
+        ask(self, store, kvactor::pull_atom::value, kvactor::key{3}, std::vector<tensor>{out}, 0)
+            .is_ok());
     EXPECT_TRUE(all_equal(out, 4));
     EXPECT_TRUE(ask(self, store, kvactor::pushpull_atom::value, kvactor::key{3},
                     std::vector<tensor>{filled(s, 9)}, std::vector<tensor>{out}, 5)
@@ -74,12 +74,12 @@ TEST_F(Embedding, MessageInterfaceMatchesTheFacade) {
   caf::scoped_actor self{sys};
   // Spawned with an (unused) argument: CAF 0.17's init_fun_factory binds a reference through
   // a null tuple pointer for argument-less function actors, which UBSan reports.
-  auto echo = sys.spawn([](caf::event_based_actor*, int) -> caf::behavior {
-    return {[](int x) { return x + 1; }};
-  }, 0);
+  auto echo = sys.spawn(
+      [](caf::event_based_actor*, int) -> caf::behavior { return {[](int x) { return x + 1; }}; },
+      0);
   int answer = 0;
-  self->request(echo, std::chrono::seconds(5), 41).receive([&](int x) { answer = x; },
-                                                           [](caf::error&) {});
+  self->request(echo, std::chrono::seconds(5), 41)
+      .receive([&](int x) { answer = x; }, [](caf::error&) {});
   EXPECT_EQ(answer, 42);
   self->send_exit(echo, caf::exit_reason::user_shutdown);
 }
@@ -88,25 +88,32 @@ TEST_F(Embedding, MessageInterfaceMatchesTheFacade) {
 TEST_F(Embedding, EventBasedActorChainsRequests) {
   caf::actor_system sys{cfg};
   auto kv = kvactor::create(sys, "local");
-  caf::actor store = kvactor::store_actor(kv);
+  kvactor::store_actor_handle store = kvactor::store_actor(kv);
   const kvactor::shape s{4};
   tensor out = tensor::zeros(s);
   std::promise<kvactor::status> done;
-  auto trainer = sys.spawn([store, s, out, &done](caf::event_based_actor* self, int) {
-    self->request(store, caf::infinite, kvactor::init_atom::value, kvactor::key{"w"}, filled(s, 1))
-        .then([=, &done](kvactor::ok_atom) {
-          self->request(store, caf::infinite, kvactor::push_atom::value, kvactor::key{"w"},
-                        std::vector<tensor>{filled(s, 5)}, 0)
-              .then([=, &done](kvactor::ok_atom) {
-                self->request(store, caf::infinite, kvactor::pull_atom::value, kvactor::key{"w"},
-                              std::vector<tensor>{out}, 0)
-                    .then([&done](kvactor::ok_atom) { done.set_value({}); },
+  auto trainer = sys.spawn(
+      [store, s, out, &done](caf::event_based_actor* self, int) {
+        self->request(store, caf::infinite, kvactor::init_atom::value, kvactor::key{"w"},
+                      filled(s, 1))
+            .then(
+                [=, &done](kvactor::ok_atom) {
+                  self->request(store, caf::infinite, kvactor::push_atom::value, kvactor::key{"w"},
+                                std::vector<tensor>{filled(s, 5)}, 0)
+                      .then(
+                          [=, &done](kvactor::ok_atom) {
+                            self->request(store, caf::infinite, kvactor::pull_atom::value,
+                                          kvactor::key{"w"}, std::vector<tensor>{out}, 0)
+                                .then([&done](kvactor::ok_atom) { done.set_value({}); },
+                                      [&done](caf::error& e) {
+                                        done.set_value(kvactor::to_status(e));
+                                      });
+                          },
                           [&done](caf::error& e) { done.set_value(kvactor::to_status(e)); });
-              },
-                    [&done](caf::error& e) { done.set_value(kvactor::to_status(e)); });
-        },
-              [&done](caf::error& e) { done.set_value(kvactor::to_status(e)); });
-  }, 0);
+                },
+                [&done](caf::error& e) { done.set_value(kvactor::to_status(e)); });
+      },
+      0);
   auto st = done.get_future().get();
   EXPECT_TRUE(st.is_ok()) << st.to_string();
   EXPECT_TRUE(all_equal(out, 5));

@@ -45,10 +45,10 @@
 
 #include "kvactor/future.hpp"
 #include "kvactor/key.hpp"
+#include "kvactor/optimizer_config.hpp"
 #include "kvactor/options.hpp"
 #include "kvactor/row_sparse.hpp"
 #include "kvactor/row_sparse_output.hpp"
-#include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/tensor.hpp"
 #include "kvactor/updater.hpp"
 

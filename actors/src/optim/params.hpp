@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "kvactor/serialization/optimizer_config.hpp"
+#include "kvactor/optimizer_config.hpp"
 
 namespace kvactor::detail::optim {
 

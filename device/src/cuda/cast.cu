@@ -1,4 +1,4 @@
-// fill and cast on the device. cast follows kernels::cast (device/src/kernels.cpp) bit for
+// fill and cast on the device. cast follows kernels::cast (device/src/cpu/kernels.cpp) bit for
 // bit: 16-bit floats widen exactly; narrowing to a 16-bit float rounds once to nearest (from
 // double and integers through float rounded "to odd", so the second rounding is correct);
 // floating -> integer truncates toward zero and saturates, NaN -> 0; integer -> integer

@@ -1,5 +1,5 @@
 // 1-bit and 2-bit gradient compression on the device: the bits, residuals and decoded values of
-// device/src/compression.cpp (whose header documents the layout and the rules).
+// device/src/cpu/compression.cpp (whose header documents the layout and the rules).
 //
 // One thread per element, so loads and stores are coalesced; a word's bits are gathered across
 // the lanes that hold its elements (2-bit: 16 lanes, OR-reduced with shuffles; 1-bit: a warp

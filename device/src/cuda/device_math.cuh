@@ -1,5 +1,5 @@
 // Private to the .cu files: device-side storage types and the conversions of the CPU kernels,
-// bit for bit (core/src/dtype.cpp, device/src/arith.hpp, device/src/kernels.cpp).
+// bit for bit (core/src/dtype.cpp, device/src/cpu/arith.hpp, device/src/cpu/kernels.cpp).
 #pragma once
 
 #include <cuda_fp16.h>
@@ -45,7 +45,7 @@ __device__ __forceinline__ std::uint16_t float_to_b16(float f) {
   return static_cast<std::uint16_t>(u >> 16);
 }
 
-/// arith<T> of device/src/arith.hpp: the arithmetic type and the conversions in and out.
+/// arith<T> of device/src/cpu/arith.hpp: the arithmetic type and the conversions in and out.
 template <class T>
 struct darith {
   using type = T;

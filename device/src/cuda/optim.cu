@@ -1,5 +1,5 @@
 // SGD (with and without momentum) and Adam on the device: the formulas and operation order of
-// device/src/opt_sgd.cpp and opt_adam.cpp, per element in the kernel's arithmetic type (float
+// device/src/cpu/opt_sgd.cpp and opt_adam.cpp, per element in the kernel's arithmetic type (float
 // for float32 and the 16-bit floats, double for float64). This file is compiled with
 // -fmad=false so that a*b + c stays two roundings as on the CPU; IEEE division and square root
 // are nvcc's defaults. With a float32 master copy (16-bit weights, MXNet's multi-precision) the

@@ -3,8 +3,8 @@
 // themselves are in src/device_pools.cpp.
 #include <string>
 
-#include "../pool_core.hpp"
 #include "common.hpp"
+#include "kvactor/detail/pool_core.hpp"
 
 namespace kvactor {
 namespace {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "pool_core.hpp"
+#include "kvactor/detail/pool_core.hpp"
 
 namespace kvactor {
 

@@ -11,7 +11,7 @@
 namespace kvactor {
 
 namespace detail {
-struct buffer_access;  // device/src: lets the pinned and device pools make buffers
+struct buffer_access;  // kvactor/detail/pool_core.hpp: lets every pool core make buffers
 }
 
 class buffer {

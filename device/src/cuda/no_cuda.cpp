@@ -3,10 +3,10 @@
 // (KVACTOR_EMULATE_CUDA) and is otherwise refused with errc::unsupported.
 #include <string>
 
-#include "cuda_backend.hpp"
+#include "../cuda_backend.hpp"
 #include "kvactor/cuda.hpp"
+#include "kvactor/detail/pool_core.hpp"
 #include "kvactor/device_kernels.hpp"
-#include "pool_core.hpp"
 
 namespace kvactor {
 

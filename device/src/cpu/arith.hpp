@@ -1,4 +1,4 @@
-// Private to device/src: how each storage type is computed on, shared by the kernel TUs.
+// Private to device/src/cpu: how each storage type is computed on, shared by the kernel TUs.
 // arith<T>::type is the arithmetic type (float for the 16-bit floats, which are converted in
 // and rounded back out once per value), in() / out() the conversions.
 #pragma once

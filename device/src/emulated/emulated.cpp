@@ -19,10 +19,10 @@
 #include <unordered_set>
 #include <vector>
 
-#include "callback_thread.hpp"
-#include "cuda_backend.hpp"
+#include "../callback_thread.hpp"
+#include "../cuda_backend.hpp"
+#include "kvactor/detail/pool_core.hpp"
 #include "kvactor/device_kernels.hpp"
-#include "pool_core.hpp"
 
 namespace kvactor::detail::emu {
 namespace {

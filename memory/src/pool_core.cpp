@@ -1,4 +1,4 @@
-#include "pool_core.hpp"
+#include "kvactor/detail/pool_core.hpp"
 
 #include <new>
 

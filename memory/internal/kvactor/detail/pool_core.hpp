@@ -1,7 +1,7 @@
-// Private to device/src: the size-classed free lists behind buffer_pool (host memory), and the
-// CUDA build's pinned_pool and device_pool. A subclass supplies the system allocator; buffers
-// return to the core when their last reference drops (the deleter keeps the core alive, so a
-// buffer may outlive the pool object that made it).
+// Not installed (memory/internal): the size-classed free lists behind buffer_pool (host
+// memory) and behind device/'s pinned_pool and device_pool. A subclass supplies the system
+// allocator; buffers return to the core when their last reference drops (the deleter keeps
+// the core alive, so a buffer may outlive the pool object that made it).
 // Thread-safety: every member function may be called from any thread.
 #pragma once
 
