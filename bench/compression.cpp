@@ -1,5 +1,5 @@
-// bench_compression: the gradient-compression kernels (kvactor/compression.hpp) on ONE thread,
-// against a same-run memcpy of the same gradient size, interleaved (A,B,A,B...).
+// bench_compression: the gradient-compression kernels (kvactor/detail/compression.hpp) on ONE
+// thread, against a same-run memcpy of the same gradient size, interleaved (A,B,A,B...).
 //
 //   bench_compression [--quick]
 //
@@ -21,7 +21,7 @@
 // batch of calls lasting >= ~5 ms (1 ms in --quick), preceded by one untimed call of the same
 // path so that every path is timed with its data as warm in the caches as the others'. The
 // residual is carried from call to call, as in training (it stays bounded: error feedback).
-#include <kvactor/compression.hpp>
+#include <kvactor/detail/compression.hpp>
 
 #include <algorithm>
 #include <cstdint>

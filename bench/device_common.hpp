@@ -9,8 +9,8 @@
 #pragma once
 
 #include <kvactor/cuda.hpp>
-#include <kvactor/device_kernels.hpp>
-#include <kvactor/device_memory.hpp>
+#include <kvactor/detail/device_kernels.hpp>
+#include <kvactor/detail/device_memory.hpp>
 
 #include <algorithm>
 #include <cstdio>

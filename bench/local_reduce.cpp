@@ -49,8 +49,8 @@
 
 #include <kvactor/buffer_pool.hpp>
 #include <kvactor/caf.hpp>
+#include <kvactor/detail/thread_pool.hpp>
 #include <kvactor/kvstore.hpp>
-#include <kvactor/thread_pool.hpp>
 
 #include <algorithm>
 #include <functional>

@@ -19,10 +19,10 @@
 //                          buffers of its own and runs twice untimed before each timed batch;
 //                          consecutive paths never share buffers. Target ratio 0.7.
 //                          Extra keys: update_us, limit_path, the limits of each loop, chunks.
+#include <kvactor/detail/thread_pool.hpp>
 #include <kvactor/optimizer_state.hpp>
 #include <kvactor/serialization/optimizer_config.hpp>
 #include <kvactor/tensor.hpp>
-#include <kvactor/thread_pool.hpp>
 #include <kvactor/updater.hpp>
 
 #include <algorithm>

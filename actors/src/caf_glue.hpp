@@ -8,7 +8,7 @@
 #include <functional>
 
 #include "kvactor/caf.hpp"
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 #include "op.hpp"
 
 namespace kvactor::detail {

@@ -17,8 +17,8 @@
 #include <type_traits>
 
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_ops.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_ops.hpp"
 #include "request.hpp"
 #include "store_impl.hpp"
 

@@ -1,7 +1,7 @@
 #include "multi_precision.hpp"
 
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/optimizer_state.hpp"
 #include "optimizers.hpp"
 

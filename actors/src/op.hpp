@@ -15,8 +15,8 @@
 
 #include "completion.hpp"
 #include "key_registry.hpp"
-#include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
+#include "kvactor/detail/compression.hpp"
 #include "kvactor/future.hpp"
 #include "kvactor/row_sparse.hpp"
 #include "kvactor/tensor.hpp"

@@ -37,7 +37,8 @@
 //             bias_correction 1
 // epsilon values must be >= 0. Every slot starts at zero and is shaped like the weight; its
 // dtype is kernels::slot_dtype(weight dtype): the weight's for float32/float64, float32 for
-// float16/bfloat16. Formulas and their MXNet operation order: device/include/kvactor/kernels.hpp.
+// float16/bfloat16. Formulas and their MXNet operation order:
+// device/internal/kvactor/detail/kernels.hpp.
 //
 // ---- Learning-rate schedules (MXNet 1.x lr_scheduler.py) ----
 //
@@ -71,7 +72,7 @@
 #include <memory>
 
 #include "kvactor/result.hpp"
-#include "kvactor/serialization/optimizer_config.hpp"
+#include "kvactor/optimizer_config.hpp"
 #include "kvactor/updater.hpp"
 
 namespace kvactor::detail {

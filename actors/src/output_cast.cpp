@@ -7,8 +7,8 @@
 #include <boost/container/small_vector.hpp>
 
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "request.hpp"
 
 namespace kvactor::detail {

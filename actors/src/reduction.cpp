@@ -12,10 +12,10 @@
 
 #include "caf_glue.hpp"
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_ops.hpp"
-#include "kvactor/kernels.hpp"
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_ops.hpp"
+#include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor::detail {
 namespace {

@@ -10,7 +10,7 @@
 #include <cstdio>
 
 #include <unordered_map>
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::detail {
 

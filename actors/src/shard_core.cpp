@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kvactor/device_ops.hpp"
+#include "kvactor/detail/device_ops.hpp"
 #include "kvactor/optimizer_state.hpp"
 
 namespace kvactor::detail {

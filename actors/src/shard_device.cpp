@@ -3,8 +3,8 @@
 // before the op finishes, for all of them. An op it cannot run (an updater that works only on
 // host memory) first moves the key to host memory, for good.
 // Thread-safety: as shard_core (one actor's).
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_ops.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_ops.hpp"
 #include "kvactor/optimizer_state.hpp"
 #include "shard_executors.hpp"
 

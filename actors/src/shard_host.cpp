@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <new>
 
-#include "kvactor/kernels.hpp"
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 #include "shard_executors.hpp"
 
 namespace kvactor::detail {

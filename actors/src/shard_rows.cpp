@@ -8,8 +8,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "shard_executors.hpp"
 
 namespace kvactor::detail {

@@ -6,8 +6,8 @@
 // Thread-safety: as shard_core (one actor's).
 #include <algorithm>
 
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_ops.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_ops.hpp"
 #include "shard_executors.hpp"
 
 namespace kvactor::detail {

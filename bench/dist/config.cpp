@@ -1,7 +1,7 @@
 #include "config.hpp"
 
+#include <kvactor/detail/thread_pool.hpp>
 #include <kvactor/key.hpp>
-#include <kvactor/thread_pool.hpp>
 
 #include <cstdlib>
 #include <iostream>

@@ -17,9 +17,9 @@
 #include <string>
 
 #include "emulated/emulate_setting.hpp"
-#include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/compression.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/result.hpp"
 
 namespace kvactor::detail {

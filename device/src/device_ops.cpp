@@ -1,9 +1,9 @@
-#include "kvactor/device_ops.hpp"
+#include "kvactor/detail/device_ops.hpp"
 
 #include <mutex>
 
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_memory.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_memory.hpp"
 
 namespace kvactor {
 

@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "cuda_backend.hpp"
+#include "kvactor/detail/device_memory.hpp"
 #include "kvactor/detail/pool_core.hpp"
-#include "kvactor/device_memory.hpp"
 
 namespace kvactor {
 

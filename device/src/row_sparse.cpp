@@ -4,7 +4,7 @@
 #include <cstring>
 #include <numeric>
 
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor {
 

@@ -7,9 +7,9 @@
 #include <mutex>
 
 #include "cuda_backend.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_memory.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_memory.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor {
 

@@ -1,4 +1,4 @@
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 #include <atomic>
 #include <condition_variable>

@@ -9,7 +9,7 @@
 
 #include "errc_assert.hpp"
 #include "gpu_test_util.hpp"
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 
 namespace kvactor {
 namespace {

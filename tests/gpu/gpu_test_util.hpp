@@ -16,10 +16,10 @@
 #include <vector>
 
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_memory.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_memory.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/dtype.hpp"
-#include "kvactor/kernels.hpp"
 #include "kvactor/tensor.hpp"
 
 namespace kvactor::gputest {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_memory.hpp"
+#include "kvactor/detail/device_memory.hpp"
 #include "kvactor/kvstore.hpp"
 #include "kvactor/row_sparse.hpp"
 #include "test_util.hpp"

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 
 namespace kvactor::compression_reference {
 

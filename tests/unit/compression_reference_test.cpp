@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "compression_reference.hpp"
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 
 namespace kvactor {
 namespace {

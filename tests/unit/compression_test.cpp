@@ -1,4 +1,4 @@
-// Gradient compression kernels (kvactor/compression.hpp), bit exact: sizes and parsing,
+// Gradient compression kernels (kvactor/detail/compression.hpp), bit exact: sizes and parsing,
 // hand-computed pushes with the residual carried, decoding and non-finite gradients. The
 // reference (compression_reference.hpp) is written from the documented byte layout; the
 // comparisons with it over many pushes and ranges are in compression_reference_test.cpp.
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "compression_reference.hpp"
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 
 namespace kvactor {
 namespace {

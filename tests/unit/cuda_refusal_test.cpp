@@ -8,8 +8,8 @@
 
 #include "errc_assert.hpp"
 #include "kvactor/cuda.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_memory.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_memory.hpp"
 #include "kvactor/tensor.hpp"
 
 namespace kvactor {

@@ -12,7 +12,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "reference.hpp"
 
 namespace kvactor {

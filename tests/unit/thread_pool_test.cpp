@@ -13,7 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor {
 namespace {

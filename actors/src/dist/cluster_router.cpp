@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#include "kvactor/compression.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/compression.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
 

@@ -13,7 +13,7 @@
 #include "../request.hpp"
 #include "cluster_session.hpp"
 #include "dist_op.hpp"
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor::detail {
 

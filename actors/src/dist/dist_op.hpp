@@ -17,7 +17,7 @@
 #include "../key_registry.hpp"
 #include "../request.hpp"
 #include "kvactor/buffer_pool.hpp"
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 #include "kvactor/serialization/protocol.hpp"
 #include "part_plan.hpp"
 

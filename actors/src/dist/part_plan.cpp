@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor::detail {
 

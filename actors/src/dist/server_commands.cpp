@@ -11,6 +11,7 @@
 
 #include "../multi_precision.hpp"
 #include "../optimizers.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/serialization/optimizer_states.hpp"
 #include "node_common.hpp"
 #include "server_dispatch.hpp"

@@ -6,7 +6,7 @@
 
 #include "../multi_precision.hpp"
 #include "../state_records.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/optimizer_state.hpp"
 
 namespace kvactor::detail {

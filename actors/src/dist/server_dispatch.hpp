@@ -21,7 +21,7 @@
 #include <string>
 #include <vector>
 
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "kvactor/serialization/protocol.hpp"

@@ -3,8 +3,8 @@
 
 #include "base.hpp"
 #include "factories.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::detail::optim {
 

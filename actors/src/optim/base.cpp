@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::detail::optim {
 

@@ -3,7 +3,7 @@
 
 #include "base.hpp"
 #include "factories.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::detail::optim {
 

@@ -1,8 +1,8 @@
 // sgd, nag and signum: the momentum family (MXNet 1.x's SGD, NAG and Signum).
 #include "base.hpp"
 #include "factories.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::detail::optim {
 

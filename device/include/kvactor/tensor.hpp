@@ -10,7 +10,7 @@
 // skips the wait (the store's own kernels use it).
 //
 // CUDA tensors (device::cuda(N), kvactor/cuda.hpp): storage comes from that device's pool
-// (kvactor/device_memory.hpp) and data<T>() / data_unchecked() give device pointers. The
+// (kvactor/detail/device_memory.hpp) and data<T>() / data_unchecked() give device pointers. The
 // checked accessors (at, set, to_vector, fill, copy, copy_to, astype) work on them too: they
 // stage through pinned memory and return when done (the blocking user API). Without a CUDA
 // device (no GPU, or a build without CUDA) creating one throws errc::unsupported.

@@ -1,4 +1,4 @@
-#include "kvactor/compression.hpp"
+#include "kvactor/detail/compression.hpp"
 
 #include <algorithm>
 #include <atomic>

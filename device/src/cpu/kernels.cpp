@@ -1,4 +1,4 @@
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 #include "arith.hpp"
 

@@ -2,7 +2,7 @@
 #include <cmath>
 
 #include "arith.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::kernels {
 

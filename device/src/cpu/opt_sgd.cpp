@@ -1,6 +1,6 @@
 // SGD, NAG, Signum and signSGD update kernels (see kernels.hpp for the formulas).
 #include "arith.hpp"
-#include "kvactor/kernels.hpp"
+#include "kvactor/detail/kernels.hpp"
 
 namespace kvactor::kernels {
 

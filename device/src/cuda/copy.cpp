@@ -21,9 +21,9 @@
 #include <vector>
 
 #include "common.hpp"
-#include "kvactor/device_kernels.hpp"
-#include "kvactor/device_memory.hpp"
-#include "kvactor/thread_pool.hpp"
+#include "kvactor/detail/device_kernels.hpp"
+#include "kvactor/detail/device_memory.hpp"
+#include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor::device_kernels {
 

@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "common.hpp"
-#include "kvactor/device_kernels.hpp"
+#include "kvactor/detail/device_kernels.hpp"
 #include "launch.hpp"
 
 namespace kvactor::device_kernels {

@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/dtype.hpp"
-#include "kvactor/kernels.hpp"
 
 namespace kvactor::cudak {
 
@@ -50,7 +50,7 @@ cudaError_t sum_integer(const launch& l, dtype t, void* dst, const void* const* 
 cudaError_t fill(const launch& l, void* dst, std::uint64_t bits, std::size_t width, std::size_t n);
 cudaError_t cast(const launch& l, dtype from, const void* src, dtype to, void* dst, std::size_t n);
 
-// compress.cu (float32; the layout of kvactor/compression.hpp)
+// compress.cu (float32; the layout of kvactor/detail/compression.hpp)
 cudaError_t quantize_2bit(const launch& l, const float* grad, float* residual, std::uint32_t* out,
                           std::size_t n, float threshold);
 cudaError_t quantize_1bit(const launch& l, const float* grad, float* residual, std::uint32_t* out,

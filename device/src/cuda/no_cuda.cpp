@@ -5,8 +5,8 @@
 
 #include "../cuda_backend.hpp"
 #include "kvactor/cuda.hpp"
+#include "kvactor/detail/device_kernels.hpp"
 #include "kvactor/detail/pool_core.hpp"
-#include "kvactor/device_kernels.hpp"
 
 namespace kvactor {
 

@@ -21,8 +21,8 @@
 
 #include "../callback_thread.hpp"
 #include "../cuda_backend.hpp"
+#include "kvactor/detail/device_kernels.hpp"
 #include "kvactor/detail/pool_core.hpp"
-#include "kvactor/device_kernels.hpp"
 
 namespace kvactor::detail::emu {
 namespace {

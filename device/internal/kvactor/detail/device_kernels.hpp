@@ -8,11 +8,11 @@
 // Ordering across streams is the caller's: when a buffer was written by work on another
 // stream, make this stream wait for it first (stream_wait).
 //
-// Results are those of the CPU kernels (kvactor/kernels.hpp, kvactor/compression.hpp) on the
-// same inputs: k-way sums, casts and compression give the same bits, except that a NaN result
-// may carry another sign and payload (GPUs produce a canonical NaN); the optimizer updates do
-// the same float operations in the same order (no fused multiply-adds), so they agree to
-// within the last bit or so.
+// Results are those of the CPU kernels (kvactor/detail/kernels.hpp, kvactor/detail/compression.hpp)
+// on the same inputs: k-way sums, casts and compression give the same bits, except that a NaN
+// result may carry another sign and payload (GPUs produce a canonical NaN); the optimizer updates
+// do the same float operations in the same order (no fused multiply-adds), so they agree to within
+// the last bit or so.
 //
 // Errors: invalid arguments (null pointers with n > 0, k out of range, a stream of another
 // device) throw kvactor::error with errc::invalid_argument, and nothing is enqueued; a CUDA
@@ -25,11 +25,11 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "kvactor/compression.hpp"
 #include "kvactor/cuda.hpp"
+#include "kvactor/detail/compression.hpp"
+#include "kvactor/detail/kernels.hpp"
 #include "kvactor/device.hpp"
 #include "kvactor/dtype.hpp"
-#include "kvactor/kernels.hpp"
 
 namespace kvactor::device_kernels {
 
@@ -72,7 +72,7 @@ void to_device_async(const device_stream& s, void* dst, const void* host_src, st
 /// written when s's later callbacks run.
 void to_host_async(const device_stream& s, void* host_dst, const void* src, std::size_t bytes);
 
-// ---- gradient compression (float32; the layout and rules of kvactor/compression.hpp) ----
+// ---- gradient compression (float32; the layout and rules of kvactor/detail/compression.hpp) ----
 
 /// residual += grad; codes into out[0, words(kind, n)) (padding bits 0); residual -= decoded.
 void quantize_async(const device_stream& s, const compression::params& p, const float* grad,

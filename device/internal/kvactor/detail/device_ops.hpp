@@ -1,5 +1,5 @@
-// Tensor-level device work built on kvactor/cuda.hpp and kvactor/device_kernels.hpp, shared by
-// the stores: k-way sums of tensors that live on several devices, and one completion for work
+// Tensor-level device work built on kvactor/cuda.hpp and kvactor/detail/device_kernels.hpp, shared
+// by the stores: k-way sums of tensors that live on several devices, and one completion for work
 // queued on several streams. CUDA-free header.
 // Thread-safety: every function may be called from any thread.
 #pragma once
