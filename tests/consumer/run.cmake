@@ -62,3 +62,11 @@ step("${WORK_DIR}/build/consumer")
 if(NOT EXISTS "${WORK_DIR}/prefix/include/kvactor/kvstore.hpp")
   message(FATAL_ERROR "kvactor/kvstore.hpp was not installed under include/kvactor/")
 endif()
+# Only the API is installed: the plumbing (device kernels, transport, protocol, process
+# spawning) stays in the build tree, so no user program can come to depend on it.
+file(GLOB_RECURSE installed RELATIVE "${WORK_DIR}/prefix/include" "${WORK_DIR}/prefix/include/*")
+foreach(h IN LISTS installed)
+  if(h MATCHES "^kvactor/(detail|net|serialization)/")
+    message(FATAL_ERROR "an internal header was installed: include/${h}")
+  endif()
+endforeach()

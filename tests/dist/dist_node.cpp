@@ -5,7 +5,6 @@
 
 #include "dist_node.hpp"
 #include "kvactor/kvstore.hpp"
-#include "kvactor/serialization/optimizer_config.hpp"
 #include "node_util.hpp"
 
 using kvactor::tensor;
