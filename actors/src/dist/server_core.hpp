@@ -64,6 +64,9 @@ struct compression_config {
   double threshold = 0.5;
 };
 
+/// "key 7" or "key 7 (part 2 of 4)", as a server's errors name a key part.
+std::string part_name(const key& k, std::uint32_t part, std::uint32_t parts);
+
 class server_core {
  public:
   explicit server_core(std::uint32_t num_workers);
