@@ -31,7 +31,7 @@ struct client_state {
 
 using self_ptr = client_actor::stateful_pointer<client_state>;
 
-caf::result<ok_atom> answer_when_ready(self_ptr self, future<void> f) {
+caf::result<ok_atom> answer_when_ready(self_ptr self, const future<void>& f) {
   auto rp = self->make_response_promise<ok_atom>();
   const auto id = self->state.next_id++;
   self->state.pending.emplace(id, rp);

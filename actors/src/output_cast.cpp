@@ -183,7 +183,7 @@ void convert(const std::shared_ptr<cast_batch>& b, const output_cast& c) {
 
 }  // namespace
 
-future<void> finish_casts(future<void> stored, std::vector<output_cast> casts,
+future<void> finish_casts(const future<void>& stored, std::vector<output_cast> casts,
                           std::shared_ptr<pending_casts> pending) {
   auto b = std::make_shared<cast_batch>();
   b->casts = std::move(casts);

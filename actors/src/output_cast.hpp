@@ -63,7 +63,7 @@ result<staged_outputs> stage_outputs(op_kind kind, const key_list& keys, const v
 /// Takes write leases on the caller's outputs now; once `stored` completes successfully,
 /// converts each staging tensor into its output (on the output's device), then completes
 /// the returned future with stored's status. On failure the outputs are left as they were.
-future<void> finish_casts(future<void> stored, std::vector<output_cast> casts,
+future<void> finish_casts(const future<void>& stored, std::vector<output_cast> casts,
                           std::shared_ptr<pending_casts> pending);
 
 }  // namespace kvactor::detail

@@ -206,7 +206,7 @@ void shard_context::parallel(op& o, std::size_t bytes, std::size_t n,
       o.priority, o.info->id, help);
 }
 
-void shard_context::when_streams_done(op& o, std::vector<device_stream> used,
+void shard_context::when_streams_done(op& o, const std::vector<device_stream>& used,
                                       std::vector<tensor> keep) {
   // `keep` holds the tensors the copies read and write until the streams report back,
   // whatever happens to the op meanwhile.

@@ -79,7 +79,7 @@ struct sparse_call {
 };
 
 tensor host_ids(const std::vector<std::int64_t>& ids) {
-  tensor t = tensor::empty(shape{{static_cast<std::int64_t>(ids.size())}}, dtype::int64);
+  tensor t = tensor::empty(shape{static_cast<std::int64_t>(ids.size())}, dtype::int64);
   std::copy(ids.begin(), ids.end(), static_cast<std::int64_t*>(t.data_unchecked()));
   return t;
 }

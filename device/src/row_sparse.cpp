@@ -30,7 +30,8 @@ tensor on_host(const tensor& t) {
 
 // t moved to d (host-built rows go back to the device the caller's rows were on).
 tensor moved_to(tensor t, device d) {
-  return d.is_cpu() ? t : t.copy_to(d);
+  if (d.is_cpu()) return t;  // moved, not copied
+  return t.copy_to(d);
 }
 
 }  // namespace

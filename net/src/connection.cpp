@@ -135,7 +135,7 @@ void conn_impl::start_connect() {
       self->resolver_.async_resolve(
           self->host_, std::to_string(self->port_),
           asio::bind_executor(self->strand_, [self](const error_code& ec,
-                                                    asio::ip::tcp::resolver::results_type rs) {
+                                                    const asio::ip::tcp::resolver::results_type& rs) {
             if (self->phase_.load() != phase::connecting) return;
             if (ec) {
               self->do_close(

@@ -143,7 +143,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   void run_sent(sent_list& done);
   // Close (connection_close.cpp).
   bool ended() const noexcept { return phase_.load() >= phase::closing; }
-  void do_close(status why, bool log, bool goodbye);
+  void do_close(const status& why, bool log, bool goodbye);
   void finish_close(bool goodbye);
   void fail(errc code, std::string why) { do_close(status{code, std::move(why)}, true, true); }
   void fail_all(std::vector<pending_ptr>& failed, const status& why);

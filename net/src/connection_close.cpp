@@ -40,7 +40,7 @@ void conn_impl::write_goodbye_locked(const status& why) {
   wire_.write_last(asio::buffer(bytes));
 }
 
-void conn_impl::do_close(status why, bool log, bool goodbye) {
+void conn_impl::do_close(const status& why, bool log, bool goodbye) {
   const phase prev = phase_.load();
   if (prev >= phase::closing) return;
   auto self = shared_from_this();

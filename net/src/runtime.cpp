@@ -228,7 +228,7 @@ void runtime::connect(const std::string& host, std::uint16_t port, identity self
                       handlers h, std::chrono::steady_clock::time_point deadline,
                       std::function<void(result<connection_ptr>)> done) {
   auto& rt = impl_->c;
-  if (!done) done = [](result<connection_ptr>) {};
+  if (!done) done = [](const result<connection_ptr>&) {};
   if (auto st = detail::check_config(self, c); !st) {
     rt->post_or_run(rt->io.get_executor(), [done = std::move(done), st] { done(st); });
     return;

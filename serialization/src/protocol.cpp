@@ -57,7 +57,7 @@ const char* to_string(command c) noexcept {
 #undef KVACTOR_WIRE_KNOWN_CASE
 
 bool mxnet_command(int head) noexcept {
-  switch (head) {
+  switch (head) {  // NOLINT(bugprone-branch-clone): one case per table line, by design
 #define KVACTOR_WIRE_CASE(name, number, mxnet) \
   case number:                                 \
     return mxnet;

@@ -10,7 +10,7 @@ cluster_session::cluster_session(cluster_config cfg, std::shared_ptr<op_counter>
 
 void cluster_session::join(std::weak_ptr<cluster_session> self, net::handlers to_servers,
                            bool sync) {
-  self_ = self;
+  self_ = std::move(self);
   rt_ = std::make_unique<net::runtime>(1);
   const auto started = std::chrono::steady_clock::now();
   const auto deadline = started + cfg_.connect_timeout;

@@ -116,6 +116,7 @@ void assign_ranks(self_ptr self) {
         std::all_of(group.begin(), group.end(), [](auto* n) { return n->reg.rank_hint >= 0; });
     if (hinted) {
       std::vector<std::int64_t> hints;
+      hints.reserve(group.size());
       for (auto* n : group)
         hints.push_back(n->reg.rank_hint);
       std::sort(hints.begin(), hints.end());

@@ -239,7 +239,7 @@ std::optional<optimizer_config> dispatcher::current_optimizer() {
 
 // Reads the file off the I/O thread, checks every record on every shard, and installs
 // them only if all fit.
-void dispatcher::load_states(reply_fn reply, std::string file) {
+void dispatcher::load_states(const reply_fn& reply, const std::string& file) {
   std::thread([this, reply, file, self = shared_from_this()] {
     const wire::states_caps caps;
     auto bytes = read_server_file(file, caps.max_bytes);

@@ -105,11 +105,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
   const bool pushes = r->kind == wire::msg::push || r->kind == wire::msg::pushpull ||
                       r->kind == wire::msg::push_rows;
   if (!r->rejected.is_ok()) {
-    // Copied out first: the parameter that takes r may be initialised before r->rejected is read.
-    if (pushes) {
-      status why = r->rejected;
-      return refuse_push(p, id, std::move(r), why);
-    }
+    if (pushes) return refuse_push(p, id, r, r->rejected);
     return r->reply(r->rejected, nullptr);
   }
   switch (r->kind) {
@@ -149,7 +145,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
       return;
     }
     case wire::msg::push_rows: {
-      if (auto s = check_rows(p, *r); !s) return refuse_push(p, id, std::move(r), s);
+      if (auto s = check_rows(p, *r); !s) return refuse_push(p, id, r, s);
       if (!sync_) {
         if (!effective_) {
           r->reply(status{errc::invalid_argument,
@@ -175,11 +171,11 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
     }
     case wire::msg::push:
     case wire::msg::pushpull: {
-      if (auto s = check_data(p, *r); !s) return refuse_push(p, id, std::move(r), s);
+      if (auto s = check_data(p, *r); !s) return refuse_push(p, id, r, s);
       if (sync_)
         push_sync(p, id, std::move(r));
       else
-        push_async(p, id, std::move(r));
+        push_async(p, id, r);
       return;
     }
     default:
@@ -203,7 +199,8 @@ void server_core::push_sync(part& p, const part_id& id, server_request_ptr r) {
   settle_round(p, id);
 }
 
-void server_core::refuse_push(part& p, const part_id& id, server_request_ptr r, const status& why) {
+void server_core::refuse_push(part& p, const part_id& id, const server_request_ptr& r,
+                              const status& why) {
   r->reply(why, nullptr);
   // Without a round (dist_async, or a key not initialized here: every worker's push is refused
   // alike) the refusal concerns its sender alone.
@@ -358,7 +355,7 @@ status server_core::apply_rows(part& p, const part_id& id, const std::vector<std
   return {};
 }
 
-void server_core::push_async(part& p, const part_id& id, server_request_ptr r) {
+void server_core::push_async(part& p, const part_id& id, const server_request_ptr& r) {
   if (!effective_) {
     r->reply(status{errc::invalid_argument,
                     "dist_async: no optimizer is set on the servers (call set_optimizer); " +

@@ -136,12 +136,12 @@ class server_core {
   bool must_wait(const part& p, const server_request& r) const;
   status check_data(const part& p, const server_request& r) const;
   void push_sync(part& p, const part_id& id, server_request_ptr r);
-  void push_async(part& p, const part_id& id, server_request_ptr r);
+  void push_async(part& p, const part_id& id, const server_request_ptr& r);
   status check_rows(const part& p, const server_request& r) const;
   void add_rows(part& p, const server_request& r);
   status apply_rows(part& p, const part_id& id, const std::vector<std::int64_t>& ids,
                     const tensor& rows);
-  void refuse_push(part& p, const part_id& id, server_request_ptr r, const status& why);
+  void refuse_push(part& p, const part_id& id, const server_request_ptr& r, const status& why);
   void settle_round(part& p, const part_id& id);
   std::string departed_missing(const part& p) const;
   void close_round(part& p, const part_id& id, const status& failed = {});

@@ -61,12 +61,12 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   /// Runs apply on every shard; done() after the last.
-  void fan_out(std::function<void(server_core&)> apply, std::function<void()> done);
+  void fan_out(const std::function<void(server_core&)>& apply, std::function<void()> done);
 
   // server_commands.cpp
   void command(const net::connection_ptr& c, const net::message& m, std::int64_t worker);
   std::optional<optimizer_config> current_optimizer();
-  void load_states(reply_fn reply, std::string file);
+  void load_states(const reply_fn& reply, const std::string& file);
 
   std::vector<caf::actor> shards_;
   caf::actor ctl_;

@@ -222,6 +222,8 @@ struct loop_table {
   const char* name;
 };
 
+// `attr` is a function attribute, which cannot be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define KVACTOR_GC_WRAPPERS(suffix, attr)                                                   \
   attr void q2_##suffix(const whole_words& a, const consts& c) noexcept {                   \
     q2_loop(a, c);                                                                          \
@@ -243,6 +245,7 @@ struct loop_table {
   }                                                                                         \
   constexpr loop_table table_##suffix{q2_##suffix, d2_##suffix,  da2_##suffix, q1_##suffix, \
                                       d1_##suffix, da1_##suffix, #suffix};
+// NOLINTEND(bugprone-macro-parentheses)
 
 KVACTOR_GC_WRAPPERS(generic, )
 

@@ -167,6 +167,9 @@ constexpr std::uintptr_t device_tag = std::uintptr_t{1} << 62;
 
 template <class T>
 T* real(T* p) noexcept {
+  // Emulated device memory is host memory behind a non-canonical address (bit 62), so that a
+  // host access to it faults as on a GPU; the casts are the emulation.
+  // NOLINTNEXTLINE(performance-no-int-to-ptr)
   return reinterpret_cast<T*>(reinterpret_cast<std::uintptr_t>(p) & ~device_tag);
 }
 
@@ -190,6 +193,7 @@ class host_core final : public pool_core {
         throw;
       }
     }
+    // NOLINTNEXTLINE(performance-no-int-to-ptr): the tag bit, as in real() above
     return reinterpret_cast<void*>(reinterpret_cast<std::uintptr_t>(p) | tag_);
   }
   void system_free(void* p, std::size_t) noexcept override {

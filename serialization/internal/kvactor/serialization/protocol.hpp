@@ -47,6 +47,7 @@ namespace kvactor::wire {
   X(reply_meta, "reply")
 
 enum class msg : std::uint8_t {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): an enumerator's name cannot be parenthesised
 #define KVACTOR_WIRE_ENUM(name, number, meta) name = number,
   KVACTOR_WIRE_MESSAGES(KVACTOR_WIRE_ENUM)
 #undef KVACTOR_WIRE_ENUM
@@ -80,6 +81,7 @@ constexpr std::uint16_t flag_compressed = 0x0002;
   X(worker_done, 19, false) /* body empty: this worker pushes no more */
 
 enum class command : std::uint8_t {
+// NOLINTNEXTLINE(bugprone-macro-parentheses): an enumerator's name cannot be parenthesised
 #define KVACTOR_WIRE_ENUM(name, number, mxnet) name = number,
   KVACTOR_WIRE_COMMANDS(KVACTOR_WIRE_ENUM)
 #undef KVACTOR_WIRE_ENUM
