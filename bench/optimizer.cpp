@@ -81,10 +81,12 @@ void inplace_sum3(float* __restrict a, float* __restrict b, float* __restrict c,
 template <std::size_t K>
 void kway_sum(float* __restrict dst, const float* const* srcs, std::size_t b, std::size_t e) {
   const float* s[K];
-  for (std::size_t j = 0; j < K; ++j) s[j] = srcs[j];
+  for (std::size_t j = 0; j < K; ++j)
+    s[j] = srcs[j];
   for (std::size_t i = b; i < e; ++i) {
     float acc = s[0][i];
-    for (std::size_t j = 1; j < K; ++j) acc += s[j][i];
+    for (std::size_t j = 1; j < K; ++j)
+      acc += s[j][i];
     dst[i] = acc;
   }
 }
@@ -99,12 +101,14 @@ struct optimizer_case {
 std::vector<kvactor::tensor> arrays(std::size_t n, std::size_t count, double first) {
   std::vector<kvactor::tensor> out;
   for (std::size_t j = 0; j < count; ++j)
-    out.push_back(kvactor::tensor::full({static_cast<std::int64_t>(n)},
-                                        first * static_cast<double>(j + 1)));
+    out.push_back(
+        kvactor::tensor::full({static_cast<std::int64_t>(n)}, first * static_cast<double>(j + 1)));
   return out;
 }
 
-float* f32(const kvactor::tensor& t) { return static_cast<float*>(t.data_unchecked()); }
+float* f32(const kvactor::tensor& t) {
+  return static_cast<float*>(t.data_unchecked());
+}
 
 void run_case(const config& cfg, kvactor::thread_pool& pool, const optimizer_case& oc,
               std::size_t size) {
@@ -152,7 +156,8 @@ void run_case(const config& cfg, kvactor::thread_pool& pool, const optimizer_cas
   };
   // k-way sum limit: words - 1 sources into one destination.
   std::vector<const float*> srcs;
-  for (std::size_t j = 0; j < ksrc; ++j) srcs.push_back(f32(kway_set[j]));
+  for (std::size_t j = 0; j < ksrc; ++j)
+    srcs.push_back(f32(kway_set[j]));
   float* dst = f32(kway_set[ksrc]);
   auto kway = [&](std::size_t lo, std::size_t hi) {
     if (ksrc == 4)
@@ -183,25 +188,30 @@ void run_case(const config& cfg, kvactor::thread_pool& pool, const optimizer_cas
   paths.push_back({"kway 1 thread", [&] { kway(0, n); }, 1, {}});
   paths.push_back({"inplace thread_pool", pooled(inplace_fn), 1, {}});
   paths.push_back({"kway thread_pool", pooled(kway_fn), 1, {}});
-  for (auto& p : paths) p.batch = batch_for(time_batch(2, p.run, 2), cfg.sample_target_s);
+  for (auto& p : paths)
+    p.batch = batch_for(time_batch(2, p.run, 2), cfg.sample_target_s);
 
   const auto t0 = clock::now();
   for (int r = 0; r < cfg.max_reps; ++r) {
     if (r >= cfg.min_reps && seconds_since(t0) > cfg.case_budget_s) break;
-    for (auto& p : paths) p.samples.push_back(time_batch(p.batch, p.run, 2));
+    for (auto& p : paths)
+      p.samples.push_back(time_batch(p.batch, p.run, 2));
   }
 
   // Sanity: the update ran and the weight stayed finite.
   const double w0 = weight.at(0), wl = weight.at(n - 1);
   if (!std::isfinite(w0) || w0 != wl || w0 == 0.5)
-    std::cerr << "bench_optimizer: SUSPICIOUS RESULT " << oc.name << ": " << w0 << " " << wl << "\n";
+    std::cerr << "bench_optimizer: SUSPICIOUS RESULT " << oc.name << ": " << w0 << " " << wl
+              << "\n";
 
   const double update_s = median(paths[0].samples);
   std::size_t best = 1;
   for (std::size_t j = 1; j < paths.size(); ++j)
     if (median(paths[j].samples) < median(paths[best].samples)) best = j;
   const double limit = static_cast<double>(bytes) / median(paths[best].samples);
-  auto bps = [&](std::size_t j) { return json_number(static_cast<double>(bytes) / median(paths[j].samples)); };
+  auto bps = [&](std::size_t j) {
+    return json_number(static_cast<double>(bytes) / median(paths[j].samples));
+  };
   figure f{"optimizer",
            std::string{oc.name} + " size=" + size_name(size),
            static_cast<double>(bytes) / update_s,
@@ -264,7 +274,8 @@ int main(int argc, char** argv) {
       {"adam", {"adam", {{"learning_rate", 0.001}, {"wd", 1e-4}, {"rescale_grad", 0.5}}}, 2},
   };
   for (const std::size_t size : cfg.sizes)
-    for (const auto& oc : cases) run_case(cfg, pool, oc, size);
+    for (const auto& oc : cases)
+      run_case(cfg, pool, oc, size);
   std::cerr << "bench_optimizer: " << seconds_since(t_start) << " s\n";
   return 0;
 }

@@ -4,12 +4,18 @@ namespace kvactor::detail {
 
 const char* to_string(op_kind k) noexcept {
   switch (k) {
-    case op_kind::init: return "init";
-    case op_kind::push: return "push";
-    case op_kind::pull: return "pull";
-    case op_kind::pushpull: return "pushpull";
-    case op_kind::broadcast: return "broadcast";
-    case op_kind::row_pull: return "row_sparse_pull";
+    case op_kind::init:
+      return "init";
+    case op_kind::push:
+      return "push";
+    case op_kind::pull:
+      return "pull";
+    case op_kind::pushpull:
+      return "pushpull";
+    case op_kind::broadcast:
+      return "broadcast";
+    case op_kind::row_pull:
+      return "row_sparse_pull";
   }
   return "op";
 }
@@ -34,8 +40,10 @@ void call_state::part_done(const status& s) {
 
 void op::acquire_leases() noexcept {
   if (leased_) return;
-  for (const auto& v : values) v.storage_ptr()->begin_read();
-  for (const auto& o : outs) o.storage_ptr()->begin_write();
+  for (const auto& v : values)
+    v.storage_ptr()->begin_read();
+  for (const auto& o : outs)
+    o.storage_ptr()->begin_write();
   for (const auto& r : sparse) {
     r.indices().storage_ptr()->begin_read();
     r.data().storage_ptr()->begin_read();
@@ -46,8 +54,10 @@ void op::acquire_leases() noexcept {
 void op::release_leases() noexcept {
   if (!leased_) return;
   leased_ = false;
-  for (const auto& v : dev.io ? dev.values : values) v.storage_ptr()->end_read();
-  for (const auto& o : dev.io ? dev.outs : outs) o.storage_ptr()->end_write();
+  for (const auto& v : dev.io ? dev.values : values)
+    v.storage_ptr()->end_read();
+  for (const auto& o : dev.io ? dev.outs : outs)
+    o.storage_ptr()->end_write();
   for (const auto& r : sparse) {
     r.indices().storage_ptr()->end_read();
     r.data().storage_ptr()->end_read();

@@ -19,9 +19,9 @@ struct entry {
 };
 
 constexpr entry registry[] = {
-    {"sgd", optim::make_sgd},         {"nag", optim::make_nag},
-    {"signum", optim::make_signum},   {"adam", optim::make_adam},
-    {"adagrad", optim::make_adagrad}, {"rmsprop", optim::make_rmsprop},
+    {"sgd", optim::make_sgd},           {"nag", optim::make_nag},
+    {"signum", optim::make_signum},     {"adam", optim::make_adam},
+    {"adagrad", optim::make_adagrad},   {"rmsprop", optim::make_rmsprop},
     {"adadelta", optim::make_adadelta}, {"ftrl", optim::make_ftrl},
     {"lamb", optim::make_lamb},
 };
@@ -48,7 +48,8 @@ result<std::shared_ptr<const updater>> make_optimizer(const optimizer_config& cf
     }
   }
   std::string known;
-  for (const auto& e : registry) known += std::string{known.empty() ? "" : ", "} + e.name;
+  for (const auto& e : registry)
+    known += std::string{known.empty() ? "" : ", "} + e.name;
   return bad("unknown optimizer type \"" + cfg.type + "\" (known: " + known + ")");
 }
 

@@ -71,8 +71,8 @@
 
 #include <memory>
 
-#include "kvactor/result.hpp"
 #include "kvactor/optimizer_config.hpp"
+#include "kvactor/result.hpp"
 #include "kvactor/updater.hpp"
 
 namespace kvactor::detail {

@@ -51,8 +51,8 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
     h.reduce = [reduction, done = h.step_done_from](std::vector<tensor> values, tensor target,
                                                     std::int64_t key_id, op* o) {
       reduction->reduce(
-          std::move(values), std::move(target), [done, key_id, o](const status& s) { done(key_id, o, s); },
-          key_id, o->priority);
+          std::move(values), std::move(target),
+          [done, key_id, o](const status& s) { done(key_id, o, s); }, key_id, o->priority);
     };
   }
   self->state.core = std::make_unique<shard_core>(std::move(h), threshold, width);

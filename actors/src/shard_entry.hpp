@@ -78,8 +78,7 @@ class shard_context {
   void parallel(op& o, std::size_t bytes, std::size_t n, std::function<void(std::size_t)> chunk);
   /// Makes the actor call step_done for o once the streams have done their work so far,
   /// holding `keep` (the tensors that work reads and writes) until then.
-  void when_streams_done(op& o, const std::vector<device_stream>& used,
-                         std::vector<tensor> keep);
+  void when_streams_done(op& o, const std::vector<device_stream>& used, std::vector<tensor> keep);
 
  private:
   shard_hooks hooks_;

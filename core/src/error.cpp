@@ -4,23 +4,40 @@ namespace kvactor {
 
 const char* to_string(errc code) noexcept {
   switch (code) {
-    case errc::ok: return "ok";
-    case errc::not_initialized: return "not_initialized";
-    case errc::already_initialized: return "already_initialized";
-    case errc::shape_mismatch: return "shape_mismatch";
-    case errc::dtype_mismatch: return "dtype_mismatch";
-    case errc::mixed_key_types: return "mixed_key_types";
-    case errc::invalid_argument: return "invalid_argument";
-    case errc::peer_lost: return "peer_lost";
-    case errc::timeout: return "timeout";
-    case errc::protocol_error: return "protocol_error";
-    case errc::unauthenticated: return "unauthenticated";
-    case errc::unsupported: return "unsupported";
-    case errc::out_of_range: return "out_of_range";
-    case errc::updater_failed: return "updater_failed";
-    case errc::shut_down: return "shut_down";
-    case errc::internal: return "internal";
-    case errc::aborted: return "aborted";
+    case errc::ok:
+      return "ok";
+    case errc::not_initialized:
+      return "not_initialized";
+    case errc::already_initialized:
+      return "already_initialized";
+    case errc::shape_mismatch:
+      return "shape_mismatch";
+    case errc::dtype_mismatch:
+      return "dtype_mismatch";
+    case errc::mixed_key_types:
+      return "mixed_key_types";
+    case errc::invalid_argument:
+      return "invalid_argument";
+    case errc::peer_lost:
+      return "peer_lost";
+    case errc::timeout:
+      return "timeout";
+    case errc::protocol_error:
+      return "protocol_error";
+    case errc::unauthenticated:
+      return "unauthenticated";
+    case errc::unsupported:
+      return "unsupported";
+    case errc::out_of_range:
+      return "out_of_range";
+    case errc::updater_failed:
+      return "updater_failed";
+    case errc::shut_down:
+      return "shut_down";
+    case errc::internal:
+      return "internal";
+    case errc::aborted:
+      return "aborted";
   }
   return "unknown_errc";
 }

@@ -24,7 +24,8 @@ std::size_t key::hash() const noexcept {
   if (const auto* i = std::get_if<std::int64_t>(&v_))
     return static_cast<std::size_t>(mix(static_cast<std::uint64_t>(*i)));
   std::uint64_t h = 0xcbf29ce484222325ull;  // FNV-1a
-  for (unsigned char c : *std::get_if<std::string>(&v_)) h = (h ^ c) * 0x100000001b3ull;
+  for (unsigned char c : *std::get_if<std::string>(&v_))
+    h = (h ^ c) * 0x100000001b3ull;
   return static_cast<std::size_t>(mix(h));
 }
 

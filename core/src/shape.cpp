@@ -15,7 +15,9 @@ std::int64_t shape::numel() const noexcept {
   return n;
 }
 
-bool shape::is_valid_nonempty() const noexcept { return numel() > 0; }
+bool shape::is_valid_nonempty() const noexcept {
+  return numel() > 0;
+}
 
 std::string shape::to_string() const {
   std::string s = "(";

@@ -44,8 +44,12 @@ storage::storage(void* external, std::size_t bytes, device dev) noexcept
 
 storage::~storage() = default;
 
-void storage::begin_read() const noexcept { readers_.fetch_add(1, std::memory_order_acq_rel); }
-void storage::begin_write() const noexcept { writers_.fetch_add(1, std::memory_order_acq_rel); }
+void storage::begin_read() const noexcept {
+  readers_.fetch_add(1, std::memory_order_acq_rel);
+}
+void storage::begin_write() const noexcept {
+  writers_.fetch_add(1, std::memory_order_acq_rel);
+}
 
 void storage::end_read() const noexcept {
   if (readers_.fetch_sub(1, std::memory_order_seq_cst) == 1) notify_waiters();
@@ -63,8 +67,12 @@ void storage::notify_waiters() const noexcept {
   s.cv.notify_all();
 }
 
-int storage::pending_reads() const noexcept { return readers_.load(std::memory_order_acquire); }
-int storage::pending_writes() const noexcept { return writers_.load(std::memory_order_acquire); }
+int storage::pending_reads() const noexcept {
+  return readers_.load(std::memory_order_acquire);
+}
+int storage::pending_writes() const noexcept {
+  return writers_.load(std::memory_order_acquire);
+}
 
 namespace {
 template <class Pred>
@@ -98,7 +106,8 @@ void check_creatable(const shape& s, device d) {
   // build, no GPU), an index out of range: errc::invalid_argument.
   if (!d.is_cpu()) check_cuda_device(d);
   for (auto dim : s.dims())
-    if (dim < 0) throw error{errc::invalid_argument, "negative dimension in shape " + s.to_string()};
+    if (dim < 0)
+      throw error{errc::invalid_argument, "negative dimension in shape " + s.to_string()};
   if (s.ndim() > 0 && s.numel() == 0) {
     for (auto dim : s.dims())
       if (dim == 0) return;  // a legitimately empty tensor
@@ -191,7 +200,8 @@ tensor tensor::from_bytes(const void* src, const kvactor::shape& s, kvactor::dty
 tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t) {
   check_creatable(s, kvactor::device::cpu());
   const std::size_t bytes = checked_bytes(s, t);
-  if (!data && bytes) throw error{errc::invalid_argument, "null pointer for a view of " + s.to_string()};
+  if (!data && bytes)
+    throw error{errc::invalid_argument, "null pointer for a view of " + s.to_string()};
   return tensor{std::make_shared<detail::storage>(data, bytes, kvactor::device::cpu()), s, t};
 }
 
@@ -200,24 +210,24 @@ tensor tensor::from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, k
   const std::size_t bytes = checked_bytes(s, t);
   if (!b) throw error{errc::invalid_argument, "from_buffer: null buffer"};
   if (b->capacity() < bytes)
-    throw error{errc::invalid_argument, "from_buffer: a buffer of " + std::to_string(b->capacity()) +
-                                            " bytes cannot hold " + s.to_string() + " " +
-                                            to_string(t)};
+    throw error{errc::invalid_argument, "from_buffer: a buffer of " +
+                                            std::to_string(b->capacity()) + " bytes cannot hold " +
+                                            s.to_string() + " " + to_string(t)};
   return tensor{std::make_shared<detail::storage>(std::move(b), bytes, kvactor::device::cpu()), s,
                 t};
 }
 
 void tensor::check_count(std::size_t n, const kvactor::shape& s) {
   if (static_cast<std::int64_t>(n) != s.numel())
-    throw error{errc::shape_mismatch, std::to_string(n) + " elements given for shape " +
-                                          s.to_string()};
+    throw error{errc::shape_mismatch,
+                std::to_string(n) + " elements given for shape " + s.to_string()};
 }
 
 void tensor::check_type(kvactor::dtype t) const {
   if (!defined()) throw error{errc::invalid_argument, "undefined tensor"};
   if (t != dtype_)
-    throw error{errc::dtype_mismatch, std::string{"element type "} + to_string(t) +
-                                          " requested from a " + describe()};
+    throw error{errc::dtype_mismatch,
+                std::string{"element type "} + to_string(t) + " requested from a " + describe()};
 }
 
 std::string tensor::describe() const {
@@ -225,7 +235,9 @@ std::string tensor::describe() const {
   return std::string{to_string(dtype_)} + shape_.to_string() + " @" + device().to_string();
 }
 
-void* tensor::data_unchecked() const noexcept { return storage_ ? storage_->data() : nullptr; }
+void* tensor::data_unchecked() const noexcept {
+  return storage_ ? storage_->data() : nullptr;
+}
 
 void tensor::wait_to_read() const {
   if (storage_) storage_->wait_readable();
@@ -234,7 +246,9 @@ void tensor::wait_to_write() const {
   if (storage_) storage_->wait_writable();
 }
 
-tensor tensor::copy() const { return copy_to(device()); }
+tensor tensor::copy() const {
+  return copy_to(device());
+}
 
 tensor tensor::copy_to(kvactor::device d) const {
   if (!defined()) throw error{errc::invalid_argument, "copy of an undefined tensor"};
@@ -317,7 +331,8 @@ std::vector<double> tensor::to_vector() const {
   if (v.empty()) return v;
   wait_to_read();
   if (device().is_cpu()) {
-    for (std::size_t i = 0; i < v.size(); ++i) v[i] = kernels::load(dtype_, data_unchecked(), i);
+    for (std::size_t i = 0; i < v.size(); ++i)
+      v[i] = kernels::load(dtype_, data_unchecked(), i);
     return v;
   }
   const auto host = copy_to(kvactor::device::cpu());

@@ -17,7 +17,7 @@ struct job {
   std::function<void()> done;
   int priority;
   std::uint64_t seq;
-  std::size_t next = 0;                // next chunk to claim; guarded by the pool mutex
+  std::size_t next = 0;  // next chunk to claim; guarded by the pool mutex
   std::atomic<std::size_t> finished{0};
 };
 
@@ -85,7 +85,8 @@ struct thread_pool::impl {
 thread_pool::thread_pool(std::size_t threads) : impl_(std::make_unique<impl>()) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   impl_->threads.reserve(threads);
-  for (std::size_t t = 0; t < threads; ++t) impl_->threads.emplace_back([this] { impl_->loop(); });
+  for (std::size_t t = 0; t < threads; ++t)
+    impl_->threads.emplace_back([this] { impl_->loop(); });
 }
 
 thread_pool::~thread_pool() {
@@ -94,12 +95,17 @@ thread_pool::~thread_pool() {
     impl_->stopping = true;
   }
   impl_->cv.notify_all();
-  for (auto& t : impl_->threads) t.join();
+  for (auto& t : impl_->threads)
+    t.join();
 }
 
-std::size_t thread_pool::size() const noexcept { return impl_->threads.size(); }
+std::size_t thread_pool::size() const noexcept {
+  return impl_->threads.size();
+}
 
-bool thread_pool::on_pool_thread() const noexcept { return current_pool == impl_.get(); }
+bool thread_pool::on_pool_thread() const noexcept {
+  return current_pool == impl_.get();
+}
 
 thread_pool::job_handle thread_pool::submit(std::size_t n, std::function<void(std::size_t)> chunk,
                                             std::function<void()> done, int priority) {
@@ -141,7 +147,8 @@ void thread_pool::help(const job_handle& h) {
 void thread_pool::parallel_for(std::size_t n, const std::function<void(std::size_t)>& chunk) {
   if (n == 0) return;
   if (n == 1 || on_pool_thread() || impl_->threads.empty()) {
-    for (std::size_t i = 0; i < n; ++i) chunk(i);
+    for (std::size_t i = 0; i < n; ++i)
+      chunk(i);
     return;
   }
   std::mutex m;

@@ -134,20 +134,21 @@ void conn_impl::start_connect() {
       self->connect_in_flight_ = true;  // resolving
       self->resolver_.async_resolve(
           self->host_, std::to_string(self->port_),
-          asio::bind_executor(self->strand_, [self](const error_code& ec,
-                                                    const asio::ip::tcp::resolver::results_type& rs) {
-            if (self->phase_.load() != phase::connecting) return;
-            if (ec) {
-              self->do_close(
-                  status{errc::peer_lost, "cannot resolve " + self->host_ + ": " + ec.message()},
-                  false, false);
-              return;
-            }
-            for (const auto& r : rs)
-              self->endpoints_.push_back(r.endpoint());
-            self->try_connect();
-            self->arm_timer();
-          }));
+          asio::bind_executor(
+              self->strand_,
+              [self](const error_code& ec, const asio::ip::tcp::resolver::results_type& rs) {
+                if (self->phase_.load() != phase::connecting) return;
+                if (ec) {
+                  self->do_close(status{errc::peer_lost,
+                                        "cannot resolve " + self->host_ + ": " + ec.message()},
+                                 false, false);
+                  return;
+                }
+                for (const auto& r : rs)
+                  self->endpoints_.push_back(r.endpoint());
+                self->try_connect();
+                self->arm_timer();
+              }));
     }
     self->arm_timer();
   });

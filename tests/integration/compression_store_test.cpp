@@ -51,7 +51,8 @@ void run(const std::string& type, float threshold, float (*code)(float, float&, 
       std::vector<float> g(n);
       for (std::size_t i = 0; i < n; ++i)
         g[i] = std::sin(0.7f * static_cast<float>(i) + static_cast<float>(d * 3 + step)) * 0.8f;
-      for (std::size_t i = 0; i < n; ++i) expect[i] += code(g[i], residual[d][i], threshold);
+      for (std::size_t i = 0; i < n; ++i)
+        expect[i] += code(g[i], residual[d][i], threshold);
       devs.push_back(tensor::from(g, {static_cast<std::int64_t>(n)}));
     }
     tensor out = tensor::zeros({static_cast<std::int64_t>(n)});
@@ -64,8 +65,12 @@ void run(const std::string& type, float threshold, float (*code)(float, float&, 
 
 }  // namespace
 
-TEST(CompressionStore, TwoBitMergeIsExact) { run("2bit", 0.5f, code_2bit); }
-TEST(CompressionStore, OneBitMergeIsExact) { run("1bit", 0.1f, code_1bit); }
+TEST(CompressionStore, TwoBitMergeIsExact) {
+  run("2bit", 0.5f, code_2bit);
+}
+TEST(CompressionStore, OneBitMergeIsExact) {
+  run("1bit", 0.1f, code_1bit);
+}
 
 TEST(CompressionStore, SingleValuesAreNotCompressedAndErrorsAreClear) {
   auto kv = kvactor::create("local");

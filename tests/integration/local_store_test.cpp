@@ -10,7 +10,8 @@ TEST(LocalStoreSmoke, InitPushPull) {
   tensor a = tensor::zeros({2, 3});
   kv.pull(3, a).get();
   EXPECT_EQ(a.to_vector(), std::vector<double>(6, 1.0));
-  kv.push(3, {tensor::ones({2, 3}), tensor::ones({2, 3}), tensor::ones({2, 3}), tensor::ones({2, 3})});
+  kv.push(3,
+          {tensor::ones({2, 3}), tensor::ones({2, 3}), tensor::ones({2, 3}), tensor::ones({2, 3})});
   kv.pull(3, a).get();
   EXPECT_EQ(a.to_vector(), std::vector<double>(6, 4.0));
 }

@@ -15,7 +15,8 @@ namespace {
 const kvactor::shape shape23{2, 3};
 std::vector<tensor> ones_on(int devices) {
   std::vector<tensor> v;
-  for (int i = 0; i < devices; ++i) v.push_back(tensor::ones(shape23));
+  for (int i = 0; i < devices; ++i)
+    v.push_back(tensor::ones(shape23));
   return v;
 }
 }  // namespace
@@ -60,13 +61,15 @@ TEST(MxnetReference, Push) {
   kv.pull("3", a).get();
   EXPECT_TRUE(all_equal(a, 4));
 
-  kv.init({"4", "5", "6"}, {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
+  kv.init({"4", "5", "6"},
+          {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
   kv.push({"4", "5", "6"}, ones_on(3));
   std::vector<tensor> b = {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)};
   kv.pull({"4", "5", "6"}, b).get();
   EXPECT_TRUE(all_equal(b[1], 1));
 
-  kv.init({"7", "8", "9"}, {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
+  kv.init({"7", "8", "9"},
+          {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
   std::vector<std::vector<tensor>> bb = {ones_on(4), ones_on(4), ones_on(4)};
   kv.push({"7", "8", "9"}, bb);
   kv.pull({"7", "8", "9"}, bb).get();
@@ -108,12 +111,14 @@ TEST(MxnetReference, PushPull) {
   kv.pushpull("3", ones_on(4), a).get();
   EXPECT_TRUE(all_equal(a, 4));
 
-  kv.init({"4", "5", "6"}, {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
+  kv.init({"4", "5", "6"},
+          {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
   std::vector<tensor> b = {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)};
   kv.pushpull({"4", "5", "6"}, ones_on(3), b).get();
   EXPECT_TRUE(all_equal(b[1], 1));
 
-  kv.init({"7", "8", "9"}, {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
+  kv.init({"7", "8", "9"},
+          {tensor::zeros(shape23), tensor::zeros(shape23), tensor::zeros(shape23)});
   std::vector<std::vector<tensor>> bb = {ones_on(4), ones_on(4), ones_on(4)};
   kv.pushpull({"7", "8", "9"}, bb).get();
   EXPECT_TRUE(all_equal(bb[1][1], 4));
@@ -141,7 +146,8 @@ TEST(MxnetReference, SetUpdater) {
     seen.push_back(k.as_string());  // "update on key: 3"
     auto* s = stored.data<float>();
     const auto* in = input.data<float>();
-    for (std::size_t i = 0; i < stored.size(); ++i) s[i] += in[i] * 2;
+    for (std::size_t i = 0; i < stored.size(); ++i)
+      s[i] += in[i] * 2;
   });
   tensor a = tensor::zeros(shape23);
   kv.pull("3", a).get();

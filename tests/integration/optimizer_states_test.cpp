@@ -42,11 +42,13 @@ TEST(OptimizerStates, CheckpointRestoresMomentum) {
   auto kv = kvactor::create("local");
   kv.init({1, 2}, {filled(s4, 0), filled(s4, 0)}).get();
   kv.set_optimizer(kvactor::sgd_config(0.5, 0.9)).get();
-  for (int i = 1; i <= 3; ++i) kv.push({1, 2}, {filled(s4, i), filled(s4, -i)});
+  for (int i = 1; i <= 3; ++i)
+    kv.push({1, 2}, {filled(s4, i), filled(s4, -i)});
   kv.save_optimizer_states(file, true).get();
   const double d1 = zero_push_delta(kv, 1), d2 = zero_push_delta(kv, 2);
   EXPECT_NE(d1, 0.0);
-  for (int i = 0; i < 5; ++i) kv.push({1, 2}, {filled(s4, 0), filled(s4, 0)});  // decay it
+  for (int i = 0; i < 5; ++i)
+    kv.push({1, 2}, {filled(s4, 0), filled(s4, 0)});  // decay it
   EXPECT_NE(zero_push_delta(kv, 1), d1);
   kv.load_optimizer_states(file).get();
   EXPECT_DOUBLE_EQ(zero_push_delta(kv, 1), d1);
@@ -102,7 +104,8 @@ TEST(OptimizerStates, ErrorsChangeNothing) {
   expect_refused(kv, file + ".foreign", errc::protocol_error, "not a kvactor");
   // None of that changed the state: the momentum keeps decaying by 0.9 per zero push.
   EXPECT_NEAR(zero_push_delta(kv, 1), 0.9 * d, 1e-5);
-  for (const char* suffix : {"", ".trunc", ".corrupt", ".foreign"}) std::remove((file + suffix).c_str());
+  for (const char* suffix : {"", ".trunc", ".corrupt", ".foreign"})
+    std::remove((file + suffix).c_str());
 }
 
 // Multi-precision on a local store: float16 weights move through a float32 master copy; the
@@ -110,15 +113,18 @@ TEST(OptimizerStates, ErrorsChangeNothing) {
 TEST(OptimizerStates, MultiPrecisionKeepsAFloat32Master) {
   const kvactor::shape s{8};
   auto kv = kvactor::create("local");
-  kv.init({1, 2}, {tensor::full(s, 1, kvactor::dtype::float16), tensor::full(s, 1, kvactor::dtype::float16)})
+  kv.init({1, 2}, {tensor::full(s, 1, kvactor::dtype::float16),
+                   tensor::full(s, 1, kvactor::dtype::float16)})
       .get();
   // 0.0001 per step is below half a float16 step at 1: without a master the weight stays.
   kv.set_optimizer(kvactor::optimizer_config{"sgd", {{"learning_rate", 0.0001}}}).get();
-  for (int i = 0; i < 10; ++i) kv.push(1, tensor::full(s, 1, kvactor::dtype::float16));
+  for (int i = 0; i < 10; ++i)
+    kv.push(1, tensor::full(s, 1, kvactor::dtype::float16));
   tensor h = tensor::zeros(s, kvactor::dtype::float16);
   kv.pull(1, h).get();
   EXPECT_EQ(h.at(0), 1.0);
-  kv.set_optimizer(kvactor::optimizer_config{"sgd", {{"learning_rate", 0.0001}, {"multi_precision", 1}}})
+  kv.set_optimizer(
+        kvactor::optimizer_config{"sgd", {{"learning_rate", 0.0001}, {"multi_precision", 1}}})
       .get();
   float w = 1.0f;
   for (int i = 0; i < 10; ++i) {
@@ -131,7 +137,8 @@ TEST(OptimizerStates, MultiPrecisionKeepsAFloat32Master) {
   const std::string file = temp_file("mp");
   kv.save_optimizer_states(file, true).get();
   auto kv2 = kvactor::create("local");
-  kv2.init({1, 2}, {tensor::full(s, 1, kvactor::dtype::float16), tensor::full(s, 1, kvactor::dtype::float16)})
+  kv2.init({1, 2}, {tensor::full(s, 1, kvactor::dtype::float16),
+                    tensor::full(s, 1, kvactor::dtype::float16)})
       .get();
   kv2.load_optimizer_states(file).get();
   kv2.push(2, tensor::full(s, 1, kvactor::dtype::float16));

@@ -34,7 +34,8 @@ TEST(RowSparse, UpdaterSeesTheDensifiedGradientUnlessItIsLazy) {
   auto kv = kvactor::create("local");
   kv.init(1, tensor::full(s53, 1)).get();
   kv.set_updater([](const kvactor::key&, const tensor& g, tensor& w) {
-    for (std::size_t i = 0; i < w.size(); ++i) w.set(i, w.at(i) + 10 * g.at(i));
+    for (std::size_t i = 0; i < w.size(); ++i)
+      w.set(i, w.at(i) + 10 * g.at(i));
   });
   kv.push(1, rows_of({2}, {1, 2, 3})).get();
   tensor out = tensor::zeros(s53);
@@ -45,11 +46,13 @@ TEST(RowSparse, UpdaterSeesTheDensifiedGradientUnlessItIsLazy) {
 TEST(RowSparse, PullFormsAndErrors) {
   auto kv = kvactor::create("local");
   tensor init = tensor::zeros(s53);
-  for (std::size_t i = 0; i < init.size(); ++i) init.set(i, static_cast<double>(i));
+  for (std::size_t i = 0; i < init.size(); ++i)
+    init.set(i, static_cast<double>(i));
   kv.init({1, 2}, {init, init}).get();
   // Several outputs with their own ids; several keys with one id tensor each.
   tensor a = tensor::zeros(s53), b = tensor::zeros(s53);
-  kv.row_sparse_pull(1, {a, b}, {tensor::from<std::int64_t>({4}, {1}), tensor::from<std::int32_t>({0, 0}, {2})})
+  kv.row_sparse_pull(
+        1, {a, b}, {tensor::from<std::int64_t>({4}, {1}), tensor::from<std::int32_t>({0, 0}, {2})})
       .get();
   EXPECT_EQ(a.at(12), 12);
   EXPECT_EQ(a.at(0), 0);
@@ -67,14 +70,19 @@ TEST(RowSparse, PullFormsAndErrors) {
     EXPECT_NE(st.message().find(mention), std::string::npos) << st.to_string();
     EXPECT_TRUE(all_equal(untouched, -1));
   };
-  expect(kv.row_sparse_pull(1, untouched, tensor::from<std::int64_t>({1, 5}, {2})), errc::out_of_range, "row id 5");
-  expect(kv.row_sparse_pull(1, untouched, tensor::from<std::int64_t>({-1}, {1})), errc::out_of_range, "row id -1");
-  expect(kv.row_sparse_pull(1, untouched, tensor::from<float>({1.5f}, {1})), errc::invalid_argument, "whole number");
-  expect(kv.row_sparse_pull(1, {untouched, tensor::zeros(s53)},
-                            {tensor::from<std::int64_t>({1}, {1}), tensor::from<std::int64_t>({1}, {1}),
-                             tensor::from<std::int64_t>({1}, {1})}),
+  expect(kv.row_sparse_pull(1, untouched, tensor::from<std::int64_t>({1, 5}, {2})),
+         errc::out_of_range, "row id 5");
+  expect(kv.row_sparse_pull(1, untouched, tensor::from<std::int64_t>({-1}, {1})),
+         errc::out_of_range, "row id -1");
+  expect(kv.row_sparse_pull(1, untouched, tensor::from<float>({1.5f}, {1})), errc::invalid_argument,
+         "whole number");
+  expect(kv.row_sparse_pull(
+             1, {untouched, tensor::zeros(s53)},
+             {tensor::from<std::int64_t>({1}, {1}), tensor::from<std::int64_t>({1}, {1}),
+              tensor::from<std::int64_t>({1}, {1})}),
          errc::invalid_argument, "3 row id");
-  expect(kv.row_sparse_pull(9, untouched, tensor::from<std::int64_t>({1}, {1})), errc::not_initialized, "9");
+  expect(kv.row_sparse_pull(9, untouched, tensor::from<std::int64_t>({1}, {1})),
+         errc::not_initialized, "9");
   // A push whose rows do not fit the key.
   auto bad = kv.push(1, row_sparse_tensor::from(tensor::from<std::int64_t>({0}, {1}),
                                                 tensor::ones({1, 4}), {5, 4}));
@@ -103,8 +111,9 @@ TEST(RowSparse, LazySgdTouchesOnlyPushedRows) {
   for (int lazy : {1, 0}) {
     auto kv = kvactor::create("local");
     kv.init(1, tensor::full(s53, 1)).get();
-    kv.set_optimizer(kvactor::optimizer_config{
-                         "sgd", {{"learning_rate", 0.5}, {"wd", 0.1}, {"lazy_update", double(lazy)}}})
+    kv
+        .set_optimizer(kvactor::optimizer_config{
+            "sgd", {{"learning_rate", 0.5}, {"wd", 0.1}, {"lazy_update", double(lazy)}}})
         .get();
     kv.push(1, rows_of({2}, {1, 1, 1})).get();
     tensor out = tensor::zeros(s53);

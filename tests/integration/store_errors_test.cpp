@@ -55,8 +55,8 @@ class StoreErrors : public ::testing::Test {
 TEST_F(StoreErrors, PushOfUninitializedKey) {
   EXPECT_TRUE(fails_with(kv.push(7, filled(s23, 1)), errc::not_initialized, {"7", "push"}));
   // A call on several keys fails whole: key 1 is not changed either.
-  EXPECT_TRUE(fails_with(kv.push({1, 7}, {filled(s23, 1), filled(s23, 1)}),
-                         errc::not_initialized, {"7"}));
+  EXPECT_TRUE(
+      fails_with(kv.push({1, 7}, {filled(s23, 1), filled(s23, 1)}), errc::not_initialized, {"7"}));
   expect_untouched();
 }
 
@@ -84,10 +84,10 @@ TEST_F(StoreErrors, SecondInit) {
 }
 
 TEST_F(StoreErrors, ShapeMismatch) {
-  EXPECT_TRUE(fails_with(kv.push(1, filled({3, 2}, 1)), errc::shape_mismatch,
-                         {"1", "(3, 2)", "(2, 3)"}));
-  EXPECT_TRUE(fails_with(kv.push(1, {filled(s23, 1), filled({6}, 1)}), errc::shape_mismatch,
-                         {"(6,)"}));
+  EXPECT_TRUE(
+      fails_with(kv.push(1, filled({3, 2}, 1)), errc::shape_mismatch, {"1", "(3, 2)", "(2, 3)"}));
+  EXPECT_TRUE(
+      fails_with(kv.push(1, {filled(s23, 1), filled({6}, 1)}), errc::shape_mismatch, {"(6,)"}));
   tensor wrong = filled({2, 2}, -1);
   EXPECT_TRUE(fails_with(kv.pull(2, wrong), errc::shape_mismatch, {"2", "(2, 2)"}));
   EXPECT_TRUE(all_equal(wrong, -1));
@@ -111,20 +111,22 @@ TEST_F(StoreErrors, DtypeMismatch) {
 TEST_F(StoreErrors, MixedKeyTypes) {
   // The store uses int keys: a string key is refused, alone or in a list.
   EXPECT_TRUE(fails_with(kv.init("x", filled(s23, 1)), errc::mixed_key_types, {"\"x\""}));
-  EXPECT_TRUE(fails_with(kv.push({kvactor::key{1}, kvactor::key{"1"}}, {filled(s23, 1), filled(s23, 1)}),
-                         errc::mixed_key_types, {"\"1\""}));
+  EXPECT_TRUE(
+      fails_with(kv.push({kvactor::key{1}, kvactor::key{"1"}}, {filled(s23, 1), filled(s23, 1)}),
+                 errc::mixed_key_types, {"\"1\""}));
   expect_untouched();
   // A fresh store fixes its kind on first use; a call mixing kinds is refused whole.
   auto fresh = kvactor::create("local");
-  EXPECT_TRUE(fails_with(fresh.init({kvactor::key{"a"}, kvactor::key{2}}, {filled(s23, 1), filled(s23, 1)}),
-                         errc::mixed_key_types, {"\"a\"", "2"}));
+  EXPECT_TRUE(
+      fails_with(fresh.init({kvactor::key{"a"}, kvactor::key{2}}, {filled(s23, 1), filled(s23, 1)}),
+                 errc::mixed_key_types, {"\"a\"", "2"}));
   fresh.init("a", filled(s23, 3)).get();
   EXPECT_TRUE(fails_with(fresh.pull(2, tensor::zeros(s23)), errc::mixed_key_types, {"2"}));
 }
 
 TEST_F(StoreErrors, ListLengthMismatch) {
-  EXPECT_TRUE(fails_with(kv.push({1, 2}, {filled(s23, 1)}), errc::invalid_argument,
-                         {"2 keys", "1 value"}));
+  EXPECT_TRUE(
+      fails_with(kv.push({1, 2}, {filled(s23, 1)}), errc::invalid_argument, {"2 keys", "1 value"}));
   EXPECT_TRUE(fails_with(kv.push({1, 2}, filled(s23, 1)), errc::invalid_argument, {"2 keys"}));
   std::vector<tensor> three = {tensor::zeros(s23), tensor::zeros(s23), tensor::zeros(s23)};
   EXPECT_TRUE(fails_with(kv.pull({1, 2}, three), errc::invalid_argument, {"3 output"}));
@@ -139,8 +141,8 @@ TEST_F(StoreErrors, ListLengthMismatch) {
 }
 
 TEST_F(StoreErrors, EmptyShapes) {
-  EXPECT_TRUE(fails_with(kv.init(9, tensor::zeros(kvactor::shape{})), errc::invalid_argument,
-                         {"9", "()"}));
+  EXPECT_TRUE(
+      fails_with(kv.init(9, tensor::zeros(kvactor::shape{})), errc::invalid_argument, {"9", "()"}));
   EXPECT_TRUE(fails_with(kv.init(9, tensor::zeros({0})), errc::invalid_argument, {"(0,)"}));
   EXPECT_TRUE(fails_with(kv.init(9, tensor::zeros({4, 0})), errc::invalid_argument, {"(4, 0)"}));
   EXPECT_TRUE(fails_with(kv.pull(9, tensor::zeros({2, 3})), errc::not_initialized, {"9"}));
@@ -194,7 +196,8 @@ TEST_F(StoreErrors, UpdaterFailure) {
   kv.set_updater([](const kvactor::key& k, const tensor&, tensor&) {
     if (k.as_int() == 2) throw std::runtime_error("refusing key two");
   });
-  EXPECT_TRUE(fails_with(kv.push(2, filled(s23, 1)), errc::updater_failed, {"2", "refusing key two"}));
+  EXPECT_TRUE(
+      fails_with(kv.push(2, filled(s23, 1)), errc::updater_failed, {"2", "refusing key two"}));
   // The store keeps working.
   kv.set_updater(nullptr);
   kv.push(1, filled(s23, 11)).get();
@@ -204,7 +207,8 @@ TEST_F(StoreErrors, UpdaterFailure) {
 }
 
 TEST_F(StoreErrors, BadOptimizer) {
-  EXPECT_TRUE(fails_with(kv.set_optimizer({"adamw2000", {}}), errc::invalid_argument, {"adamw2000"}));
+  EXPECT_TRUE(
+      fails_with(kv.set_optimizer({"adamw2000", {}}), errc::invalid_argument, {"adamw2000"}));
   EXPECT_TRUE(fails_with(kv.set_optimizer({"sgd", {{"learning_rat", 0.1}}}), errc::invalid_argument,
                          {"learning_rat"}));
   EXPECT_TRUE(fails_with(kv.set_optimizer(kvactor::sgd_config(0.1, 1.5)), errc::invalid_argument,

@@ -42,7 +42,8 @@ struct recorder {
   std::vector<std::int64_t> keys() {
     std::lock_guard<std::mutex> g(mu);
     std::vector<std::int64_t> ks;
-    for (auto& [k, v] : log) ks.push_back(k);
+    for (auto& [k, v] : log)
+      ks.push_back(k);
     return ks;
   }
 };
@@ -77,7 +78,8 @@ TEST_P(Ordering, HigherPriorityServedFirstAcrossKeys) {
   fs.push_back(kv.push(5, filled(s4, 1), 10));
   rec.release.open();
   blocked.get();
-  for (auto& f : fs) f.get();
+  for (auto& f : fs)
+    f.get();
   EXPECT_EQ(rec.keys(), (std::vector<std::int64_t>{100, 3, 5, 4, 1, 2}));
 }
 
@@ -130,12 +132,14 @@ TEST_P(Ordering, PerKeyOrderHoldsWhateverThePriorities) {
   }
   rec.release.open();
   blocked.get();
-  for (auto& f : fs) f.get();
+  for (auto& f : fs)
+    f.get();
   std::vector<float> seen;
   for (auto& [k, v] : rec.log)
     if (k == 1) seen.push_back(v);
   EXPECT_EQ(seen, pushed);
-  for (auto& [out, v] : pulls) EXPECT_TRUE(all_equal(out, v));
+  for (auto& [out, v] : pulls)
+    EXPECT_TRUE(all_equal(out, v));
 }
 
 // A pull issued right after a push sees it, on every shard and with no waiting in between.
@@ -144,7 +148,8 @@ TEST_P(Ordering, PullAfterPushSeesIt) {
   o.parallel_threshold_bytes = GetParam();
   auto kv = kvactor::create("local", o);
   const int keys = 16;
-  for (int k = 0; k < keys; ++k) kv.init(k, filled(s4, 0));
+  for (int k = 0; k < keys; ++k)
+    kv.init(k, filled(s4, 0));
   for (int round = 1; round <= 50; ++round) {
     std::vector<tensor> outs;
     for (int k = 0; k < keys; ++k) {
@@ -152,7 +157,8 @@ TEST_P(Ordering, PullAfterPushSeesIt) {
       outs.push_back(tensor::zeros(s4));
       kv.pull(k, outs.back(), -((round + k) % 11));
     }
-    for (int k = 0; k < keys; ++k) ASSERT_TRUE(all_equal(outs[k], round * 100 + k));
+    for (int k = 0; k < keys; ++k)
+      ASSERT_TRUE(all_equal(outs[k], round * 100 + k));
   }
   kv.wait_all();
   EXPECT_EQ(kv.outstanding(), 0u);
@@ -215,7 +221,8 @@ TEST(Shutdown, DestroyingTheStoreCompletesOutstandingWork) {
   {
     auto kv = kvactor::create("local");
     kv.init(1, filled(s4, 0));
-    for (int i = 0; i < 100; ++i) fs.push_back(kv.push(1, filled(s4, i)));
+    for (int i = 0; i < 100; ++i)
+      fs.push_back(kv.push(1, filled(s4, i)));
     fs.push_back(kv.pull(1, out));
   }
   for (auto& f : fs) {

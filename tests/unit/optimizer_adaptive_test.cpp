@@ -7,11 +7,12 @@ namespace kvactor::optref {
 namespace {
 
 params common(double lr) {
-  return {{"learning_rate", lr}, {"wd", 0.05},        {"rescale_grad", 0.7},
+  return {{"learning_rate", lr},  {"wd", 0.05},       {"rescale_grad", 0.7},
           {"clip_gradient", 0.9}, {"lr_mult.7", 0.5}, {"wd_mult.7", 2.0}};
 }
 params with(params p, std::initializer_list<std::pair<const std::string, double>> more) {
-  for (const auto& kv : more) p[kv.first] = kv.second;
+  for (const auto& kv : more)
+    p[kv.first] = kv.second;
   return p;
 }
 
@@ -28,8 +29,11 @@ opt_case rmsprop() {
   return {"rmsprop", "rmsprop", p, rmsprop_ref(p), 1};
 }
 opt_case rmsprop_centered() {
-  const auto p = with(common(0.01), {{"gamma1", 0.8}, {"gamma2", 0.7}, {"epsilon", 1e-4},
-                                     {"centered", 1}, {"clip_weights", 0.95}});
+  const auto p = with(common(0.01), {{"gamma1", 0.8},
+                                     {"gamma2", 0.7},
+                                     {"epsilon", 1e-4},
+                                     {"centered", 1},
+                                     {"clip_weights", 0.95}});
   return {"rmsprop centered", "rmsprop", p, rmsprop_ref(p), 3};
 }
 opt_case adadelta() {
@@ -37,11 +41,21 @@ opt_case adadelta() {
   return {"adadelta", "adadelta", p, adadelta_ref(p), 2};
 }
 
-TEST(OptimizerAdam, MatchesTheReference) { check_all(adam()); }
-TEST(OptimizerAdagrad, MatchesTheReference) { check_all(adagrad()); }
-TEST(OptimizerRmsprop, MatchesTheReference) { check_all(rmsprop()); }
-TEST(OptimizerRmsprop, CenteredMatchesTheReference) { check_all(rmsprop_centered()); }
-TEST(OptimizerAdadelta, MatchesTheReference) { check_all(adadelta()); }
+TEST(OptimizerAdam, MatchesTheReference) {
+  check_all(adam());
+}
+TEST(OptimizerAdagrad, MatchesTheReference) {
+  check_all(adagrad());
+}
+TEST(OptimizerRmsprop, MatchesTheReference) {
+  check_all(rmsprop());
+}
+TEST(OptimizerRmsprop, CenteredMatchesTheReference) {
+  check_all(rmsprop_centered());
+}
+TEST(OptimizerAdadelta, MatchesTheReference) {
+  check_all(adadelta());
+}
 
 TEST(OptimizerAdaptive, RangesAreBitIdenticalToUpdate) {
   for (const auto& c : {adam(), adagrad(), rmsprop(), rmsprop_centered(), adadelta()})

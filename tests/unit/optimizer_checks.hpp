@@ -94,7 +94,8 @@ void check_16bit(const opt_case& c) {
   auto state = u->make_state(c.k, w);
   optimizer_state& st = state_of(state);
   ASSERT_EQ(st.slots.size(), c.slots);
-  for (const auto& slot : st.slots) EXPECT_EQ(slot.dtype(), dtype::float32);
+  for (const auto& slot : st.slots)
+    EXPECT_EQ(slot.dtype(), dtype::float32);
   const std::function<double(double)> round = [t](double x) { return unit::stored_value(t, x); };
   for (int step = 1; step <= test_steps; ++step) {
     const tensor g = make_tensor(uniform(rng, test_n, -2, 2), s, t);
@@ -108,7 +109,8 @@ void check_16bit(const opt_case& c) {
     const auto got_s = slot_values(st);
     for (std::size_t i = 0; i < test_n; ++i) {
       const double mag = std::max(std::fabs(rw[i]), std::ldexp(1.0, -14));
-      const double tol = unit::ulp_at(mag, digits) + 1e-5 * (std::fabs(before[i]) + std::fabs(rw[i]));
+      const double tol =
+          unit::ulp_at(mag, digits) + 1e-5 * (std::fabs(before[i]) + std::fabs(rw[i]));
       ASSERT_NEAR(got_w[i], rw[i], tol) << "weight, step " << step << " element " << i;
       for (std::size_t j = 0; j < c.slots; ++j)
         ASSERT_NEAR(got_s[j][i], rs[j][i], 2e-5 * std::max(1.0, std::fabs(rs[j][i])))
@@ -136,7 +138,8 @@ inline void check_ranges(const opt_case& c, dtype t) {
     std::vector<std::thread> threads;
     for (int r = 2; r >= 0; --r)
       threads.emplace_back([&, r] { u->update_range(c.k, g, wb, sb.get(), cuts[r], cuts[r + 1]); });
-    for (auto& th : threads) th.join();
+    for (auto& th : threads)
+      th.join();
     ASSERT_TRUE(same_bits(wa, wb)) << "weight, step " << step;
     const auto &a = state_of(sa), &b = state_of(sb);
     ASSERT_EQ(a.count, static_cast<std::uint64_t>(step));
@@ -160,7 +163,8 @@ inline void check_lazy_rows(const opt_case& c, bool dense_equal_elsewhere) {
   tensor wl = make_tensor(uniform(rng, n, -1, 1), s, t);
   auto sl = u->make_state(c.k, wl);
   // Warm the state up with two dense updates, so slots are non-zero everywhere.
-  for (int i = 0; i < 2; ++i) u->update(c.k, make_tensor(uniform(rng, n, -2, 2), s, t), wl, sl.get());
+  for (int i = 0; i < 2; ++i)
+    u->update(c.k, make_tensor(uniform(rng, n, -2, 2), s, t), wl, sl.get());
   // A dense copy of weight and state.
   tensor wd = wl.copy();
   auto sd = u->make_state(c.k, wd);
@@ -173,7 +177,8 @@ inline void check_lazy_rows(const opt_case& c, bool dense_equal_elsewhere) {
   const tensor g_rows = make_tensor(grow, shape{3, static_cast<std::int64_t>(cols)}, t);
   std::vector<double> dense(n, 0.0);
   for (std::size_t i = 0; i < rows.size(); ++i)
-    for (std::size_t j = 0; j < cols; ++j) dense[rows[i] * cols + j] = grow[i * cols + j];
+    for (std::size_t j = 0; j < cols; ++j)
+      dense[rows[i] * cols + j] = grow[i * cols + j];
   const tensor g_dense = make_tensor(dense, s, t);
 
   const auto w_before = values(wl);
@@ -187,19 +192,22 @@ inline void check_lazy_rows(const opt_case& c, bool dense_equal_elsewhere) {
   const auto s_lazy = slot_values(state_of(sl)), s_dense = slot_values(state_of(sd));
   bool dense_changed_others = false;
   for (std::size_t r = 0; r < rows_n; ++r) {
-    const bool given = std::find(rows.begin(), rows.end(), static_cast<std::int64_t>(r)) != rows.end();
+    const bool given =
+        std::find(rows.begin(), rows.end(), static_cast<std::int64_t>(r)) != rows.end();
     for (std::size_t j = 0; j < cols; ++j) {
       const std::size_t i = r * cols + j;
       if (given) {
         // The same per-element formula on the same inputs: identical results.
         EXPECT_EQ(w_lazy[i], w_dense[i]) << "row " << r;
-        for (std::size_t k = 0; k < s_lazy.size(); ++k) EXPECT_EQ(s_lazy[k][i], s_dense[k][i]);
+        for (std::size_t k = 0; k < s_lazy.size(); ++k)
+          EXPECT_EQ(s_lazy[k][i], s_dense[k][i]);
       } else {
         EXPECT_EQ(w_lazy[i], w_before[i]) << "untouched row " << r << " changed";
         for (std::size_t k = 0; k < s_lazy.size(); ++k)
           EXPECT_EQ(s_lazy[k][i], s_before[k][i]) << "slot " << k << " of untouched row " << r;
         bool differs = w_dense[i] != w_before[i];
-        for (std::size_t k = 0; k < s_lazy.size(); ++k) differs |= s_dense[k][i] != s_before[k][i];
+        for (std::size_t k = 0; k < s_lazy.size(); ++k)
+          differs |= s_dense[k][i] != s_before[k][i];
         dense_changed_others |= differs;
         if (dense_equal_elsewhere) {
           EXPECT_FALSE(differs) << "dense update changed row " << r;
@@ -215,11 +223,12 @@ inline void check_lazy_rows(const opt_case& c, bool dense_equal_elsewhere) {
   std::vector<double> rw = values(wl);
   std::vector<std::vector<double>> rs = slot_values(state_of(sl));
   const auto round = identity_rounding();
-  const std::vector<std::vector<std::int64_t>> sets{{0}, {2, 3, 7}, {0, 1, 2, 3, 4, 5, 6, 7}, {5}, {}};
+  const std::vector<std::vector<std::int64_t>> sets{
+      {0}, {2, 3, 7}, {0, 1, 2, 3, 4, 5, 6, 7}, {5}, {}};
   for (const auto& set : sets) {
     const auto gv = uniform(rng, set.size() * cols, -2, 2);
-    const tensor gt = make_tensor(gv, shape{static_cast<std::int64_t>(set.size()),
-                                            static_cast<std::int64_t>(cols)}, t);
+    const tensor gt = make_tensor(
+        gv, shape{static_cast<std::int64_t>(set.size()), static_cast<std::int64_t>(cols)}, t);
     u->update_rows(c.k, set.data(), set.size(), gt, wl, sl.get());
     const hyper h = c.at(state_of(sl).count);
     for (std::size_t i = 0; i < set.size(); ++i) {
@@ -228,13 +237,15 @@ inline void check_lazy_rows(const opt_case& c, bool dense_equal_elsewhere) {
       std::vector<std::vector<double>> s_row(rs.size(), std::vector<double>(cols));
       for (std::size_t j = 0; j < cols; ++j) {
         w_row[j] = rw[set[i] * cols + j];
-        for (std::size_t k = 0; k < rs.size(); ++k) s_row[k][j] = rs[k][set[i] * cols + j];
+        for (std::size_t k = 0; k < rs.size(); ++k)
+          s_row[k][j] = rs[k][set[i] * cols + j];
       }
       ref_tensors x{w_row, g_row, s_row, round};
       c.ref(h, x);
       for (std::size_t j = 0; j < cols; ++j) {
         rw[set[i] * cols + j] = w_row[j];
-        for (std::size_t k = 0; k < rs.size(); ++k) rs[k][set[i] * cols + j] = s_row[k][j];
+        for (std::size_t k = 0; k < rs.size(); ++k)
+          rs[k][set[i] * cols + j] = s_row[k][j];
       }
     }
     const auto got = values(wl);

@@ -17,8 +17,8 @@ const char* const all_types[] = {"sgd",     "nag",      "signum", "adam", "adagr
   if (r.error().code() != errc::invalid_argument)
     return ::testing::AssertionFailure() << "code " << to_string(r.error().code());
   if (r.error().message().find(needle) == std::string::npos)
-    return ::testing::AssertionFailure() << "message \"" << r.error().message()
-                                         << "\" does not name " << needle;
+    return ::testing::AssertionFailure()
+           << "message \"" << r.error().message() << "\" does not name " << needle;
   return ::testing::AssertionSuccess();
 }
 
@@ -31,7 +31,8 @@ TEST(OptimizerConfig, EveryTypeBuildsWithDefaultsAndCaseInsensitively) {
   for (const char* t : all_types) {
     EXPECT_TRUE(detail::make_optimizer({t, {}})) << t;
     std::string upper = t;
-    for (auto& ch : upper) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    for (auto& ch : upper)
+      ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
     EXPECT_TRUE(detail::make_optimizer({upper, {}})) << upper;
   }
 }
@@ -87,7 +88,8 @@ TEST(OptimizerConfig, OutOfRangeValuesAreNamed) {
       {{"sgd", {{"lr_mult.3", -1}}}, "lr_mult.3"},
       {{"sgd", {{"wd_mult.w", nan}}}, "wd_mult.w"},
   };
-  for (const auto& [cfg, name] : bad) EXPECT_TRUE(rejected(cfg, name)) << cfg.type << " " << name;
+  for (const auto& [cfg, name] : bad)
+    EXPECT_TRUE(rejected(cfg, name)) << cfg.type << " " << name;
   // Agreeing aliases are fine.
   EXPECT_TRUE(detail::make_optimizer({"sgd", {{"learning_rate", 0.1}, {"lr", 0.1}}}));
   EXPECT_TRUE(detail::make_optimizer({"adagrad", {{"eps", 1e-6}, {"epsilon", 1e-6}}}));
@@ -99,7 +101,7 @@ TEST(OptimizerConfig, SchedulerParametersAreChecked) {
       {{{"lr_scheduler", 5}}, "lr_scheduler"},
       {{{"lr_scheduler", 1.5}}, "lr_scheduler"},
       {{{"lr_scheduler.step", 10}}, "lr_scheduler.step"},  // no scheduler chosen
-      {{{"lr_scheduler", 1}}, "lr_scheduler.step"},         // required
+      {{{"lr_scheduler", 1}}, "lr_scheduler.step"},        // required
       {{{"lr_scheduler", 1}, {"lr_scheduler.step", 0}}, "lr_scheduler.step"},
       {{{"lr_scheduler", 1}, {"lr_scheduler.step", 2.5}}, "lr_scheduler.step"},
       {{{"lr_scheduler", 1}, {"lr_scheduler.step", 2}, {"lr_scheduler.factor", 1.5}},
@@ -155,25 +157,31 @@ void expect_same_updates(const optimizer_config& a, const optimizer_config& b) {
 TEST(OptimizerConfig, DefaultsAreMxnets) {
   const std::map<std::string, double> base{{"wd", 0}, {"rescale_grad", 1}};
   auto cfg = [&](const char* t, std::map<std::string, double> p) {
-    for (const auto& kv : base) p.insert(kv);
+    for (const auto& kv : base)
+      p.insert(kv);
     return optimizer_config{t, p};
   };
   expect_same_updates({"sgd", {}}, cfg("sgd", {{"learning_rate", 0.01}, {"momentum", 0}}));
   expect_same_updates({"nag", {}}, cfg("nag", {{"learning_rate", 0.01}, {"momentum", 0}}));
   expect_same_updates({"signum", {}},
                       cfg("signum", {{"learning_rate", 0.01}, {"momentum", 0.9}, {"wd_lh", 0}}));
-  expect_same_updates({"adam", {}}, cfg("adam", {{"learning_rate", 0.001}, {"beta1", 0.9},
-                                                 {"beta2", 0.999}, {"epsilon", 1e-8}}));
+  expect_same_updates(
+      {"adam", {}},
+      cfg("adam", {{"learning_rate", 0.001}, {"beta1", 0.9}, {"beta2", 0.999}, {"epsilon", 1e-8}}));
   expect_same_updates({"adagrad", {}}, cfg("adagrad", {{"learning_rate", 0.01}, {"eps", 1e-7}}));
-  expect_same_updates({"rmsprop", {}},
-                      cfg("rmsprop", {{"learning_rate", 0.001}, {"gamma1", 0.9}, {"gamma2", 0.9},
-                                      {"epsilon", 1e-8}, {"centered", 0}}));
+  expect_same_updates({"rmsprop", {}}, cfg("rmsprop", {{"learning_rate", 0.001},
+                                                       {"gamma1", 0.9},
+                                                       {"gamma2", 0.9},
+                                                       {"epsilon", 1e-8},
+                                                       {"centered", 0}}));
   expect_same_updates({"adadelta", {}}, cfg("adadelta", {{"rho", 0.9}, {"epsilon", 1e-5}}));
-  expect_same_updates({"ftrl", {}}, cfg("ftrl", {{"learning_rate", 0.1}, {"lamda1", 0.01},
-                                                 {"beta", 1}}));
-  expect_same_updates({"lamb", {}},
-                      cfg("lamb", {{"learning_rate", 0.001}, {"beta1", 0.9}, {"beta2", 0.999},
-                                   {"epsilon", 1e-6}, {"bias_correction", 1}}));
+  expect_same_updates({"ftrl", {}},
+                      cfg("ftrl", {{"learning_rate", 0.1}, {"lamda1", 0.01}, {"beta", 1}}));
+  expect_same_updates({"lamb", {}}, cfg("lamb", {{"learning_rate", 0.001},
+                                                 {"beta1", 0.9},
+                                                 {"beta2", 0.999},
+                                                 {"epsilon", 1e-6},
+                                                 {"bias_correction", 1}}));
   // clip_gradient <= 0 and clip_weights <= 0 switch clipping off, as MXNet's Python does.
   expect_same_updates({"sgd", {{"clip_gradient", 0}}}, {"sgd", {}});
   expect_same_updates({"sgd", {{"clip_gradient", -3}}}, {"sgd", {}});
@@ -190,12 +198,12 @@ TEST(OptimizerConfig, AdadeltaIgnoresTheLearningRate) {
 
 TEST(OptimizerState, SlotsPerTypeAndDtype) {
   const std::pair<optimizer_config, std::size_t> cases[] = {
-      {{"sgd", {}}, 0},       {{"sgd", {{"momentum", 0.9}}}, 1},
-      {{"nag", {}}, 0},       {{"nag", {{"momentum", 0.9}}}, 1},
-      {{"signum", {}}, 1},    {{"signum", {{"momentum", 0}}}, 0},
-      {{"adam", {}}, 2},      {{"adagrad", {}}, 1},
-      {{"rmsprop", {}}, 1},   {{"rmsprop", {{"centered", 1}}}, 3},
-      {{"adadelta", {}}, 2},  {{"ftrl", {}}, 2},
+      {{"sgd", {}}, 0},      {{"sgd", {{"momentum", 0.9}}}, 1},
+      {{"nag", {}}, 0},      {{"nag", {{"momentum", 0.9}}}, 1},
+      {{"signum", {}}, 1},   {{"signum", {{"momentum", 0}}}, 0},
+      {{"adam", {}}, 2},     {{"adagrad", {}}, 1},
+      {{"rmsprop", {}}, 1},  {{"rmsprop", {{"centered", 1}}}, 3},
+      {{"adadelta", {}}, 2}, {{"ftrl", {}}, 2},
       {{"lamb", {}}, 2},
   };
   for (const auto& [cfg, slots] : cases) {
@@ -209,7 +217,8 @@ TEST(OptimizerState, SlotsPerTypeAndDtype) {
       for (const auto& slot : s.slots) {
         EXPECT_EQ(slot.shape(), w.shape());
         EXPECT_EQ(slot.dtype(), t == dtype::float64 ? dtype::float64 : dtype::float32);
-        for (std::size_t i = 0; i < slot.size(); ++i) EXPECT_EQ(slot.at(i), 0.0);
+        for (std::size_t i = 0; i < slot.size(); ++i)
+          EXPECT_EQ(slot.at(i), 0.0);
       }
     }
   }
@@ -264,21 +273,26 @@ TEST(OptimizerState, MismatchedStatesAndGradientsAreRejected) {
   expect_code(errc::dtype_mismatch,
               [&] { u->update(1, tensor::ones({4}, dtype::float64), w, st.get()); });
   tensor w64 = tensor::ones({4}, dtype::float64);
-  expect_code(errc::dtype_mismatch, [&] { u->update(1, tensor::ones({4}, dtype::float64), w64, st.get()); });
+  expect_code(errc::dtype_mismatch,
+              [&] { u->update(1, tensor::ones({4}, dtype::float64), w64, st.get()); });
   EXPECT_EQ(state_of(st).count, 0u);  // nothing counted
   // Row updates: rows out of range or unsorted change nothing.
   tensor m = tensor::ones({4, 2});
   auto ms = u->make_state(1, m);
   const std::int64_t bad_rows[] = {1, 4};
   const std::int64_t unsorted[] = {2, 1};
-  expect_code(errc::out_of_range,
-              [&] { u->update_rows(1, bad_rows, 2, tensor::ones({2, 2}), m, ms.get()); });
-  expect_code(errc::invalid_argument,
-              [&] { u->update_rows(1, unsorted, 2, tensor::ones({2, 2}), m, ms.get()); });
-  expect_code(errc::shape_mismatch,
-              [&] { u->update_rows(1, bad_rows, 1, tensor::ones({2, 2}), m, ms.get()); });
+  expect_code(errc::out_of_range, [&] {
+    u->update_rows(1, bad_rows, 2, tensor::ones({2, 2}), m, ms.get());
+  });
+  expect_code(errc::invalid_argument, [&] {
+    u->update_rows(1, unsorted, 2, tensor::ones({2, 2}), m, ms.get());
+  });
+  expect_code(errc::shape_mismatch, [&] {
+    u->update_rows(1, bad_rows, 1, tensor::ones({2, 2}), m, ms.get());
+  });
   EXPECT_EQ(state_of(ms).count, 0u);
-  for (std::size_t i = 0; i < m.size(); ++i) EXPECT_EQ(m.at(i), 1.0);
+  for (std::size_t i = 0; i < m.size(); ++i)
+    EXPECT_EQ(m.at(i), 1.0);
 }
 
 // ---- learning-rate schedules: the rate each update used, against MXNet's schedulers ----
@@ -382,7 +396,9 @@ TEST(LrScheduler, CosineWithWarmupAndLrMult) {
 
 TEST(LrScheduler, DrivesAdamsBiasCorrectionCountToo) {
   // Adam's step uses the schedule's rate at count t and the bias correction at the same t.
-  const params p{{"learning_rate", 0.1}, {"lr_scheduler", 1}, {"lr_scheduler.step", 2},
+  const params p{{"learning_rate", 0.1},
+                 {"lr_scheduler", 1},
+                 {"lr_scheduler.step", 2},
                  {"lr_scheduler.factor", 0.5}};
   auto u = make({"adam", p});
   std::vector<double> rw{0.5}, rg;
@@ -413,13 +429,18 @@ TEST(OptimizerMultipliers, PerIntAndStringKeys) {
     return w.at(0);
   };
   const auto expect = [](double lr, double wd) { return (1 - hp(lr) * hp(wd)) - hp(lr); };
-  const optimizer_config ints{"sgd", {{"learning_rate", 0.1}, {"wd", 0.2}, {"lr_mult.3", 0.5},
-                                      {"wd_mult.3", 0}, {"lr_mult.-4", 2}}};
+  const optimizer_config ints{"sgd",
+                              {{"learning_rate", 0.1},
+                               {"wd", 0.2},
+                               {"lr_mult.3", 0.5},
+                               {"wd_mult.3", 0},
+                               {"lr_mult.-4", 2}}};
   EXPECT_DOUBLE_EQ(step(ints, key{3}), expect(0.05, 0.0));
   EXPECT_DOUBLE_EQ(step(ints, key{-4}), expect(0.2, 0.2));
   EXPECT_DOUBLE_EQ(step(ints, key{5}), expect(0.1, 0.2));  // default 1
-  const optimizer_config strs{"sgd", {{"learning_rate", 0.1}, {"wd", 0.2},
-                                      {"lr_mult.fc1_weight", 3}, {"wd_mult.fc1_bias", 0}}};
+  const optimizer_config strs{
+      "sgd",
+      {{"learning_rate", 0.1}, {"wd", 0.2}, {"lr_mult.fc1_weight", 3}, {"wd_mult.fc1_bias", 0}}};
   EXPECT_DOUBLE_EQ(step(strs, key{"fc1_weight"}), expect(0.3, 0.2));
   EXPECT_DOUBLE_EQ(step(strs, key{"fc1_bias"}), expect(0.1, 0.0));
   EXPECT_DOUBLE_EQ(step(strs, key{"fc1"}), expect(0.1, 0.2));

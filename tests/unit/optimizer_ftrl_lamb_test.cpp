@@ -6,11 +6,12 @@ namespace kvactor::optref {
 namespace {
 
 params common(double lr) {
-  return {{"learning_rate", lr}, {"wd", 0.05},        {"rescale_grad", 0.7},
+  return {{"learning_rate", lr},  {"wd", 0.05},       {"rescale_grad", 0.7},
           {"clip_gradient", 0.9}, {"lr_mult.7", 0.5}, {"wd_mult.7", 2.0}};
 }
 params with(params p, std::initializer_list<std::pair<const std::string, double>> more) {
-  for (const auto& kv : more) p[kv.first] = kv.second;
+  for (const auto& kv : more)
+    p[kv.first] = kv.second;
   return p;
 }
 
@@ -32,10 +33,18 @@ opt_case lamb_no_correction() {
   return {"lamb without bias correction, lower bound", "lamb", p, lamb_ref(p), 2};
 }
 
-TEST(OptimizerFtrl, MatchesTheReference) { check_all(ftrl()); }
-TEST(OptimizerLamb, MatchesTheReference) { check_all(lamb()); }
-TEST(OptimizerLamb, BoundsMatchTheReference) { check_all(lamb_bounded()); }
-TEST(OptimizerLamb, WithoutBiasCorrectionMatchesTheReference) { check_all(lamb_no_correction()); }
+TEST(OptimizerFtrl, MatchesTheReference) {
+  check_all(ftrl());
+}
+TEST(OptimizerLamb, MatchesTheReference) {
+  check_all(lamb());
+}
+TEST(OptimizerLamb, BoundsMatchTheReference) {
+  check_all(lamb_bounded());
+}
+TEST(OptimizerLamb, WithoutBiasCorrectionMatchesTheReference) {
+  check_all(lamb_no_correction());
+}
 
 TEST(OptimizerFtrl, RangesAreBitIdenticalToUpdate) {
   for (dtype t : {dtype::float32, dtype::float64, dtype::float16, dtype::bfloat16})
@@ -50,8 +59,11 @@ TEST(OptimizerFtrl, LazyRows) {
 
 TEST(OptimizerFtrl, LazyRowsKeepOtherRowsWhenTheRateChanges) {
   // A changing learning rate makes the dense update move zero-gradient rows; lazy rows stay.
-  auto u = make({"ftrl", {{"learning_rate", 0.5}, {"lr_scheduler", 1}, {"lr_scheduler.step", 1},
-                          {"lr_scheduler.factor", 0.5}}});
+  auto u = make({"ftrl",
+                 {{"learning_rate", 0.5},
+                  {"lr_scheduler", 1},
+                  {"lr_scheduler.step", 1},
+                  {"lr_scheduler.factor", 0.5}}});
   tensor lazy = tensor::full({2, 3}, 0.25), dense = lazy.copy();
   auto sl = u->make_state(1, lazy), sd = u->make_state(1, dense);
   u->update(1, tensor::full({2, 3}, 1.0), lazy, sl.get());  // z, n non-zero everywhere
@@ -83,7 +95,8 @@ TEST(OptimizerLamb, ZeroWeightKeepsTheLearningRate) {
   auto st = u->make_state(1, w);
   u->update(1, tensor::full({4}, 2.0), w, st.get());
   const double want = -0.5 * 0.1 * 2.0 / std::sqrt(static_cast<double>(1.0f - 0.999f) * 4.0);
-  for (std::size_t i = 0; i < 4; ++i) EXPECT_NEAR(w.at(i), want, 1e-5);
+  for (std::size_t i = 0; i < 4; ++i)
+    EXPECT_NEAR(w.at(i), want, 1e-5);
 }
 
 }  // namespace

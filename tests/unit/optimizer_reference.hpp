@@ -71,7 +71,8 @@ inline double get(const params& p, const std::string& name, double def) {
 /// Applies `each(i)` for every element.
 template <class Fn>
 void for_each(ref_tensors& x, Fn each) {
-  for (std::size_t i = 0; i < x.w.size(); ++i) each(i);
+  for (std::size_t i = 0; i < x.w.size(); ++i)
+    each(i);
 }
 
 // ---- the optimizers (config params p as given to set_optimizer) ----
@@ -317,15 +318,20 @@ class ref_poly_cosine final : public ref_scheduler {
  public:
   ref_poly_cosine(bool cosine, double base, std::uint64_t max_update, double pwr, double final_lr,
                   warmup w)
-      : cosine_(cosine), base_(base), orig_(base), max_(max_update), pwr_(pwr),
-        final_(final_lr), w_(w) {}
+      : cosine_(cosine),
+        base_(base),
+        orig_(base),
+        max_(max_update),
+        pwr_(pwr),
+        final_(final_lr),
+        w_(w) {}
   double operator()(std::uint64_t n) override {
     if (n < w_.steps) return w_.lr(orig_, n);
     if (n <= max_) {
-      const double frac =
-          static_cast<double>(n - w_.steps) / static_cast<double>(max_ - w_.steps);
-      base_ = cosine_ ? final_ + (orig_ - final_) * (1 + std::cos(3.14159265358979323846 * frac)) / 2
-                      : final_ + (orig_ - final_) * std::pow(1 - frac, pwr_);
+      const double frac = static_cast<double>(n - w_.steps) / static_cast<double>(max_ - w_.steps);
+      base_ = cosine_
+                  ? final_ + (orig_ - final_) * (1 + std::cos(3.14159265358979323846 * frac)) / 2
+                  : final_ + (orig_ - final_) * std::pow(1 - frac, pwr_);
     }
     return base_;
   }
@@ -354,27 +360,31 @@ inline optimizer_state& state_of(const std::unique_ptr<updater_state>& s) {
 
 inline std::vector<double> values(const tensor& t) {
   std::vector<double> v(t.size());
-  for (std::size_t i = 0; i < v.size(); ++i) v[i] = t.at(i);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    v[i] = t.at(i);
   return v;
 }
 
 inline std::vector<std::vector<double>> slot_values(const optimizer_state& st) {
   std::vector<std::vector<double>> out;
-  for (const auto& s : st.slots) out.push_back(values(s));
+  for (const auto& s : st.slots)
+    out.push_back(values(s));
   return out;
 }
 
 /// A tensor of dtype t holding v (each value rounded as tensor::set rounds).
 inline tensor make_tensor(const std::vector<double>& v, const shape& s, dtype t) {
   tensor out = tensor::zeros(s, t);
-  for (std::size_t i = 0; i < v.size(); ++i) out.set(i, v[i]);
+  for (std::size_t i = 0; i < v.size(); ++i)
+    out.set(i, v[i]);
   return out;
 }
 
 inline std::vector<double> uniform(std::mt19937_64& rng, std::size_t n, double lo, double hi) {
   std::uniform_real_distribution<double> u(lo, hi);
   std::vector<double> v(n);
-  for (auto& x : v) x = u(rng);
+  for (auto& x : v)
+    x = u(rng);
   return v;
 }
 

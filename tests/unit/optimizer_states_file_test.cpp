@@ -59,10 +59,13 @@ TEST(OptimizerStatesFile, HugeClaimsFailWithoutAllocating) {
   wire::states_file empty;
   auto bytes = wire::encode(empty);
   bytes.resize(bytes.size() - 8);  // drop the checksum
-  for (int i = 0; i < 8; ++i) bytes[bytes.size() - 8 + i] = i == 7 ? 0x10 : 0;  // key count
+  for (int i = 0; i < 8; ++i)
+    bytes[bytes.size() - 8 + i] = i == 7 ? 0x10 : 0;  // key count
   std::uint64_t h = 0xcbf29ce484222325ull;
-  for (auto c : bytes) h = (h ^ c) * 0x100000001b3ull;
-  for (int i = 0; i < 8; ++i) bytes.push_back(static_cast<std::uint8_t>(h >> (8 * i)));
+  for (auto c : bytes)
+    h = (h ^ c) * 0x100000001b3ull;
+  for (int i = 0; i < 8; ++i)
+    bytes.push_back(static_cast<std::uint8_t>(h >> (8 * i)));
   auto r = wire::decode_states(bytes.data(), bytes.size());
   ASSERT_FALSE(r);
   EXPECT_NE(r.error().message().find("key count"), std::string::npos) << r.error().to_string();

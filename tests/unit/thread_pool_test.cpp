@@ -285,17 +285,22 @@ TEST(ThreadPool, DestructorFinishesQueuedJobs) {
 TEST(ThreadPool, HelpRunsUnclaimedChunksOnTheCaller) {
   gate started, release;  // before the pool: its thread may still be in wait() at the end
   thread_pool pool(1);
-  auto blocker = pool.submit(1, [&](std::size_t) {
-    started.open();
-    release.wait();
-  }, nullptr);
+  auto blocker = pool.submit(
+      1,
+      [&](std::size_t) {
+        started.open();
+        release.wait();
+      },
+      nullptr);
   started.wait();
   std::vector<std::thread::id> ran(16);
   std::thread::id done_on;
-  auto job = pool.submit(ran.size(), [&](std::size_t i) { ran[i] = std::this_thread::get_id(); },
-                         [&] { done_on = std::this_thread::get_id(); });
+  auto job = pool.submit(
+      ran.size(), [&](std::size_t i) { ran[i] = std::this_thread::get_id(); },
+      [&] { done_on = std::this_thread::get_id(); });
   pool.help(job);
-  for (const auto& id : ran) EXPECT_EQ(id, std::this_thread::get_id());
+  for (const auto& id : ran)
+    EXPECT_EQ(id, std::this_thread::get_id());
   EXPECT_EQ(done_on, std::this_thread::get_id());
   release.open();
   pool.help(blocker);  // nothing left unclaimed: returns at once

@@ -144,9 +144,9 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
             return break_cluster(
                 self, node_lost_status(wire::decode<wire::node_lost_meta>(in->msg.meta)));
           default:
-            return break_cluster(self, status{errc::protocol_error,
-                                              "unexpected message from the scheduler: type " +
-                                                  wire::type_text(in->msg.type)});
+            return break_cluster(
+                self, status{errc::protocol_error, "unexpected message from the scheduler: type " +
+                                                       wire::type_text(in->msg.type)});
         }
       },
       [self](closed_atom, const closed_conn& cc) {

@@ -23,9 +23,9 @@ class ftrl final : public elementwise_optimizer {
 
   void apply(const step_values& s, dtype t, void* w, const void* g, const slot_ptrs& slots,
              std::size_t b, std::size_t e) const noexcept override {
-    const kernels::ftrl_params p{static_cast<float>(s.lr), lamda1_, beta_,
-                                 static_cast<float>(s.wd), common_.rescale_grad,
-                                 common_.clip_gradient};
+    const kernels::ftrl_params p{
+        static_cast<float>(s.lr), lamda1_, beta_, static_cast<float>(s.wd), common_.rescale_grad,
+        common_.clip_gradient};
     kernels::ftrl_update(t, w, g, slots[0], slots[1], p, b, e);
   }
 

@@ -13,11 +13,16 @@ constexpr double pi = 3.14159265358979323846;
 
 const char* kind_name(lr_schedule::kind k) {
   switch (k) {
-    case lr_schedule::kind::none: return "0 (none)";
-    case lr_schedule::kind::factor: return "1 (factor)";
-    case lr_schedule::kind::multifactor: return "2 (multifactor)";
-    case lr_schedule::kind::poly: return "3 (poly)";
-    case lr_schedule::kind::cosine: return "4 (cosine)";
+    case lr_schedule::kind::none:
+      return "0 (none)";
+    case lr_schedule::kind::factor:
+      return "1 (factor)";
+    case lr_schedule::kind::multifactor:
+      return "2 (multifactor)";
+    case lr_schedule::kind::poly:
+      return "3 (poly)";
+    case lr_schedule::kind::cosine:
+      return "4 (cosine)";
   }
   return "?";
 }
@@ -28,8 +33,8 @@ double lr_schedule::operator()(std::uint64_t n) const {
   if (type == kind::none) return base_lr;
   if (n < warmup_steps) {
     if (warmup_constant) return warmup_begin_lr;
-    return warmup_begin_lr + (base_lr - warmup_begin_lr) * static_cast<double>(n) /
-                                 static_cast<double>(warmup_steps);
+    return warmup_begin_lr +
+           (base_lr - warmup_begin_lr) * static_cast<double>(n) / static_cast<double>(warmup_steps);
   }
   switch (type) {
     case kind::factor: {
@@ -39,7 +44,8 @@ double lr_schedule::operator()(std::uint64_t n) const {
       double lr = base_lr;
       if (k == 0) return lr;
       if (k <= 4096) {
-        for (std::uint64_t i = 0; i < k && lr >= stop_factor_lr; ++i) lr *= factor;
+        for (std::uint64_t i = 0; i < k && lr >= stop_factor_lr; ++i)
+          lr *= factor;
       } else {
         lr *= std::pow(factor, static_cast<double>(k));
       }
@@ -60,7 +66,8 @@ double lr_schedule::operator()(std::uint64_t n) const {
         return final_lr + (base_lr - final_lr) * std::pow(1.0 - done / span, pwr);
       return final_lr + (base_lr - final_lr) * (1.0 + std::cos(pi * done / span)) / 2.0;
     }
-    case kind::none: break;
+    case kind::none:
+      break;
   }
   return base_lr;
 }
@@ -69,8 +76,11 @@ lr_schedule lr_schedule::read(param_reader& r, double base_lr) {
   lr_schedule s;
   s.base_lr = base_lr;
   const std::uint64_t t = r.whole("lr_scheduler", 0, 0);
-  if (t > 4) r.fail("lr_scheduler must be 0 (none), 1 (factor), 2 (multifactor), 3 (poly) or "
-                    "4 (cosine), got " + std::to_string(t));
+  if (t > 4)
+    r.fail(
+        "lr_scheduler must be 0 (none), 1 (factor), 2 (multifactor), 3 (poly) or "
+        "4 (cosine), got " +
+        std::to_string(t));
   s.type = static_cast<kind>(t);
 
   // Which lr_scheduler.* names this kind takes; anything else under the prefix is an error.
@@ -78,7 +88,8 @@ lr_schedule lr_schedule::read(param_reader& r, double base_lr) {
   if (s.type != kind::none) allowed = {"warmup_steps", "warmup_begin_lr", "warmup_mode"};
   const std::string p = "lr_scheduler.";
   switch (s.type) {
-    case kind::none: break;
+    case kind::none:
+      break;
     case kind::factor:
       allowed.insert({"step", "factor", "stop_factor_lr"});
       if (!r.has(p + "step")) r.fail("lr_scheduler 1 (factor) needs lr_scheduler.step");

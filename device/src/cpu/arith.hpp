@@ -66,11 +66,20 @@ inline F sign(F x) noexcept {
 template <class Fn>
 inline bool visit_floating(dtype t, Fn&& f) {
   switch (t) {
-    case dtype::float32: f(float{}); return true;
-    case dtype::float64: f(double{}); return true;
-    case dtype::float16: f(float16{}); return true;
-    case dtype::bfloat16: f(bfloat16{}); return true;
-    default: return false;
+    case dtype::float32:
+      f(float{});
+      return true;
+    case dtype::float64:
+      f(double{});
+      return true;
+    case dtype::float16:
+      f(float16{});
+      return true;
+    case dtype::bfloat16:
+      f(bfloat16{});
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -20,10 +20,12 @@ template <class T, std::size_t K>
 void sum_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) noexcept {
   using A = arith<T>;
   const T* s[K];
-  for (std::size_t j = 0; j < K; ++j) s[j] = static_cast<const T*>(srcs[j]);
+  for (std::size_t j = 0; j < K; ++j)
+    s[j] = static_cast<const T*>(srcs[j]);
   for (std::size_t i = b; i < e; ++i) {
     typename A::type acc = A::in(s[0][i]);
-    for (std::size_t j = 1; j < K; ++j) acc += A::in(s[j][i]);
+    for (std::size_t j = 1; j < K; ++j)
+      acc += A::in(s[j][i]);
     dst[i] = A::out(acc);
   }
 }
@@ -33,10 +35,12 @@ template <class T, std::size_t K>
 void add_fixed(T* dst, const void* const* srcs, std::size_t b, std::size_t e) noexcept {
   using A = arith<T>;
   const T* s[K];
-  for (std::size_t j = 0; j < K; ++j) s[j] = static_cast<const T*>(srcs[j]);
+  for (std::size_t j = 0; j < K; ++j)
+    s[j] = static_cast<const T*>(srcs[j]);
   for (std::size_t i = b; i < e; ++i) {
     typename A::type acc = A::in(dst[i]);
-    for (std::size_t j = 0; j < K; ++j) acc += A::in(s[j][i]);
+    for (std::size_t j = 0; j < K; ++j)
+      acc += A::in(s[j][i]);
     dst[i] = A::out(acc);
   }
 }
@@ -70,15 +74,33 @@ void sum_typed(void* dst_v, const void* const* srcs, std::size_t k, std::size_t 
                std::size_t e) noexcept {
   T* dst = static_cast<T*>(dst_v);
   switch (k) {
-    case 1: sum_fixed<T, 1>(dst, srcs, b, e); break;
-    case 2: sum_fixed<T, 2>(dst, srcs, b, e); break;
-    case 3: sum_fixed<T, 3>(dst, srcs, b, e); break;
-    case 4: sum_fixed<T, 4>(dst, srcs, b, e); break;
-    case 5: sum_fixed<T, 5>(dst, srcs, b, e); break;
-    case 6: sum_fixed<T, 6>(dst, srcs, b, e); break;
-    case 7: sum_fixed<T, 7>(dst, srcs, b, e); break;
-    case 8: sum_fixed<T, 8>(dst, srcs, b, e); break;
-    default: sum_many<T>(dst, srcs, k, b, e); break;
+    case 1:
+      sum_fixed<T, 1>(dst, srcs, b, e);
+      break;
+    case 2:
+      sum_fixed<T, 2>(dst, srcs, b, e);
+      break;
+    case 3:
+      sum_fixed<T, 3>(dst, srcs, b, e);
+      break;
+    case 4:
+      sum_fixed<T, 4>(dst, srcs, b, e);
+      break;
+    case 5:
+      sum_fixed<T, 5>(dst, srcs, b, e);
+      break;
+    case 6:
+      sum_fixed<T, 6>(dst, srcs, b, e);
+      break;
+    case 7:
+      sum_fixed<T, 7>(dst, srcs, b, e);
+      break;
+    case 8:
+      sum_fixed<T, 8>(dst, srcs, b, e);
+      break;
+    default:
+      sum_many<T>(dst, srcs, k, b, e);
+      break;
   }
 }
 
@@ -198,7 +220,8 @@ void fill(dtype t, void* dst, double value, std::size_t begin, std::size_t end) 
     using T = decltype(tag);
     const T v = from_double<T>(value);
     T* d = static_cast<T*>(dst);
-    for (std::size_t i = begin; i < end; ++i) d[i] = v;
+    for (std::size_t i = begin; i < end; ++i)
+      d[i] = v;
   });
 }
 

@@ -109,8 +109,7 @@ void lamb_phase2(dtype t, void* weight, const void* g, double r1, double r2, con
   if (begin >= end) return;
   detail::visit_floating(t, [&](auto tag) {
     using W = decltype(tag);
-    lamb2_loop<W>(static_cast<W*>(weight), static_cast<const slot_t<W>*>(g), r1, r2, p, begin,
-                  end);
+    lamb2_loop<W>(static_cast<W*>(weight), static_cast<const slot_t<W>*>(g), r1, r2, p, begin, end);
   });
 }
 

@@ -73,8 +73,8 @@ void rmsprop_centered_loop(W* w, const W* g, slot_t<W>* n, slot_t<W>* gm, slot_t
 }
 
 template <class W, bool Clip>
-void adadelta_loop(W* w, const W* g, slot_t<W>* acc_g, slot_t<W>* acc_d,
-                   const adadelta_params& p, std::size_t b, std::size_t e) noexcept {
+void adadelta_loop(W* w, const W* g, slot_t<W>* acc_g, slot_t<W>* acc_d, const adadelta_params& p,
+                   std::size_t b, std::size_t e) noexcept {
   using A = arith<W>;
   using F = typename A::type;
   const F wd = p.wd, rescale = p.rescale_grad, c = p.clip_gradient;
@@ -93,8 +93,8 @@ void adadelta_loop(W* w, const W* g, slot_t<W>* acc_g, slot_t<W>* acc_d,
 
 }  // namespace
 
-void adagrad_update(dtype t, void* weight, const void* grad, void* history,
-                    const adagrad_params& p, std::size_t begin, std::size_t end) noexcept {
+void adagrad_update(dtype t, void* weight, const void* grad, void* history, const adagrad_params& p,
+                    std::size_t begin, std::size_t end) noexcept {
   if (begin >= end) return;
   const bool c = p.clip_gradient >= 0.0f;
   detail::visit_floating(t, [&](auto tag) {

@@ -14,8 +14,8 @@ using detail::sign;
 using detail::slot_t;
 
 template <class W, bool Clip>
-void ftrl_loop(W* w, const W* g, slot_t<W>* z, slot_t<W>* n, const ftrl_params& p,
-               std::size_t b, std::size_t e) noexcept {
+void ftrl_loop(W* w, const W* g, slot_t<W>* z, slot_t<W>* n, const ftrl_params& p, std::size_t b,
+               std::size_t e) noexcept {
   using A = arith<W>;
   using F = typename A::type;
   const F lr = p.lr, wd = p.wd, rescale = p.rescale_grad, c = p.clip_gradient;
@@ -42,8 +42,8 @@ void ftrl_update(dtype t, void* weight, const void* grad, void* z, void* n, cons
   detail::visit_floating(t, [&](auto tag) {
     using W = decltype(tag);
     using S = slot_t<W>;
-    c ? ftrl_loop<W, true>(static_cast<W*>(weight), static_cast<const W*>(grad),
-                           static_cast<S*>(z), static_cast<S*>(n), p, begin, end)
+    c ? ftrl_loop<W, true>(static_cast<W*>(weight), static_cast<const W*>(grad), static_cast<S*>(z),
+                           static_cast<S*>(n), p, begin, end)
       : ftrl_loop<W, false>(static_cast<W*>(weight), static_cast<const W*>(grad),
                             static_cast<S*>(z), static_cast<S*>(n), p, begin, end);
   });

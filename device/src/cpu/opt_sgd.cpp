@@ -84,8 +84,7 @@ void signum_loop(W* w, const W* g, slot_t<W>* m, const signum_params& p, std::si
 }
 
 template <class W>
-void signsgd_loop(W* w, const W* g, const signum_params& p, std::size_t b,
-                  std::size_t e) noexcept {
+void signsgd_loop(W* w, const W* g, const signum_params& p, std::size_t b, std::size_t e) noexcept {
   using A = arith<W>;
   using F = typename A::type;
   const F lr = p.lr, decay = F(1) - lr * F(p.wd);

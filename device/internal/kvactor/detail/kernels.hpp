@@ -132,8 +132,8 @@ struct adagrad_params {
   float rescale_grad = 1.0f;
   float clip_gradient = -1.0f;
 };
-void adagrad_update(dtype t, void* weight, const void* grad, void* history,
-                    const adagrad_params& p, std::size_t begin, std::size_t end) noexcept;
+void adagrad_update(dtype t, void* weight, const void* grad, void* history, const adagrad_params& p,
+                    std::size_t begin, std::size_t end) noexcept;
 
 /// RMSProp. Tieleman & Hinton (rmsprop_update, `n` only):
 ///   g = clip(rescale_grad * grad + wd * w, clip_gradient)
@@ -188,8 +188,8 @@ struct ftrl_params {
   float rescale_grad = 1.0f;
   float clip_gradient = -1.0f;
 };
-void ftrl_update(dtype t, void* weight, const void* grad, void* z, void* n,
-                 const ftrl_params& p, std::size_t begin, std::size_t end) noexcept;
+void ftrl_update(dtype t, void* weight, const void* grad, void* z, void* n, const ftrl_params& p,
+                 std::size_t begin, std::size_t end) noexcept;
 
 /// LAMB in two phases (lamb_update_phase1 / lamb_update_phase2) around two whole-tensor norms:
 /// phase 1 writes the direction g (slot_dtype(t)) and updates mean/var:
@@ -210,7 +210,7 @@ struct lamb_params {
   float rescale_grad = 1.0f;
   float clip_gradient = -1.0f;
   bool bias_correction = true;
-  double beta1_t = 0.9;  ///< beta1^t of the float beta1 (t = this update's count), as MXNet
+  double beta1_t = 0.9;    ///< beta1^t of the float beta1 (t = this update's count), as MXNet
   double beta2_t = 0.999;  ///< computes it: std::pow(param.beta1, t) in double
   float lower_bound = -1.0f;
   float upper_bound = -1.0f;
