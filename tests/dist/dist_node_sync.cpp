@@ -13,6 +13,7 @@
 
 #include "dist_node.hpp"
 #include "kvactor/kvstore.hpp"
+#include "kvactor/serialization/optimizer_config.hpp"
 
 namespace kvactor::testing::dist_node {
 
