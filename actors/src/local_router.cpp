@@ -198,9 +198,7 @@ class local_router final : public router {
       o->sparse = std::move(g.values);
       o->upd = upd;
       o->call = call;
-      o->acquire_leases();
-      const auto shard = o->info->shard;
-      caf::anon_send(shards_[shard], std::move(o));
+      send(std::move(o));
     }
     return result;
   }
@@ -219,9 +217,7 @@ class local_router final : public router {
       o->rows = std::move(req.ids[i]);
       o->compact_rows = compact;
       o->call = call;
-      o->acquire_leases();
-      const auto shard = o->info->shard;
-      caf::anon_send(shards_[shard], std::move(o));
+      send(std::move(o));
     }
     return result;
   }
@@ -350,6 +346,13 @@ class local_router final : public router {
   const caf::actor* client_actor() const noexcept override { return &client_; }
 
  private:
+  // To the key's shard, its tensors leased. Caller holds the registry lock.
+  void send(op_ptr o) {
+    o->acquire_leases();
+    const auto shard = o->info->shard;
+    caf::anon_send(shards_[shard], std::move(o));
+  }
+
   // Caller holds the registry lock (shared or exclusive).
   future<void> send_all(op_kind kind, group_list& groups, int priority,
                         const front_state::snapshot& snap) {
@@ -366,9 +369,7 @@ class local_router final : public router {
       o->gc = snap.gc;
       o->gc_version = snap.gc_version;
       o->call = call;
-      o->acquire_leases();
-      const auto shard = o->info->shard;
-      caf::anon_send(shards_[shard], std::move(o));
+      send(std::move(o));
     }
     return result;
   }
