@@ -1,7 +1,8 @@
 // One store front end, pluggable routers. The front (store_front.cpp) does what every store
 // does before and after routing: grouping keys and values, the key registry and validation,
 // the updater/compression snapshot, the sparse-init redirect, the multi-precision split and
-// the call count. A router, chosen once when the store is built, takes a call's validated
+// the count of unfinished calls (a router completes each call it routes through a call_state
+// on that count). A router, chosen once when the store is built, takes a call's validated
 // groups whole and delivers them: to shard actors (local_router.cpp: "local", "device") or to
 // the cluster's servers (dist/worker.cpp: "dist_sync", "dist_async"). MXNet's KVStoreDist :
 // KVStoreLocal + Comm, with the inheritance turned into a member: one virtual call per user
