@@ -1,7 +1,7 @@
-// The interface behind the kvstore facade, with one implementation per store family: the
-// local runtime (local_store.cpp: "local" and "device"), the cluster worker (dist/worker.cpp:
-// "dist_sync", "dist_async"), and the device-value front over a worker (device_front.cpp:
-// "dist_*_device").
+// The interface behind the kvstore facade: the store front over a router (store_front.hpp;
+// the local runtime, local_router.cpp: "local" and "device"; the cluster worker,
+// dist/worker.cpp: "dist_sync", "dist_async"), the device-value front over a worker
+// (device_front.cpp: "dist_*_device") and user-registered stores (registered_store.cpp).
 // Thread-safety: implementations are safe to call from any thread.
 #pragma once
 
