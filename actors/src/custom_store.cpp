@@ -41,7 +41,9 @@ future<void> custom_store::row_sparse_pull(const key_list&, const value_list&, c
 future<void> custom_store::set_optimizer(const optimizer_config&) {
   return unsupported("set_optimizer");
 }
-void custom_store::set_updater(std::shared_ptr<const updater>) {
+// By value, as the public virtual declares it: an override keeps the updater.
+void custom_store::set_updater(
+    std::shared_ptr<const updater>) {  // NOLINT(performance-unnecessary-value-param)
   throw error{errc::unsupported, "set_updater is not supported by this store type"};
 }
 future<void> custom_store::set_gradient_compression(const std::string&, double) {

@@ -150,6 +150,7 @@ List map_list(const List& l, Fn fn) {
   using item = std::decay_t<decltype(l.flat().front())>;
   auto all = [&](const std::vector<item>& v) {
     std::vector<item> r;
+    r.reserve(v.size());
     for (const auto& t : v)
       r.push_back(fn(t));
     return r;
@@ -420,7 +421,7 @@ class device_front final : public store_impl {
     } catch (const error& e) {
       s = e.to_status();
     }
-    b->when_done([this, it, s](status st) { finish(it, s.is_ok() ? st : s); });
+    b->when_done([this, it, s](const status& st) { finish(it, s.is_ok() ? st : s); });
   }
 
   void finish(const item_ptr& it, const status& s) {

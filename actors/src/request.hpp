@@ -12,7 +12,9 @@
 
 namespace kvactor::detail {
 
-struct key_group {
+// Moves may throw only as boost's small_vector declares (it does not say noexcept); moving
+// tensors does not throw.
+struct key_group {  // NOLINT(bugprone-exception-escape)
   key k;
   tensor_list values;
   tensor_list outs;
@@ -72,8 +74,8 @@ class key_registry;
 
 /// A row_sparse_pull, checked whole: per key its outputs and, per output (or one for all),
 /// the sorted unique row ids it wants.
-struct row_pull_request {
-  group_list groups;  // outs and info set
+struct row_pull_request {  // NOLINT(bugprone-exception-escape): as key_group
+  group_list groups;       // outs and info set
   std::vector<std::vector<std::vector<std::int64_t>>> ids;
 };
 /// Groups, then checks against the registry (taking its lock shared). With device_tensors,

@@ -147,14 +147,14 @@ class worker_router final : public router {
     auto after_barrier = [this, weak, user, pulls, chans](const status& s) mutable {
       auto alive = weak.lock();
       if (!s.is_ok() || pulls.empty() || !alive) return user->part_done(s);
-      auto call =
-          std::make_shared<dist_call>(pulls.size(), [user](status r) { user->part_done(r); });
+      auto call = std::make_shared<dist_call>(pulls.size(),
+                                              [user](const status& r) { user->part_done(r); });
       for (std::size_t i = 0; i < pulls.size(); ++i) {
         pulls[i]->call = call;
         router_.issue(pulls[i], chans[i]);
       }
     };
-    auto after_init = [this, weak, user, after_barrier](status s) mutable {
+    auto after_init = [this, weak, user, after_barrier](const status& s) mutable {
       auto alive = weak.lock();
       if (!s.is_ok() || !alive)
         return user->part_done(s.is_ok() ? status{errc::shut_down, "store gone"} : s);
@@ -254,7 +254,7 @@ class worker_router final : public router {
     auto user = std::make_shared<call_state>(1, st_.counter);
     auto f = user->get_future();
     return {std::move(f),
-            std::make_shared<dist_call>(parts, [user](status s) { user->part_done(s); })};
+            std::make_shared<dist_call>(parts, [user](const status& s) { user->part_done(s); })};
   }
 
   options opts_;
