@@ -13,6 +13,7 @@ if [[ ${1:-} == --fix ]]; then
   say "format: ${#files[@]} files formatted"
   exit 0
 fi
+mkdir -p build
 if ! "$fmt" --dry-run --Werror "${files[@]}" 2>build/format.log; then
   grep -E '^[^ ].*: error:' build/format.log | cut -d: -f1 | sort -u | sed 's/^/    /' >&2
   die "format: the files above are not clang-format-14's layout (bash scripts/check-format.sh --fix)"
