@@ -87,7 +87,7 @@ bool host_executor::stage_in(op& o) {
     return true;
   }
   if (used.empty()) return true;
-  cx_.when_streams_done(o, std::move(used), std::move(keep));
+  cx_.when_streams_done(o, used, std::move(keep));
   return false;
 }
 
@@ -113,7 +113,7 @@ bool host_executor::stage_out(op& o) {
   }
   o.dev.out_done = true;  // the next advance finishes
   if (used.empty()) return true;
-  cx_.when_streams_done(o, std::move(used), std::move(keep));
+  cx_.when_streams_done(o, used, std::move(keep));
   return false;
 }
 

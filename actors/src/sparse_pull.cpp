@@ -174,7 +174,7 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
   if (!store_keys.empty())
     stored = s.row_sparse_pull(key_list{std::move(store_keys)}, value_list{std::move(store_outs)},
                                value_list{std::move(store_ids)}, priority, row_layout::compact);
-  if (!casts.empty()) stored = finish_casts(std::move(stored), std::move(casts), s.casts());
+  if (!casts.empty()) stored = finish_casts(stored, std::move(casts), s.casts());
   for (auto& p : call->outs) {
     std::lock_guard<std::mutex> g(p.out->mu);
     ++p.out->in_flight;

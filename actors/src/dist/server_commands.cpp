@@ -213,7 +213,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
       auto file =
           server_file_path(server_file_kind::states, dirs_.states, cmd->body, rank_->load());
       if (!file) return reply(file.error());
-      return load_states(reply, std::move(*file));
+      return load_states(reply, *file);
     }
     case wire::command::bind_rank:
       return reply(status{errc::invalid_argument, "this connection's rank is bound already"});
@@ -224,7 +224,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
       return reply(
           status{errc::invalid_argument, "unknown server command " + std::to_string(cmd->cmd)});
   }
-  fan_out(std::move(apply), [reply, finish, after] {
+  fan_out(apply, [reply, finish, after] {
     reply(finish ? finish() : status{});
     if (after) after();
   });
