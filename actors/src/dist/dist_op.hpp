@@ -23,20 +23,30 @@
 
 namespace kvactor::detail {
 
-/// Completion of a user call: all parts of all its keys, then an optional follow-up (init's
-/// barrier), then the future.
+/// Completion of a user call: all parts of all its keys, then the user's future directly, or
+/// a follow-up first (init's barrier). The direct form is every push and pull: no function
+/// object to allocate per call.
 class dist_call {
  public:
+  dist_call(std::size_t parts, std::shared_ptr<call_state> user)
+      : parts_(parts), user_(std::move(user)) {
+    if (parts == 0) user_->part_done(status{});
+  }
   dist_call(std::size_t parts, std::function<void(status)> then)
       : parts_(parts), then_(std::move(then)) {
     if (parts == 0) then_(status{});
   }
   void part_done(const status& s) {
-    if (parts_.done_one(s)) then_(parts_.first_error());
+    if (!parts_.done_one(s)) return;
+    if (user_)
+      user_->part_done(parts_.first_error());
+    else
+      then_(parts_.first_error());
   }
 
  private:
   completion parts_;
+  std::shared_ptr<call_state> user_;
   std::function<void(status)> then_;
 };
 

@@ -147,8 +147,7 @@ class worker_router final : public router {
     auto after_barrier = [this, weak, user, pulls, chans](const status& s) mutable {
       auto alive = weak.lock();
       if (!s.is_ok() || pulls.empty() || !alive) return user->part_done(s);
-      auto call = std::make_shared<dist_call>(pulls.size(),
-                                              [user](const status& r) { user->part_done(r); });
+      auto call = std::make_shared<dist_call>(pulls.size(), user);
       for (std::size_t i = 0; i < pulls.size(); ++i) {
         pulls[i]->call = call;
         router_.issue(pulls[i], chans[i]);
@@ -253,8 +252,7 @@ class worker_router final : public router {
   std::pair<future<void>, std::shared_ptr<dist_call>> begin_call(std::size_t parts) {
     auto user = std::make_shared<call_state>(1, st_.counter);
     auto f = user->get_future();
-    return {std::move(f),
-            std::make_shared<dist_call>(parts, [user](const status& s) { user->part_done(s); })};
+    return {std::move(f), std::make_shared<dist_call>(parts, std::move(user))};
   }
 
   options opts_;
