@@ -223,9 +223,7 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
     if (!cfg) throw error{cfg.error()};
     if (cfg->role == "scheduler") std::exit(run_scheduler(*cfg));
     if (cfg->role == "server") std::exit(run_server(*cfg, opts));
-    auto store = make_dist_store(std::string{type}, opts, *cfg);
-    // A worker of a *_device store sums its devices' values on a device, then pushes once.
-    return dist_device.count(type) ? with_device_values(std::move(store)) : store;
+    return make_dist_store(std::string{type}, opts, *cfg, dist_device.count(type) != 0);
   }
   if (auto factory = find_registered_store(type))
     return make_registered_store(std::string{type}, factory, opts);

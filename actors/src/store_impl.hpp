@@ -1,7 +1,7 @@
 // The interface behind the kvstore facade: the store front over a router (store_front.hpp;
 // the local runtime, local_router.cpp: "local" and "device"; the cluster worker,
-// dist/worker.cpp: "dist_sync", "dist_async"), the device-value front over a worker
-// (device_front.cpp: "dist_*_device") and user-registered stores (registered_store.cpp).
+// dist/worker.cpp: "dist_sync", "dist_async", and wrapped in device_router.cpp:
+// "dist_*_device") and user-registered stores (registered_store.cpp).
 // Thread-safety: implementations are safe to call from any thread.
 #pragma once
 
@@ -86,9 +86,5 @@ class store_impl {
 /// system of its own.
 std::shared_ptr<store_impl> make_local_store(std::string type, const options& opts,
                                              caf::actor_system* external);
-
-/// dist_sync_device / dist_async_device: `inner` (a dist store) behind a front that takes
-/// values and outputs on CUDA devices (actors/src/device_front.cpp).
-std::shared_ptr<store_impl> with_device_values(std::shared_ptr<store_impl> inner);
 
 }  // namespace kvactor::detail

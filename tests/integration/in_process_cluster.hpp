@@ -89,7 +89,7 @@ class node_threads {
 
 /// A worker's store of cfg's cluster (joins it: blocks until the cluster has assembled).
 inline kvstore join_as_worker(const detail::cluster_config& cfg, const std::string& type) {
-  return kvstore{detail::make_dist_store(type, options{}, cfg)};
+  return kvstore{detail::make_dist_store(type, options{}, cfg, /*device_values=*/false)};
 }
 
 /// While alive, whatever this process writes to stderr goes to a file; text() reads it.

@@ -20,9 +20,10 @@ int run_scheduler(const cluster_config& cfg);
 /// cluster broke.
 int run_server(const cluster_config& cfg, const options& opts);
 
-/// Joins the cluster as a worker (blocks until it has assembled) and returns the store.
-/// Throws kvactor::error when the cluster cannot be joined.
+/// Joins the cluster as a worker (blocks until it has assembled) and returns the store; with
+/// device_values (dist_*_device), values and outputs may be on CUDA devices. Throws
+/// kvactor::error when the cluster cannot be joined.
 std::shared_ptr<store_impl> make_dist_store(std::string type, const options& opts,
-                                            const cluster_config& cfg);
+                                            const cluster_config& cfg, bool device_values);
 
 }  // namespace kvactor::detail

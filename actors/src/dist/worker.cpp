@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "../caf_glue.hpp"
+#include "../device_router.hpp"
 #include "../key_registry.hpp"
 #include "../request.hpp"
 #include "../store_front.hpp"
@@ -272,9 +273,11 @@ class worker_router final : public router {
 }  // namespace
 
 std::shared_ptr<store_impl> make_dist_store(std::string type, const options& opts,
-                                            const cluster_config& cfg) {
+                                            const cluster_config& cfg, bool device_values) {
   auto st = std::make_unique<front_state>(1);
-  auto r = std::make_unique<worker_router>(type, opts, cfg, *st);
+  std::unique_ptr<router> r = std::make_unique<worker_router>(type, opts, cfg, *st);
+  // A worker of a *_device store sums its devices' values on a device, then pushes once.
+  if (device_values) r = with_device_values(*st, std::move(r));
   return make_store_front(std::move(type), std::move(st), std::move(r));
 }
 
