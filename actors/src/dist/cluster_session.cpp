@@ -6,7 +6,10 @@
 namespace kvactor::detail {
 
 cluster_session::cluster_session(cluster_config cfg, std::shared_ptr<op_counter> counter)
-    : cfg_(std::move(cfg)), caps_(node_caps(cfg_)), counter_(std::move(counter)) {}
+    : cfg_(std::move(cfg)),
+      caps_(node_caps(cfg_)),
+      counter_(std::move(counter)),
+      scheduler_(cfg_, "worker") {}
 
 void cluster_session::join(std::weak_ptr<cluster_session> self, net::handlers to_servers,
                            bool sync) {
@@ -16,27 +19,17 @@ void cluster_session::join(std::weak_ptr<cluster_session> self, net::handlers to
   const auto deadline = started + cfg_.connect_timeout;
   std::weak_ptr<cluster_session> weak = self_;
 
-  net::handlers sh;
-  sh.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
-    if (auto s = weak.lock()) s->on_scheduler_message(c, std::move(m));
-  };
-  sh.on_close = [weak](const net::connection_ptr&, const status& why) {
-    if (auto s = weak.lock()) s->on_connection_lost(lost_status("the scheduler", close_cause(why)));
-  };
-  const std::string sched_at = cfg_.root_host + ":" + std::to_string(cfg_.root_port);
-  auto sched = connect_reporting(*rt_, cfg_, cfg_.root_host, cfg_.root_port,
-                                 make_identity(cfg_, "worker", -1), sh, started, "worker",
-                                 "the scheduler at " + sched_at);
-  if (!sched)
-    throw error{sched.error().code(), "cannot reach the scheduler at " + sched_at +
-                                          " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
-                                          duration_text(cfg_.connect_timeout) + ": " +
-                                          sched.error().message()};
-  scheduler_ = *sched;
-  wire::register_meta reg;
-  reg.role = "worker";
-  reg.rank_hint = cfg_.rank_hint;
-  send_control(scheduler_, wire::msg::register_node, 0, wire::encode(reg));
+  const status reached = scheduler_.connect(
+      *rt_, started,
+      [weak](const net::connection_ptr& c, scheduler_event&& e) {
+        if (auto s = weak.lock()) s->on_scheduler_event(c, std::move(e));
+      },
+      [weak](const status& why) {
+        if (auto s = weak.lock()) s->on_connection_lost(why);
+      });
+  if (!reached) throw error{reached};
+  scheduler_.register_node();
+  const std::string& sched_at = scheduler_.address();
   auto table_f = table_.get_future();
   // The scheduler gives up at about the same time and says which nodes are missing: a
   // moment's grace lets its verdict, rather than our bare timeout, reach the user.
@@ -110,7 +103,7 @@ future<void> cluster_session::barrier() {
 
 void cluster_session::barrier(control_fn done) {
   control(
-      scheduler_, wire::msg::barrier,
+      scheduler_.connection(), wire::msg::barrier,
       [](std::uint64_t id) { return wire::encode(wire::barrier_meta{id}); }, std::move(done));
 }
 
@@ -140,31 +133,33 @@ std::function<void(const status&)> cluster_session::refused(std::uint64_t id) {
 }
 
 status cluster_session::reply_of(const net::message& m) {
-  status s = reply_status(m);
+  return reply_of(reply_status(m));
+}
+
+status cluster_session::reply_of(status s) {
   if (s.code() == errc::peer_lost) on_connection_lost(s);
   return s;
 }
 
-void cluster_session::on_scheduler_message(const net::connection_ptr& c, net::message&& m) {
-  switch (static_cast<wire::msg>(m.type)) {
-    case wire::msg::node_table: {
-      auto t = wire::decode<wire::node_table_meta>(m.meta);
-      if (!table_set_.exchange(true)) table_.set_value(std::move(t));
+void cluster_session::on_scheduler_event(const net::connection_ptr& c, scheduler_event&& e) {
+  using kind = scheduler_event::kind;
+  switch (e.what) {
+    case kind::table:
+      if (!table_set_.exchange(true)) table_.set_value(std::move(e.table));
       return;
-    }
-    case wire::msg::node_lost: {
-      const status s = node_lost_status(wire::decode<wire::node_lost_meta>(m.meta));
-      if (!table_set_.exchange(true)) table_.set_value(s);
-      return on_connection_lost(s);
-    }
-    case wire::msg::reply: {
-      auto ctl = tracker_.take_control(m.id);
+    case kind::bad_table:
+      if (!table_set_.exchange(true)) table_.set_value(e.why);
+      return;
+    case kind::lost:
+      if (!table_set_.exchange(true)) table_.set_value(e.why);
+      return on_connection_lost(e.why);
+    case kind::reply: {
+      auto ctl = tracker_.take_control(e.id);
       if (!ctl) return;
-      return ctl(reply_of(m));  // peer_lost as for a server's reply
+      return ctl(reply_of(e.why));  // peer_lost as for a server's reply
     }
-    default:
-      c->close(status{errc::protocol_error,
-                      "unexpected message from the scheduler: type " + wire::type_text(m.type)});
+    case kind::unexpected:
+      c->close(e.why);
   }
 }
 
@@ -180,7 +175,7 @@ void cluster_session::on_connection_lost(const status& why) {
 void cluster_session::leave() {
   // Only a session that joined takes part in the orderly goodbye: one whose join() threw is
   // being destroyed, so no handler could fail a barrier the scheduler will never answer.
-  if (scheduler_ && joined_ && tracker_.broken().is_ok()) {
+  if (scheduler_.connection() && joined_ && tracker_.broken().is_ok()) {
     // This worker pushes no more: the servers fail every dist_sync round still waiting for
     // it (naming it), so a worker that waits for such a round reaches this point too.
     command_all(wire::command::worker_done, "").wait_for(std::chrono::seconds(10));
@@ -196,15 +191,12 @@ void cluster_session::leave() {
     }
     auto sent = std::make_shared<std::promise<void>>();
     auto sent_f = sent->get_future();
-    send_control(scheduler_, wire::msg::node_done, 0,
-                 wire::encode(wire::node_done_meta{"worker", rank_}), 0,
-                 [sent](const status&) { sent->set_value(); });
+    scheduler_.say_done(rank_, [sent](const status&) { sent->set_value(); });
     sent_f.wait_for(std::chrono::seconds(5));
-  } else if (scheduler_) {
-    // Leaving broken: say why, so that the scheduler tells the others the cause ("it
-    // stopped: lost server 0 ...") rather than only that this worker left.
+  } else if (scheduler_.connection()) {
+    // Leaving broken: say why ("it stopped: lost server 0 ...").
     const status why = tracker_.broken();
-    if (!why.is_ok()) scheduler_->close(status{errc::peer_lost, "it stopped: " + why.message()});
+    if (!why.is_ok()) scheduler_.leave_broken(why);
   }
   closing_ = true;
 }

@@ -1,5 +1,6 @@
-// A worker's membership of its cluster: joining (the scheduler, registration, the node
-// table, a connection per server, the rank bound on them), the control plane (barriers and
+// A worker's membership of its cluster: joining (the scheduler through the link every node
+// shares, scheduler_link.hpp; the node table, a connection per server, the rank bound on
+// them), the control plane (barriers and
 // commands to every server, each under a control id of the request tracker), node loss
 // (the first loss breaks the session: everything pending and later fails with it), and the
 // orderly goodbye. The data path (cluster_router.hpp) uses its connections and tracker.
@@ -19,6 +20,7 @@
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/protocol.hpp"
 #include "request_tracker.hpp"
+#include "scheduler_link.hpp"
 
 namespace kvactor::detail {
 
@@ -62,7 +64,9 @@ class cluster_session {
   std::uint32_t num_servers() const noexcept { return num_servers_; }
 
  private:
-  void on_scheduler_message(const net::connection_ptr& c, net::message&& m);
+  void on_scheduler_event(const net::connection_ptr& c, scheduler_event&& e);
+  // A reply's status, noted as reply_of(m) notes it.
+  status reply_of(status s);
   // Control messages' on_sent: a message the transport refused fails its call. (A closed
   // connection's pending messages fail through on_connection_lost, with the lost node named.)
   std::function<void(const status&)> refused(std::uint64_t id);
@@ -79,7 +83,7 @@ class cluster_session {
   std::shared_ptr<op_counter> counter_;
   std::weak_ptr<cluster_session> self_;
   std::unique_ptr<net::runtime> rt_;
-  net::connection_ptr scheduler_;
+  scheduler_link scheduler_;
   std::vector<net::connection_ptr> servers_;
   std::promise<result<wire::node_table_meta>> table_;
   std::atomic<bool> table_set_{false};

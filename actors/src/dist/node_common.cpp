@@ -97,6 +97,10 @@ status lost_status(const std::string& who, const std::string& cause) {
   return status{errc::peer_lost, "lost " + who + ": " + cause};
 }
 
+status stopped_status(const status& why) {
+  return status{errc::peer_lost, "it stopped: " + why.message()};
+}
+
 status node_lost_status(const wire::node_lost_meta& m) {
   if (m.role == "cluster") return status{errc::peer_lost, m.reason};
   return lost_status(node_name(m.role, m.rank) + " (reported by the scheduler)", m.reason);

@@ -1,5 +1,5 @@
-// Pieces every cluster node uses: identities, transport caps, replies, and CAF message types
-// for what the transport hands to actors.
+// Pieces every cluster node uses: identities, transport caps, replies, and how nodes word
+// their peers and their loss.
 // Thread-safety: stateless helpers.
 #pragma once
 
@@ -54,6 +54,10 @@ std::string close_cause(const status& why);
 /// peer_lost, "lost <who>: <cause>".
 status lost_status(const std::string& who, const std::string& cause);
 
+/// peer_lost, "it stopped: <why>": what a node that leaves because its cluster broke (`why`)
+/// tells its peers as it closes, so that they pass on the cause.
+status stopped_status(const status& why);
+
 /// What a node reports when the scheduler tells it (or answers a barrier) that a node is
 /// gone: "lost worker 1 (reported by the scheduler): no heartbeat for 3 s", or the reason
 /// alone when the cluster as a whole failed (role "cluster": it never assembled).
@@ -97,18 +101,5 @@ result<net::connection_ptr> connect_reporting(net::runtime& rt, const cluster_co
                                               net::identity id, net::handlers h,
                                               std::chrono::steady_clock::time_point started,
                                               const std::string& role, const std::string& what);
-
-/// Received message, as it travels from the transport to an actor.
-struct inbound {
-  net::connection_ptr conn;
-  net::message msg;
-};
-using inbound_ptr = std::shared_ptr<inbound>;
-
-/// A connection that closed, and why.
-struct closed_conn {
-  net::connection_ptr conn;
-  status why;
-};
 
 }  // namespace kvactor::detail

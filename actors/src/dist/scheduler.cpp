@@ -16,15 +16,33 @@
 #include "nodes.hpp"
 #include "rank_binding.hpp"
 
+namespace kvactor::detail {
+namespace {
+
+// The transport's callbacks, as messages to the scheduler actor (run_scheduler sends them).
+// A message received, with its connection:
+struct inbound {
+  net::connection_ptr conn;
+  net::message msg;
+};
+using inbound_ptr = std::shared_ptr<inbound>;
+using msg_atom = caf::atom_constant<caf::atom("kv_msg")>;
+// A connection that closed, and why:
+struct closed_conn {
+  net::connection_ptr conn;
+  status why;
+};
+using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
+
+}  // namespace
+}  // namespace kvactor::detail
+
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::inbound_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::closed_conn)
 
 namespace kvactor::detail {
-
 namespace {
 
-using msg_atom = caf::atom_constant<caf::atom("kv_msg")>;
-using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using deadline_atom = caf::atom_constant<caf::atom("kv_deadl")>;
 using flushed_atom = caf::atom_constant<caf::atom("kv_flushd")>;
 using give_up_atom = caf::atom_constant<caf::atom("kv_giveup")>;
@@ -84,10 +102,10 @@ void lose(self_ptr self, const wire::node_lost_meta& m) {
   if (st.losing || st.finished) return;
   st.losing = true;
   const status lost = node_lost_status(m);
-  log_line(
-      "scheduler",
-      (m.role == "cluster" ? m.reason : "lost " + node_name(m.role, m.rank) + ": " + m.reason) +
-          "; telling the other nodes, then exiting");
+  log_line("scheduler",
+           (m.role == "cluster" ? m.reason
+                                : lost_status(node_name(m.role, m.rank), m.reason).message()) +
+               "; telling the other nodes, then exiting");
   for (auto& [c, id] : st.barrier)
     send_reply(c, id, 0, 0, lost, nullptr);
   st.barrier.clear();

@@ -1,7 +1,8 @@
 // A server process: shard actors own the parts of keys by hash; the transport's I/O threads
 // decode requests and send them straight to the owning shard (one hop), and commands to every
 // shard in the order they arrived (server_dispatch.hpp); a control actor follows the
-// scheduler. This file: the actors, and run_server, which wires them to the transport.
+// scheduler through the link every node shares (scheduler_link.hpp). This file: the actors,
+// and run_server, which wires them to the transport.
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
@@ -17,20 +18,19 @@
 #include "node_common.hpp"
 #include "nodes.hpp"
 #include "rank_binding.hpp"
+#include "scheduler_link.hpp"
 #include "server_core.hpp"
 #include "server_dispatch.hpp"
 #include "server_messages.hpp"
 
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::inbound_ptr)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::closed_conn)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::wire::node_table_meta)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(std::shared_ptr<kvactor::detail::scheduler_link>)
 
 namespace kvactor::detail {
 namespace {
 
 using configure_atom = caf::atom_constant<caf::atom("kv_config")>;
 using fail_atom = caf::atom_constant<caf::atom("kv_fail")>;
-using msg_atom = caf::atom_constant<caf::atom("kv_msg")>;
-using closed_atom = caf::atom_constant<caf::atom("kv_closed")>;
 using exit_atom = caf::atom_constant<caf::atom("kv_exit")>;
 
 // ---------------------------------------------------------------- shard actors
@@ -82,9 +82,16 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
 
 // ---------------------------------------------------------------- control actor
 
+// What the scheduler link tells the control actor (run_server sends it): the link once it is
+// connected, the node table, and why the cluster broke (a node lost, the scheduler gone, a
+// bad table or an unexpected message).
+using link_atom = caf::atom_constant<caf::atom("kv_link")>;
+using table_atom = caf::atom_constant<caf::atom("kv_table")>;
+using broken_atom = caf::atom_constant<caf::atom("kv_broken")>;
+
 struct ctl_state {
   std::vector<caf::actor> shards;
-  net::connection_ptr scheduler;
+  std::shared_ptr<scheduler_link> scheduler;
   std::promise<int>* exit_code = nullptr;
   status* broken = nullptr;  // why the cluster broke; read after exit_code is set
   bool stopping = false;
@@ -108,7 +115,7 @@ void break_cluster(ctl_ptr self, const status& why) {
   // A lost peer's status already says what happened; its code would only repeat it.
   log_line("server", (why.code() == errc::peer_lost ? why.message() : why.to_string()) +
                          "; failing what is pending and exiting");
-  *self->state.broken = status{errc::peer_lost, "it stopped: " + why.message()};
+  *self->state.broken = stopped_status(why);
   for (auto& s : self->state.shards)
     caf::anon_send(s, fail_atom::value, why);
   finish(self, 1);
@@ -123,35 +130,18 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
   self->state.broken = broken;
   self->state.shared_rank = std::move(rank);
   return {
-      [self](msg_atom, const inbound_ptr& in) {
+      [self](link_atom, const std::shared_ptr<scheduler_link>& link) {
+        self->state.scheduler = link;
+      },
+      [self](table_atom, const wire::node_table_meta& t) {
         auto& st = self->state;
-        if (!st.scheduler) st.scheduler = in->conn;
-        switch (static_cast<wire::msg>(in->msg.type)) {
-          case wire::msg::node_table: {
-            auto t = wire::decode<wire::node_table_meta>(in->msg.meta);
-            if (!t) return break_cluster(self, t.error());
-            if (t->rank_key.empty())
-              return break_cluster(self,
-                                   status{errc::protocol_error, "the node table has no rank key"});
-            st.rank = t->rank;
-            st.binding->set_key(t->rank_key);
-            st.shared_rank->store(t->rank);
-            for (auto& s : st.shards)
-              caf::anon_send(s, configure_atom::value, t->num_workers);
-            return;
-          }
-          case wire::msg::node_lost:
-            return break_cluster(
-                self, node_lost_status(wire::decode<wire::node_lost_meta>(in->msg.meta)));
-          default:
-            return break_cluster(
-                self, status{errc::protocol_error, "unexpected message from the scheduler: type " +
-                                                       wire::type_text(in->msg.type)});
-        }
+        st.rank = t.rank;
+        st.binding->set_key(t.rank_key);
+        st.shared_rank->store(t.rank);
+        for (auto& s : st.shards)
+          caf::anon_send(s, configure_atom::value, t.num_workers);
       },
-      [self](closed_atom, const closed_conn& cc) {
-        break_cluster(self, lost_status("the scheduler", close_cause(cc.why)));
-      },
+      [self](broken_atom, const status& why) { break_cluster(self, why); },
       [self](stop_atom) {
         auto& st = self->state;
         if (st.stopping) return;
@@ -159,12 +149,9 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
         log_line("server", "stop command received; finishing");
         if (!st.scheduler) return finish(self, 0);
         caf::actor_addr weak = self->address();
-        send_control(st.scheduler, wire::msg::node_done, 0,
-                     wire::encode(wire::node_done_meta{"server", st.rank}), 0,
-                     [weak](const status&) {
-                       if (auto a = caf::actor_cast<caf::actor>(weak))
-                         caf::anon_send(a, exit_atom::value);
-                     });
+        st.scheduler->say_done(st.rank, [weak](const status&) {
+          if (auto a = caf::actor_cast<caf::actor>(weak)) caf::anon_send(a, exit_atom::value);
+        });
       },
       [self](exit_atom) { finish(self, 0); },
   };
@@ -206,40 +193,38 @@ int run_server(const cluster_config& cfg, const options& opts) {
     worker_h.on_close = [disp](const net::connection_ptr& c, const status&) {
       disp->connection_closed(c);
     };
+    // The scheduler's word reaches the control actor as its own messages; the table is the
+    // only one that does not break the cluster (a server takes no replies).
     caf::actor_addr weak = ctl.address();
-    net::handlers sched_h;
-    sched_h.on_message = [weak](const net::connection_ptr& c, net::message&& m) {
-      if (auto a = caf::actor_cast<caf::actor>(weak))
-        caf::anon_send(a, msg_atom::value, std::make_shared<inbound>(inbound{c, std::move(m)}));
-    };
-    sched_h.on_close = [weak](const net::connection_ptr& c, const status& why) {
-      if (auto a = caf::actor_cast<caf::actor>(weak))
-        caf::anon_send(a, closed_atom::value, closed_conn{c, why});
-    };
-    auto conn = connect_reporting(
-        rt, cfg, cfg.root_host, cfg.root_port, make_identity(cfg, "server", -1), sched_h,
-        std::chrono::steady_clock::now(), "server",
-        "the scheduler at " + cfg.root_host + ":" + std::to_string(cfg.root_port));
-    if (!conn) {
-      log_line("server", "cannot reach the scheduler at " + cfg.root_host + ":" +
-                             std::to_string(cfg.root_port) +
-                             " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +
-                             duration_text(cfg.connect_timeout) + ": " + conn.error().message());
+    auto link = std::make_shared<scheduler_link>(cfg, "server");
+    const status reached = link->connect(
+        rt, std::chrono::steady_clock::now(),
+        [weak](const net::connection_ptr&, scheduler_event&& e) {
+          auto a = caf::actor_cast<caf::actor>(weak);
+          if (!a) return;
+          if (e.what == scheduler_event::kind::table)
+            caf::anon_send(a, table_atom::value, std::move(e.table));
+          else
+            caf::anon_send(a, broken_atom::value, std::move(e.why));
+        },
+        [weak](const status& why) {
+          if (auto a = caf::actor_cast<caf::actor>(weak))
+            caf::anon_send(a, broken_atom::value, why);
+        });
+    if (!reached) {
+      log_line("server", reached.message());
     } else {
+      caf::anon_send(ctl, link_atom::value, link);
       // Listens on the interface that reaches the scheduler (loopback in local mode), or on
       // KVACTOR_NODE_HOST: see node_address.hpp. Known only now that the connection stands.
-      const auto at = server_address(cfg, host_of((*conn)->local_address()));
+      const auto at = server_address(cfg, host_of(link->connection()->local_address()));
       auto l = rt.listen(at.bind, 0, make_identity(cfg, "server", -1), node_caps(cfg), worker_h);
       if (!l) {
         log_line("server", "cannot listen on " + at.bind + ": " + l.error().to_string());
       } else {
-        wire::register_meta reg;
-        reg.role = "server";
-        reg.host = at.advertise;
-        reg.port = (*l)->port();
-        reg.rank_hint = cfg.rank_hint;
-        send_control(*conn, wire::msg::register_node, 0, wire::encode(reg));
-        log_line("server", "accepting workers on " + reg.host + ":" + std::to_string(reg.port));
+        const std::uint16_t port = (*l)->port();
+        link->register_node(at.advertise, port);
+        log_line("server", "accepting workers on " + at.advertise + ":" + std::to_string(port));
         code = done.get();
         (*l)->stop();
       }
