@@ -5,22 +5,19 @@
 #include <caf/atom.hpp>
 #include <caf/fwd.hpp>
 
-#include <functional>
-
 #include "kvactor/caf.hpp"
 #include "kvactor/detail/thread_pool.hpp"
 #include "op.hpp"
+#include "shard_fence.hpp"
 
 namespace kvactor::detail {
 
 using process_atom = caf::atom_constant<caf::atom("kv_process")>;
 using step_done_atom = caf::atom_constant<caf::atom("kv_stepdn")>;
 using reply_atom = caf::atom_constant<caf::atom("kv_reply")>;
+/// With a shard_fence (shard_fence.hpp): a store-wide action a shard runs between the ops
+/// before it and the ops after it.
 using fence_atom = caf::atom_constant<caf::atom("kv_fence")>;
-
-class shard_core;
-/// A store-wide action a shard runs between the ops before it and the ops after it.
-using fence_fn = std::function<void(shard_core&)>;
 
 class reduction_engine;
 
@@ -38,4 +35,4 @@ caf::actor spawn_client(caf::actor_system& sys, std::weak_ptr<store_impl> store)
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::op_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::status)
-CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::fence_fn)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::shard_fence)

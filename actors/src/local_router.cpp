@@ -24,7 +24,6 @@
 #include "reduction.hpp"
 #include "request.hpp"
 #include "shard_core.hpp"
-#include "state_records.hpp"
 #include "store_front.hpp"
 
 namespace kvactor::detail {
@@ -40,16 +39,6 @@ result<std::shared_ptr<const updater>> build_updater(const optimizer_config& cfg
   auto split = split_multi_precision(cfg);
   if (!split) return split.error();
   return split->effective();
-}
-
-wire::key_state_record to_record(const shard_core::state_record& r) {
-  wire::key_state_record k;
-  k.key = wire::wire_key::from(r.info->user_key);
-  k.count = r.count;
-  for (const auto& t : r.slots)
-    k.slots.push_back(to_slot(t));
-  if (r.master.defined()) k.master = to_slot(r.master);
-  return k;
 }
 
 // A record of the file as the state the optimizer would build for `info`, or why not.
@@ -241,29 +230,12 @@ class local_router final : public router {
       return ready(status{errc::unsupported,
                           "save_optimizer_states: no optimizer is set (a "
                           "custom updater keeps its own state)"});
-    struct collector {
-      std::mutex mu;
-      std::vector<shard_core::state_record> records;
-      std::size_t left;
-    };
-    auto col = std::make_shared<collector>();
-    col->left = shards_.size();
     auto call = std::make_shared<call_state>(1, st_.counter);
     auto result = call->get_future();
     std::optional<optimizer_config> dump;
     if (dump_optimizer) dump = cfg;
-    fence_fn f = [col, call, upd, file, dump](shard_core& core) {
-      auto mine = core.snapshot_states(upd);
-      std::lock_guard<std::mutex> g(col->mu);
-      for (auto& r : mine)
-        col->records.push_back(std::move(r));
-      if (--col->left != 0) return;
-      wire::states_file out;
-      out.optimizer = dump;
-      for (const auto& r : col->records)
-        out.keys.push_back(to_record(r));
-      call->part_done(wire::write_states_file(file, out));
-    };
+    const shard_fence f = save_states_fence{
+        upd, std::make_shared<states_collector>(shards_.size(), file, std::move(dump), call)};
     std::shared_lock<std::shared_mutex> lk(st_.reg.mutex());
     if (st_.stopped) return ready(status{errc::shut_down, "the store has shut down"});
     for (auto& s : shards_)
@@ -306,11 +278,8 @@ class local_router final : public router {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto records =
           std::make_shared<std::vector<shard_core::state_record>>(std::move(per_shard[i]));
-      fence_fn f = [records, upd, call](shard_core& core) {
-        core.restore_states(*records, upd);
-        call->part_done(status{});
-      };
-      caf::anon_send(shards_[i], fence_atom::value, f);
+      caf::anon_send(shards_[i], fence_atom::value,
+                     shard_fence{load_states_fence{std::move(records), upd, call}});
     }
     return result;
   }

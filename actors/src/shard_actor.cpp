@@ -60,7 +60,7 @@ caf::behavior shard(caf::stateful_actor<shard_state>* self, thread_pool* pool, s
       [self](op_ptr& o) { self->state.core->receive(std::move(o)); },
       [self](process_atom) { self->state.core->process(); },
       [self](step_done_atom, std::int64_t key_id) { self->state.core->step_done(key_id); },
-      [self](fence_atom, const fence_fn& f) { self->state.core->receive_fence(f); },
+      [self](fence_atom, const shard_fence& f) { self->state.core->receive_fence(f); },
   };
 }
 

@@ -1,6 +1,7 @@
 #include "shard_core.hpp"
 
 #include <algorithm>
+#include <variant>
 
 #include "kvactor/detail/device_ops.hpp"
 #include "kvactor/optimizer_state.hpp"
@@ -67,8 +68,22 @@ void shard_core::process() {
   sched_.run_ready(starter());
 }
 
-void shard_core::receive_fence(std::function<void(shard_core&)> action) {
-  sched_.fence([this, action = std::move(action)] { action(*this); });
+void shard_core::receive_fence(shard_fence f) {
+  sched_.fence([this, f = std::move(f)] { run_fence(f); });
+}
+
+void shard_core::run_fence(const shard_fence& f) {
+  struct runner {
+    shard_core& core;
+    void operator()(const save_states_fence& s) const {
+      s.into->add(core.snapshot_states(s.owner));
+    }
+    void operator()(const load_states_fence& l) const {
+      core.restore_states(*l.records, l.owner);
+      l.call->part_done(status{});
+    }
+  };
+  std::visit(runner{*this}, f);
 }
 
 void shard_core::start(shard_entry& e, op_ptr o) {

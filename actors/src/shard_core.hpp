@@ -12,12 +12,12 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <vector>
 
 #include "shard_executors.hpp"
+#include "shard_fence.hpp"
 
 namespace kvactor::detail {
 
@@ -32,17 +32,13 @@ class shard_core {
   void process();
   void step_done(std::int64_t key_id);
 
-  /// A store-wide action (save or load of optimizer states) that runs on this shard once every
-  /// op received before it has finished; ops received after it wait until it has run.
-  void receive_fence(std::function<void(shard_core&)> action);
+  /// A store-wide action (save or load of optimizer states, shard_fence.hpp) that runs on
+  /// this shard once every op received before it has finished; ops received after it wait
+  /// until it has run.
+  void receive_fence(shard_fence f);
 
   /// One key's optimizer state, for save/load.
-  struct state_record {
-    key_info_ptr info;
-    std::uint64_t count = 0;
-    std::vector<tensor> slots;  // deep copies
-    tensor master;              // multi-precision master weight, deep copy (or undefined)
-  };
+  using state_record = shard_state_record;
   /// Copies of the states of keys whose optimizer_state belongs to `owner`.
   std::vector<state_record> snapshot_states(const std::shared_ptr<const updater>& owner) const;
   /// Installs states (copied) for keys of this shard, owned by `owner`.
@@ -68,6 +64,8 @@ class shard_core {
   template <class Executor>
   bool run_stages(Executor& x, shard_entry& e, op& o);
   void finish(shard_entry& e, op& o);
+  /// Applies a fence's action: every action a shard runs at a fence, in one place.
+  void run_fence(const shard_fence& f);
 
   op_scheduler sched_;
   shard_context cx_;

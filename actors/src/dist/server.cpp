@@ -55,7 +55,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
           self->state.command_backlog.push_back(c);
           return;
         }
-        c.apply(*self->state.core);
+        apply_command(*self->state.core, c.what);
         c.ack->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
@@ -63,7 +63,7 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
         if (st.core) return;
         st.core = std::make_unique<server_core>(workers);
         for (auto& c : st.command_backlog) {
-          c.apply(*st.core);
+          apply_command(*st.core, c.what);
           c.ack->shard_done();
         }
         st.command_backlog.clear();

@@ -57,7 +57,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
   };
   auto cmd = wire::decode<wire::command_meta>(m.meta);
   if (!cmd) return reply(cmd.error());
-  std::function<void(server_core&)> apply;
+  command_body apply;
   std::function<status()> finish;
   std::function<void()> after;
   switch (static_cast<wire::command>(cmd->cmd)) {
@@ -75,18 +75,18 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
         optimizer_ = *cfg;
       }
       std::shared_ptr<const updater> upd = std::move(*u);
-      apply = [upd](server_core& core) { core.set_updater(upd); };
+      apply = cmd::set_updater{std::move(upd)};
       break;
     }
     case wire::command::sync_mode: {
       if (cmd->body != "0" && cmd->body != "1")
         return reply(status{errc::invalid_argument, "sync_mode takes \"1\" or \"0\""});
       const bool sync = cmd->body == "1";
-      apply = [sync](server_core& core) { core.set_sync(sync); };
+      apply = cmd::set_sync{sync};
       break;
     }
     case wire::command::stop_server: {
-      apply = [](server_core&) {};
+      apply = cmd::noop{};
       caf::actor ctl = ctl_;
       after = [ctl] { caf::anon_send(ctl, stop_atom::value); };
       break;
@@ -100,7 +100,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
         std::lock_guard<std::mutex> g(optimizer_mu_);
         multi_precision_ = on;
       }
-      apply = [on](server_core& core) { core.set_multi_precision(on); };
+      apply = cmd::set_multi_precision{on};
       break;
     }
     case wire::command::set_gradient_compression: {
@@ -128,17 +128,17 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
         std::lock_guard<std::mutex> g(optimizer_mu_);
         gc_ = *p;
       }
-      compression_config c{type, threshold};
-      apply = [c](server_core& core) { core.set_compression(c); };
+      apply = cmd::set_compression{compression_config{type, threshold}};
       break;
     }
     case wire::command::set_profiler_params: {
       auto kv = parse_body(cmd->body);
       if (!kv) return reply(kv.error());
-      std::string state, file;
+      auto state = cmd::profiler::change::none;
+      std::string file;
       for (const auto& [k, v] : *kv) {
         if (k == "state" && (v == "run" || v == "stop"))
-          state = v;
+          state = v == "run" ? cmd::profiler::change::run : cmd::profiler::change::stop;
         else if (k == "filename" && !v.empty())
           file = v;
         else
@@ -154,27 +154,11 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
       }
       // Profiles of all shards add up; with a filename they are written when all shards
       // have answered.
-      auto total = std::make_shared<std::pair<std::mutex, server_profile>>();
-      apply = [state, total](server_core& core) {
-        if (state == "run") {
-          core.reset_profile();
-          core.set_profiling(true);
-        } else if (state == "stop") {
-          core.set_profiling(false);
-        }
-        std::lock_guard<std::mutex> g(total->first);
-        for (int i = 0; i < 4; ++i) {
-          total->second.count[i] += core.profile().count[i];
-          total->second.bytes_in[i] += core.profile().bytes_in[i];
-        }
-        total->second.busy_ns += core.profile().busy_ns;
-      };
+      auto total = std::make_shared<profile_total>();
+      apply = cmd::profiler{state, total};
       if (!file.empty()) {
         // Every server writes its own (server_files.hpp), before it answers.
-        finish = [total, file] {
-          std::lock_guard<std::mutex> g(total->first);
-          return write_server_file(file, profile_json(total->second));
-        };
+        finish = [total, file] { return write_server_file(file, profile_json(total->sum())); };
       }
       break;
     }
@@ -185,13 +169,8 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
       auto file = server_file_path(server_file_kind::states, dirs_.states, cmd->body.substr(1),
                                    rank_->load());
       if (!file) return reply(file.error());
-      auto records = std::make_shared<std::pair<std::mutex, std::vector<wire::key_state_record>>>();
-      apply = [records](server_core& core) {
-        auto mine = core.snapshot_states();
-        std::lock_guard<std::mutex> g(records->first);
-        for (auto& r : mine)
-          records->second.push_back(std::move(r));
-      };
+      auto records = std::make_shared<states_total>();
+      apply = cmd::snapshot_states{records};
       std::optional<optimizer_config> cfg;
       if (dump) {
         cfg = current_optimizer();
@@ -202,8 +181,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
       finish = [records, cfg, file = *file] {
         wire::states_file out;
         out.optimizer = cfg;
-        std::lock_guard<std::mutex> g(records->first);
-        out.keys = std::move(records->second);
+        out.keys = records->take();
         return write_server_file(file, wire::encode(out));
       };
       break;
@@ -218,7 +196,7 @@ void dispatcher::command(const net::connection_ptr& c, const net::message& m, st
     case wire::command::bind_rank:
       return reply(status{errc::invalid_argument, "this connection's rank is bound already"});
     case wire::command::worker_done:
-      apply = [worker](server_core& core) { core.worker_left(worker); };
+      apply = cmd::worker_left{worker};
       break;
     default:
       return reply(
@@ -257,55 +235,24 @@ void dispatcher::load_states(const reply_fn& reply, const std::string& file) {
       mp = split->multi_precision;
       cfg = std::move(split->inner);
     }
-    struct check {
-      std::mutex mu;
-      std::size_t matched = 0;
-      status error;
-    };
-    auto chk = std::make_shared<check>();
-    auto recs = std::make_shared<std::vector<wire::key_state_record>>(std::move(content->keys));
-    auto effective = std::make_shared<std::shared_ptr<const updater>>();
-    fan_out(
-        [chk, recs, inner, mp, effective](server_core& core) {
-          std::shared_ptr<const updater> upd =
-              inner ? (mp ? with_multi_precision(inner) : inner) : core.effective_updater();
-          std::lock_guard<std::mutex> g(chk->mu);
-          if (!upd) {
-            if (chk->error.is_ok())
-              chk->error = status{errc::invalid_argument,
-                                  "load_optimizer_states: no optimizer is set on the server, "
-                                  "and the file has none"};
-            return;
-          }
-          auto r = core.check_states(*recs, upd);
-          if (!r) {
-            if (chk->error.is_ok()) chk->error = r.error();
-            return;
-          }
-          chk->matched += *r;
-        },
-        [this, self, chk, recs, inner, mp, reply, file, cfg] {
-          if (!chk->error.is_ok()) return reply(chk->error);
-          if (chk->matched != recs->size())
-            return reply(
-                status{errc::invalid_argument, "load_optimizer_states: " + file + " has " +
-                                                   std::to_string(recs->size() - chk->matched) +
-                                                   " key part(s) this server does not hold"});
-          if (cfg) {
-            std::lock_guard<std::mutex> g(optimizer_mu_);
-            optimizer_ = cfg;
-            multi_precision_ = mp;
-          }
-          fan_out(
-              [recs, inner, mp](server_core& core) {
-                if (inner) {
-                  core.set_multi_precision(mp);
-                  core.set_updater(inner);
-                }
-                core.restore_states(*recs);
-              },
-              [reply] { reply(status{}); });
-        });
+    auto chk = std::make_shared<states_check>();
+    auto recs =
+        std::make_shared<const std::vector<wire::key_state_record>>(std::move(content->keys));
+    fan_out(cmd::check_states{recs, inner, mp, chk},
+            [this, self, chk, recs, inner, mp, reply, file, cfg] {
+              if (auto s = chk->error(); !s.is_ok()) return reply(s);
+              if (chk->matched() != recs->size())
+                return reply(status{errc::invalid_argument,
+                                    "load_optimizer_states: " + file + " has " +
+                                        std::to_string(recs->size() - chk->matched()) +
+                                        " key part(s) this server does not hold"});
+              if (cfg) {
+                std::lock_guard<std::mutex> g(optimizer_mu_);
+                optimizer_ = cfg;
+                multi_precision_ = mp;
+              }
+              fan_out(cmd::restore_states{recs, inner, mp}, [reply] { reply(status{}); });
+            });
   }).detach();
 }
 

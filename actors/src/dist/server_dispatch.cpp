@@ -168,11 +168,10 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
   to_shard(std::move(r));
 }
 
-void dispatcher::fan_out(const std::function<void(server_core&)>& apply,
-                         std::function<void()> done) {
+void dispatcher::fan_out(const command_body& what, std::function<void()> done) {
   auto ack = std::make_shared<command_ack>(shards_.size(), std::move(done));
   for (auto& s : shards_)
-    caf::anon_send(s, shard_command{apply, ack});
+    caf::anon_send(s, shard_command{what, ack});
 }
 
 }  // namespace kvactor::detail

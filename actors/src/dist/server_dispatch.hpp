@@ -27,6 +27,7 @@
 #include "kvactor/serialization/protocol.hpp"
 #include "rank_binding.hpp"
 #include "server_core.hpp"
+#include "shard_commands.hpp"
 
 namespace kvactor::detail {
 
@@ -60,8 +61,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
-  /// Runs apply on every shard; done() after the last.
-  void fan_out(const std::function<void(server_core&)>& apply, std::function<void()> done);
+  /// Sends `what` to every shard; done() after the last has applied it.
+  void fan_out(const command_body& what, std::function<void()> done);
 
   // server_commands.cpp
   void command(const net::connection_ptr& c, const net::message& m, std::int64_t worker);

@@ -1,7 +1,7 @@
 // What a server's transport threads send to its actors (server.cpp spawns them; the
 // dispatcher, server_dispatch.hpp, sends): requests to the shard that owns their key part,
-// commands to every shard with the count whose last holder answers the worker, and the stop
-// the control actor acts on. Only .cpp files of actors/src/dist include this.
+// commands (as data) to every shard with the count whose last holder answers the worker, and
+// the stop the control actor acts on. Only .cpp files of actors/src/dist include this.
 // Thread-safety: command_ack's count is a completion (shards run on any thread); the rest
 // are values, handed over by message.
 #pragma once
@@ -14,10 +14,12 @@
 
 #include "../completion.hpp"
 #include "server_core.hpp"
+#include "shard_commands.hpp"
 
 namespace kvactor::detail {
 
-/// Counts shards that applied a command; the last one answers the worker.
+/// Counts shards that applied a command; the last one runs the dispatcher's follow-up
+/// (answering the worker: a reply path, as server_request::reply, not part of the command).
 struct command_ack {
   explicit command_ack(std::size_t shards, std::function<void()> then)
       : left(shards), done(std::move(then)) {}
@@ -28,8 +30,10 @@ struct command_ack {
   std::function<void()> done;
 };
 
+/// A command for one shard (shard_commands.hpp: every kind, and apply_command), and the
+/// count it answers.
 struct shard_command {
-  std::function<void(server_core&)> apply;
+  command_body what;
   std::shared_ptr<command_ack> ack;
 };
 
