@@ -16,6 +16,11 @@ struct reply_log {
   std::vector<std::string> messages;  // the statuses' messages, alike
 };
 
+/// The four-element value most tests push: {x, x, x, x}.
+inline std::vector<float> fill4(float x) {
+  return {x, x, x, x};
+}
+
 inline server_request_ptr request(reply_log& log, wire::msg kind, std::int64_t worker, key k,
                                   std::vector<float> data, std::uint32_t numel = 4) {
   auto r = std::make_shared<server_request>();

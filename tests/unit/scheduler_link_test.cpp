@@ -105,8 +105,8 @@ TEST(SchedulerLink, ALostNodeIsNamed) {
 }
 
 TEST(SchedulerLink, AWorkerTakesRepliesToItsControlIds) {
-  auto e = read_scheduler_message("worker",
-                                  message_of(wire::msg::reply, wire::reply_meta{0, ""}, 7));
+  auto e =
+      read_scheduler_message("worker", message_of(wire::msg::reply, wire::reply_meta{0, ""}, 7));
   EXPECT_EQ(e.what, kind::reply);
   EXPECT_EQ(e.id, 7u);
   EXPECT_TRUE(e.why.is_ok());
@@ -124,8 +124,8 @@ TEST(SchedulerLink, AWorkerTakesRepliesToItsControlIds) {
 
 TEST(SchedulerLink, AnythingElseIsAProtocolErrorNamingItsType) {
   // A server asks the scheduler nothing: a reply is as unexpected as a push.
-  auto e = read_scheduler_message("server",
-                                  message_of(wire::msg::reply, wire::reply_meta{0, ""}, 7));
+  auto e =
+      read_scheduler_message("server", message_of(wire::msg::reply, wire::reply_meta{0, ""}, 7));
   EXPECT_EQ(e.what, kind::unexpected);
   EXPECT_EQ(e.why.code(), errc::protocol_error);
   EXPECT_EQ(e.why.message(), "unexpected message from the scheduler: type 26 (reply)");

@@ -7,12 +7,9 @@
 namespace kvactor::detail {
 namespace {
 
+using testing::fill4;
 using testing::reply_log;
 using testing::request;
-
-std::vector<float> fill4(float x) {
-  return {x, x, x, x};
-}
 
 TEST(ServerCore, SyncRoundMergesOnePushPerWorkerThenAnswersAll) {
   reply_log log;

@@ -14,12 +14,9 @@
 namespace kvactor::detail {
 namespace {
 
+using testing::fill4;
 using testing::reply_log;
 using testing::request;
-
-std::vector<float> fill4(float x) {
-  return {x, x, x, x};
-}
 
 std::shared_ptr<const updater> sgd(double lr, double momentum = 0.0) {
   auto u = make_optimizer(sgd_config(lr, momentum));
@@ -110,8 +107,7 @@ TEST(ShardCommands, StatesSnapshotCheckAndRestore) {
   auto saved = std::make_shared<states_total>();
   for (auto* core : {&first, &other})
     apply_command(*core, cmd::snapshot_states{saved});
-  const auto recs =
-      std::make_shared<const std::vector<wire::key_state_record>>(saved->take());
+  const auto recs = std::make_shared<const std::vector<wire::key_state_record>>(saved->take());
   ASSERT_EQ(recs->size(), 2u);
   ASSERT_TRUE(record_of(*recs, 1));
   EXPECT_EQ(record_of(*recs, 1)->count, 1u);
@@ -129,7 +125,7 @@ TEST(ShardCommands, StatesSnapshotCheckAndRestore) {
   auto fits = std::make_shared<states_check>();
   apply_command(second, cmd::check_states{recs, u, false, fits});
   EXPECT_TRUE(fits->error().is_ok()) << fits->error().to_string();
-  EXPECT_EQ(fits->matched(), 1u);               // key 2 is not this shard's
+  EXPECT_EQ(fits->matched(), 1u);                  // key 2 is not this shard's
   EXPECT_EQ(second.effective_updater(), nullptr);  // a check installs nothing
 
   apply_command(second, cmd::restore_states{recs, u, false});

@@ -59,15 +59,15 @@ status scheduler_link::connect(net::runtime& rt, std::chrono::steady_clock::time
                                event_fn on_event, lost_fn on_lost) {
   net::handlers h;
   h.on_message = [role = role_, on_event = std::move(on_event)](const net::connection_ptr& c,
-                                                                 net::message&& m) {
+                                                                net::message&& m) {
     on_event(c, read_scheduler_message(role, m));
   };
   h.on_close = [on_lost = std::move(on_lost)](const net::connection_ptr&, const status& why) {
     on_lost(scheduler_lost_status(why));
   };
-  auto c = connect_reporting(rt, cfg_, cfg_.root_host, cfg_.root_port,
-                             make_identity(cfg_, role_, -1), std::move(h), started, role_,
-                             "the scheduler at " + address_);
+  auto c =
+      connect_reporting(rt, cfg_, cfg_.root_host, cfg_.root_port, make_identity(cfg_, role_, -1),
+                        std::move(h), started, role_, "the scheduler at " + address_);
   if (!c)
     return status{c.error().code(), "cannot reach the scheduler at " + address_ +
                                         " (DMLC_PS_ROOT_URI:DMLC_PS_ROOT_PORT) within " +

@@ -63,8 +63,8 @@ class scheduler_link {
   /// <timeout>: <why>". Once connected, on_event gets each message of the scheduler and
   /// on_lost the connection's close, on the transport's I/O thread; whatever they capture
   /// must outlive `rt`.
-  status connect(net::runtime& rt, std::chrono::steady_clock::time_point started,
-                 event_fn on_event, lost_fn on_lost);
+  status connect(net::runtime& rt, std::chrono::steady_clock::time_point started, event_fn on_event,
+                 lost_fn on_lost);
 
   /// Registers with the scheduler: a worker with no address, a server with where workers
   /// reach it. The node table (an event) answers once every node has registered.
