@@ -5,6 +5,7 @@
 
 #include "dist/nodes.hpp"
 #include "kvactor/cuda.hpp"
+#include "kvactor/detail/timeline.hpp"
 #include "sparse_pull.hpp"
 #include "store_impl.hpp"
 #include "store_registry.hpp"
@@ -49,6 +50,8 @@ kvstore::~kvstore() {
   if (!impl_) return;
   impl_->shutdown();
   impl_->casts()->wait_zero();
+  // The timeline's file holds everything up to this store's end (and is written again at exit).
+  if (detail::timeline::enabled()) detail::timeline::write_and_report();
 }
 
 kvstore& kvstore::operator=(kvstore&& other) noexcept {
@@ -212,6 +215,8 @@ std::shared_ptr<store_impl> make_store(std::string_view type, const options& opt
     const auto& g = opts.reduction->graph();
     if (auto st = g.validate(g.num_slots()); !st) throw error{st};
   }
+  if ((local.count(type) || device.count(type)) && timeline::enabled())
+    timeline::set_process_name_default("local");
   if (local.count(type)) return make_local_store(std::string{type}, opts, sys);
   if (device.count(type)) {
     options o = opts;

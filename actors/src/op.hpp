@@ -116,6 +116,11 @@ struct op {
   std::atomic<bool> chunk_failed{false};
   std::string chunk_error;  // written by the chunk that set chunk_failed
   errc chunk_code = errc::updater_failed;
+  // The timeline's (kvactor/detail/timeline.hpp), written only while it records: when the op
+  // reached its shard (0: not traced), and the stage it is in since when.
+  std::int64_t trace_arrived = 0;
+  std::int64_t trace_stage_began = 0;
+  op_stage trace_stage = op_stage::finish;
 
   /// Takes the leases; release_leases() gives them back (once).
   void acquire_leases() noexcept;

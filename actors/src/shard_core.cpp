@@ -4,6 +4,7 @@
 #include <variant>
 
 #include "kvactor/detail/device_ops.hpp"
+#include "kvactor/detail/timeline.hpp"
 #include "kvactor/optimizer_state.hpp"
 
 namespace kvactor::detail {
@@ -32,6 +33,34 @@ void record_chunk_error(op& o, const std::string& what) {
   if (!o.chunk_failed.exchange(true, std::memory_order_acq_rel)) o.chunk_error = what;
 }
 
+const char* stage_name(op_stage s) {
+  switch (s) {
+    case op_stage::init:
+      return "init";
+    case op_stage::reduce:
+      return "reduce";
+    case op_stage::update:
+      return "update";
+    case op_stage::pull:
+      return "pull";
+    case op_stage::finish:
+      break;
+  }
+  return "finish";
+}
+
+// The timeline (only while it records): the stage o was in ends, `next` begins. A stage's
+// span includes waiting for the pool or a stream, so it is a lifetime, not a thread's work.
+void trace_stage(op& o, op_stage next) {
+  if (!o.trace_arrived) return;  // arrived while the timeline was off
+  const std::int64_t now = timeline::now_ns();
+  if (o.trace_stage != op_stage::finish)
+    timeline::async_span("shard", stage_name(o.trace_stage), o.trace_stage_began, now,
+                         timeline::args{o.info->name()});
+  o.trace_stage = next;
+  o.trace_stage_began = now;
+}
+
 }  // namespace
 
 shard_core::shard_core(hooks h, std::size_t threshold, std::size_t width)
@@ -58,6 +87,10 @@ shard_entry& shard_core::entry_for(const op& o) {
 }
 
 void shard_core::receive(op_ptr o) {
+  if (timeline::enabled()) {
+    timeline::name_thread("actor");
+    o->trace_arrived = timeline::now_ns();
+  }
   o->stage = first_stage(o->kind);
   const int priority = o->priority;
   shard_entry& e = entry_for(*o);
@@ -87,6 +120,9 @@ void shard_core::run_fence(const shard_fence& f) {
 }
 
 void shard_core::start(shard_entry& e, op_ptr o) {
+  if (timeline::enabled() && o->trace_arrived)
+    timeline::async_span("shard", "queued", o->trace_arrived, timeline::now_ns(),
+                         timeline::args{o->info->name()});
   e.current = std::move(o);
   advance(e, *e.current);
 }
@@ -115,6 +151,7 @@ bool shard_core::run_stages(Executor& x, shard_entry& e, op& o) {
       continue;
     }
     // Each stage names the next before it runs (a stage may change it: a fused pushpull).
+    if (timeline::enabled()) trace_stage(o, o.stage);
     switch (o.stage) {
       case op_stage::init:
         o.stage = o.kind == op_kind::broadcast ? op_stage::pull : op_stage::finish;
@@ -153,7 +190,17 @@ void shard_core::finish(shard_entry& e, op& o) {
   o.merged = tensor{};
   o.release_leases();
   auto call = std::move(o.call);
+  const bool traced = timeline::enabled() && o.trace_arrived;
+  const std::int64_t t0 = traced ? timeline::now_ns() : 0;
   if (call) call->part_done(o.error);
+  if (traced) {
+    // The op from arrival to here; then the completion of its part of the call (the last
+    // part completes the user's future, and runs what waits on it).
+    const std::int64_t t1 = timeline::now_ns();
+    timeline::async_span("shard", to_string(o.kind), o.trace_arrived, t0,
+                         timeline::args{o.info->name()}.with("bytes", static_cast<std::int64_t>(o.info->nbytes())));
+    timeline::span("shard", "complete", t0, t1, timeline::args{o.info->name()});
+  }
   sched_.finished(e, starter());
 }
 

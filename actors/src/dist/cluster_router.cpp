@@ -5,6 +5,7 @@
 
 #include "kvactor/detail/compression.hpp"
 #include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/timeline.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
 
@@ -74,6 +75,10 @@ dist_op_ptr cluster_router::make_rows_push(const sparse_group& g, int priority,
 }
 
 void cluster_router::issue(const dist_op_ptr& o, const std::shared_ptr<key_channel>& ch) {
+  if (timeline::enabled()) {
+    timeline::name_thread("caller");
+    o->trace_issued = timeline::now_ns();
+  }
   const bool sums = !o->values.empty() && o->values.size() > 1;
   if (!o->values.empty() && !sums) o->source = o->values.front();
   bool async_sum = false;
@@ -160,6 +165,7 @@ net::outgoing cluster_router::part_message(const dist_op& o, const part_plan& pp
 // part, then for pushes the rows). Every part gets a push, empty or not, since a dist_sync
 // round waits for one push per worker; pulls skip parts they want nothing from.
 void cluster_router::send_rows(const dist_op_ptr& o) {
+  if (o->trace_issued) o->trace_sent = timeline::now_ns();
   const std::uint64_t row = row_size(*o->info);
   const std::size_t esz = size_of(o->info->dtype);
   const bool push = o->kind == op_kind::push;
@@ -222,6 +228,7 @@ void cluster_router::send_rows(const dist_op_ptr& o) {
 // Puts every part of o on the wire. Caller holds o's key channel lock (or o is new).
 void cluster_router::send(const dist_op_ptr& o) {
   if (o->rows_op()) return send_rows(o);
+  if (o->trace_issued) o->trace_sent = timeline::now_ns();
   o->parts_left.reset(o->parts.size());
   const std::size_t esz = size_of(o->info->dtype);
   for (std::uint32_t p = 0; p < o->parts.size(); ++p) {
@@ -238,7 +245,15 @@ void cluster_router::send(const dist_op_ptr& o) {
       m.release_inline = true;
       if (o->gc.type != compression::kind::none && o->channel) quantize(*o, pp, m);
     }
+    const std::int64_t t0 = o->trace_issued ? timeline::now_ns() : 0;
+    const auto bytes = static_cast<std::int64_t>(m.payload_size);
     send_part(pp.server, *id, std::move(m));
+    if (t0)
+      timeline::span("worker", "send", t0, timeline::now_ns(),
+                     timeline::args{o->info->name()}
+                         .with("part", pp.index)
+                         .with("server", pp.server)
+                         .with("bytes", bytes));
   }
 }
 
@@ -293,11 +308,37 @@ void cluster_router::on_server_message(const net::connection_ptr& c, net::messag
   status s = session_.reply_of(m);
   if (t.control) return t.control(s);
   auto& o = *t.part.op;
+  const std::int64_t t0 = o.trace_issued ? timeline::now_ns() : 0;
   if (s.is_ok() && o.kind == op_kind::row_pull)
     s = scatter_rows(o, t.part.part, m);
   else if (s.is_ok() && o.pull_like() && !o.outs.empty())
     s = copy_pulled(o, t.part.part, m);
+  if (t0) {
+    // The part from the wire to its reply (the server's time and the network's), then this
+    // thread's work on the reply.
+    timeline::name_thread("net I/O");
+    const auto& pp = o.parts[t.part.part];
+    timeline::async_span("worker", "in flight", o.trace_sent, t0,
+                         timeline::args{o.info->name()}
+                             .with("part", pp.index)
+                             .with("server", pp.server)
+                             .with("bytes", static_cast<std::int64_t>(m.payload_size)));
+    timeline::span("worker", "reply", t0, timeline::now_ns(),
+                   timeline::args{o.info->name()}.with("part", pp.index));
+  }
   o.part_done(s);
+}
+
+void dist_op::finish_traced() {
+  const std::int64_t t0 = timeline::now_ns();
+  if (call) call->part_done(parts_left.first_error());
+  const std::int64_t t1 = timeline::now_ns();
+  // The op from issue to its last reply, then the completion of its part of the call (the
+  // last part completes the user's future, and runs what waits on it).
+  timeline::async_span("worker", to_string(kind), trace_issued, t0,
+                       timeline::args{info->name()}.with(
+                           "bytes", static_cast<std::int64_t>(info->nbytes())));
+  timeline::span("worker", "complete", t0, t1, timeline::args{info->name()});
 }
 
 // The part's rows, in the order of the ids it was sent; each output takes those it wants.

@@ -1,5 +1,6 @@
 #include "cluster_session.hpp"
 
+#include "kvactor/detail/timeline.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
 
@@ -44,6 +45,7 @@ void cluster_session::join(std::weak_ptr<cluster_session> self, net::handlers to
   auto table = table_f.get();
   if (!table) throw error{table.error()};
   rank_ = table->rank;
+  timeline::set_process_name("worker " + std::to_string(rank_));
   num_workers_ = table->num_workers;
   num_servers_ = table->num_servers;
 

@@ -75,6 +75,10 @@ struct dist_op {
   std::vector<std::shared_ptr<buffer>> payloads;    // per part, alive until sent
   bool leased = false;
   std::atomic<bool> finished{false};
+  // The timeline's (kvactor/detail/timeline.hpp): when the op was issued (0: not traced)
+  // and when its parts went to the wire.
+  std::int64_t trace_issued = 0;
+  std::int64_t trace_sent = 0;
 
   bool pull_like() const {
     return kind == op_kind::pull || kind == op_kind::pushpull || kind == op_kind::broadcast;
@@ -115,8 +119,11 @@ struct dist_op {
   void finish() {
     if (finished.exchange(true)) return;
     unlease();
+    if (trace_issued) return finish_traced();
     if (call) call->part_done(parts_left.first_error());
   }
+  /// finish() with the timeline's spans around the completion (cluster_router.cpp).
+  void finish_traced();
   ~dist_op() {
     unlease();
     if (!finished.exchange(true) && call)

@@ -10,6 +10,7 @@
 #include <future>
 
 #include "../caf_glue.hpp"
+#include "kvactor/detail/timeline.hpp"
 #include "message_limits.hpp"
 #include "node_address.hpp"
 #include "node_common.hpp"
@@ -288,6 +289,7 @@ caf::behavior scheduler(self_ptr self, cluster_config cfg, std::promise<int>* ex
 }  // namespace
 
 int run_scheduler(const cluster_config& cfg) {
+  timeline::set_process_name("scheduler");
   // Declared before the actor system: actors may fulfil it until the system is gone.
   std::promise<int> exit_code;
   auto done = exit_code.get_future();
@@ -326,6 +328,7 @@ int run_scheduler(const cluster_config& cfg) {
     rt.shutdown();
   }
   actor = nullptr;
+  if (timeline::enabled()) timeline::write_and_report();
   return code;
 }
 

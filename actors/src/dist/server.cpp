@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "../caf_glue.hpp"
+#include "kvactor/detail/timeline.hpp"
 #include "node_address.hpp"
 #include "node_common.hpp"
 #include "nodes.hpp"
@@ -136,6 +137,7 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
       [self](table_atom, const wire::node_table_meta& t) {
         auto& st = self->state;
         st.rank = t.rank;
+        timeline::set_process_name("server " + std::to_string(t.rank));
         st.binding->set_key(t.rank_key);
         st.shared_rank->store(t.rank);
         for (auto& s : st.shards)
@@ -160,6 +162,7 @@ caf::behavior server_ctl(ctl_ptr self, std::vector<caf::actor> shards, std::prom
 }  // namespace
 
 int run_server(const cluster_config& cfg, const options& opts) {
+  timeline::set_process_name("server");  // its rank comes with the node table
   const std::size_t threads = opts.worker_threads
                                   ? opts.worker_threads
                                   : std::max<std::size_t>(1, std::thread::hardware_concurrency());
@@ -236,6 +239,7 @@ int run_server(const cluster_config& cfg, const options& opts) {
   for (auto& s : shards)
     caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
   caf::anon_send_exit(ctl, caf::exit_reason::user_shutdown);
+  if (timeline::enabled()) timeline::write_and_report();
   return code;
 }
 

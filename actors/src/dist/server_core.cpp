@@ -6,8 +6,26 @@
 
 #include "../multi_precision.hpp"
 #include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/timeline.hpp"
 
 namespace kvactor::detail {
+
+namespace {
+
+// The timeline: a step of this shard's thread on a key part (t0 is 0 when it was off).
+void trace_step(const char* what, const key& k, std::uint32_t part, std::int64_t t0,
+                std::size_t bytes) {
+  if (!t0) return;
+  timeline::span("server", what, t0, timeline::now_ns(),
+                 timeline::args{k.to_string()}.with("part", part).with(
+                     "bytes", static_cast<std::int64_t>(bytes)));
+}
+
+std::int64_t trace_now() {
+  return timeline::enabled() ? timeline::now_ns() : 0;
+}
+
+}  // namespace
 
 std::string part_name(const key& k, std::uint32_t part, std::uint32_t parts) {
   std::string s = "key " + k.to_string();
@@ -189,8 +207,10 @@ void server_core::push_sync(part& p, const part_id& id, server_request_ptr r) {
     p.merge_rows_only = false;
   } else {
     p.merge_rows_only = false;
+    const std::int64_t t0 = trace_now();
     kernels::accumulate(p.merge.dtype(), p.merge.data_unchecked(), r->payload.data_unchecked(), 0,
                         p.merge.size());
+    trace_step("merge", id.k, id.part, t0, p.merge.nbytes());
   }
   r->payload = tensor{};
   p.contributed[static_cast<std::size_t>(r->worker)] = 1;
@@ -255,6 +275,7 @@ void server_core::worker_left(std::int64_t w) {
 }
 
 void server_core::close_round(part& p, const part_id& id, const status& failed) {
+  const std::int64_t t0 = trace_now();
   status s = failed;
   if (!failed.is_ok()) {
     // Nothing of the round is applied.
@@ -276,6 +297,7 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   } else {
     s = apply(p, id, p.merge);
   }
+  trace_step("update", id.k, id.part, t0, p.stored.nbytes());
   p.merge_rows_only = false;
   p.touched.clear();
   p.refused.clear();
@@ -363,7 +385,9 @@ void server_core::push_async(part& p, const part_id& id, const server_request_pt
              nullptr);
     return;
   }
+  const std::int64_t t0 = trace_now();
   const status s = apply(p, id, r->payload);
+  trace_step("update", id.k, id.part, t0, p.stored.nbytes());
   r->payload = tensor{};
   if (s.is_ok() && r->kind == wire::msg::pushpull)
     reply_value(*r, p);

@@ -48,6 +48,8 @@ struct server_request {
   status rejected;
   /// Sends the answer: a status, and for pull and pushpull the part's value.
   std::function<void(const status&, const tensor* value)> reply;
+  /// The timeline's (kvactor/detail/timeline.hpp): when the request arrived (0: not traced).
+  std::int64_t trace_received = 0;
 };
 using server_request_ptr = std::shared_ptr<server_request>;
 

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "kvactor/detail/timeline.hpp"
 #include "node_common.hpp"
 #include "part_plan.hpp"
 #include "server_messages.hpp"
@@ -75,18 +76,38 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
                                                        const net::message& m, wire::msg type,
                                                        std::int64_t worker) {
   auto meta = wire::decode<wire::data_meta>(m.meta);
-  auto reply = [c, id = m.id, stream = m.stream, prio = m.priority](
-                   const status& s, const tensor* v) { send_reply(c, id, stream, prio, s, v); };
   if (!meta) {
-    reply(meta.error(), nullptr);
+    send_reply(c, m.id, m.stream, m.priority, meta.error(), nullptr);
     return nullptr;
   }
   auto r = std::make_shared<server_request>();
   r->kind = type;
   r->meta = std::move(*meta);
   r->worker = worker;
-  r->reply = std::move(reply);
+  if (timeline::enabled()) {
+    timeline::name_thread("net I/O");
+    r->trace_received = timeline::now_ns();
+  }
+  // The request owns its reply function, so `req` outlives every call of it.
+  r->reply = [c, id = m.id, stream = m.stream, prio = m.priority, req = r.get()](
+                 const status& s, const tensor* v) {
+    const std::int64_t t0 = req->trace_received ? timeline::now_ns() : 0;
+    send_reply(c, id, stream, prio, s, v);
+    if (t0) trace_reply(*req, t0, v);
+  };
   return r;
+}
+
+// The timeline: the reply's sending (this thread's work), and the request's life on this
+// server from arrival to its reply.
+void dispatcher::trace_reply(const server_request& r, std::int64_t t0, const tensor* value) {
+  const std::int64_t t1 = timeline::now_ns();
+  auto a = timeline::args{r.meta.key.to_key().to_string()}
+               .with("part", r.meta.part)
+               .with("worker", r.worker)
+               .with("bytes", value ? static_cast<std::int64_t>(value->nbytes()) : 0);
+  timeline::span("server", "reply", t0, t1, a);
+  timeline::async_span("server", wire::to_string(r.kind), r.trace_received, t1, std::move(a));
 }
 
 // Even a refused push goes to its shard, where it takes its place in the round.
@@ -99,8 +120,21 @@ void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg 
                       std::int64_t worker) {
   auto r = request_of(c, m, type, worker);
   if (!r) return;
+  const std::int64_t t0 = r->trace_received;
+  const auto bytes = static_cast<std::int64_t>(m.payload_size);
   if (auto s = decode_payload(r.get(), m); !s) r->rejected = s;
+  if (t0) trace_receive(*r, t0, bytes);
   to_shard(std::move(r));
+}
+
+// The timeline: this thread's work on a received request (decoding its payload), up to its
+// hand-over to the shard.
+void dispatcher::trace_receive(const server_request& r, std::int64_t t0, std::int64_t bytes) {
+  timeline::span("server", "receive", t0, timeline::now_ns(),
+                 timeline::args{r.meta.key.to_key().to_string()}
+                     .with("part", r.meta.part)
+                     .with("worker", r.worker)
+                     .with("bytes", bytes));
 }
 
 // The payload of an init, push or pushpull as the flat tensor r->payload (decompressed).
@@ -165,6 +199,8 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
     r->row_data = tensor::from_bytes(
         static_cast<const char*>(m.payload_data) + ids_bytes,
         {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
+  if (r->trace_received)
+    trace_receive(*r, r->trace_received, static_cast<std::int64_t>(m.payload_size));
   to_shard(std::move(r));
 }
 

@@ -61,6 +61,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
+  static void trace_receive(const server_request& r, std::int64_t t0, std::int64_t bytes);
+  static void trace_reply(const server_request& r, std::int64_t t0, const tensor* value);
   /// Sends `what` to every shard; done() after the last has applied it.
   void fan_out(const command_body& what, std::function<void()> done);
 

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "kvactor/error.hpp"
 
@@ -52,13 +53,16 @@ struct args {
   args() = default;
   explicit args(std::string k) : key(std::move(k)) {}
   /// Adds a named integer (a fourth is ignored).
-  args& with(const char* name, std::int64_t value) noexcept {
+  args& with(const char* name, std::int64_t value) & noexcept {
     for (auto& n : numbers)
       if (!n.name) {
         n = {name, value};
         break;
       }
     return *this;
+  }
+  args&& with(const char* name, std::int64_t value) && noexcept {
+    return std::move(with(name, value));
   }
 };
 
