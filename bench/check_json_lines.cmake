@@ -1,4 +1,5 @@
-# cmake -DBENCH=<program> [-DBENCH_ARGS=<arg>] [-DALLOW_EMPTY=ON] -P check_json_lines.cmake
+# cmake -DBENCH=<program> [-DBENCH_ARGS="<args>"] [-DALLOW_EMPTY=ON] -P check_json_lines.cmake
+# (BENCH_ARGS: arguments separated by spaces)
 # Runs a benchmark and checks its stdout: at least one line (with ALLOW_EMPTY, a benchmark that
 # has nothing to measure on this machine, e.g. no GPU, prints none and the test is reported as
 # skipped with the benchmark's reason, through the test's SKIP_REGULAR_EXPRESSION), every
@@ -7,7 +8,8 @@
 if(NOT BENCH)
   message(FATAL_ERROR "check_json_lines: set -DBENCH=<program>")
 endif()
-execute_process(COMMAND ${BENCH} ${BENCH_ARGS}
+separate_arguments(bench_args UNIX_COMMAND "${BENCH_ARGS}")
+execute_process(COMMAND ${BENCH} ${bench_args}
   OUTPUT_VARIABLE out ERROR_VARIABLE err RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "${BENCH} ${BENCH_ARGS} exited with ${rc}\nstderr:\n${err}")

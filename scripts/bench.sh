@@ -13,3 +13,5 @@ for b in bench_local_reduce bench_small_ops bench_compression bench_optimizer be
   bench_device_reduce bench_device_staging bench_device_quantize; do
   ./build/release/bench/"$b" "$@"
 done
+# The timeline's cost (KVACTOR_TIMELINE on against off, same run).
+./build/release/bench/bench_dist --timeline "$@"

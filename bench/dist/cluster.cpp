@@ -90,7 +90,8 @@ std::string read_line(child& c, int limit_ms) {
 
 }  // namespace
 
-cluster::cluster(int servers, int workers, const std::string& self_exe, bool quick, bool tls) {
+cluster::cluster(int servers, int workers, const std::string& self_exe, bool quick, bool tls,
+                 const std::string& timeline) {
   ::signal(SIGPIPE, SIG_IGN);
   std::map<std::string, std::string> env = {
       {"KVACTOR_TLS", tls ? "on" : "off"},
@@ -102,6 +103,7 @@ cluster::cluster(int servers, int workers, const std::string& self_exe, bool qui
       {"KVACTOR_CLUSTER_ID", "bench-" + random_hex(8)},
       {"KVACTOR_CONNECT_TIMEOUT_MS", "30000"},
   };
+  if (!timeline.empty()) env["KVACTOR_TIMELINE"] = timeline;
   procs_.reserve(static_cast<std::size_t>(1 + servers + workers));
   auto start = [&](const std::string& label, const std::string& role,
                    const std::vector<std::string>& argv, bool capture) {

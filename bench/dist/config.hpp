@@ -41,6 +41,7 @@ struct bench_config {
   std::string filter;    // --filter: only cases whose name contains it (no memory figures)
   std::string topology;  // --topology: only this one ("1x1" or "2x2")
   bool tls = false;      // --tls: TLS store against plaintext store
+  bool timeline = false;  // --timeline: the store with KVACTOR_TIMELINE against it without
 };
 
 bench_config make_config(bool quick);

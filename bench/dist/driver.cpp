@@ -1,7 +1,11 @@
 // The driver's cases: per topology, the memory phase, then for every size and operation an
 // rtt and a throughput case, each as interleaved (baseline, store) block pairs; the figures
 // are described at the top of main.cpp.
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
 
 #include <algorithm>
 #include <iostream>
@@ -22,11 +26,52 @@ namespace kvbench::dist {
 
 namespace {
 
+// --timeline: a fresh directory for the measured cluster's files (KVACTOR_TIMELINE=dir/job:
+// one file per process), reported and removed after the cluster has shut down.
+struct timeline_files {
+  std::string dir, base;
+  timeline_files() {
+    char tmpl[] = "/tmp/kvactor-bench-timeline-XXXXXX";
+    if (!::mkdtemp(tmpl)) die("cannot make a directory for the timeline files");
+    dir = tmpl;
+    base = dir + "/job";
+  }
+  ~timeline_files() {
+    remove_all();
+    ::rmdir(dir.c_str());
+  }
+  timeline_files(const timeline_files&) = delete;
+  timeline_files& operator=(const timeline_files&) = delete;
+  std::vector<std::string> names() const {
+    std::vector<std::string> out;
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (const dirent* e = ::readdir(d))
+        if (e->d_name[0] != '.') out.push_back(dir + "/" + e->d_name);
+      ::closedir(d);
+    }
+    return out;
+  }
+  void report(const std::string& prefix) const {
+    std::size_t bytes = 0;
+    const auto all = names();
+    for (const auto& f : all) {
+      struct ::stat st {};
+      if (::stat(f.c_str(), &st) == 0) bytes += static_cast<std::size_t>(st.st_size);
+    }
+    std::cerr << "bench_dist: " << prefix << " timeline: " << all.size() << " files, " << bytes
+              << " bytes\n";
+  }
+  void remove_all() const {
+    for (const auto& f : names())
+      ::unlink(f.c_str());
+  }
+};
+
 struct topology_run {
   const bench_config& cfg;
   int S, W;
   std::string prefix;        // "1x1"
-  cluster* plain = nullptr;  // --tls: the baseline, the same store without TLS
+  cluster* plain = nullptr;  // --tls, --timeline: the baseline, the store without either
 
   std::size_t ops_for(std::size_t wire, bool rtt) const {
     const std::size_t budget = rtt ? cfg.rtt_block_bytes : cfg.tput_block_bytes;
@@ -41,7 +86,8 @@ struct topology_run {
     const std::size_t window = rtt ? 1 : window_for(size);
     const std::size_t n = ops_for(wire, rtt);
     const std::size_t warm = std::max<std::size_t>(window, 1);
-    const std::string base = prefix + (plain ? " tls " : " ") + op_name(o) + " " + size_name(size);
+    const char* mode = !plain ? " " : cfg.tls ? " tls " : " timeline ";
+    const std::string base = prefix + mode + op_name(o) + " " + size_name(size);
     if (!cfg.filter.empty() &&
         (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
       return;
@@ -93,8 +139,9 @@ struct topology_run {
                   with_paired(extra, paired)});
       return;
     }
+    const double goal = !plain ? 0.8 : cfg.tls ? 0.7 : 0.95;
     const std::optional<double> target =
-        size >= 1 * MiB ? std::optional<double>{plain ? 0.7 : 0.8} : std::nullopt;
+        size >= 1 * MiB ? std::optional<double>{goal} : std::nullopt;
     auto extra = common;
     extra.insert(extra.begin(), {{"op_us", json_number(median(store.op_s) * 1e6)},
                                  {"limit_op_us", json_number(median(raw.op_s) * 1e6)}});
@@ -121,7 +168,7 @@ struct topology_run {
       }
     std::optional<raw_mesh> mesh;
     std::optional<cluster> baseline;
-    if (cfg.tls) {
+    if (cfg.tls || cfg.timeline) {
       baseline.emplace(S, W, self_exe, cfg.quick, false);
       baseline->collect("JOINED", 60000);
       baseline->send_all("init");
@@ -130,7 +177,10 @@ struct topology_run {
     } else {
       mesh.emplace(S, W, max_part);
     }
-    cluster cl(S, W, self_exe, cfg.quick, cfg.tls);
+    // --timeline: every process of the measured cluster records; its files are counted and
+    // removed at the end.
+    timeline_files files;
+    cluster cl(S, W, self_exe, cfg.quick, cfg.tls, cfg.timeline ? files.base : std::string{});
     cl.collect("JOINED", 60000);
     std::vector<std::size_t> base_rss;
     for (int s = 0; s < S; ++s)
@@ -141,7 +191,7 @@ struct topology_run {
               << " s\n";
 
     // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
-    const bool mem = cfg.filter.empty() && !cfg.tls;
+    const bool mem = cfg.filter.empty() && !cfg.tls && !cfg.timeline;
     if (mem) {
       cl.send_all("mem 1");
       cl.collect("DONE", 120000);
@@ -201,17 +251,19 @@ struct topology_run {
     }
     if (!cl.shut_down(30000)) die(prefix + ": the cluster did not shut down in order");
     if (baseline && !baseline->shut_down(30000))
-      die(prefix + ": the plaintext cluster did not shut down in order");
+      die(prefix + ": the baseline cluster did not shut down in order");
+    if (cfg.timeline) files.report(prefix);
     std::cerr << "bench_dist: " << prefix << " done after " << seconds_since(t_start) << " s\n";
   }
 };
 
 }  // namespace
 
-int driver_main(bool quick, bool tls, const std::string& filter, const std::string& topology,
-                int blocks) {
+int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
+                const std::string& topology, int blocks) {
   bench_config cfg = make_config(quick);
   cfg.tls = tls;
+  cfg.timeline = timeline;
   cfg.filter = filter;
   cfg.topology = topology;
   if (blocks > 0) cfg.blocks = blocks;

@@ -8,8 +8,8 @@
 namespace kvbench::dist {
 
 /// Runs every case of the selected topologies and prints one JSON line per figure.
-int driver_main(bool quick, bool tls, const std::string& filter, const std::string& topology,
-                int blocks);
+int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
+                const std::string& topology, int blocks);
 
 /// Joins the cluster as a dist_sync worker and answers the driver's commands on stdin.
 int worker_main(bool quick);

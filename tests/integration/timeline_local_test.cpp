@@ -27,12 +27,12 @@ TEST(TimelineLocal, ShardSpansPerKeyWrittenAtShutdown) {
       for (std::size_t i = 0; i < stored.size(); ++i)
         stored.set(i, stored.at(i) + in.at(i));
     });
-    kv.init({5, "w"}, {tensor::zeros({1 << 18}), tensor::zeros({4})}).get();
+    kv.init({5, 6}, {tensor::zeros({1 << 18}), tensor::zeros({4})}).get();
     tensor out = tensor::zeros({1 << 18});
     for (int i = 0; i < 3; ++i) {
       kv.push(5, {tensor::ones({1 << 18}), tensor::ones({1 << 18})});
       kv.pull(5, out);
-      kv.pushpull("w", tensor::ones({4}), tensor::zeros({4})).get();
+      kv.pushpull(6, tensor::ones({4}), tensor::zeros({4})).get();
     }
     kv.wait_all();
     EXPECT_EQ(out.at(0), 6.0);
@@ -45,9 +45,10 @@ TEST(TimelineLocal, ShardSpansPerKeyWrittenAtShutdown) {
   EXPECT_EQ(process_name_of(*doc), "local");
   EXPECT_EQ(events_named(*doc, "b", "shard", "push", "5").size(), 3u);
   EXPECT_EQ(events_named(*doc, "b", "shard", "pull", "5").size(), 3u);
-  EXPECT_EQ(events_named(*doc, "b", "shard", "pushpull", "\"w\"").size(), 3u);
-  EXPECT_EQ(events_named(*doc, "b", "shard", "init", "5").size(), 2u);  // the op and its stage
-  for (const char* stage : {"queued", "reduce", "update", "pull"})
+  EXPECT_EQ(events_named(*doc, "b", "shard", "pushpull", "6").size(), 3u);
+  EXPECT_EQ(events_named(*doc, "b", "shard", "init", "5").size(), 1u);
+  EXPECT_EQ(events_named(*doc, "b", "shard", "init value", "5").size(), 1u);
+  for (const char* stage : {"queued", "reduce", "update", "copy out"})
     EXPECT_GE(events_named(*doc, "b", "shard", stage, "5").size(), 3u) << stage;
   EXPECT_GE(events_named(*doc, "X", "shard", "complete", "5").size(), 6u);
   // Off, the hooks record nothing.
