@@ -36,13 +36,13 @@ void record_chunk_error(op& o, const std::string& what) {
 const char* stage_name(op_stage s) {
   switch (s) {
     case op_stage::init:
-      return "init";
+      return "init value";
     case op_stage::reduce:
       return "reduce";
     case op_stage::update:
       return "update";
     case op_stage::pull:
-      return "pull";
+      return "copy out";  // not "pull": that is the op's own span
     case op_stage::finish:
       break;
   }
