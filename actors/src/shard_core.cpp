@@ -197,8 +197,9 @@ void shard_core::finish(shard_entry& e, op& o) {
     // The op from arrival to here; then the completion of its part of the call (the last
     // part completes the user's future, and runs what waits on it).
     const std::int64_t t1 = timeline::now_ns();
-    timeline::async_span("shard", to_string(o.kind), o.trace_arrived, t0,
-                         timeline::args{o.info->name()}.with("bytes", static_cast<std::int64_t>(o.info->nbytes())));
+    timeline::async_span(
+        "shard", to_string(o.kind), o.trace_arrived, t0,
+        timeline::args{o.info->name()}.with("bytes", static_cast<std::int64_t>(o.info->nbytes())));
     timeline::span("shard", "complete", t0, t1, timeline::args{o.info->name()});
   }
   sched_.finished(e, starter());

@@ -38,9 +38,9 @@ struct bench_config {
   std::size_t max_ops_tput = 0, max_ops_rtt = 0;
   std::size_t min_ops = 3;
   int mem_rounds = 20;
-  std::string filter;    // --filter: only cases whose name contains it (no memory figures)
-  std::string topology;  // --topology: only this one ("1x1" or "2x2")
-  bool tls = false;      // --tls: TLS store against plaintext store
+  std::string filter;     // --filter: only cases whose name contains it (no memory figures)
+  std::string topology;   // --topology: only this one ("1x1" or "2x2")
+  bool tls = false;       // --tls: TLS store against plaintext store
   bool timeline = false;  // --timeline: the store with KVACTOR_TIMELINE against it without
 };
 

@@ -58,8 +58,7 @@ inline std::string trace_problem(const json& doc) {
     const std::string ph = text_of(e, "ph");
     const json* pid = e.find("pid");
     const json* tid = e.find("tid");
-    if (ph.empty() || !pid || !tid || !pid->is(json::kind::number) ||
-        !tid->is(json::kind::number))
+    if (ph.empty() || !pid || !tid || !pid->is(json::kind::number) || !tid->is(json::kind::number))
       return "an event without ph, pid or tid";
     if (ph == "M") continue;
     if (!e.find("ts") || !e.find("ts")->is(json::kind::number)) return "an event without ts";

@@ -26,12 +26,14 @@ std::string process_file(int pid, const std::string& name, const std::string& ts
                          const std::string& steady_us, const std::string& system_us) {
   const std::string p = std::to_string(pid);
   return "{\"traceEvents\":[\n{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" + p +
-         ",\"tid\":0,\"args\":{\"name\":\"" + name + "\"}},\n{\"ph\":\"X\",\"cat\":\"test\","
-         "\"name\":\"work\",\"pid\":" + p + ",\"tid\":1,\"ts\":" + ts_us +
+         ",\"tid\":0,\"args\":{\"name\":\"" + name +
+         "\"}},\n{\"ph\":\"X\",\"cat\":\"test\","
+         "\"name\":\"work\",\"pid\":" +
+         p + ",\"tid\":1,\"ts\":" + ts_us +
          ",\"dur\":10.000,\"args\":{\"key\":\"7\"}}\n],\"displayTimeUnit\":\"ms\",\"otherData\":"
-         "{\"kvactor_timeline\":1,\"pid\":" + p + ",\"process_name\":\"" + name +
-         "\",\"clock_anchor\":{\"steady_us\":" + steady_us + ",\"system_us\":" + system_us +
-         "},\"dropped_events\":0}}\n";
+         "{\"kvactor_timeline\":1,\"pid\":" +
+         p + ",\"process_name\":\"" + name + "\",\"clock_anchor\":{\"steady_us\":" + steady_us +
+         ",\"system_us\":" + system_us + "},\"dropped_events\":0}}\n";
 }
 
 long double ts_of(const json& doc, const std::string& pid) {
@@ -45,10 +47,10 @@ TEST(TimelineMerge, DifferentAnchorsLandOnOneAxis) {
   // Server: steady 50'000 us is system 1'700'000'000'000'100 us; its span at steady 50'600.
   // In system time they are 1e15+500 and 1e15+700: 0 and 200 on the merged axis.
   auto m = merge_timelines(
-      {input_file{"w.json", process_file(11, "worker 0", "1500.000", "1000.000",
-                                         "1700000000000000.000")},
-       input_file{"s.json", process_file(22, "server 0", "50600.250", "50000.000",
-                                         "1700000000000100.000")}});
+      {input_file{"w.json",
+                  process_file(11, "worker 0", "1500.000", "1000.000", "1700000000000000.000")},
+       input_file{"s.json",
+                  process_file(22, "server 0", "50600.250", "50000.000", "1700000000000100.000")}});
   ASSERT_TRUE(m.has_value()) << m.error().message();
   auto doc = parse_json(m->text);
   ASSERT_TRUE(doc.has_value()) << doc.error().message();
@@ -105,12 +107,14 @@ TEST(TimelineMerge, ForeignInputIsRefusedByName) {
 }
 
 int run_tool(const std::string& args) {
-  const int rc = std::system((std::string{KVACTOR_TIMELINE_TOOL} + " " + args + " >/dev/null 2>&1").c_str());
+  const int rc =
+      std::system((std::string{KVACTOR_TIMELINE_TOOL} + " " + args + " >/dev/null 2>&1").c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
 TEST(TimelineMergeTool, ExitCodesSayWhatHappened) {
-  const std::string dir = ::testing::TempDir() + "kvactor-timeline-tool-" + std::to_string(::getpid());
+  const std::string dir =
+      ::testing::TempDir() + "kvactor-timeline-tool-" + std::to_string(::getpid());
   const std::string good = dir + ".good.json", bad = dir + ".bad.json", out = dir + ".out.json";
   std::ofstream(good) << process_file(1, "w", "1.000", "0.000", "5.000");
   std::ofstream(bad) << "{\"traceEvents\":[";

@@ -76,8 +76,7 @@ TEST_F(Timeline, FileIsNamedByPidAndHoldsTheAnchorAndNames) {
   EXPECT_EQ(number_of(*work[0], "pid"), ::getpid());
   bool thread_named = false;
   for (const auto& e : doc.find("traceEvents")->items)
-    if (text_of(e, "name") == "thread_name" &&
-        e.find("tid")->text == work[0]->find("tid")->text)
+    if (text_of(e, "name") == "thread_name" && e.find("tid")->text == work[0]->find("tid")->text)
       thread_named = text_of(*e.find("args"), "name") == "the test";
   EXPECT_TRUE(thread_named);
 }
@@ -170,9 +169,8 @@ TEST_F(Timeline, AnUnwritableFileIsAnError) {
 }
 
 TEST(StrictJson, AcceptsWhatTheRfcAllows) {
-  for (const char* ok :
-       {"{}", "[]", " 0 ", "-0.5e+3", "\"\\u00e9\\ud83d\\ude00\\/\"", "[true,false,null]",
-        "{\"a\":{\"b\":[1,2.25,-3E2]}}", "\"\xC3\xA9\""}) {
+  for (const char* ok : {"{}", "[]", " 0 ", "-0.5e+3", "\"\\u00e9\\ud83d\\ude00\\/\"",
+                         "[true,false,null]", "{\"a\":{\"b\":[1,2.25,-3E2]}}", "\"\xC3\xA9\""}) {
     auto v = parse_json(ok);
     EXPECT_TRUE(v.has_value()) << ok << ": " << (v ? "" : v.error().message());
   }
@@ -182,11 +180,33 @@ TEST(StrictJson, AcceptsWhatTheRfcAllows) {
 }
 
 TEST(StrictJson, RefusesEverythingElse) {
-  for (const char* bad :
-       {"", "{", "[1,]", "{\"a\":1,}", "01", "1.", ".5", "+1", "1e", "'a'", "\"a", "[1 2]",
-        "{\"a\" 1}", "{a:1}", "tru", "nul", "\"\\x\"", "\"\\ud83d\"", "\"\\ude00\"",
-        "\"\x01\"", "\"\xFF\"", "\"\xC0\xAF\"", "\"\xED\xA0\x80\"", "1 2", "NaN", "[] x",
-        "/* c */ 1"}) {
+  for (const char* bad : {"",
+                          "{",
+                          "[1,]",
+                          "{\"a\":1,}",
+                          "01",
+                          "1.",
+                          ".5",
+                          "+1",
+                          "1e",
+                          "'a'",
+                          "\"a",
+                          "[1 2]",
+                          "{\"a\" 1}",
+                          "{a:1}",
+                          "tru",
+                          "nul",
+                          "\"\\x\"",
+                          "\"\\ud83d\"",
+                          "\"\\ude00\"",
+                          "\"\x01\"",
+                          "\"\xFF\"",
+                          "\"\xC0\xAF\"",
+                          "\"\xED\xA0\x80\"",
+                          "1 2",
+                          "NaN",
+                          "[] x",
+                          "/* c */ 1"}) {
     auto v = parse_json(bad);
     EXPECT_FALSE(v.has_value()) << "accepted: " << bad;
     if (!v) {

@@ -68,10 +68,10 @@ std::int64_t now_ns() noexcept {
       .count();
 }
 
-void span(const char* category, std::string_view name, std::int64_t begin_ns,
-          std::int64_t end_ns, args a) {
-  record(event{'X', category, std::string{name}, begin_ns, std::max<std::int64_t>(end_ns - begin_ns, 0),
-               0, std::move(a)});
+void span(const char* category, std::string_view name, std::int64_t begin_ns, std::int64_t end_ns,
+          args a) {
+  record(event{'X', category, std::string{name}, begin_ns,
+               std::max<std::int64_t>(end_ns - begin_ns, 0), 0, std::move(a)});
 }
 
 void async_span(const char* category, std::string_view name, std::int64_t begin_ns,

@@ -161,8 +161,8 @@ status write() {
   const std::string path = r.base + "." + pid + ".json";
   std::string out = "{\"traceEvents\":[\n";
   const std::string process = r.process_name.empty() ? "kvactor " + pid : r.process_name;
-  out += "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" + pid +
-         ",\"tid\":0,\"args\":{\"name\":";
+  out +=
+      "{\"ph\":\"M\",\"name\":\"process_name\",\"pid\":" + pid + ",\"tid\":0,\"args\":{\"name\":";
   append_json_string(out, process);
   out += "}}";
   std::uint64_t dropped = 0;

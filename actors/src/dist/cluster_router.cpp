@@ -335,9 +335,9 @@ void dist_op::finish_traced() {
   const std::int64_t t1 = timeline::now_ns();
   // The op from issue to its last reply, then the completion of its part of the call (the
   // last part completes the user's future, and runs what waits on it).
-  timeline::async_span("worker", to_string(kind), trace_issued, t0,
-                       timeline::args{info->name()}.with(
-                           "bytes", static_cast<std::int64_t>(info->nbytes())));
+  timeline::async_span(
+      "worker", to_string(kind), trace_issued, t0,
+      timeline::args{info->name()}.with("bytes", static_cast<std::int64_t>(info->nbytes())));
   timeline::span("worker", "complete", t0, t1, timeline::args{info->name()});
 }
 

@@ -17,8 +17,9 @@ void trace_step(const char* what, const key& k, std::uint32_t part, std::int64_t
                 std::size_t bytes) {
   if (!t0) return;
   timeline::span("server", what, t0, timeline::now_ns(),
-                 timeline::args{k.to_string()}.with("part", part).with(
-                     "bytes", static_cast<std::int64_t>(bytes)));
+                 timeline::args{k.to_string()}
+                     .with("part", part)
+                     .with("bytes", static_cast<std::int64_t>(bytes)));
 }
 
 std::int64_t trace_now() {

@@ -89,8 +89,8 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
     r->trace_received = timeline::now_ns();
   }
   // The request owns its reply function, so `req` outlives every call of it.
-  r->reply = [c, id = m.id, stream = m.stream, prio = m.priority, req = r.get()](
-                 const status& s, const tensor* v) {
+  r->reply = [c, id = m.id, stream = m.stream, prio = m.priority, req = r.get()](const status& s,
+                                                                                 const tensor* v) {
     const std::int64_t t0 = req->trace_received ? timeline::now_ns() : 0;
     send_reply(c, id, stream, prio, s, v);
     if (t0) trace_reply(*req, t0, v);

@@ -68,8 +68,8 @@ struct args {
 
 /// A complete span on the calling thread, begin and end from now_ns(). `category` must be a
 /// string literal.
-void span(const char* category, std::string_view name, std::int64_t begin_ns,
-          std::int64_t end_ns, args a = {});
+void span(const char* category, std::string_view name, std::int64_t begin_ns, std::int64_t end_ns,
+          args a = {});
 /// A lifetime: a "b"/"e" pair under a fresh id of its own (so lifetimes that overlap never
 /// mismatch), recorded on the calling thread.
 void async_span(const char* category, std::string_view name, std::int64_t begin_ns,
