@@ -298,7 +298,7 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   } else {
     s = apply(p, id, p.merge);
   }
-  trace_step("update", id.k, id.part, t0, p.stored.nbytes());
+  trace_step("update", id.k, id.part, failed.is_ok() ? t0 : 0, p.stored.nbytes());
   p.merge_rows_only = false;
   p.touched.clear();
   p.refused.clear();
