@@ -88,7 +88,7 @@ shard_entry& shard_core::entry_for(const op& o) {
 
 void shard_core::receive(op_ptr o) {
   if (timeline::enabled()) {
-    timeline::name_thread("actor");
+    timeline::name_thread("actor", 2);
     o->trace_arrived = timeline::now_ns();
   }
   o->stage = first_stage(o->kind);

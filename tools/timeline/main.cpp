@@ -70,12 +70,14 @@ int main(int argc, char** argv) {
     }
   }
   for (const auto& s : m->sources) {
-    char shift[64];
-    std::snprintf(shift, sizeof shift, "%+.3Lf ms", s.shift_us / 1000);
+    char first[64];
+    std::snprintf(first, sizeof first, "%.3Lf ms", s.first_us / 1000);
     std::cout << "merged " << s.path << ": "
               << (s.process.empty() ? std::string{"(unnamed)"} : s.process) << ", pid " << s.pid;
     if (s.merged_pid != s.pid) std::cout << " (as pid " << s.merged_pid << ")";
-    std::cout << ", " << s.events << " events, shifted " << shift << "\n";
+    std::cout << ", " << s.events << " events";
+    if (s.first_us >= 0) std::cout << ", the first at " << first;
+    std::cout << "\n";
   }
   std::cout << "wrote " << out_path << ": " << m->events << " events from " << m->sources.size()
             << " files\n";

@@ -99,6 +99,8 @@ result<merged> merge_timelines(const std::vector<input_file>& files) {
     l.src.merged_pid = taken.insert(l.src.pid).second ? l.src.pid : next_pid++;
     taken.insert(l.src.merged_pid);
     l.src.shift_us = l.offset_us - zero;
+    l.src.first_us =
+        l.first_us == std::numeric_limits<long double>::infinity() ? -1 : l.first_us - zero;
     const std::string pid_text = std::to_string(l.src.merged_pid);
     for (auto& e : l.doc.find("traceEvents")->items) {
       e.find("pid")->text = pid_text;

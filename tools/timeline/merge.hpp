@@ -25,7 +25,8 @@ struct merged_source {
   std::string process;  // its process name
   std::int64_t pid = 0;
   std::int64_t merged_pid = 0;
-  long double shift_us = 0;  // added to its timestamps
+  long double shift_us = 0;   // added to its timestamps
+  long double first_us = -1;  // its first event on the merged axis (-1: none has a time)
   std::size_t events = 0;
 };
 

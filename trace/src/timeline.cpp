@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
 
 #include "timeline_state.hpp"
 
@@ -98,19 +99,24 @@ void set_process_name_default(std::string name) {
   if (!r.process_name_set) r.process_name = std::move(name);
 }
 
+namespace {
+// The weight of the calling thread's name (set_thread_name: the most).
+thread_local int name_weight = 0;
+}  // namespace
+
 void set_thread_name(std::string name) {
+  name_weight = std::numeric_limits<int>::max();
   thread_buffer& b = my_buffer();
   std::lock_guard<std::mutex> g(b.mu);
   b.name = std::move(name);
 }
 
-void name_thread(const char* hint) {
-  thread_local bool named = false;
-  if (named) return;
-  named = true;
+void name_thread(const char* hint, int weight) {
+  if (weight <= name_weight) return;
+  name_weight = weight;
   thread_buffer& b = my_buffer();
   std::lock_guard<std::mutex> g(b.mu);
-  if (b.name.empty()) b.name = hint;
+  b.name = hint;
 }
 
 void start(std::string base) {

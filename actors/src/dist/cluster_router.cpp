@@ -316,7 +316,7 @@ void cluster_router::on_server_message(const net::connection_ptr& c, net::messag
   if (t0) {
     // The part from the wire to its reply (the server's time and the network's), then this
     // thread's work on the reply.
-    timeline::name_thread("net I/O");
+    timeline::name_thread("net I/O", 2);
     const auto& pp = o.parts[t.part.part];
     timeline::async_span("worker", "in flight", o.trace_sent, t0,
                          timeline::args{o.info->name()}

@@ -16,6 +16,7 @@ namespace {
 void trace_step(const char* what, const key& k, std::uint32_t part, std::int64_t t0,
                 std::size_t bytes) {
   if (!t0) return;
+  timeline::name_thread("actor", 2);
   timeline::span("server", what, t0, timeline::now_ns(),
                  timeline::args{k.to_string()}
                      .with("part", part)

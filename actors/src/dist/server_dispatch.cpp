@@ -85,7 +85,7 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
   r->meta = std::move(*meta);
   r->worker = worker;
   if (timeline::enabled()) {
-    timeline::name_thread("net I/O");
+    timeline::name_thread("net I/O", 2);
     r->trace_received = timeline::now_ns();
   }
   // The request owns its reply function, so `req` outlives every call of it.
@@ -102,6 +102,7 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
 // server from arrival to its reply.
 void dispatcher::trace_reply(const server_request& r, std::int64_t t0, const tensor* value) {
   const std::int64_t t1 = timeline::now_ns();
+  timeline::name_thread("actor", 2);  // replies are sent from the shards
   auto a = timeline::args{r.meta.key.to_key().to_string()}
                .with("part", r.meta.part)
                .with("worker", r.worker)

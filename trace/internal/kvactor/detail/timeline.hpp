@@ -82,10 +82,12 @@ void instant(const char* category, std::string_view name, args a = {});
 /// name set before.
 void set_process_name(std::string name);
 void set_process_name_default(std::string name);
-/// The calling thread's name; name_thread() names it only if it has no name yet (a hint
-/// from the code it runs: "net I/O", "actor", "caller").
+/// The calling thread's name. name_thread() is a hint from the code it runs ("net I/O",
+/// "actor", "caller"): it names the thread unless a hint of at least its weight, or
+/// set_thread_name, named it before (a future's continuation may issue ops on the I/O
+/// thread: "caller" weighs less than "net I/O").
 void set_thread_name(std::string name);
-void name_thread(const char* hint);
+void name_thread(const char* hint, int weight = 1);
 
 /// Events one thread keeps; later ones are dropped (and counted).
 inline constexpr std::size_t max_events_per_thread = 1 << 18;
