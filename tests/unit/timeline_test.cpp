@@ -148,6 +148,25 @@ TEST_F(Timeline, ThreadsRecordIntoTheirOwnBuffers) {
   EXPECT_EQ(tids.size(), static_cast<std::size_t>(threads));
 }
 
+TEST_F(Timeline, AThreadIsNamedByItsWeightiestHint) {
+  std::thread t([] {
+    tl::name_thread("caller", 1);
+    tl::name_thread("net I/O", 2);
+    tl::name_thread("caller", 1);  // a continuation issuing ops on the I/O thread
+    const auto now = tl::now_ns();
+    tl::span("test", "named", now, now);
+  });
+  t.join();
+  const json doc = written();
+  const auto named = events_named(doc, "X", "test", "named");
+  ASSERT_EQ(named.size(), 1u);
+  std::string name;
+  for (const auto& e : doc.find("traceEvents")->items)
+    if (text_of(e, "name") == "thread_name" && e.find("tid")->text == named[0]->find("tid")->text)
+      name = text_of(*e.find("args"), "name");
+  EXPECT_EQ(name, "net I/O");
+}
+
 TEST_F(Timeline, AFullBufferDropsAndCounts) {
   std::thread t([] {
     const auto now = tl::now_ns();
