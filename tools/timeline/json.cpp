@@ -158,30 +158,8 @@ class parser {
 
   // A raw UTF-8 sequence starting at at_ (its first byte >= 0x80), copied to out.
   bool utf8(std::string& out) {
-    const auto c = static_cast<unsigned char>(s_[at_]);
-    std::size_t n = 0;
-    std::uint32_t cp = 0;
-    if (c >= 0xC2 && c <= 0xDF) {
-      n = 2;
-      cp = c & 0x1Fu;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      n = 3;
-      cp = c & 0x0Fu;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      n = 4;
-      cp = c & 0x07u;
-    } else {
-      return fail_bool("invalid UTF-8");
-    }
-    if (at_ + n > s_.size()) return fail_bool("invalid UTF-8");
-    for (std::size_t k = 1; k < n; ++k) {
-      const auto d = static_cast<unsigned char>(s_[at_ + k]);
-      if ((d & 0xC0u) != 0x80u) return fail_bool("invalid UTF-8");
-      cp = (cp << 6) | (d & 0x3Fu);
-    }
-    if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-        (cp >= 0xD800 && cp <= 0xDFFF))
-      return fail_bool("invalid UTF-8");
+    const std::size_t n = detail::timeline::utf8_length(s_, at_);
+    if (n == 0) return fail_bool("invalid UTF-8");
     out.append(s_.substr(at_, n));
     at_ += n;
     return true;

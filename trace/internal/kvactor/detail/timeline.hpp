@@ -112,5 +112,8 @@ std::uint64_t dropped() noexcept;
 
 /// Appends s to out as a JSON string (quoted, escaped; invalid UTF-8 becomes U+FFFD).
 void append_json_string(std::string& out, std::string_view s);
+/// Length of the valid UTF-8 sequence at s[i] (no overlong forms, surrogates or code points
+/// past U+10FFFF), or 0: the one rule of the writer and of kvactor-timeline's reader.
+std::size_t utf8_length(std::string_view s, std::size_t i);
 
 }  // namespace kvactor::detail::timeline
