@@ -82,6 +82,13 @@ TEST(TimelineCluster, EveryProcessWritesItsSpansAndTheyMerge) {
     EXPECT_FALSE(events_named(doc, "X", "server", "update", "99").empty()) << s;
     EXPECT_FALSE(events_named(doc, "X", "server", "reply", "99").empty()) << s;
   }
+  // The scheduler: the moment the cluster assembled, and each worker's wait in every barrier
+  // (the scenario passes at least the join's and the goodbye's).
+  {
+    const json& doc = by_role["scheduler"];
+    EXPECT_EQ(events_named(doc, "i", "scheduler", "cluster assembled").size(), 1u);
+    EXPECT_GE(events_named(doc, "b", "scheduler", "barrier").size(), 4u);
+  }
   // The merge tool puts them on one axis.
   const std::string out = dir + ".merged.json";
   std::string cmd = std::string{KVACTOR_TIMELINE_TOOL} + " -o " + out;

@@ -63,6 +63,7 @@ struct sched_state {
   bool losing = false;
   std::size_t unflushed = 0;  // node_lost notices not yet on the wire
   std::vector<std::pair<net::connection_ptr, std::uint64_t>> barrier;  // waiting workers
+  std::vector<std::int64_t> barrier_since;  // the timeline's: when each arrived (0: not traced)
   std::promise<int>* exit_code = nullptr;
   static inline const char* name = "kvactor.scheduler";
 };
@@ -110,6 +111,7 @@ void lose(self_ptr self, const wire::node_lost_meta& m) {
   for (auto& [c, id] : st.barrier)
     send_reply(c, id, 0, 0, lost, nullptr);
   st.barrier.clear();
+  st.barrier_since.clear();
   auto meta = wire::encode(m);
   caf::actor_addr weak = self->address();
   for (auto& n : st.nodes) {
@@ -171,6 +173,7 @@ void assign_ranks(self_ptr self) {
     send_control(n.conn, wire::msg::node_table, 0, std::move(meta));
   }
   st.table_sent = true;
+  if (timeline::enabled()) timeline::instant("scheduler", "cluster assembled");
   log_line("scheduler", "cluster assembled: " + std::to_string(st.cfg.num_servers) +
                             " server(s), " + std::to_string(st.cfg.num_workers) + " worker(s)");
 }
@@ -203,6 +206,18 @@ void on_register(self_ptr self, const net::connection_ptr& c, const net::message
   if (st.nodes.size() == st.cfg.num_servers + st.cfg.num_workers) assign_ranks(self);
 }
 
+// The timeline: each worker's wait in the barrier just released, from its arrival.
+void trace_barrier(self_ptr self) {
+  auto& st = self->state;
+  const std::int64_t now = timeline::now_ns();
+  for (std::size_t i = 0; i < st.barrier.size(); ++i) {
+    if (!st.barrier_since[i]) continue;
+    const auto* n = find(self, st.barrier[i].first);
+    timeline::async_span("scheduler", "barrier", st.barrier_since[i], now,
+                         timeline::args{}.with("worker", n ? n->rank : -1));
+  }
+}
+
 void on_message(self_ptr self, const inbound& in) {
   auto& st = self->state;
   const auto type = static_cast<wire::msg>(in.msg.type);
@@ -217,10 +232,13 @@ void on_message(self_ptr self, const inbound& in) {
         return;
       }
       st.barrier.emplace_back(in.conn, in.msg.id);
+      st.barrier_since.push_back(timeline::enabled() ? timeline::now_ns() : 0);
       if (st.barrier.size() == st.cfg.num_workers) {
         for (auto& [c, id] : st.barrier)
           send_reply(c, id, 0, 0, status{}, nullptr);
+        if (timeline::enabled()) trace_barrier(self);
         st.barrier.clear();
+        st.barrier_since.clear();
       }
       return;
     }
