@@ -154,9 +154,13 @@ class device_router final : public router {
                          std::unique_lock<std::shared_mutex>& lk) override {
     return route_groups(
         groups, priority, lk, [&] { return inner_->route_new(kind, groups, priority, lk); },
-        [this, kind, priority](group_list& g) {
-          std::unique_lock<std::shared_mutex> own(st_.reg.mutex());
-          return inner_->route_new(kind, g, priority, own);
+        [&] {
+          // Moves as key_group does (boost::small_vector says no noexcept).
+          // NOLINTNEXTLINE(bugprone-exception-escape)
+          return [this, kind, priority, groups]() mutable {
+            std::unique_lock<std::shared_mutex> own(st_.reg.mutex());
+            return inner_->route_new(kind, groups, priority, own);
+          };
         });
   }
 
@@ -165,9 +169,13 @@ class device_router final : public router {
                      std::shared_lock<std::shared_mutex>& lk) override {
     return route_groups(
         groups, priority, lk, [&] { return inner_->route(kind, groups, priority, snap, lk); },
-        [this, kind, priority, snap](group_list& g) {
-          std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
-          return inner_->route(kind, g, priority, snap, own);
+        [&] {
+          // Moves as key_group does (boost::small_vector says no noexcept).
+          // NOLINTNEXTLINE(bugprone-exception-escape)
+          return [this, kind, priority, snap, groups]() mutable {
+            std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
+            return inner_->route(kind, groups, priority, snap, own);
+          };
         });
   }
 
@@ -175,6 +183,15 @@ class device_router final : public router {
   future<void> route_sparse(std::vector<sparse_group>& groups, int priority,
                             std::shared_ptr<const updater> upd,
                             std::shared_lock<std::shared_mutex>& lk) override {
+    auto later = [&] {
+      return [this, groups, priority, upd]() mutable {
+        std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
+        return inner_->route_sparse(groups, priority, upd, own);
+      };
+    };
+    if (!any_on_device(groups))
+      return in_order(
+          &lk, [&] { return inner_->route_sparse(groups, priority, upd, lk); }, later);
     auto b = std::make_shared<device_batch>();
     try {
       for (auto& g : groups)
@@ -185,14 +202,7 @@ class device_router final : public router {
     } catch (const error& e) {
       return ready(e.to_status());
     }
-    auto later = [this, groups, priority, upd]() mutable {
-      std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
-      return inner_->route_sparse(groups, priority, upd, own);
-    };
-    if (b->streams.empty())
-      return in_order(
-          &lk, [&] { return inner_->route_sparse(groups, priority, upd, lk); }, later);
-    return after_device_work(enqueue(later, {}, priority), *b, lk);
+    return after_device_work(enqueue(later(), {}, priority), *b, lk);
   }
 
   // Outputs on devices get host stand-ins that the cluster router fills (requested rows,
@@ -200,6 +210,17 @@ class device_router final : public router {
   // copied to them. (The front has read the row ids, on the host.)
   future<void> route_rows(row_pull_request& req, int priority, bool compact,
                           std::shared_lock<std::shared_mutex>& lk) override {
+    auto later = [&] {
+      // Moves as key_group does (boost::small_vector says no noexcept).
+      // NOLINTNEXTLINE(bugprone-exception-escape)
+      return [this, req, priority, compact]() mutable {
+        std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
+        return inner_->route_rows(req, priority, compact, own);
+      };
+    };
+    if (!any_on_device(req.groups))
+      return in_order(
+          &lk, [&] { return inner_->route_rows(req, priority, compact, lk); }, later);
     copy_list copy_back;
     try {
       for (auto& g : req.groups)
@@ -207,15 +228,8 @@ class device_router final : public router {
     } catch (const error& e) {
       return ready(e.to_status());
     }
-    auto later = [this, req, priority, compact]() mutable {
-      std::shared_lock<std::shared_mutex> own(st_.reg.mutex());
-      return inner_->route_rows(req, priority, compact, own);
-    };
-    if (copy_back.empty())
-      return in_order(
-          &lk, [&] { return inner_->route_rows(req, priority, compact, lk); }, later);
     device_batch none;
-    return after_device_work(enqueue(later, std::move(copy_back), priority), none, lk);
+    return after_device_work(enqueue(later(), std::move(copy_back), priority), none, lk);
   }
 
   void check_updater() const override { inner_->check_updater(); }
@@ -266,9 +280,11 @@ class device_router final : public router {
   using item_ptr = std::shared_ptr<item>;
 
   // A push, pull, pushpull, init or broadcast: straight through without device tensors,
-  // else after its device work; `later` routes host groups under a registry lock of its own.
+  // else after its device work. `later()` makes the call that routes the (host) groups as
+  // they are then, under a registry lock of its own; it is made only for a queued call.
   template <class Lock, class Now, class Later>
   future<void> route_groups(group_list& groups, int priority, Lock& lk, Now now, Later later) {
+    if (!any_on_device(groups)) return in_order(&lk, now, later);
     auto b = std::make_shared<device_batch>();
     copy_list copy_back;
     try {
@@ -276,9 +292,7 @@ class device_router final : public router {
     } catch (const error& e) {
       return ready(e.to_status());
     }
-    auto queued = [later, groups]() mutable { return later(groups); };
-    if (b->streams.empty() && copy_back.empty()) return in_order(&lk, now, queued);
-    return after_device_work(enqueue(queued, std::move(copy_back), priority), *b, lk);
+    return after_device_work(enqueue(later(), std::move(copy_back), priority), *b, lk);
   }
 
   // Queued behind the calls before it, ready once b's device work has reported back. The
@@ -295,9 +309,9 @@ class device_router final : public router {
   }
 
   // A call without device work: `now` at once (with the front's lock, if any) when nothing
-  // waits before it, else `later` once the calls before it have gone.
-  template <class Lock, class Now>
-  future<void> in_order(Lock* lk, Now&& now, forward_fn later) {
+  // waits before it, else the call `later()` makes, once the calls before it have gone.
+  template <class Lock, class Now, class Later>
+  future<void> in_order(Lock* lk, Now&& now, Later&& later) {
     bool direct = false;
     {
       std::lock_guard<std::mutex> g(mu_);
@@ -309,7 +323,7 @@ class device_router final : public router {
       pump();  // what was queued meanwhile
       return f;
     }
-    auto it = enqueue(std::move(later), {}, 0);
+    auto it = enqueue(later(), {}, 0);
     auto f = it->outer->get_future();
     if (lk && lk->owns_lock()) lk->unlock();
     mark_ready(it, status{});
@@ -318,7 +332,7 @@ class device_router final : public router {
   template <class Call>
   future<void> in_order_call(Call call) {
     std::unique_lock<std::shared_mutex>* none = nullptr;
-    return in_order(none, call, call);
+    return in_order(none, call, [&] { return call; });
   }
 
   item_ptr enqueue(forward_fn forward, copy_list copy_back, int priority) {
