@@ -180,9 +180,9 @@ bool cluster::shut_down(int limit_ms) {
   return ok;
 }
 
-block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std::size_t n,
-                            std::size_t window, std::size_t warm, bool want_lat) {
-  const std::string args = std::string{op_name(o)} + " " + std::to_string(size_index) + " ";
+block_times run_store_block(cluster& cl, const std::string& op, std::size_t size_index,
+                            std::size_t n, std::size_t window, std::size_t warm, bool want_lat) {
+  const std::string args = op + " " + std::to_string(size_index) + " ";
   cl.send_all("warm " + args + std::to_string(warm) + " " + std::to_string(window));
   cl.collect("WARM", 300000);
   const long long srv0 = cl.servers_cpu_ns();

@@ -59,8 +59,13 @@ class cluster {
 };
 
 /// One store block: a "warm" command (untimed), then a "run" command (a barrier, then n timed
-/// operations per worker); CPU and context switches of the workers and the servers.
-block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std::size_t n,
-                            std::size_t window, std::size_t warm, bool want_lat);
+/// operations per worker); CPU and context switches of the workers and the servers. `op` is
+/// an operation's name (op_name) or "many" (then size_index is a many-keys case).
+block_times run_store_block(cluster& cl, const std::string& op, std::size_t size_index,
+                            std::size_t n, std::size_t window, std::size_t warm, bool want_lat);
+inline block_times run_store_block(cluster& cl, op_kind o, std::size_t size_index, std::size_t n,
+                                   std::size_t window, std::size_t warm, bool want_lat) {
+  return run_store_block(cl, op_name(o), size_index, n, window, warm, want_lat);
+}
 
 }  // namespace kvbench::dist

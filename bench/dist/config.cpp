@@ -3,6 +3,8 @@
 #include <kvactor/detail/thread_pool.hpp>
 #include <kvactor/key.hpp>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <iostream>
 #include <sstream>
@@ -70,6 +72,26 @@ bench_config make_config(bool quick) {
     c.mem_rounds = 20;
   }
   return c;
+}
+
+std::vector<many_keys_case> many_keys_cases(bool quick) {
+  // Sizes spread evenly on a log scale from 4 B to 4 KiB, in whole floats.
+  auto spread = [](std::size_t n) {
+    std::vector<std::size_t> sizes;
+    for (std::size_t i = 0; i < n; ++i) {
+      const double b = 4.0 * std::pow(1024.0, double(i) / double(n - 1));
+      sizes.push_back(std::max<std::size_t>(4, static_cast<std::size_t>(b) / 4 * 4));
+    }
+    return sizes;
+  };
+  if (quick) return {{"100x4B-4KiB", spread(100)}};
+  return {{"1000x4B", std::vector<std::size_t>(1000, 4)},
+          {"1000x4B-4KiB", spread(1000)},
+          {"1000x4KiB", std::vector<std::size_t>(1000, 4 * KiB)}};
+}
+
+std::int64_t many_key_of(std::size_t case_index, std::size_t i) {
+  return 100000 + static_cast<std::int64_t>(case_index * 10000 + i);
 }
 
 std::int64_t key_of(std::size_t size_index) {

@@ -46,6 +46,15 @@ struct bench_config {
 
 bench_config make_config(bool quick);
 
+/// The "many small keys" cases: one pushpull call of every key of a set, against raw TCP
+/// moving the same bytes as one message per server.
+struct many_keys_case {
+  std::string name;                // "1000x4B"
+  std::vector<std::size_t> sizes;  // bytes of each key
+};
+std::vector<many_keys_case> many_keys_cases(bool quick);
+std::int64_t many_key_of(std::size_t case_index, std::size_t i);
+
 std::int64_t key_of(std::size_t size_index);
 std::size_t window_for(std::size_t bytes);
 std::uint64_t big_array_bound();

@@ -156,6 +156,64 @@ struct topology_run {
     }
   }
 
+  // Where a many-keys case's bytes go: one part per server, all its keys' bytes.
+  std::vector<part> many_parts(std::size_t c) const {
+    const auto mc = many_keys_cases(cfg.quick)[c];
+    std::vector<part> per(static_cast<std::size_t>(S));
+    for (int s = 0; s < S; ++s)
+      per[static_cast<std::size_t>(s)].server = static_cast<std::uint32_t>(s);
+    for (std::size_t i = 0; i < mc.sizes.size(); ++i)
+      for (const auto& p :
+           plan_parts(many_key_of(c, i), mc.sizes[i], static_cast<std::uint32_t>(S)))
+        per[p.server].bytes += p.bytes;
+    std::vector<part> out;
+    for (const auto& p : per)
+      if (p.bytes) out.push_back(p);
+    return out;
+  }
+
+  // One pushpull call of every key of many-keys case c per operation (one call at a time),
+  // against raw TCP moving the same bytes as one message per server.
+  void run_many_case(cluster& cl, raw_mesh& mesh, std::size_t c) {
+    const auto mc = many_keys_cases(cfg.quick)[c];
+    const std::string name = prefix + " many_keys " + mc.name + " pushpull";
+    if (!cfg.filter.empty() && name.find(cfg.filter) == std::string::npos) return;
+    const auto parts = many_parts(c);
+    std::size_t bytes = 0;
+    for (const auto& p : parts)
+      bytes += p.bytes;
+    const std::size_t wire = 2 * bytes;
+    const std::size_t n = ops_for(wire, true);
+    case_stats raw, store;
+    std::vector<double> paired;
+    for (int b = 0; b < cfg.blocks; ++b) {
+      const block_times rb = mesh.run(parts, op_kind::pushpull, n, 1, 1, false);
+      const block_times sb = run_store_block(cl, "many", c, n, 1, 1, false);
+      raw.add(rb, wire);
+      store.add(sb, wire);
+      paired.push_back(block_rates(sb, wire).per_client / block_rates(rb, wire).per_client);
+    }
+    emit(figure{
+        "dist",
+        name + " throughput",
+        median(store.per_client),
+        "B/s",
+        median(raw.per_client),
+        0.6,
+        false,
+        {{"keys", json_number(double(mc.sizes.size()))},
+         {"bytes_per_call", json_number(double(bytes))},
+         {"op_us", json_number(median(store.op_s) * 1e6)},
+         {"limit_op_us", json_number(median(raw.op_s) * 1e6)},
+         {"ops_per_block", json_number(double(n))},
+         {"blocks", json_number(cfg.blocks)},
+         {"cpu_us_per_op", json_number(store.cpu_us_per_op())},
+         {"limit_cpu_us_per_op", json_number(raw.cpu_us_per_op())},
+         {"paired_ratio", json_number(median(paired))},
+         {"paired_ratio_min", json_number(*std::min_element(paired.begin(), paired.end()))},
+         {"paired_ratio_max", json_number(*std::max_element(paired.begin(), paired.end()))}}});
+  }
+
   void run(const std::string& self_exe) {
     const auto t_start = clock::now();
     prefix = std::to_string(S) + "x" + std::to_string(W);
@@ -163,6 +221,11 @@ struct topology_run {
     std::vector<std::size_t> stored(static_cast<std::size_t>(S), 0);
     for (std::size_t i = 0; i < cfg.sizes.size(); ++i)
       for (const auto& p : plan_parts(key_of(i), cfg.sizes[i], static_cast<std::uint32_t>(S))) {
+        max_part = std::max(max_part, p.bytes);
+        stored[p.server] += p.bytes;
+      }
+    for (std::size_t c = 0; c < many_keys_cases(cfg.quick).size(); ++c)
+      for (const auto& p : many_parts(c)) {
         max_part = std::max(max_part, p.bytes);
         stored[p.server] += p.bytes;
       }
@@ -233,6 +296,8 @@ struct topology_run {
       for (op_kind o : all_ops)
         for (bool rtt : {true, false})
           run_case(cl, mesh ? &*mesh : nullptr, o, si, rtt);
+    for (std::size_t c = 0; mesh && c < many_keys_cases(cfg.quick).size(); ++c)
+      run_many_case(cl, *mesh, c);
 
     for (int s = 0; s < S && mem; ++s) {
       const proc_figures m = read_mem(cl.server(s).pid);

@@ -2,7 +2,8 @@
 // one answer line each): "init" (READY), "mem R" (R rounds of push, pull and pushpull of
 // every key, one call at a time; DONE), "warm OP SIZE_INDEX N WINDOW" (WARM), "run OP
 // SIZE_INDEX N WINDOW WANT_LAT" (a barrier, then N timed operations; "RES rank t0 t1 cpu_ns
-// cswitches [latencies]") and "quit".
+// cswitches [latencies]") and "quit". OP "many" with a many-keys case for SIZE_INDEX (and a
+// window of 1) is one pushpull call of every key of that case.
 #include <kvactor/kvstore.hpp>
 
 #include <cstdio>
@@ -39,12 +40,25 @@ int worker_main(bool quick) {
       values.push_back(
           kvactor::tensor::zeros({static_cast<std::int64_t>(cfg.sizes[i] / sizeof(float))}));
     }
+    // The many-keys cases' keys, values and outputs (config.hpp's many_keys_cases).
+    const auto many = many_keys_cases(quick);
+    std::vector<std::vector<kvactor::key>> mkeys(many.size());
+    std::vector<std::vector<kvactor::tensor>> mvals(many.size()), mouts(many.size());
+    for (std::size_t c = 0; c < many.size(); ++c)
+      for (std::size_t i = 0; i < many[c].sizes.size(); ++i) {
+        mkeys[c].emplace_back(many_key_of(c, i));
+        const kvactor::shape s{static_cast<std::int64_t>(many[c].sizes[i] / sizeof(float))};
+        mvals[c].push_back(kvactor::tensor::full(s, 1));
+        mouts[c].push_back(kvactor::tensor::zeros(s));
+      }
     auto slots = [&](std::size_t si, std::size_t n) -> std::vector<kvactor::tensor>& {
       while (outs[si].size() < n)
         outs[si].push_back(kvactor::tensor::zeros(values[si].shape()));
       return outs[si];
     };
+    bool many_op = false;
     auto issue = [&](op_kind o, std::size_t si, const kvactor::tensor& out) {
+      if (many_op) return kv.pushpull(mkeys[si], mvals[si], mouts[si]);
       switch (o) {
         case op_kind::push:
           return kv.push(keys[si], values[si]);
@@ -78,6 +92,8 @@ int worker_main(bool quick) {
       if (t.empty()) continue;
       if (t[0] == "init") {
         kv.init(keys, values).get();
+        for (std::size_t c = 0; c < many.size(); ++c)
+          kv.init(mkeys[c], mvals[c]).get();
         kv.barrier().get();
         for (std::size_t i = 0; i < cfg.sizes.size(); ++i)
           slots(i, 1);
@@ -95,9 +111,12 @@ int worker_main(bool quick) {
         }
         say("DONE");
       } else if ((t[0] == "warm" && t.size() == 5) || (t[0] == "run" && t.size() == 6)) {
-        const op_kind o = parse_op(t[1]);
+        many_op = t[1] == "many";
+        const op_kind o = many_op ? op_kind::pushpull : parse_op(t[1]);
         const std::size_t si = std::stoul(t[2]), n = std::stoul(t[3]), window = std::stoul(t[4]);
-        if (si >= cfg.sizes.size() || window == 0) die("bad command: " + line);
+        if (si >= (many_op ? many.size() : cfg.sizes.size()) || window == 0 ||
+            (many_op && window != 1))
+          die("bad command: " + line);
         if (t[0] == "warm") {
           run_ops(o, si, n, window, nullptr);
           say("WARM");

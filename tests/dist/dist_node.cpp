@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
       {"limits", limits},
       {"refused_round", refused_round},
       {"departed", departed},
+      {"fusion", fusion},
   };
   return node::run_node(argc, argv, "sync_rounds", store_of, scenarios);
 }

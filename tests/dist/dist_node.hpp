@@ -52,4 +52,7 @@ void limits(kvstore& kv);
 void refused_round(kvstore& kv);
 void departed(kvstore& kv);
 
+// dist_node_fusion.cpp: many small keys, their order and priorities, one key's error.
+void fusion(kvstore& kv);
+
 }  // namespace kvactor::testing::dist_node

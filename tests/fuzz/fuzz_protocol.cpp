@@ -1,8 +1,8 @@
 // libFuzzer target: every cluster protocol meta (serialization/protocol.hpp). The first input
 // byte picks the decoder (modulo the number of metas, in KVACTOR_WIRE_METAS's order: register,
-// node_table, barrier, node_lost, node_done, data, command, reply), the rest is the meta. An
-// accepted meta must satisfy what the decoder promises, survive encode/decode unchanged, and, when
-// written in this host's byte order, re-encode to exactly the input.
+// node_table, barrier, node_lost, node_done, data, command, reply, batch, batch reply), the rest
+// is the meta. An accepted meta must satisfy what the decoder promises, survive encode/decode
+// unchanged, and, when written in this host's byte order, re-encode to exactly the input.
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -49,6 +49,25 @@ bool same(const command_meta& a, const command_meta& b) {
 bool same(const reply_meta& a, const reply_meta& b) {
   return a.code == b.code && a.message == b.message;
 }
+bool same(const batch_meta& a, const batch_meta& b) {
+  if (a.entries.size() != b.entries.size()) return false;
+  for (std::size_t i = 0; i < a.entries.size(); ++i) {
+    const auto &x = a.entries[i], &y = b.entries[i];
+    if (x.type != y.type || x.flags != y.flags || x.id != y.id || x.priority != y.priority ||
+        x.bytes != y.bytes || !same(x.data, y.data))
+      return false;
+  }
+  return true;
+}
+bool same(const batch_reply_meta& a, const batch_reply_meta& b) {
+  if (a.entries.size() != b.entries.size()) return false;
+  for (std::size_t i = 0; i < a.entries.size(); ++i) {
+    const auto &x = a.entries[i], &y = b.entries[i];
+    if (x.id != y.id || x.code != y.code || x.message != y.message || x.bytes != y.bytes)
+      return false;
+  }
+  return true;
+}
 
 // What the decoders promise beyond "it parsed" (protocol.cpp's caps and checks).
 void check(const register_meta& m) {
@@ -81,6 +100,20 @@ void check(const command_meta& m) {
 }
 void check(const reply_meta& m) {
   KVACTOR_FUZZ_CHECK(m.message.size() <= 4096, "reply message over its cap");
+}
+void check(const batch_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.entries.size() <= max_batch_entries, "too many batch entries accepted");
+  for (const auto& e : m.entries) {
+    KVACTOR_FUZZ_CHECK(batchable(e.type), "a batch entry that is no data request accepted");
+    KVACTOR_FUZZ_CHECK(e.bytes <= max_entry_bytes, "batch entry over its cap");
+    check(e.data);
+  }
+}
+void check(const batch_reply_meta& m) {
+  KVACTOR_FUZZ_CHECK(m.entries.size() <= max_batch_entries, "too many batch answers accepted");
+  for (const auto& e : m.entries)
+    KVACTOR_FUZZ_CHECK(e.message.size() <= 4096 && e.bytes <= max_entry_bytes,
+                       "batch answer over its cap");
 }
 
 template <class T>

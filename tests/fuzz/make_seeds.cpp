@@ -200,6 +200,19 @@ void protocol() {
   put("reply-error", 7,
       encode(reply_meta{static_cast<std::uint8_t>(kvactor::errc::shape_mismatch),
                         "key 3: pushed shape (4, 5) but the key has (4, 4)"}));
+  auto ty = [](msg m) { return static_cast<std::uint8_t>(m); };
+  put("batch-push-pull", 8,
+      encode(batch_meta{
+          {{ty(msg::push), 0, 11, 0, 16, data_meta{int_key(3), 0, 1, 4, dt(dtype::float32), 1, 0}},
+           {ty(msg::pull), 0, 12, 5, 0,
+            data_meta{str_key("fc1_bias"), 0, 1, 64, dt(dtype::float32), 1, 0}},
+           {ty(msg::push_rows), 2, 13, 0, 24,
+            data_meta{int_key(9), 0, 1, 30, dt(dtype::float32), 3, 2}}}}));
+  put("batch-reply", 9,
+      encode(batch_reply_meta{{{11, 0, "", 0},
+                               {12, 0, "", 256},
+                               {13, static_cast<std::uint8_t>(kvactor::errc::not_initialized),
+                                "key 9 is not initialized", 0}}}));
 }
 
 // ----------------------------------------------------------------- optimizer configs

@@ -70,6 +70,21 @@ template <>
 wire::reply_meta sample() {
   return {9, "bad"};
 }
+template <>
+wire::batch_meta sample() {
+  wire::batch_meta b;
+  b.entries.push_back(
+      {static_cast<std::uint8_t>(wire::msg::push), 2, 41, -3, 48, sample<wire::data_meta>()});
+  wire::data_meta s;
+  s.key = wire::wire_key::from(key{std::string{"bias"}});
+  s.numel = 8;
+  b.entries.push_back({static_cast<std::uint8_t>(wire::msg::pull), 0, 42, 7, 0, s});
+  return b;
+}
+template <>
+wire::batch_reply_meta sample() {
+  return {{{41, 0, "", 0}, {42, 9, "bad", 32}}};
+}
 
 template <class T>
 result<T> decode_hex(const std::string& h) {
@@ -99,7 +114,7 @@ TEST(MessageTable, EveryTypeHasOneUniqueName) {
     EXPECT_NE(std::string{wire::to_string(m)}, "unknown");
     EXPECT_GE(n, 16) << "types 0-15 belong to the transport";
   });
-  EXPECT_EQ(names.size(), 13u);
+  EXPECT_EQ(names.size(), 15u);
   EXPECT_EQ(std::string{wire::to_string(wire::msg::push)}, "push");
   EXPECT_EQ(std::string{wire::to_string(wire::msg::register_node)}, "register_node");
   EXPECT_EQ(static_cast<int>(wire::msg::pull_rows), 28) << "numbers on the wire never move";
@@ -127,7 +142,7 @@ TEST(MessageTable, UnknownAndReservedTypesAreRefused) {
     }
     known += wire::known_message(type);
   }
-  EXPECT_EQ(known, 13);
+  EXPECT_EQ(known, 15);
   EXPECT_EQ(wire::describe(99, wire::encode(sample<wire::reply_meta>())),
             "unknown message type 99");
   EXPECT_EQ(wire::describe(5, {}), "unknown message type 5");
@@ -150,7 +165,7 @@ TEST(MessageTable, EveryMetaRoundTripsThroughItsSchema) {
               std::string{wire::to_string(decltype(tag)::value)} + " " + wire::to_string(m));
     ++visited;
   });
-  EXPECT_EQ(visited, 13);
+  EXPECT_EQ(visited, 15);
   // Spot checks that the fields land where they belong.
   auto t = wire::decode<wire::node_table_meta>(wire::encode(sample<wire::node_table_meta>()));
   ASSERT_TRUE(t.has_value());
@@ -328,6 +343,26 @@ TEST(MessageTable, OverlongOrInconsistentInputIsRefused) {
   d.rows = 4;
   expect_refused(wire::decode<wire::data_meta>(wire::encode(d)), "data: more row ids than rows",
                  "rows");
+  // A batch entry is a data request, and its count fits the bytes that follow.
+  auto b = sample<wire::batch_meta>();
+  b.entries[1].type = static_cast<std::uint8_t>(wire::msg::command);
+  expect_refused(wire::decode<wire::batch_meta>(wire::encode(b)), "a batch entry of type 25",
+                 "batch entry type");
+  b = sample<wire::batch_meta>();
+  b.entries[0].data.part = 5;
+  expect_refused(wire::decode<wire::batch_meta>(wire::encode(b)), "batch: bad part index",
+                 "batch entry part");
+  bytes bc = wire::encode(sample<wire::batch_meta>());
+  bc[2] = 3;  // the low byte of the entry count (after flag and version)
+  expect_refused(wire::decode<wire::batch_meta>(bc), "entry count: length 3 exceeds the bytes left",
+                 "batch count");
+  bc[2] = 0;
+  bc[4] = 1;  // 65536 entries
+  expect_refused(wire::decode<wire::batch_meta>(bc), "exceeds the cap 8192", "many entries");
+  auto br = sample<wire::batch_reply_meta>();
+  br.entries[0].bytes = (std::uint64_t{1} << 40) + 1;
+  expect_refused(wire::decode<wire::batch_reply_meta>(wire::encode(br)),
+                 "batch reply entry too big", "batch reply bytes");
   bytes k = wire::encode(sample<wire::data_meta>());
   k[2] = 2;  // the key kind flag
   expect_refused(wire::decode<wire::data_meta>(k), "data: bad key kind", "key kind");

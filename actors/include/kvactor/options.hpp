@@ -1,6 +1,7 @@
 // Options for kvactor::create. Thread-safety: a value type.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 
@@ -24,6 +25,18 @@ struct options {
   /// actors (the "device" store's default is topology::flat()); unset on a "local" store, which
   /// sums them in one pass on its shard and reducer threads.
   std::shared_ptr<const topology> reduction;
+
+  /// dist stores (fusion of small keys, what Horovod and BytePS call tensor fusion): the
+  /// operations of one call on keys of at most this many bytes (whole on one server) travel
+  /// to each server as one message and are applied there as one batch, each key in its order
+  /// and with its own result. 0: every key travels alone. KVACTOR_FUSION_KEY_BYTES overrides.
+  std::size_t fusion_key_bytes = std::size_t{64} << 10;
+  /// A fused message moves at most about this many bytes (sent and answered); a call's keys
+  /// beyond it travel in further messages. KVACTOR_FUSION_BYTES overrides.
+  std::size_t fusion_bytes = std::size_t{4} << 20;
+  /// How long a fused message waits for the operations of later calls to join it; 0: only
+  /// the keys of one call travel together. KVACTOR_FUSION_WINDOW_US overrides.
+  std::chrono::microseconds fusion_window{0};
 };
 
 }  // namespace kvactor

@@ -135,6 +135,9 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
                                std::int64_t{1} << 50);
   const auto timeout = get_int("KVACTOR_CONNECT_TIMEOUT_MS", 1, 3600000);
   const auto max_message = get_int("KVACTOR_MAX_MESSAGE_BYTES", 4096, std::int64_t{4} << 30);
+  const auto fusion_key = get_int("KVACTOR_FUSION_KEY_BYTES", 0, std::int64_t{1} << 30);
+  const auto fusion_bytes = get_int("KVACTOR_FUSION_BYTES", 1, std::int64_t{1} << 30);
+  const auto fusion_window = get_int("KVACTOR_FUSION_WINDOW_US", 0, 1000000);
   const bool servers_set = env("DMLC_NUM_SERVER").has_value();
   const bool workers_set = env("DMLC_NUM_WORKER").has_value();
 
@@ -242,6 +245,9 @@ result<cluster_config> read_cluster_config(const env_lookup& env) {
   if (bound) c.big_array_bound = static_cast<std::uint64_t>(*bound);
   if (timeout) c.connect_timeout = std::chrono::milliseconds(*timeout);
   if (max_message) c.max_message_bytes = static_cast<std::uint64_t>(*max_message);
+  if (fusion_key) c.fusion_key_bytes = static_cast<std::uint64_t>(*fusion_key);
+  if (fusion_bytes) c.fusion_bytes = static_cast<std::uint64_t>(*fusion_bytes);
+  if (fusion_window) c.fusion_window = std::chrono::microseconds(*fusion_window);
   if (auto id = env("KVACTOR_CLUSTER_ID"); id && !id->empty()) c.cluster_id = *id;
   if (auto h = env("KVACTOR_NODE_HOST"); h && !h->empty()) c.node_host = *h;
   if (auto d = env("KVACTOR_PROFILE_DIR"); d && !d->empty()) c.profile_dir = *d;

@@ -16,6 +16,10 @@
 //   KVACTOR_CONNECT_TIMEOUT_MS            how long the cluster may take to assemble
 //   KVACTOR_MAX_MESSAGE_BYTES             payload cap of one message (default 4 GiB; the
 //                                         same on every node); bigger keys travel in parts
+//   KVACTOR_FUSION_KEY_BYTES, KVACTOR_FUSION_BYTES, KVACTOR_FUSION_WINDOW_US
+//                                         workers: fusion of small keys (options.hpp's
+//                                         fusion_key_bytes, fusion_bytes, fusion_window; the
+//                                         variables win over the options)
 //   KVACTOR_TLS                           on | off | auto (default): TLS 1.3 between nodes,
 //                                         keyed from the secret; auto is on unless
 //                                         DMLC_PS_ROOT_URI is loopback (local mode, where
@@ -57,6 +61,9 @@ struct cluster_config {
   std::uint64_t big_array_bound = 1000000;
   std::chrono::milliseconds connect_timeout{60000};
   std::uint64_t max_message_bytes = std::uint64_t{4} << 30;
+  std::optional<std::uint64_t> fusion_key_bytes;  ///< set: overrides options::fusion_key_bytes
+  std::optional<std::uint64_t> fusion_bytes;      ///< set: overrides options::fusion_bytes
+  std::optional<std::chrono::microseconds> fusion_window;  ///< set: overrides options'
   bool tls = false;           ///< KVACTOR_TLS resolved (read_cluster_config decides auto)
   std::string tls_cert_file;  ///< KVACTOR_TLS_CERT/KEY/CA: all set, or all empty (PSK)
   std::string tls_key_file;

@@ -12,18 +12,32 @@
 namespace kvactor::detail {
 
 cluster_router::cluster_router(cluster_session& session, std::uint64_t max_payload,
-                               std::size_t parallel_threshold)
+                               std::size_t parallel_threshold, fusion_settings fusion)
     : session_(session),
       tracker_(session.tracker()),
       max_payload_(max_payload),
-      parallel_threshold_(parallel_threshold) {}
+      parallel_threshold_(parallel_threshold),
+      fusion_(
+          fusion,
+          [this](std::uint32_t server, net::outgoing&& m) {
+            return send_message(server, std::move(m), "a fused batch of small keys");
+          },
+          [this](std::uint64_t id, const status& why) {
+            auto pp = tracker_.take_part(id);
+            if (pp.op) pp.op->part_done(why);
+          }) {}
 
 void cluster_router::start(std::weak_ptr<cluster_router> self, std::size_t reducer_threads) {
   self_ = std::move(self);
   pool_ = std::make_unique<thread_pool>(reducer_threads);
 }
 
+void cluster_router::joined() {
+  fusion_.start(session_.num_servers());
+}
+
 void cluster_router::stop() {
+  fusion_.stop();
   pool_.reset();
 }
 
@@ -123,6 +137,7 @@ void cluster_router::issue(const dist_op_ptr& o, const std::shared_ptr<key_chann
             // Without the store, the op's destructor fails it.
             if (self) self->send(next);
           }
+          if (auto self = weak.lock()) self->end_call();
         },
         o->priority);
   }
@@ -141,14 +156,19 @@ void cluster_router::sum_into(dist_op& o, std::size_t b, std::size_t e) {
   kernels::sum(o.info->dtype, o.source.data_unchecked(), p, o.values.size(), b, e);
 }
 
-// A part's message without its payload: type, id, stream, priority and metadata.
-net::outgoing cluster_router::part_message(const dist_op& o, const part_plan& pp, std::uint64_t id,
-                                           std::uint64_t rows) {
+// A part's message without its payload and metadata: type, id, stream and priority.
+net::outgoing cluster_router::part_message(const dist_op& o, const part_plan& pp,
+                                           std::uint64_t id) {
   net::outgoing m;
   m.type = static_cast<std::uint8_t>(o.wire_type());
   m.id = id;
   m.stream = pp.stream;
   m.priority = o.priority;
+  return m;
+}
+
+wire::data_meta cluster_router::part_meta(const dist_op& o, const part_plan& pp,
+                                          std::uint64_t rows) {
   wire::data_meta meta;
   meta.key = wire::wire_key::from(o.info->user_key);
   meta.part = pp.index;
@@ -157,8 +177,7 @@ net::outgoing cluster_router::part_message(const dist_op& o, const part_plan& pp
   meta.dtype = static_cast<std::uint8_t>(o.info->dtype);
   meta.row = row_size(*o.info);
   meta.rows = rows;
-  m.meta = wire::encode(meta);
-  return m;
+  return meta;
 }
 
 // Row-sparse requests: each part gets the rows of it the op names (ids relative to the
@@ -216,12 +235,13 @@ void cluster_router::send_rows(const dist_op_ptr& o) {
     o->payloads[k] = buf;
     auto id = tracker_.track(o, k);
     if (!id) continue;
-    net::outgoing m = part_message(*o, pp, *id, pid.size());
+    net::outgoing m = part_message(*o, pp, *id);
     m.payload = ids_bytes + data_bytes ? buf->data() : nullptr;
     m.payload_size = ids_bytes + data_bytes;
     m.keepalive = buf;
     m.release_inline = true;
-    send_part(pp.server, *id, std::move(m));
+    const std::uint64_t answer = push ? 0 : pid.size() * row * esz;
+    send_part(*o, pp, *id, std::move(m), pid.size(), ids_bytes + data_bytes + answer);
   }
 }
 
@@ -235,7 +255,7 @@ void cluster_router::send(const dist_op_ptr& o) {
     const auto& pp = o->parts[p];
     auto id = tracker_.track(o, p);
     if (!id) continue;
-    net::outgoing m = part_message(*o, pp, *id, 0);
+    net::outgoing m = part_message(*o, pp, *id);
     if (o->kind != op_kind::pull && o->kind != op_kind::broadcast) {
       m.payload = static_cast<const char*>(o->source.data_unchecked()) + pp.offset * esz;
       m.payload_size = pp.count * esz;
@@ -247,7 +267,7 @@ void cluster_router::send(const dist_op_ptr& o) {
     }
     const std::int64_t t0 = o->trace_issued ? timeline::now_ns() : 0;
     const auto bytes = static_cast<std::int64_t>(m.payload_size);
-    send_part(pp.server, *id, std::move(m));
+    send_part(*o, pp, *id, std::move(m), 0, pp.count * esz);
     if (t0)
       timeline::span("worker", "send", t0, timeline::now_ns(),
                      timeline::args{o->info->name()}
@@ -276,16 +296,30 @@ void cluster_router::quantize(const dist_op& o, const part_plan& pp, net::outgoi
   m.flags |= wire::flag_compressed;
 }
 
-// Sends a tracked part; one the transport would refuse (checked here: it reports refusals
-// only to on_sent, which the data path does not pay for) fails instead.
-void cluster_router::send_part(std::uint32_t server, std::uint64_t id, net::outgoing&& m) {
-  auto s = check_message(session_.caps(), m.meta.size(), m.payload_size, "a request");
-  if (s.is_ok()) return session_.server(server)->send(std::move(m));
-  auto pp = tracker_.take_part(id);
-  if (pp.op) pp.op->part_done(s);
+// Sends a tracked part, in its server's batch when its key is small; one the transport would
+// refuse fails instead.
+void cluster_router::send_part(const dist_op& o, const part_plan& pp, std::uint64_t id,
+                               net::outgoing&& m, std::uint64_t rows, std::uint64_t weight) {
+  if (fusion_.fuses(o.info->nbytes(), o.parts.size()))
+    return fusion_.add(pp.server, std::move(m), part_meta(o, pp, rows), weight);
+  m.meta = wire::encode(part_meta(o, pp, rows));
+  auto s = send_message(pp.server, std::move(m), "a request");
+  if (s.is_ok()) return;
+  auto ref = tracker_.take_part(id);
+  if (ref.op) ref.op->part_done(s);
+}
+
+// Checked here: the transport reports a refusal only to on_sent, which the data path does not
+// pay for.
+status cluster_router::send_message(std::uint32_t server, net::outgoing&& m, const char* what) {
+  auto s = check_message(session_.caps(), m.meta.size(), m.payload_size, what);
+  if (s.is_ok()) session_.server(server)->send(std::move(m));
+  return s;
 }
 
 void* cluster_router::destination(const net::message_head& h) {
+  // A batch reply's values land in a buffer first: each goes to its own outputs.
+  if (h.type != static_cast<std::uint8_t>(wire::msg::reply)) return nullptr;
   return tracker_.with_part(h.id, [&](const request_tracker::part_ref* p) -> void* {
     if (!p) return nullptr;
     const auto& o = *p->op;
@@ -298,7 +332,9 @@ void* cluster_router::destination(const net::message_head& h) {
 }
 
 void cluster_router::on_server_message(const net::connection_ptr& c, net::message&& m) {
-  if (static_cast<wire::msg>(m.type) != wire::msg::reply) {
+  const auto type = static_cast<wire::msg>(m.type);
+  if (type == wire::msg::batch_reply) return on_batch_reply(c, m);
+  if (type != wire::msg::reply) {
     c->close(status{errc::protocol_error,
                     "a server sent a request to a worker: type " + wire::type_text(m.type)});
     return;
@@ -307,22 +343,50 @@ void cluster_router::on_server_message(const net::connection_ptr& c, net::messag
   if (!t.part.op && !t.control) return;  // failed and forgotten already
   status s = session_.reply_of(m);
   if (t.control) return t.control(s);
-  auto& o = *t.part.op;
+  on_part_reply(std::move(t.part), std::move(s), m.payload_data, m.payload_size);
+}
+
+// The answers to a fused batch's requests, each under its request's id, their values one
+// after another in the payload. A batch reply that does not add up closes the connection:
+// which of its answers is right cannot be told.
+void cluster_router::on_batch_reply(const net::connection_ptr& c, const net::message& m) {
+  auto meta = wire::decode<wire::batch_reply_meta>(m.meta);
+  if (!meta) return c->close(meta.error());
+  std::uint64_t total = 0;
+  for (const auto& e : meta->entries)
+    total += e.bytes;  // each at most 2^40, at most 8192 of them
+  if (total != m.payload_size)
+    return c->close(status{errc::protocol_error,
+                           "a batch reply's entries name " + std::to_string(total) +
+                               " bytes, its payload has " + std::to_string(m.payload_size)});
+  const auto* at = static_cast<const char*>(m.payload_data);
+  for (auto& e : meta->entries) {
+    auto part = tracker_.take_part(e.id);
+    if (part.op)
+      on_part_reply(std::move(part), session_.reply_of(reply_status(e.code, std::move(e.message))),
+                    at, e.bytes);
+    at += e.bytes;
+  }
+}
+
+void cluster_router::on_part_reply(request_tracker::part_ref&& t, status s, const void* data,
+                                   std::uint64_t bytes) {
+  auto& o = *t.op;
   const std::int64_t t0 = o.trace_issued ? timeline::now_ns() : 0;
   if (s.is_ok() && o.kind == op_kind::row_pull)
-    s = scatter_rows(o, t.part.part, m);
+    s = scatter_rows(o, t.part, data, bytes);
   else if (s.is_ok() && o.pull_like() && !o.outs.empty())
-    s = copy_pulled(o, t.part.part, m);
+    s = copy_pulled(o, t.part, data, bytes);
   if (t0) {
     // The part from the wire to its reply (the server's time and the network's), then this
     // thread's work on the reply.
     timeline::name_thread("net I/O", 2);
-    const auto& pp = o.parts[t.part.part];
+    const auto& pp = o.parts[t.part];
     timeline::async_span("worker", "in flight", o.trace_sent, t0,
                          timeline::args{o.info->name()}
                              .with("part", pp.index)
                              .with("server", pp.server)
-                             .with("bytes", static_cast<std::int64_t>(m.payload_size)));
+                             .with("bytes", static_cast<std::int64_t>(bytes)));
     timeline::span("worker", "reply", t0, timeline::now_ns(),
                    timeline::args{o.info->name()}.with("part", pp.index));
   }
@@ -342,10 +406,11 @@ void dist_op::finish_traced() {
 }
 
 // The part's rows, in the order of the ids it was sent; each output takes those it wants.
-status cluster_router::scatter_rows(const dist_op& o, std::uint32_t part, const net::message& m) {
+status cluster_router::scatter_rows(const dist_op& o, std::uint32_t part, const void* data,
+                                    std::uint64_t size) {
   const auto& pid = o.part_ids[part];
   const std::size_t bytes = row_size(*o.info) * size_of(o.info->dtype);
-  if (m.payload_size != pid.size() * bytes)
+  if (size != pid.size() * bytes)
     return status{errc::protocol_error,
                   "server answered the wrong number of rows for key " + o.info->name()};
   for (std::size_t j = 0; j < o.outs.size(); ++j) {
@@ -357,7 +422,7 @@ status cluster_router::scatter_rows(const dist_op& o, std::uint32_t part, const 
         ++a;
       if (a < w.size() && w[a] == pid[i])
         std::memcpy(dst + (o.compact_rows ? a : static_cast<std::size_t>(pid[i])) * bytes,
-                    static_cast<const char*>(m.payload_data) + i * bytes, bytes);
+                    static_cast<const char*>(data) + i * bytes, bytes);
     }
   }
   return status{};
@@ -365,16 +430,17 @@ status cluster_router::scatter_rows(const dist_op& o, std::uint32_t part, const 
 
 // A pulled part: in the first output already when destination() placed it there, then
 // copied to the other outputs.
-status cluster_router::copy_pulled(const dist_op& o, std::uint32_t part, const net::message& m) {
+status cluster_router::copy_pulled(const dist_op& o, std::uint32_t part, const void* data,
+                                   std::uint64_t size) {
   const auto& pp = o.parts[part];
   const std::size_t esz = size_of(o.info->dtype);
   const std::size_t bytes = pp.count * esz;
   char* dst = static_cast<char*>(o.outs.front().data_unchecked()) + pp.offset * esz;
-  if (m.payload_size != bytes)
-    return status{errc::protocol_error, "server answered " + std::to_string(m.payload_size) +
+  if (size != bytes)
+    return status{errc::protocol_error, "server answered " + std::to_string(size) +
                                             " bytes for key " + o.info->name() + ", expected " +
                                             std::to_string(bytes)};
-  if (m.payload_data != dst) std::memcpy(dst, m.payload_data, bytes);
+  if (data != dst) std::memcpy(dst, data, bytes);
   for (std::size_t j = 1; j < o.outs.size(); ++j)
     std::memcpy(static_cast<char*>(o.outs[j].data_unchecked()) + pp.offset * esz, dst, bytes);
   return status{};

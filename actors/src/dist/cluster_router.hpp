@@ -13,6 +13,7 @@
 #include "../request.hpp"
 #include "cluster_session.hpp"
 #include "dist_op.hpp"
+#include "fusion_outbox.hpp"
 #include "kvactor/detail/thread_pool.hpp"
 
 namespace kvactor::detail {
@@ -22,11 +23,13 @@ class cluster_router {
   /// Parts of at most max_payload bytes; sums of at least parallel_threshold bytes go to
   /// the pool.
   cluster_router(cluster_session& session, std::uint64_t max_payload,
-                 std::size_t parallel_threshold);
+                 std::size_t parallel_threshold, fusion_settings fusion);
 
   /// Before the first issue(): `self` is how the pool's completions reach this router
   /// (weakly: the store may go first).
   void start(std::weak_ptr<cluster_router> self, std::size_t reducer_threads);
+  /// Once the cluster is joined (the servers are known), before the first issue().
+  void joined();
   /// Stops the pool (after the transport).
   void stop();
 
@@ -35,8 +38,13 @@ class cluster_router {
   /// A row-sparse push of g's values, their rows merged so that each row travels once.
   dist_op_ptr make_rows_push(const sparse_group& g, int priority, std::shared_ptr<dist_call> call);
 
-  /// Sums, then sends o once every earlier op of its key (ch) is on the wire.
+  /// Sums, then sends o once every earlier op of its key (ch) is on the wire (or in its
+  /// server's fused batch).
   void issue(const dist_op_ptr& o, const std::shared_ptr<key_channel>& ch);
+  /// A call has issued all its ops: their fused batches leave (unless a window holds them).
+  void end_call() { fusion_.end_call(); }
+  /// Every fused batch leaves now: what follows (a command, a barrier) comes after it.
+  void flush() { fusion_.flush(); }
 
   /// Where a pull's reply lands: straight in the first output (null: the transport buffers).
   void* destination(const net::message_head& h);
@@ -45,14 +53,24 @@ class cluster_router {
 
  private:
   static void sum_into(dist_op& o, std::size_t b, std::size_t e);
-  static net::outgoing part_message(const dist_op& o, const part_plan& pp, std::uint64_t id,
-                                    std::uint64_t rows);
+  static net::outgoing part_message(const dist_op& o, const part_plan& pp, std::uint64_t id);
+  static wire::data_meta part_meta(const dist_op& o, const part_plan& pp, std::uint64_t rows);
   void send(const dist_op_ptr& o);
   void send_rows(const dist_op_ptr& o);
-  void send_part(std::uint32_t server, std::uint64_t id, net::outgoing&& m);
+  // A tracked part's message, alone or in its server's batch; `weight`: the bytes it moves
+  // either way.
+  void send_part(const dist_op& o, const part_plan& pp, std::uint64_t id, net::outgoing&& m,
+                 std::uint64_t rows, std::uint64_t weight);
+  status send_message(std::uint32_t server, net::outgoing&& m, const char* what);
   void quantize(const dist_op& o, const part_plan& pp, net::outgoing& m);
-  static status scatter_rows(const dist_op& o, std::uint32_t part, const net::message& m);
-  static status copy_pulled(const dist_op& o, std::uint32_t part, const net::message& m);
+  void on_batch_reply(const net::connection_ptr& c, const net::message& m);
+  // A part's answer: its status, and the value a pull gets (data, bytes).
+  void on_part_reply(request_tracker::part_ref&& t, status s, const void* data,
+                     std::uint64_t bytes);
+  static status scatter_rows(const dist_op& o, std::uint32_t part, const void* data,
+                             std::uint64_t bytes);
+  static status copy_pulled(const dist_op& o, std::uint32_t part, const void* data,
+                            std::uint64_t bytes);
 
   cluster_session& session_;
   request_tracker& tracker_;
@@ -60,6 +78,7 @@ class cluster_router {
   std::size_t parallel_threshold_;
   std::weak_ptr<cluster_router> self_;
   std::unique_ptr<thread_pool> pool_;
+  fusion_outbox fusion_;
 };
 
 }  // namespace kvactor::detail

@@ -48,6 +48,8 @@ class cluster_session {
   /// A reply's status; peer_lost means a server already knows of a lost node, so this worker
   /// is broken too (before the scheduler's notice reaches it).
   status reply_of(const net::message& m);
+  /// An answer's status (from a batch reply), noted the same way.
+  status reply_of(status s);
 
   /// The orderly goodbye of a joined, unbroken worker (worker_done, barrier, rank 0 stops the
   /// servers, node_done), or the broken worker's parting word to the scheduler.
@@ -65,8 +67,6 @@ class cluster_session {
 
  private:
   void on_scheduler_event(const net::connection_ptr& c, scheduler_event&& e);
-  // A reply's status, noted as reply_of(m) notes it.
-  status reply_of(status s);
   // Control messages' on_sent: a message the transport refused fails its call. (A closed
   // connection's pending messages fail through on_connection_lost, with the lost node named.)
   std::function<void(const status&)> refused(std::uint64_t id);

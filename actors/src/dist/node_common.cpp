@@ -62,10 +62,14 @@ void send_control(const net::connection_ptr& conn, wire::msg type, std::uint64_t
 status reply_status(const net::message& m) {
   auto r = wire::decode<wire::reply_meta>(m.meta);
   if (!r) return r.error();
-  if (r->code == 0) return {};
-  if (r->code > static_cast<std::uint8_t>(last_errc))
-    return status{errc::protocol_error, "reply with unknown error code " + std::to_string(r->code)};
-  return status{static_cast<errc>(r->code), r->message};
+  return reply_status(r->code, std::move(r->message));
+}
+
+status reply_status(std::uint8_t code, std::string message) {
+  if (code == 0) return {};
+  if (code > static_cast<std::uint8_t>(last_errc))
+    return status{errc::protocol_error, "reply with unknown error code " + std::to_string(code)};
+  return status{static_cast<errc>(code), std::move(message)};
 }
 
 std::string host_of(const std::string& address) {

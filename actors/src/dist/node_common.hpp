@@ -34,6 +34,8 @@ void send_control(const net::connection_ptr& conn, wire::msg type, std::uint64_t
 
 /// The status a reply carries.
 status reply_status(const net::message& m);
+/// The status an answer's error code and message stand for (an unknown code: protocol_error).
+status reply_status(std::uint8_t code, std::string message);
 
 /// "host" of "host:port".
 std::string host_of(const std::string& address);

@@ -59,6 +59,17 @@ caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
         apply_command(*self->state.core, c.what);
         c.ack->shard_done();
       },
+      [self](const shard_batch& b) {
+        // Handled in the batch's order; answers given meanwhile leave together after the
+        // last shard's share.
+        for (const auto& r : b.requests) {
+          if (!self->state.core)
+            self->state.backlog.push_back(r);
+          else
+            self->state.core->handle(r);
+        }
+        b.replies->shard_done();
+      },
       [self](configure_atom, std::uint32_t workers) {
         auto& st = self->state;
         if (st.core) return;
@@ -185,8 +196,9 @@ int run_server(const cluster_config& cfg, const options& opts) {
   int code = 1;
   {
     net::runtime rt(1);
-    auto disp = std::make_shared<dispatcher>(
-        shards, ctl, rank, server_file_dirs{cfg.profile_dir, cfg.states_dir}, binding);
+    auto disp = std::make_shared<dispatcher>(shards, ctl, rank,
+                                             server_file_dirs{cfg.profile_dir, cfg.states_dir},
+                                             binding, node_caps(cfg));
     net::handlers worker_h;
     worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
       disp->on_message(c, std::move(m));

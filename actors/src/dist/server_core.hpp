@@ -35,6 +35,8 @@
 
 namespace kvactor::detail {
 
+class reply_batch;
+
 struct server_request {
   wire::msg kind = wire::msg::push;  ///< init, push, pull or pushpull
   wire::data_meta meta;
@@ -48,6 +50,11 @@ struct server_request {
   status rejected;
   /// Sends the answer: a status, and for pull and pushpull the part's value.
   std::function<void(const status&, const tensor* value)> reply;
+  /// A request that came in a fused batch: its id and priority, and the batch that gathers
+  /// its answer with its batch-mates' (reply_batch.hpp).
+  std::uint64_t id = 0;
+  std::int32_t priority = 0;
+  std::shared_ptr<reply_batch> batch;
   /// The timeline's (kvactor/detail/timeline.hpp): when the request arrived (0: not traced).
   std::int64_t trace_received = 0;
 };

@@ -6,20 +6,24 @@
 #include <mutex>
 
 #include "kvactor/detail/timeline.hpp"
+#include "message_limits.hpp"
 #include "node_common.hpp"
 #include "part_plan.hpp"
+#include "reply_batch.hpp"
 #include "server_messages.hpp"
 
 namespace kvactor::detail {
 
 dispatcher::dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
                        std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
-                       std::shared_ptr<rank_binding> binding)
+                       std::shared_ptr<rank_binding> binding, const net::caps& caps)
     : shards_(std::move(shards)),
       ctl_(std::move(ctl)),
       rank_(std::move(rank)),
       dirs_(std::move(dirs)),
-      binding_(std::move(binding)) {}
+      binding_(std::move(binding)),
+      max_reply_meta_(caps.max_meta_bytes - 1024),
+      max_reply_bytes_(max_payload_bytes(caps)) {}
 
 void dispatcher::on_message(const net::connection_ptr& c, net::message&& m) {
   const auto type = static_cast<wire::msg>(m.type);
@@ -39,6 +43,8 @@ void dispatcher::on_message(const net::connection_ptr& c, net::message&& m) {
     case wire::msg::push_rows:
     case wire::msg::pull_rows:
       return rows(c, std::move(m), type, worker);
+    case wire::msg::batch:
+      return batch(c, m, worker);
     case wire::msg::command:
       return command(c, m, worker);
     default:
@@ -111,10 +117,14 @@ void dispatcher::trace_reply(const server_request& r, std::int64_t t0, const ten
   timeline::async_span("server", wire::to_string(r.kind), r.trace_received, t1, std::move(a));
 }
 
+std::size_t dispatcher::shard_of(const server_request& r) const {
+  return part_hash(r.meta.key.to_key().hash(), r.meta.part) % shards_.size();
+}
+
 // Even a refused push goes to its shard, where it takes its place in the round.
 void dispatcher::to_shard(std::shared_ptr<server_request> r) {
-  const std::uint64_t h = part_hash(r->meta.key.to_key().hash(), r->meta.part);
-  caf::anon_send(shards_[h % shards_.size()], std::move(r));
+  const std::size_t s = shard_of(*r);
+  caf::anon_send(shards_[s], std::move(r));
 }
 
 void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
@@ -184,25 +194,93 @@ void dispatcher::rows(const net::connection_ptr& c, net::message&& m, wire::msg 
                       std::int64_t worker) {
   auto r = request_of(c, m, type, worker);
   if (!r) return;
-  if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
-    r->rejected = status{errc::protocol_error, "bad element type"};
-  const auto t = static_cast<dtype>(r->meta.dtype);
-  const std::uint64_t ids_bytes = r->meta.rows * 8;
-  const std::uint64_t data_bytes = type == wire::msg::push_rows && r->rejected.is_ok()
-                                       ? r->meta.rows * r->meta.row * size_of(t)
-                                       : 0;
-  if (r->rejected.is_ok() && m.payload_size != ids_bytes + data_bytes)
-    r->rejected = status{errc::protocol_error, "row payload does not match its metadata"};
-  if (!r->rejected.is_ok()) return to_shard(std::move(r));
-  r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
-  if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
-  if (data_bytes)
-    r->row_data = tensor::from_bytes(
-        static_cast<const char*>(m.payload_data) + ids_bytes,
-        {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
-  if (r->trace_received)
+  r->rejected = decode_rows(r.get(), m);
+  if (r->rejected.is_ok() && r->trace_received)
     trace_receive(*r, r->trace_received, static_cast<std::int64_t>(m.payload_size));
   to_shard(std::move(r));
+}
+
+status dispatcher::decode_rows(server_request* r, const net::message& m) {
+  if (r->meta.dtype > static_cast<std::uint8_t>(dtype::uint8))
+    return status{errc::protocol_error, "bad element type"};
+  const auto t = static_cast<dtype>(r->meta.dtype);
+  const std::uint64_t ids_bytes = r->meta.rows * 8;
+  const std::uint64_t data_bytes =
+      r->kind == wire::msg::push_rows ? r->meta.rows * r->meta.row * size_of(t) : 0;
+  if (m.payload_size != ids_bytes + data_bytes)
+    return status{errc::protocol_error, "row payload does not match its metadata"};
+  try {
+    r->row_ids.resize(static_cast<std::size_t>(r->meta.rows));
+    if (ids_bytes) std::memcpy(r->row_ids.data(), m.payload_data, ids_bytes);
+    if (data_bytes)
+      r->row_data = tensor::from_bytes(
+          static_cast<const char*>(m.payload_data) + ids_bytes,
+          {static_cast<std::int64_t>(r->meta.rows), static_cast<std::int64_t>(r->meta.row)}, t);
+  } catch (const std::exception& e) {
+    return status{errc::internal, e.what()};
+  }
+  return {};
+}
+
+// A fused batch: each entry becomes the request it stands for, with its answer gathered by the
+// batch; each shard gets its entries as one message, in the batch's order. A batch whose
+// metadata does not decode or whose entries do not add up to its payload closes the
+// connection: its requests' ids cannot be trusted to answer them.
+void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64_t worker) {
+  auto meta = wire::decode<wire::batch_meta>(m.meta);
+  if (!meta) return c->close(meta.error());
+  std::uint64_t total = 0;
+  for (const auto& e : meta->entries)
+    total += e.bytes;  // each at most 2^40, at most 8192 of them
+  if (total != m.payload_size)
+    return c->close(status{errc::protocol_error, "a batch's entries name " + std::to_string(total) +
+                                                     " bytes, its payload has " +
+                                                     std::to_string(m.payload_size)});
+  const std::int64_t t0 = timeline::enabled() ? timeline::now_ns() : 0;
+  if (t0) timeline::name_thread("net I/O", 2);
+  auto replies = std::make_shared<reply_batch>(c, m.stream, max_reply_meta_, max_reply_bytes_);
+  std::vector<shard_batch> by_shard(shards_.size());
+  const auto* at = static_cast<const char*>(m.payload_data);
+  for (auto& e : meta->entries) {
+    auto r = std::make_shared<server_request>();
+    r->kind = static_cast<wire::msg>(e.type);
+    r->meta = std::move(e.data);
+    r->worker = worker;
+    r->id = e.id;
+    r->priority = e.priority;
+    r->batch = replies;
+    r->trace_received = t0;
+    // The request owns its reply function; one pointer fits it without an allocation.
+    r->reply = [req = r.get()](const status& s, const tensor* v) {
+      const std::int64_t t1 = req->trace_received ? timeline::now_ns() : 0;
+      req->batch->reply(*req, s, v);
+      if (t1) trace_reply(*req, t1, v);
+    };
+    net::message view;
+    view.flags = e.flags;
+    view.payload_data = const_cast<char*>(at);
+    view.payload_size = e.bytes;
+    at += e.bytes;
+    const bool rows = r->kind == wire::msg::push_rows || r->kind == wire::msg::pull_rows;
+    if (auto s = rows ? decode_rows(r.get(), view) : decode_payload(r.get(), view); !s)
+      r->rejected = s;
+    by_shard[shard_of(*r)].requests.push_back(std::move(r));
+  }
+  std::size_t shards = 0;
+  for (const auto& b : by_shard)
+    shards += b.requests.empty() ? 0 : 1;
+  replies->expect(shards);
+  if (t0)
+    timeline::span("server", "receive batch", t0, timeline::now_ns(),
+                   timeline::args{"batch"}
+                       .with("requests", static_cast<std::int64_t>(meta->entries.size()))
+                       .with("worker", worker)
+                       .with("bytes", static_cast<std::int64_t>(m.payload_size)));
+  for (std::size_t s = 0; s < by_shard.size(); ++s) {
+    if (by_shard[s].requests.empty()) continue;
+    by_shard[s].replies = replies;
+    caf::anon_send(shards_[s], std::move(by_shard[s]));
+  }
 }
 
 void dispatcher::fan_out(const command_body& what, std::function<void()> done) {

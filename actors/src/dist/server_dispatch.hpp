@@ -1,6 +1,8 @@
 // What a server does with a message from a worker, on the transport's I/O thread that
 // received it: a request (init, push, pull, pushpull, row-sparse) is decoded and sent
-// straight to the shard actor owning its key part (one hop); a command (optimizer, sync mode,
+// straight to the shard actor owning its key part (one hop); a fused batch of them is split
+// by shard, each shard getting its requests as one message, their answers gathered
+// (reply_batch.hpp); a command (optimizer, sync mode,
 // compression, profiler, optimizer states, stop) is checked, then applied on every shard in
 // the order commands arrived, and answered when the last shard has applied it. A connection
 // must prove its worker rank first (bind_rank, rank_binding.hpp).
@@ -43,7 +45,7 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   /// table came.
   dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
              std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
-             std::shared_ptr<rank_binding> binding);
+             std::shared_ptr<rank_binding> binding, const net::caps& caps);
 
   void on_message(const net::connection_ptr& c, net::message&& m);
   void connection_closed(const net::connection_ptr& c);
@@ -57,10 +59,13 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   // replying that its metadata does not decode.
   std::shared_ptr<server_request> request_of(const net::connection_ptr& c, const net::message& m,
                                              wire::msg type, std::int64_t worker);
+  std::size_t shard_of(const server_request& r) const;
   void to_shard(std::shared_ptr<server_request> r);
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
+  status decode_rows(server_request* r, const net::message& m);
+  void batch(const net::connection_ptr& c, net::message& m, std::int64_t worker);
   static void trace_receive(const server_request& r, std::int64_t t0, std::int64_t bytes);
   static void trace_reply(const server_request& r, std::int64_t t0, const tensor* value);
   /// Sends `what` to every shard; done() after the last has applied it.
@@ -76,6 +81,8 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   std::shared_ptr<std::atomic<std::int64_t>> rank_;
   const server_file_dirs dirs_;
   std::shared_ptr<rank_binding> binding_;
+  const std::size_t max_reply_meta_;     // what a batch reply's metadata may take
+  const std::uint64_t max_reply_bytes_;  // and its payload
   std::mutex optimizer_mu_;
   std::optional<optimizer_config> optimizer_;  // guarded by optimizer_mu_
   bool multi_precision_ = false;               // ditto

@@ -11,8 +11,10 @@
 
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "../completion.hpp"
+#include "reply_batch.hpp"
 #include "server_core.hpp"
 #include "shard_commands.hpp"
 
@@ -37,6 +39,13 @@ struct shard_command {
   std::shared_ptr<command_ack> ack;
 };
 
+/// A shard's requests of one fused batch, in the batch's order, and the batch that gathers
+/// their answers (its shard_done once they are handled).
+struct shard_batch {
+  std::vector<server_request_ptr> requests;
+  std::shared_ptr<reply_batch> replies;
+};
+
 /// To the control actor: a worker sent stop_server; finish once the scheduler knows.
 using stop_atom = caf::atom_constant<caf::atom("kv_stop")>;
 
@@ -44,3 +53,4 @@ using stop_atom = caf::atom_constant<caf::atom("kv_stop")>;
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::server_request_ptr)
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::shard_command)
+CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::detail::shard_batch)

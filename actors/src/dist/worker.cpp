@@ -8,6 +8,7 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <sstream>
@@ -43,7 +44,8 @@ class worker_router final : public router {
         sync_(type.find("async") == std::string::npos),
         max_payload_(max_payload_bytes(node_caps(cfg))),
         session_(std::move(cfg), st.counter),
-        router_(session_, max_payload_, opts_.parallel_threshold_bytes) {}
+        router_(session_, max_payload_, opts_.parallel_threshold_bytes,
+                fusion_of(opts_, session_.config())) {}
 
   // Joins the cluster; throws kvactor::error.
   void start(std::weak_ptr<store_impl> front) override {
@@ -63,6 +65,7 @@ class worker_router final : public router {
       return r ? r->destination(h) : nullptr;
     };
     session_.join(std::shared_ptr<cluster_session>(self, &session_), std::move(vh), sync_);
+    router_.joined();
 
     if (!opts_.worker_threads) opts_.worker_threads = 1;
     own_cfg_ = std::make_unique<caf::actor_system_config>();
@@ -92,6 +95,7 @@ class worker_router final : public router {
       o->channel = chans[i].get();
       router_.issue(o, chans[i]);
     }
+    router_.end_call();
     return user;
   }
 
@@ -103,6 +107,7 @@ class worker_router final : public router {
     auto [user, call] = begin_call(groups.size());
     for (std::size_t i = 0; i < groups.size(); ++i)
       router_.issue(router_.make_rows_push(groups[i], priority, call), chans[i]);
+    router_.end_call();
     return user;
   }
 
@@ -121,6 +126,7 @@ class worker_router final : public router {
       o->compact_rows = compact;
       router_.issue(o, chans[i]);
     }
+    router_.end_call();
     return user;
   }
 
@@ -153,11 +159,13 @@ class worker_router final : public router {
         pulls[i]->call = call;
         router_.issue(pulls[i], chans[i]);
       }
+      router_.end_call();
     };
     auto after_init = [this, weak, user, after_barrier](const status& s) mutable {
       auto alive = weak.lock();
       if (!s.is_ok() || !alive)
         return user->part_done(s.is_ok() ? status{errc::shut_down, "store gone"} : s);
+      router_.flush();
       session_.barrier(after_barrier);
     };
     const bool sends = session_.rank() == 0;
@@ -167,6 +175,7 @@ class worker_router final : public router {
         key_group ig{groups[i].k, std::move(groups[i].values), {}, groups[i].info};
         router_.issue(router_.make_op(op_kind::init, ig, priority, call), chans[i]);
       }
+      router_.end_call();
     }
     return result;
   }
@@ -181,6 +190,7 @@ class worker_router final : public router {
     // The servers get the optimizer without multi_precision, then the multi-precision command,
     // as MXNet sends them.
     auto bytes = encode(split.inner);
+    router_.flush();
     auto f =
         session_.command_all(wire::command::controller, std::string(bytes.begin(), bytes.end()));
     if (!split.multi_precision) return f;
@@ -192,12 +202,14 @@ class worker_router final : public router {
   future<void> set_compression(const compression::params& p) override {
     std::ostringstream body;
     body << "type=" << compression::to_string(p.type) << ",threshold=" << p.threshold;
+    router_.flush();
     return session_.command_all(wire::command::set_gradient_compression, body.str());
   }
 
   future<void> save_states(const std::string& file, bool dump_optimizer) override {
     if (file.empty())
       return ready(status{errc::invalid_argument, "save_optimizer_states: empty file name"});
+    router_.flush();
     return session_.command_all(wire::command::save_states,
                                 std::string(dump_optimizer ? "1" : "0") + file);
   }
@@ -205,6 +217,7 @@ class worker_router final : public router {
   future<void> load_states(const std::string& file) override {
     if (file.empty())
       return ready(status{errc::invalid_argument, "load_optimizer_states: empty file name"});
+    router_.flush();
     return session_.command_all(wire::command::load_states, file);
   }
 
@@ -212,12 +225,16 @@ class worker_router final : public router {
     if (!wire::mxnet_command(head))
       return ready(status{errc::invalid_argument,
                           "unknown server command " + std::to_string(head) + " (MXNet's are 0-5)"});
+    router_.flush();
     return session_.command_all(static_cast<wire::command>(head), body);
   }
 
   int rank() const override { return static_cast<int>(session_.rank()); }
   int num_workers() const override { return static_cast<int>(session_.num_workers()); }
-  future<void> barrier() override { return session_.barrier(); }
+  future<void> barrier() override {
+    router_.flush();
+    return session_.barrier();
+  }
 
   void shutdown() override {
     if (client_) {
@@ -226,6 +243,7 @@ class worker_router final : public router {
       self->wait_for(client_);
       client_ = nullptr;
     }
+    router_.flush();
     st_.counter->wait_zero();
     session_.leave();
     // Destroyed here, on the caller's thread: the last reference to this store may later drop
@@ -247,6 +265,17 @@ class worker_router final : public router {
     for (const auto& g : groups)
       chans.push_back(channels_.at(g.info->id));
     return chans;
+  }
+
+  // The options' fusion settings, unless the environment sets them.
+  static fusion_settings fusion_of(const options& o, const cluster_config& c) {
+    fusion_settings f;
+    f.key_bytes = c.fusion_key_bytes.value_or(o.fusion_key_bytes);
+    f.budget = std::max<std::uint64_t>(1, c.fusion_bytes.value_or(o.fusion_bytes));
+    f.window = c.fusion_window.value_or(o.fusion_window);
+    // Room for the message head and a key name's worth of slack.
+    f.max_meta_bytes = node_caps(c).max_meta_bytes - 8 * 1024;
+    return f;
   }
 
   // A user call of `parts` key ops: its future, and the count its ops complete.

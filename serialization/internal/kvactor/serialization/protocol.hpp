@@ -20,20 +20,22 @@ namespace kvactor::wire {
 /// The message table: every application message type (the transport reserves 0-15), its
 /// number on the wire, and the meta struct its first frame carries. The enum msg,
 /// to_string(msg), known_message, meta_of and for_each_message are made from it.
-#define KVACTOR_WIRE_MESSAGES(X)                                                                 \
-  X(register_node, 16, register_meta) /* node -> scheduler: who I am, where I listen */          \
-  X(node_table, 17, node_table_meta)  /* scheduler -> node: ranks and server addresses */        \
-  X(barrier, 18, barrier_meta)        /* worker <-> scheduler */                                 \
-  X(node_lost, 19, node_lost_meta)    /* scheduler -> nodes: a node died or froze */             \
-  X(node_done, 20, node_done_meta)    /* node -> scheduler: finished in order */                 \
-  X(init, 21, data_meta)              /* worker -> server, payload = the part's values */        \
-  X(push, 22, data_meta)              /* worker -> server, payload = the part's gradient */      \
-  X(pull, 23, data_meta)              /* worker -> server; the reply carries the part's value */ \
-  X(pushpull, 24, data_meta)          /* both in one */                                          \
-  X(command, 25, command_meta)        /* worker -> server */                                     \
-  X(reply, 26, reply_meta)            /* any answer; same id and stream as the request */        \
-  X(push_rows, 27, data_meta)         /* worker -> server, payload = int64 row ids, then rows */ \
-  X(pull_rows, 28, data_meta)         /* worker -> server, payload = int64 row ids; reply: rows */
+#define KVACTOR_WIRE_MESSAGES(X)                                                                   \
+  X(register_node, 16, register_meta) /* node -> scheduler: who I am, where I listen */            \
+  X(node_table, 17, node_table_meta)  /* scheduler -> node: ranks and server addresses */          \
+  X(barrier, 18, barrier_meta)        /* worker <-> scheduler */                                   \
+  X(node_lost, 19, node_lost_meta)    /* scheduler -> nodes: a node died or froze */               \
+  X(node_done, 20, node_done_meta)    /* node -> scheduler: finished in order */                   \
+  X(init, 21, data_meta)              /* worker -> server, payload = the part's values */          \
+  X(push, 22, data_meta)              /* worker -> server, payload = the part's gradient */        \
+  X(pull, 23, data_meta)              /* worker -> server; the reply carries the part's value */   \
+  X(pushpull, 24, data_meta)          /* both in one */                                            \
+  X(command, 25, command_meta)        /* worker -> server */                                       \
+  X(reply, 26, reply_meta)            /* any answer; same id and stream as the request */          \
+  X(push_rows, 27, data_meta)         /* worker -> server, payload = int64 row ids, then rows */   \
+  X(pull_rows, 28, data_meta)         /* worker -> server, payload = int64 row ids; reply: rows */ \
+  X(batch, 29, batch_meta)            /* worker -> server: small requests fused; their payloads */ \
+  X(batch_reply, 30, batch_reply_meta) /* server -> worker: answers to a batch's requests */
 
 /// Every meta struct once, with the name its decoding errors and its text start with.
 #define KVACTOR_WIRE_METAS(X)      \
@@ -44,7 +46,9 @@ namespace kvactor::wire {
   X(node_done_meta, "node done")   \
   X(data_meta, "data")             \
   X(command_meta, "command")       \
-  X(reply_meta, "reply")
+  X(reply_meta, "reply")           \
+  X(batch_meta, "batch")           \
+  X(batch_reply_meta, "batch reply")
 
 enum class msg : std::uint8_t {
 // NOLINTNEXTLINE(bugprone-macro-parentheses): an enumerator's name cannot be parenthesised
@@ -237,6 +241,70 @@ template <class Ar>
 void fields(Ar& ar, reply_meta& m) {
   ar("code", m.code);
   ar.string("reply message", m.message, max_string_bytes);
+}
+
+/// Fusion of small keys: several requests of one worker for one server in one message. Each
+/// entry is the request it stands for (type, flags, id, priority, data meta), and its payload
+/// is the next `bytes` of the batch's payload. The server answers each entry under its own id:
+/// in a batch_reply for those answered while the batch is applied, alone (a reply) for those
+/// that wait longer (a dist_sync push waits for the other workers).
+constexpr std::size_t max_batch_entries = 8192;
+constexpr std::uint64_t max_entry_bytes = std::uint64_t{1} << 40;
+
+/// Whether a request of this type may travel in a batch (the data requests).
+constexpr bool batchable(std::uint8_t type) noexcept {
+  return type == static_cast<std::uint8_t>(msg::init) ||
+         type == static_cast<std::uint8_t>(msg::push) ||
+         type == static_cast<std::uint8_t>(msg::pull) ||
+         type == static_cast<std::uint8_t>(msg::pushpull) ||
+         type == static_cast<std::uint8_t>(msg::push_rows) ||
+         type == static_cast<std::uint8_t>(msg::pull_rows);
+}
+
+struct batch_entry {
+  std::uint8_t type = 0;
+  std::uint16_t flags = 0;
+  std::uint64_t id = 0;
+  std::int32_t priority = 0;
+  std::uint64_t bytes = 0;
+  data_meta data;
+};
+struct batch_meta {
+  std::vector<batch_entry> entries;
+};
+template <class Ar>
+void fields(Ar& ar, batch_meta& m) {
+  // An entry is at least its fixed fields and its data meta's (a key of no name).
+  ar.sequence("entry count", m.entries, max_batch_entries, 73, [&](batch_entry& e) {
+    ar("type", e.type);
+    ar("flags", e.flags);
+    ar("id", e.id);
+    ar("priority", e.priority);
+    ar("bytes", e.bytes);
+    fields(ar, e.data);
+    ar.check(batchable(e.type), [&] { return "a batch entry of type " + std::to_string(e.type); });
+    ar.check(e.bytes <= max_entry_bytes, [] { return std::string{"batch entry too big"}; });
+  });
+}
+
+struct batch_reply_entry {
+  std::uint64_t id = 0;
+  std::uint8_t code = 0;  ///< kvactor::errc
+  std::string message;
+  std::uint64_t bytes = 0;  ///< its value: the next bytes of the batch reply's payload
+};
+struct batch_reply_meta {
+  std::vector<batch_reply_entry> entries;
+};
+template <class Ar>
+void fields(Ar& ar, batch_reply_meta& m) {
+  ar.sequence("entry count", m.entries, max_batch_entries, 25, [&](batch_reply_entry& e) {
+    ar("id", e.id);
+    ar("code", e.code);
+    ar.string("reply message", e.message, max_string_bytes);
+    ar("bytes", e.bytes);
+    ar.check(e.bytes <= max_entry_bytes, [] { return std::string{"batch reply entry too big"}; });
+  });
 }
 
 /// The meta struct a message type carries: meta_of<msg::push>::type is data_meta.

@@ -1,0 +1,108 @@
+#include "reply_batch.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "kvactor/buffer_pool.hpp"
+#include "kvactor/serialization/protocol.hpp"
+#include "message_limits.hpp"
+#include "node_common.hpp"
+
+namespace kvactor::detail {
+
+reply_batch::reply_batch(net::connection_ptr c, std::uint64_t stream, std::size_t max_meta,
+                         std::uint64_t max_payload)
+    : conn_(std::move(c)), stream_(stream), max_meta_(max_meta), max_payload_(max_payload) {}
+
+reply_batch::~reply_batch() {
+  std::vector<answer> answers;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!open_) return;
+    open_ = false;
+    answers.swap(gathered_);
+  }
+  if (!answers.empty()) send(answers);
+}
+
+void reply_batch::reply(const server_request& r, const status& s, const tensor* value) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (open_) {
+      gathered_.push_back(
+          answer{r.id, r.priority, s, value && value->defined() ? *value : tensor{}});
+      return;
+    }
+  }
+  send_reply(conn_, r.id, stream_, r.priority, s, value);
+}
+
+void reply_batch::shard_done() {
+  if (!left_.done_one(status{})) return;
+  std::vector<answer> answers;
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    open_ = false;
+    answers.swap(gathered_);
+  }
+  if (!answers.empty()) send(answers);
+}
+
+// As few batch_reply messages as the caps allow, each its answers' metas and their values one
+// after another.
+void reply_batch::send(std::vector<answer>& answers) {
+  std::size_t i = 0;
+  while (i < answers.size()) {
+    std::size_t j = i, meta = 64;
+    std::uint64_t bytes = 0;
+    std::int32_t top = answers[i].priority;
+    for (; j < answers.size(); ++j) {
+      const auto& a = answers[j];
+      const std::size_t m = 32 + std::min(a.s.message().size(), wire::max_string_bytes);
+      const std::uint64_t b = a.value.defined() ? a.value.nbytes() : 0;
+      if (j > i && (meta + m > max_meta_ || bytes + b > max_payload_)) break;
+      meta += m;
+      bytes += b;
+      top = std::max(top, a.priority);
+    }
+    std::shared_ptr<buffer> payload;
+    try {
+      if (bytes) payload = buffer_pool::global().acquire(bytes);
+    } catch (const std::exception&) {
+      // No memory for one more copy: each answer leaves alone, with its value as it is.
+      for (; i < j; ++i)
+        send_reply(conn_, answers[i].id, stream_, answers[i].priority, answers[i].s,
+                   answers[i].value.defined() ? &answers[i].value : nullptr);
+      continue;
+    }
+    wire::batch_reply_meta bm;
+    bm.entries.reserve(j - i);
+    char* at = payload ? static_cast<char*>(payload->data()) : nullptr;
+    for (; i < j; ++i) {
+      auto& a = answers[i];
+      const std::uint64_t b = a.value.defined() ? a.value.nbytes() : 0;
+      bm.entries.push_back(wire::batch_reply_entry{
+          a.id, static_cast<std::uint8_t>(a.s.code()), fit_message(a.s.message()), b});
+      if (b) {
+        std::memcpy(at, a.value.data_unchecked(), b);
+        at += b;
+      }
+      a.value = tensor{};  // the copy is made: the value's buffer may be reused
+    }
+    net::outgoing m;
+    m.type = static_cast<std::uint8_t>(wire::msg::batch_reply);
+    m.flags = wire::flag_response;
+    m.stream = stream_;
+    m.priority = top;
+    m.meta = wire::encode(bm);
+    if (payload) {
+      m.payload = payload->data();
+      m.payload_size = bytes;
+      m.keepalive = payload;
+      m.release_inline = true;
+    }
+    conn_->send(std::move(m));
+  }
+}
+
+}  // namespace kvactor::detail
