@@ -44,8 +44,8 @@ void fusion(kvactor::kvstore& kv) {
   for (int round = 1; round <= 3; ++round) {
     std::vector<kvactor::future<void>> fs;
     for (int i = 0; i < n; ++i)
-      fs.push_back(kv.push(keys[i], tensor::full(shape_of(i), (node::rank + 1) * round * (i + 1)),
-                           i % 7));
+      fs.push_back(
+          kv.push(keys[i], tensor::full(shape_of(i), (node::rank + 1) * round * (i + 1)), i % 7));
     for (int i = 0; i < n; ++i)
       fs.push_back(kv.pull(keys[i], outs[i], (i * 3) % 5 - 2));
     for (auto& f : fs)

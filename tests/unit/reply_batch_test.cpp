@@ -18,9 +18,7 @@ namespace {
 // A connection that keeps what is sent on it.
 class recording_connection final : public net::connection {
  public:
-  void send(net::outgoing m) override {
-    sent.push_back(std::move(m));
-  }
+  void send(net::outgoing m) override { sent.push_back(std::move(m)); }
   void close(const status& why) override { closed = why; }
   bool is_open() const override { return closed.is_ok(); }
   const net::identity& peer() const override { return id_; }

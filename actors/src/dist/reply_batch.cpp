@@ -81,8 +81,8 @@ void reply_batch::send(std::vector<answer>& answers) {
     for (; i < j; ++i) {
       auto& a = answers[i];
       const std::uint64_t b = a.value.defined() ? a.value.nbytes() : 0;
-      bm.entries.push_back(wire::batch_reply_entry{
-          a.id, static_cast<std::uint8_t>(a.s.code()), fit_message(a.s.message()), b});
+      bm.entries.push_back(wire::batch_reply_entry{a.id, static_cast<std::uint8_t>(a.s.code()),
+                                                   fit_message(a.s.message()), b});
       if (b) {
         std::memcpy(at, a.value.data_unchecked(), b);
         at += b;

@@ -51,7 +51,7 @@ class reply_batch {
   std::uint64_t max_payload_;
   completion left_;
   std::mutex mu_;
-  bool open_ = true;               // guarded by mu_
+  bool open_ = true;              // guarded by mu_
   std::vector<answer> gathered_;  // ditto
 };
 
