@@ -1,0 +1,191 @@
+// A server's handling of a fused batch (actors/src/dist/server_dispatch.cpp, dispatcher::batch)
+// with a recording shard actor and a recording connection, no sockets: each entry becomes the
+// request it stands for, in the batch's order, one message per shard; an entry whose payload
+// does not match its meta is refused alone (its batch-mates go on); the answers given while the
+// shard applies its share leave as one batch_reply; a batch whose meta does not decode or whose
+// entries do not add up to its payload closes the connection with protocol_error, and no
+// request of it reaches a shard.
+#include <gtest/gtest.h>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "dist/rank_binding.hpp"
+#include "dist/server_dispatch.hpp"
+#include "dist/server_messages.hpp"
+#include "kvactor/dtype.hpp"
+
+namespace kvactor::detail {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A worker connection that keeps what is sent on it and how it closed.
+class recording_connection final : public net::connection {
+ public:
+  recording_connection() {
+    id_.role = "worker";
+    id_.rank = 0;
+  }
+  void send(net::outgoing m) override {
+    std::lock_guard<std::mutex> g(mu);
+    sent.push_back(std::move(m));
+    cv.notify_all();
+  }
+  void close(const status& why) override {
+    std::lock_guard<std::mutex> g(mu);
+    if (closed.is_ok()) closed = why;
+    cv.notify_all();
+  }
+  bool is_open() const override { return closed.is_ok(); }
+  const net::identity& peer() const override { return id_; }
+  std::string remote_address() const override { return "worker:1"; }
+  std::string local_address() const override { return "server:2"; }
+
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<net::outgoing> sent;
+  status closed;
+
+ private:
+  net::identity id_;
+};
+
+// What the shard saw: each request's kind, id and whether the dispatcher refused it.
+struct shard_log {
+  std::mutex mu;
+  std::vector<std::string> seen;
+};
+
+struct fixture {
+  caf::actor_system_config cfg;
+  std::unique_ptr<caf::actor_system> sys;
+  std::shared_ptr<shard_log> log = std::make_shared<shard_log>();
+  std::shared_ptr<dispatcher> disp;
+  std::shared_ptr<recording_connection> conn = std::make_shared<recording_connection>();
+
+  fixture() {
+    sys = std::make_unique<caf::actor_system>(cfg);
+    // The shard answers each request as a server_core would answer a pull of a 1-float
+    // key, or with the dispatcher's refusal.
+    auto shard = sys->spawn([l = log](caf::event_based_actor*) -> caf::behavior {
+      return {[l](const shard_batch& b) {
+                for (const auto& r : b.requests) {
+                  {
+                    std::lock_guard<std::mutex> g(l->mu);
+                    l->seen.push_back(std::string{wire::to_string(r->kind)} + " " +
+                                      std::to_string(r->id) + " " +
+                                      to_string(r->rejected.code()));
+                  }
+                  const tensor v = tensor::full(shape{{1}}, static_cast<double>(r->id));
+                  r->reply(r->rejected, r->rejected.is_ok() ? &v : nullptr);
+                }
+                b.replies->shard_done();
+              },
+              [](const server_request_ptr&) {}};
+    });
+    auto binding = std::make_shared<rank_binding>("job");
+    binding->set_key("0123456789abcdef0123456789abcdef");
+    auto token = rank_token("0123456789abcdef0123456789abcdef", "job", 0);
+    EXPECT_TRUE(token.has_value());
+    status bound{errc::internal, "not answered"};
+    binding->claim(conn.get(), 0, *token, [&](const status& s) { bound = s; });
+    EXPECT_TRUE(bound.is_ok()) << bound.to_string();
+    disp = std::make_shared<dispatcher>(
+        std::vector<caf::actor>{shard}, caf::actor{},
+        std::make_shared<std::atomic<std::int64_t>>(0), server_file_dirs{}, binding, net::caps{});
+  }
+  ~fixture() {
+    disp.reset();
+    sys.reset();
+  }
+};
+
+wire::batch_entry entry(wire::msg type, std::uint64_t id, std::uint64_t bytes,
+                        std::uint64_t numel = 1) {
+  wire::batch_entry e;
+  e.type = static_cast<std::uint8_t>(type);
+  e.id = id;
+  e.bytes = bytes;
+  e.data.key = wire::wire_key::from(key{std::int64_t(id)});
+  e.data.numel = numel;
+  e.data.dtype = static_cast<std::uint8_t>(dtype::float32);
+  return e;
+}
+
+net::message batch_of(const wire::batch_meta& meta, std::string& payload) {
+  net::message m;
+  m.type = static_cast<std::uint8_t>(wire::msg::batch);
+  m.stream = 9;
+  m.meta = wire::encode(meta);
+  m.payload_data = payload.empty() ? nullptr : payload.data();
+  m.payload_size = payload.size();
+  return m;
+}
+
+TEST(ServerBatch, EntriesBecomeRequestsInOrderAndAnswerTogether) {
+  fixture f;
+  wire::batch_meta meta;
+  meta.entries = {entry(wire::msg::push, 1, 4), entry(wire::msg::push, 2, 4, 3),
+                  entry(wire::msg::pull, 3, 0)};
+  std::string payload(8, '\0');
+  const float one = 1;
+  std::memcpy(payload.data(), &one, 4);
+  f.disp->on_message(f.conn, batch_of(meta, payload));
+  std::unique_lock<std::mutex> lk(f.conn->mu);
+  ASSERT_TRUE(f.conn->cv.wait_for(lk, 10s, [&] { return !f.conn->sent.empty(); }));
+  EXPECT_TRUE(f.conn->closed.is_ok());
+  {
+    std::lock_guard<std::mutex> g(f.log->mu);
+    // Entry 2 says 3 floats but carries 4 bytes: refused alone, still in its place.
+    EXPECT_EQ(f.log->seen, (std::vector<std::string>{"push 1 ok", "push 2 protocol_error",
+                                                     "pull 3 ok"}));
+  }
+  ASSERT_EQ(f.conn->sent.size(), 1u);
+  const auto& m = f.conn->sent[0];
+  EXPECT_EQ(m.type, static_cast<std::uint8_t>(wire::msg::batch_reply));
+  EXPECT_EQ(m.stream, 9u);
+  auto answers = wire::decode<wire::batch_reply_meta>(m.meta);
+  ASSERT_TRUE(answers.has_value());
+  ASSERT_EQ(answers->entries.size(), 3u);
+  EXPECT_EQ(answers->entries[0].code, 0);
+  EXPECT_EQ(answers->entries[1].id, 2u);
+  EXPECT_EQ(answers->entries[1].code, static_cast<std::uint8_t>(errc::protocol_error));
+  EXPECT_EQ(answers->entries[2].bytes, 4u);
+  ASSERT_EQ(m.payload_size, 8u);
+  float values[2];
+  std::memcpy(values, m.payload, 8);
+  EXPECT_EQ(values[0], 1.0f);
+  EXPECT_EQ(values[1], 3.0f);
+}
+
+TEST(ServerBatch, ABatchThatDoesNotAddUpClosesTheConnection) {
+  fixture f;
+  wire::batch_meta meta;
+  meta.entries = {entry(wire::msg::push, 1, 4), entry(wire::msg::push, 2, 4)};
+  std::string payload(12, '\0');  // 8 named, 12 sent
+  f.disp->on_message(f.conn, batch_of(meta, payload));
+  EXPECT_EQ(f.conn->closed.code(), errc::protocol_error);
+  EXPECT_NE(f.conn->closed.message().find("name 8 bytes, its payload has 12"), std::string::npos)
+      << f.conn->closed.message();
+
+  fixture g;
+  std::string none;
+  net::message bad = batch_of(meta, none);
+  bad.meta.resize(bad.meta.size() - 3);  // cut: does not decode
+  g.disp->on_message(g.conn, std::move(bad));
+  EXPECT_EQ(g.conn->closed.code(), errc::protocol_error);
+  EXPECT_TRUE(g.conn->sent.empty());
+  std::lock_guard<std::mutex> l(f.log->mu);
+  EXPECT_TRUE(f.log->seen.empty()) << "no request of a refused batch reaches a shard";
+}
+
+}  // namespace
+}  // namespace kvactor::detail
