@@ -81,8 +81,7 @@ struct fixture {
                   {
                     std::lock_guard<std::mutex> g(l->mu);
                     l->seen.push_back(std::string{wire::to_string(r->kind)} + " " +
-                                      std::to_string(r->id) + " " +
-                                      to_string(r->rejected.code()));
+                                      std::to_string(r->id) + " " + to_string(r->rejected.code()));
                   }
                   const tensor v = tensor::full(shape{{1}}, static_cast<double>(r->id));
                   r->reply(r->rejected, r->rejected.is_ok() ? &v : nullptr);
@@ -98,9 +97,9 @@ struct fixture {
     status bound{errc::internal, "not answered"};
     binding->claim(conn.get(), 0, *token, [&](const status& s) { bound = s; });
     EXPECT_TRUE(bound.is_ok()) << bound.to_string();
-    disp = std::make_shared<dispatcher>(
-        std::vector<caf::actor>{shard}, caf::actor{},
-        std::make_shared<std::atomic<std::int64_t>>(0), server_file_dirs{}, binding, net::caps{});
+    disp = std::make_shared<dispatcher>(std::vector<caf::actor>{shard}, caf::actor{},
+                                        std::make_shared<std::atomic<std::int64_t>>(0),
+                                        server_file_dirs{}, binding, net::caps{});
   }
   ~fixture() {
     disp.reset();
@@ -145,8 +144,8 @@ TEST(ServerBatch, EntriesBecomeRequestsInOrderAndAnswerTogether) {
   {
     std::lock_guard<std::mutex> g(f.log->mu);
     // Entry 2 says 3 floats but carries 4 bytes: refused alone, still in its place.
-    EXPECT_EQ(f.log->seen, (std::vector<std::string>{"push 1 ok", "push 2 protocol_error",
-                                                     "pull 3 ok"}));
+    EXPECT_EQ(f.log->seen,
+              (std::vector<std::string>{"push 1 ok", "push 2 protocol_error", "pull 3 ok"}));
   }
   ASSERT_EQ(f.conn->sent.size(), 1u);
   const auto& m = f.conn->sent[0];

@@ -50,8 +50,10 @@ class schema_writer {
   void operator()(const char*, const T& x) {
     static_assert(std::is_integral_v<T> && !std::is_same_v<T, bool>, "an integer field");
     auto u = static_cast<std::make_unsigned_t<T>>(x);
+    std::uint8_t le[sizeof(T)];
     for (std::size_t i = 0; i < sizeof(T); ++i)
-      out_.push_back(static_cast<std::uint8_t>(u >> (8 * i)));
+      le[i] = static_cast<std::uint8_t>(u >> (8 * i));
+    out_.insert(out_.end(), le, le + sizeof(T));  // one growth check per field, not per byte
   }
   void string(const char*, const std::string& s, std::size_t cap) {
     const std::size_t n = overlong_ == overlong::cut && s.size() > cap ? cap : s.size();
