@@ -45,6 +45,11 @@
 //       the ratio of each (raw, store) block pair, which ran back to back — a second estimate,
 //       less sensitive to load that drifts during a case — p99_us, window, ops_per_block,
 //       blocks, parts.
+//   "SxW many_keys CASE pushpull throughput": one pushpull call of every key of a set (1000
+//       keys of 4 B, of 4 KiB, and of sizes spread from 4 B to 4 KiB; --quick: 100 spread), one
+//       call at a time; value = B/s (2 x the set's bytes per call); limit = raw TCP moving the
+//       same bytes as one message per server (up and down). Target 0.6 (issue 13, fusion of
+//       small keys). Extras: keys, bytes_per_call, op_us / limit_op_us, cpu_us_per_op.
 //   "SxW server I mem_peak": that server process's VmHWM / the bytes it stores (its parts of
 //       all keys), after the memory phase (R rounds of push, pull, pushpull of every key, one
 //       call at a time); limit 2.5, lower is better. Extras: peak and stored bytes, the RSS
