@@ -2,7 +2,9 @@
 // one output and wait for the pull; compare the memory traffic rate with a plain-loop k-way
 // sum on the same number of threads, measured in the same run, interleaved (A,B,A,B...).
 //
-//   bench_local_reduce [--quick] [--no-diag]
+//   bench_local_reduce [--quick] [--no-diag] [--sizes=1MiB,4MiB] [--ks=1,2,4,8]
+//
+// --sizes and --ks keep only those cases of the chosen mode (for A/B runs of one size).
 //
 // Figures (one JSON line each, see bench_common.hpp):
 //   "k=K size=S"       value = effective bytes / median round time, where a round moves
@@ -119,6 +121,47 @@ void plain_sum_k(std::size_t k, float* dst, const float* const* srcs, std::size_
 // [1, 4·threads]. The limit's pool pass uses the same count.
 std::size_t chunks_for(std::size_t bytes, std::size_t threads) {
   return std::clamp<std::size_t>(bytes / (256 * KiB), 1, threads * 4);
+}
+
+// "4KiB", "1MiB", "64MiB" or plain bytes; 0 when unreadable.
+std::size_t parse_size(const std::string& s) {
+  std::size_t used = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(s, &used);
+  } catch (const std::exception&) {
+    return 0;
+  }
+  const std::string unit = s.substr(used);
+  if (unit.empty() || unit == "B") return v;
+  if (unit == "KiB") return v * KiB;
+  if (unit == "MiB") return v * MiB;
+  return 0;
+}
+
+// A comma-separated list; false when an item is unreadable.
+bool parse_list(const std::string& s, std::vector<std::size_t>& out, bool sizes) {
+  out.clear();
+  std::size_t b = 0;
+  while (b <= s.size()) {
+    std::size_t e = s.find(',', b);
+    if (e == std::string::npos) e = s.size();
+    const std::string item = s.substr(b, e - b);
+    std::size_t v = 0;
+    if (sizes) {
+      v = parse_size(item);
+    } else {
+      try {
+        v = std::stoul(item);
+      } catch (const std::exception&) {
+        v = 0;
+      }
+    }
+    if (v == 0 || (!sizes && v > 8)) return false;
+    out.push_back(v);
+    b = e + 1;
+  }
+  return !out.empty();
 }
 
 struct config {
@@ -257,14 +300,27 @@ struct case_runner {
 
 int main(int argc, char** argv) {
   config cfg;
+  std::vector<std::size_t> only_sizes, only_ks;
+  const char* usage =
+      "usage: bench_local_reduce [--quick] [--no-diag] [--sizes=1MiB,4MiB] [--ks=1,2,4,8]\n";
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
       cfg.quick = true;
     } else if (a == "--no-diag") {
       cfg.diag = false;
+    } else if (a.rfind("--sizes=", 0) == 0) {
+      if (!parse_list(a.substr(8), only_sizes, true)) {
+        std::cerr << "bench_local_reduce: bad size list " << a << "\n" << usage;
+        return 2;
+      }
+    } else if (a.rfind("--ks=", 0) == 0) {
+      if (!parse_list(a.substr(5), only_ks, false)) {
+        std::cerr << "bench_local_reduce: bad k list (1..8) " << a << "\n" << usage;
+        return 2;
+      }
     } else if (a == "--help" || a == "-h") {
-      std::cerr << "usage: bench_local_reduce [--quick] [--no-diag]\n";
+      std::cerr << usage;
       return 0;
     } else {
       std::cerr << "bench_local_reduce: unknown argument " << a << "\n";
@@ -283,6 +339,8 @@ int main(int argc, char** argv) {
     cfg.sizes = {4 * KiB, 64 * KiB, 1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB};
     cfg.ks = {1, 2, 4, 8};
   }
+  if (!only_sizes.empty()) cfg.sizes = only_sizes;
+  if (!only_ks.empty()) cfg.ks = only_ks;
   const std::size_t kmax = *std::max_element(cfg.ks.begin(), cfg.ks.end());
 
   kvactor::options opts;  // the defaults a user gets

@@ -7,6 +7,8 @@
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <algorithm>
 #include <cctype>
 #include <mutex>
@@ -161,17 +163,30 @@ class local_router final : public router {
     return homes;
   }
 
-  // Ops are sent under the registry lock (the front's), so a key's init reaches its shard
-  // before any op of a call that found the key.
+  // An init is sent under the registry lock (the front's), so that it reaches its shard
+  // before any op of a call that found the key (sent or started after it, shard_gate.hpp).
   future<void> route_new(op_kind kind, group_list& groups, int priority,
                          std::unique_lock<std::shared_mutex>&) override {
-    return send_all(kind, groups, priority, {});
+    ops_list ops;
+    auto f = make_ops(kind, groups, priority, {}, ops);
+    for (auto& o : ops)
+      send(std::move(o));
+    return f;
   }
 
+  // Other ops may start on this thread (deliver), so they go once the registry lock is
+  // released: the call's completion may run here, and a continuation may call the store.
   future<void> route(op_kind kind, group_list& groups, int priority,
                      const front_state::snapshot& snap,
-                     std::shared_lock<std::shared_mutex>&) override {
-    return send_all(kind, groups, priority, snap);
+                     std::shared_lock<std::shared_mutex>& lk) override {
+    ops_list ops;
+    auto f = make_ops(kind, groups, priority, snap, ops);
+    lk.unlock();
+    for (auto& o : ops) {
+      const auto& shard = shards_[o->info->shard];
+      deliver(shard, std::move(o), /*here=*/true);
+    }
+    return f;
   }
 
   future<void> route_sparse(std::vector<sparse_group>& groups, int priority,
@@ -239,7 +254,7 @@ class local_router final : public router {
     std::shared_lock<std::shared_mutex> lk(st_.reg.mutex());
     if (st_.stopped) return ready(status{errc::shut_down, "the store has shut down"});
     for (auto& s : shards_)
-      caf::anon_send(s, fence_atom::value, f);
+      deliver_fence(s, f);
     return result;
   }
 
@@ -278,8 +293,7 @@ class local_router final : public router {
     for (std::size_t i = 0; i < shards_.size(); ++i) {
       auto records =
           std::make_shared<std::vector<shard_core::state_record>>(std::move(per_shard[i]));
-      caf::anon_send(shards_[i], fence_atom::value,
-                     shard_fence{load_states_fence{std::move(records), upd, call}});
+      deliver_fence(shards_[i], shard_fence{load_states_fence{std::move(records), upd, call}});
     }
     return result;
   }
@@ -294,20 +308,24 @@ class local_router final : public router {
     done_ = true;
     st_.counter->wait_zero();
     // Actors first, and wait until they are gone: a shard that was never scheduled may only
-    // now run its initialisation. The pool goes next (its threads may still be releasing the
-    // weak shard handles of finished jobs), and the actor system last.
-    for (auto& s : shards_)
-      caf::anon_send_exit(s, caf::exit_reason::user_shutdown);
+    // now run its initialisation. The pool goes next (its threads may still be finishing
+    // jobs, which reach the shards' cores), then the shards' cores, and the actor system last.
+    std::vector<caf::actor> actors;
+    for (auto& s : shards_) {
+      caf::anon_send_exit(s.actor, caf::exit_reason::user_shutdown);
+      actors.push_back(s.actor);
+    }
     if (client_) caf::anon_send_exit(client_, caf::exit_reason::user_shutdown);
     {
       caf::scoped_actor self{*sys_};
-      self->wait_for(shards_);
+      self->wait_for(actors);
       if (client_) self->wait_for(client_);
     }
-    shards_.clear();
+    actors.clear();
     client_ = nullptr;
     if (reduction_) reduction_->shutdown();
     pool_.reset();
+    shards_.clear();
     own_sys_.reset();
     own_cfg_.reset();
   }
@@ -315,16 +333,19 @@ class local_router final : public router {
   const caf::actor* client_actor() const noexcept override { return &client_; }
 
  private:
-  // To the key's shard, its tensors leased. Caller holds the registry lock.
+  using ops_list = boost::container::small_vector<op_ptr, 4>;
+
+  // To the key's shard as a message, its tensors leased. Caller holds the registry lock.
   void send(op_ptr o) {
     o->acquire_leases();
     const auto shard = o->info->shard;
-    caf::anon_send(shards_[shard], std::move(o));
+    deliver(shards_[shard], std::move(o), /*here=*/false);
   }
 
-  // Caller holds the registry lock (shared or exclusive).
-  future<void> send_all(op_kind kind, group_list& groups, int priority,
-                        const front_state::snapshot& snap) {
+  // The call's ops, their tensors leased. Caller holds the registry lock (shared or
+  // exclusive).
+  future<void> make_ops(op_kind kind, group_list& groups, int priority,
+                        const front_state::snapshot& snap, ops_list& ops) {
     auto call = std::make_shared<call_state>(groups.size(), st_.counter);
     auto result = call->get_future();
     for (std::size_t i = 0; i < groups.size(); ++i) {
@@ -338,7 +359,8 @@ class local_router final : public router {
       o->gc = snap.gc;
       o->gc_version = snap.gc_version;
       o->call = call;
-      send(std::move(o));
+      o->acquire_leases();
+      ops.push_back(std::move(o));
     }
     return result;
   }
@@ -354,7 +376,7 @@ class local_router final : public router {
   std::unique_ptr<thread_pool> pool_;
   std::unique_ptr<reduction_engine> reduction_;
   std::vector<std::size_t> placed_bytes_;  // per CUDA device, under the registry lock
-  std::vector<caf::actor> shards_;
+  std::vector<shard_handle> shards_;
   caf::actor client_;
 };
 

@@ -116,6 +116,9 @@ struct op {
   std::atomic<bool> chunk_failed{false};
   std::string chunk_error;  // written by the chunk that set chunk_failed
   errc chunk_code = errc::updater_failed;
+  /// A parallel step's hand-back (shard_actor.cpp): 0 nobody waits, 1 the gate's holder
+  /// waits for the step, 2 the step finished while it waited.
+  std::atomic<int> step_wait{0};
   // The timeline's (kvactor/detail/timeline.hpp), written only while it records: when the op
   // reached its shard (0: not traced), and the stage it is in since when.
   std::int64_t trace_arrived = 0;

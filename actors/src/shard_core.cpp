@@ -1,6 +1,7 @@
 #include "shard_core.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <variant>
 
 #include "kvactor/detail/device_ops.hpp"
@@ -28,6 +29,12 @@ op_stage first_stage(op_kind k) {
 
 constexpr std::size_t min_chunk_bytes = 256 * 1024;
 constexpr std::size_t help_limit_bytes = std::size_t{8} << 20;
+// Steps below this many times the parallel threshold run on the thread that holds the gate
+// (the shard's, or the caller's), without the reducer threads. Measured on the 2-core build
+// machine (docs/PERFORMANCE.md, bench_local_reduce): a parked pool thread takes tens of us
+// to wake, and up to ~16 MiB of traffic one thread was as fast as two or faster (the data
+// is mostly in the caches at these sizes); from ~20 MiB on the pool was ahead.
+constexpr std::size_t solo_factor = 16;
 
 void record_chunk_error(op& o, const std::string& what) {
   if (!o.chunk_failed.exchange(true, std::memory_order_acq_rel)) o.chunk_error = what;
@@ -87,14 +94,47 @@ shard_entry& shard_core::entry_for(const op& o) {
 }
 
 void shard_core::receive(op_ptr o) {
-  if (timeline::enabled()) {
-    timeline::name_thread("actor", 2);
-    o->trace_arrived = timeline::now_ns();
-  }
+  if (timeline::enabled()) o->trace_arrived = timeline::now_ns();
   o->stage = first_stage(o->kind);
   const int priority = o->priority;
   shard_entry& e = entry_for(*o);
   sched_.submit(e, std::move(o), priority, starter());
+}
+
+bool shard_core::may_run_here(const shard_entry& e, const op& o) const noexcept {
+  return !o.upd && e.exec == executor_kind::host && !sched_.fence_waiting() && sched_.held() == 0;
+}
+
+bool shard_core::receive_here(op_ptr& o) {
+  if (!may_run_here(entry_for(*o), *o)) return false;
+  receive(std::move(o));
+  return true;
+}
+
+bool shard_core::step_done_here(std::int64_t key_id, const op& o) {
+  auto it = entries_.find(key_id);
+  if (it == entries_.end() || it->second.current.get() != &o) return false;
+  if (!may_run_here(it->second, o)) return false;
+  step_done(key_id);
+  return true;
+}
+
+void shard_core::take_finished(finished_calls& out) {
+  for (auto& f : finished_)
+    out.push_back(std::move(f));
+  finished_.clear();
+}
+
+void shard_core::complete(finished_calls& calls) {
+  for (auto& f : calls) {
+    const std::int64_t t0 = f.traced ? timeline::now_ns() : 0;
+    f.call->part_done(f.error);
+    // The completion of the op's part of the call: the last part completes the user's
+    // future, and runs what waits on it.
+    if (f.traced)
+      timeline::span("shard", "complete", t0, timeline::now_ns(), timeline::args{f.traced->name()});
+  }
+  calls.clear();
 }
 
 void shard_core::process() {
@@ -189,19 +229,13 @@ void shard_core::finish(shard_entry& e, op& o) {
   op_ptr keep = std::move(e.current);
   o.merged = tensor{};
   o.release_leases();
-  auto call = std::move(o.call);
   const bool traced = timeline::enabled() && o.trace_arrived;
-  const std::int64_t t0 = traced ? timeline::now_ns() : 0;
-  if (call) call->part_done(o.error);
-  if (traced) {
-    // The op from arrival to here; then the completion of its part of the call (the last
-    // part completes the user's future, and runs what waits on it).
-    const std::int64_t t1 = timeline::now_ns();
+  if (traced)  // the op from arrival to here
     timeline::async_span(
-        "shard", to_string(o.kind), o.trace_arrived, t0,
+        "shard", to_string(o.kind), o.trace_arrived, timeline::now_ns(),
         timeline::args{o.info->name()}.with("bytes", static_cast<std::int64_t>(o.info->nbytes())));
-    timeline::span("shard", "complete", t0, t1, timeline::args{o.info->name()});
-  }
+  if (o.call)
+    finished_.push_back(finished_call{std::move(o.call), o.error, traced ? o.info : nullptr});
   sched_.finished(e, starter());
 }
 
@@ -243,19 +277,40 @@ void shard_core::restore_states(const std::vector<state_record>& records,
 // ---- shard_context ----
 
 shard_context::shard_context(shard_hooks h, std::size_t threshold, std::size_t width)
-    : hooks_(std::move(h)), threshold_(threshold), width_(std::max<std::size_t>(width, 1)) {}
+    : hooks_(std::move(h)),
+      threshold_(threshold),
+      solo_(threshold > std::numeric_limits<std::size_t>::max() / solo_factor
+                ? std::numeric_limits<std::size_t>::max()
+                : threshold * solo_factor),
+      width_(std::max<std::size_t>(width, 1)) {}
 
 std::size_t shard_context::chunks_for(std::size_t bytes) const noexcept {
   return std::clamp<std::size_t>(bytes / min_chunk_bytes, 1, width_ * 4);
 }
 
-void shard_context::parallel(op& o, std::size_t bytes, std::size_t n,
+bool shard_context::parallel(op& o, std::size_t bytes, std::size_t n,
                              std::function<void(std::size_t)> chunk) {
   op* po = &o;
   // Steps up to this size are mostly done by the shard's own thread before a pool thread has
   // woken up; bigger ones leave the shard free for other keys.
   const bool help = bytes <= help_limit_bytes;
-  hooks_.run_parallel(
+  if (bytes < solo_) {
+    // The shard's thread alone: in one pass, with the data still in its caches, it is done
+    // before a parked reducer thread would have woken (see solo_factor).
+    for (std::size_t i = 0; i < n; ++i) {
+      try {
+        chunk(i);
+      } catch (const std::exception& ex) {
+        record_chunk_error(o, ex.what());
+      } catch (...) {
+        record_chunk_error(o, "non-standard exception");
+      }
+    }
+    if (o.chunk_failed.load(std::memory_order_acquire) && o.error.is_ok())
+      o.error = status{o.chunk_code, o.chunk_error};
+    return true;
+  }
+  const bool done = hooks_.run_parallel(
       n,
       [po, chunk = std::move(chunk)](std::size_t i) {
         try {
@@ -266,7 +321,10 @@ void shard_context::parallel(op& o, std::size_t bytes, std::size_t n,
           record_chunk_error(*po, "non-standard exception");
         }
       },
-      o.priority, o.info->id, help);
+      o.priority, o.info->id, help, po);
+  if (done && o.chunk_failed.load(std::memory_order_acquire) && o.error.is_ok())
+    o.error = status{o.chunk_code, o.chunk_error};
+  return done;
 }
 
 void shard_context::when_streams_done(op& o, const std::vector<device_stream>& used,

@@ -8,8 +8,14 @@
 // pool, and device work to the key's stream; the key is busy until they report back through
 // step_done(), while other keys of the shard carry on.
 //
-// Thread-safety: a shard_core belongs to one actor; call it only from that actor's handlers.
+// The core runs on whichever thread holds its gate (shard_gate.hpp): the actor's, or one that
+// found the shard idle (the thread that issued an op, a reducer thread whose step finished).
+// Finished calls are collected (take_finished) and completed by the holder after it has
+// released the gate (complete).
+// Thread-safety: one thread at a time, the holder of the shard's gate.
 #pragma once
+
+#include <boost/container/small_vector.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -31,6 +37,25 @@ class shard_core {
   void receive(op_ptr o);
   void process();
   void step_done(std::int64_t key_id);
+
+  /// receive() on a thread other than the actor's, with nothing in flight to the actor; false
+  /// (o untouched) for an op that must run on the actor (may_run_here).
+  bool receive_here(op_ptr& o);
+  /// step_done() for o on a thread other than the actor's; false (nothing done) when o must
+  /// go on on the actor.
+  bool step_done_here(std::int64_t key_id, const op& o);
+
+  /// A call part the core finished; its future completes once the gate is released.
+  struct finished_call {
+    std::shared_ptr<call_state> call;
+    status error;
+    key_info_ptr traced;  // the key, while the timeline records
+  };
+  using finished_calls = boost::container::small_vector<finished_call, 4>;
+  /// Moves the finished calls out (the gate's holder, before it releases the gate).
+  void take_finished(finished_calls& out);
+  /// Completes them (after the gate is released: continuations may call the store).
+  static void complete(finished_calls& calls);
 
   /// A store-wide action (save or load of optimizer states, shard_fence.hpp) that runs on
   /// this shard once every op received before it has finished; ops received after it wait
@@ -59,6 +84,10 @@ class shard_core {
     };
   }
   void start(shard_entry& e, op_ptr o);
+  /// Off the actor only ops without an updater (updater.hpp promises that updaters run on
+  /// the shard's thread) on keys in host memory, and never while a fence waits (its action
+  /// runs on the actor).
+  bool may_run_here(const shard_entry& e, const op& o) const noexcept;
   /// Runs o's stages until it finishes (true) or waits for step_done (false).
   bool advance(shard_entry& e, op& o);
   template <class Executor>
@@ -72,6 +101,7 @@ class shard_core {
   host_executor host_{cx_};
   device_executor device_{cx_};
   std::unordered_map<std::int64_t, shard_entry> entries_;
+  finished_calls finished_;
 };
 
 }  // namespace kvactor::detail

@@ -22,12 +22,14 @@ struct shard_hooks {
   std::function<void()> schedule_process;
   /// Whether messages are waiting in the actor's mailbox.
   std::function<bool()> mailbox_empty;
-  /// Run chunk(i), i in [0, n), on the reducer threads; when all are done, make the actor
-  /// call step_done(key_id). With `help`, the calling (shard) thread works on the chunks
-  /// too before it returns — worth it for mid-sized steps, where waking pool threads would
-  /// cost more than the work.
-  std::function<void(std::size_t n, std::function<void(std::size_t)> chunk, int priority,
-                     std::int64_t key_id, bool help)>
+  /// Run chunk(i), i in [0, n), for o on the reducer threads. With `help`, the calling
+  /// thread (the gate's holder) works on the chunks too, then waits a little for those other
+  /// threads still run — worth it for mid-sized steps, where waking pool threads would cost
+  /// more than the work: true when the step finished so (the caller goes on with o). False:
+  /// the shard gets step_done(key_id) when all are done (on the thread that finished last,
+  /// when it may take the gate and o may go on there, else by a message to the actor).
+  std::function<bool(std::size_t n, std::function<void(std::size_t)> chunk, int priority,
+                     std::int64_t key_id, bool help, op* o)>
       run_parallel;
   /// Optional: merge a push's several values into target through a reduction topology;
   /// the shard then gets step_done(key_id) (errors land in o's chunk_error).
@@ -73,9 +75,10 @@ class shard_context {
   /// Whether a step moving `bytes` goes to the reducer threads.
   bool big(std::size_t bytes) const noexcept { return bytes >= threshold_; }
   std::size_t chunks_for(std::size_t bytes) const noexcept;
-  /// Runs chunk(i), i in [0, n), on the reducer threads; a chunk's exception becomes o's
-  /// chunk_error; the actor gets step_done when all are done.
-  void parallel(op& o, std::size_t bytes, std::size_t n, std::function<void(std::size_t)> chunk);
+  /// Runs chunk(i), i in [0, n): a step of up to 16x the threshold on this thread, else on
+  /// the reducer threads; a chunk's exception becomes o's chunk_error. True: the step is done
+  /// (a chunk's error in o.error), go on; false: the shard gets step_done when all are done.
+  bool parallel(op& o, std::size_t bytes, std::size_t n, std::function<void(std::size_t)> chunk);
   /// Makes the actor call step_done for o once the streams have done their work so far,
   /// holding `keep` (the tensors that work reads and writes) until then.
   void when_streams_done(op& o, const std::vector<device_stream>& used, std::vector<tensor> keep);
@@ -83,6 +86,7 @@ class shard_context {
  private:
   shard_hooks hooks_;
   std::size_t threshold_;
+  std::size_t solo_;  // steps below it run on the gate's holder alone (shard_core.cpp)
   std::size_t width_;
 };
 

@@ -1,5 +1,6 @@
 // kvactor's public entry point: kvactor::create(type, options) returns a kvstore, MXNet's
-// KVStore in C++. Every operation returns at once with a future.
+// KVStore in C++. Every operation returns a future (ready already when the work ran on the
+// calling thread: see "Where the work runs").
 //
 //   auto kv = kvactor::create("local");
 //   kv.init(3, kvactor::tensor::ones({2, 3})).get();
@@ -9,6 +10,11 @@
 // Keys are int64 or strings, never both in one store. Values are one tensor, a list (one per
 // device, summed on push, each filled on pull), or — with a list of keys — one tensor or one
 // list per key. A key repeated in one call is one operation on that key (its values summed).
+//
+// Where the work runs: a local store may run an operation without an updater on the calling
+// thread when its key's shard is idle (its future is then ready when the call returns); a
+// step of more than 16 x options::parallel_threshold_bytes still goes to the reducer's
+// threads. Updaters run only on the store's shard threads.
 //
 // Ordering: for one key, operations issued by one thread take effect in issue order, whatever
 // their priorities (a pull issued after a push sees it). Across keys, when work is queued, a
