@@ -110,7 +110,9 @@ class shm_out {
   bool release(std::uint32_t slot) noexcept;
   std::uint32_t slot_size() const noexcept { return slot_size_; }
   std::uint32_t slot_count() const noexcept { return slot_count_; }
-  std::uint32_t in_use() const noexcept { return slot_count_ - static_cast<std::uint32_t>(free_.size()); }
+  std::uint32_t in_use() const noexcept {
+    return slot_count_ - static_cast<std::uint32_t>(free_.size());
+  }
 
  private:
   shm_out() = default;

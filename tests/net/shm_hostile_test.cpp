@@ -22,8 +22,8 @@ struct shm_hostile : ::testing::Test {
   void SetUp() override {
     if (!detail::shm_allowed_by_environment() || detail::shm_host_token("").empty())
       GTEST_SKIP() << "KVACTOR_SHM is off, or no host token here";
-    auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), shm_caps(),
-                              recording(&log, &box));
+    auto l =
+        server_rt.listen("127.0.0.1", 0, ident("server", 0), shm_caps(), recording(&log, &box));
     ASSERT_TRUE(l);
     server = *l;
   }
@@ -78,9 +78,9 @@ TEST_F(shm_hostile, ReferencesOutsideTheSegmentAreRefused) {
     const char* reason;
   };
   const std::vector<bad> cases{
-      {shm_ref(1, 100, 4), "outside the peer's segment"},        // slot == count
+      {shm_ref(1, 100, 4), "outside the peer's segment"},  // slot == count
       {shm_ref(1, 100, 0xfffffffeu), "outside the peer's segment"},
-      {shm_ref(1, 8192, 0), "outside the peer's segment"},       // larger than a slot
+      {shm_ref(1, 8192, 0), "outside the peer's segment"},  // larger than a slot
   };
   for (std::size_t i = 0; i < cases.size(); ++i) {
     SCOPED_TRACE(i);

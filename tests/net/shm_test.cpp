@@ -25,9 +25,9 @@ TEST_P(SameResults, EverySizeBothWays) {
   const bool on = GetParam();
   if (on && !shm_possible()) GTEST_SKIP() << "KVACTOR_SHM is off, or no host token here";
   const std::size_t before = segments_here();
-  const std::vector<std::size_t> sizes{0,         1,           4096,        65535,
-                                       65536,     65537,       (1 << 20) - 1, 1 << 20,
-                                       (1 << 20) + 1, (5 << 20) + 123, 16 << 20};
+  const std::vector<std::size_t> sizes{
+      0,       1, 4096, 65535, 65536, 65537, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, (5 << 20) + 123,
+      16 << 20};
   std::vector<bytes> payloads;
   for (std::size_t i = 0; i < sizes.size(); ++i)
     payloads.push_back(pattern(sizes[i], i + 7));
@@ -191,12 +191,11 @@ TEST_P(Fallback, UsesTcpAndKeepsNoSegment) {
   EXPECT_EQ(segments_here(), before);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Shm, Fallback,
-    ::testing::Values(fallback_case{"another_host", " elsewhere", true, true},
-                      fallback_case{"off_at_the_acceptor", "", false, true},
-                      fallback_case{"off_at_the_connector", "", true, false}),
-    [](const auto& i) { return std::string{i.param.name}; });
+INSTANTIATE_TEST_SUITE_P(Shm, Fallback,
+                         ::testing::Values(fallback_case{"another_host", " elsewhere", true, true},
+                                           fallback_case{"off_at_the_acceptor", "", false, true},
+                                           fallback_case{"off_at_the_connector", "", true, false}),
+                         [](const auto& i) { return std::string{i.param.name}; });
 
 TEST(Shm, WorksUnderTls) {
   if (!shm_possible()) GTEST_SKIP() << "KVACTOR_SHM is off, or no host token here";
@@ -211,8 +210,8 @@ TEST(Shm, WorksUnderTls) {
   ASSERT_TRUE(l) << l.error().to_string();
   inbox box;
   runtime rt;
-  auto c = connect_sync(rt, (*l)->port(), tls_ident("worker", 0), shm_caps(),
-                        recording(nullptr, &box));
+  auto c =
+      connect_sync(rt, (*l)->port(), tls_ident("worker", 0), shm_caps(), recording(nullptr, &box));
   ASSERT_TRUE(c) << c.error().to_string();
   ASSERT_TRUE(settle(*c, box));
   (*c)->send(shm_message(1, big));
@@ -230,8 +229,7 @@ TEST(Shm, SegmentsGoWithTheirConnection) {
   const bytes big = pattern(2 << 20, 8);
   event_log server_log, client_log;
   runtime server_rt{2};
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), shm_caps(),
-                            echoing(&server_log));
+  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), shm_caps(), echoing(&server_log));
   ASSERT_TRUE(l);
   runtime rt;
   for (int round = 0; round < 3; ++round) {
