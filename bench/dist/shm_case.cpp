@@ -85,8 +85,8 @@ void run_topology(const bench_config& cfg, int S, int W, const std::string& self
       if (!cfg.filter.empty() && base.find(cfg.filter) == std::string::npos) continue;
       const std::size_t wire = up_bytes(o, size) + down_bytes(o, size);
       const std::size_t window = window_for(size);
-      const std::size_t n = std::clamp<std::size_t>(cfg.tput_block_bytes / wire, cfg.min_ops,
-                                                    cfg.max_ops_tput);
+      const std::size_t n =
+          std::clamp<std::size_t>(cfg.tput_block_bytes / wire, cfg.min_ops, cfg.max_ops_tput);
       case_stats t, s, m;
       std::vector<double> paired_tcp, paired_mem;
       for (int b = 0; b < cfg.blocks; ++b) {

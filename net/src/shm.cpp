@@ -67,7 +67,7 @@ bool shm_allowed_by_environment() {
   return allowed;
 }
 
-std::string shm_host_token(const std::string& salt) {
+std::string shm_host_token(std::uint64_t salt) {
   // A process does not change host; its namespaces could change (setns), but not under a
   // running transport.
   static const std::string token = [] {
@@ -90,7 +90,7 @@ std::string shm_host_token(const std::string& salt) {
     }
     return hex;
   }();
-  return token.empty() ? token : token + salt;
+  return token.empty() || salt == 0 ? token : token + "+" + std::to_string(salt);
 }
 
 std::vector<std::uint8_t> encode(const shm_offer& o) {

@@ -48,8 +48,9 @@ inline constexpr std::size_t max_shm_reason_size = 200;
 /// False when KVACTOR_SHM is "0", "off", "false" or "no"; read once per process.
 bool shm_allowed_by_environment();
 
-/// This end's host token followed by `salt`; empty when the kernel does not tell (no shm then).
-std::string shm_host_token(const std::string& salt);
+/// This end's host token (with a non-zero test `salt` appended); empty when the kernel does
+/// not tell (no shm then).
+std::string shm_host_token(std::uint64_t salt);
 
 struct shm_offer {
   std::string host;

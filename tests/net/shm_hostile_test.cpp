@@ -20,7 +20,7 @@ struct shm_hostile : ::testing::Test {
   const identity good = ident("worker", 4);
 
   void SetUp() override {
-    if (!detail::shm_allowed_by_environment() || detail::shm_host_token("").empty())
+    if (!detail::shm_allowed_by_environment() || detail::shm_host_token(0).empty())
       GTEST_SKIP() << "KVACTOR_SHM is off, or no host token here";
     auto l =
         server_rt.listen("127.0.0.1", 0, ident("server", 0), shm_caps(), recording(&log, &box));

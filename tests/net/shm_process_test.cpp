@@ -64,7 +64,7 @@ struct peer_process {
 };
 
 bool shm_possible() {
-  return detail::shm_allowed_by_environment() && !detail::shm_host_token("").empty();
+  return detail::shm_allowed_by_environment() && !detail::shm_host_token(0).empty();
 }
 
 struct shm_process : ::testing::Test {

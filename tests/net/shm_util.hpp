@@ -95,7 +95,7 @@ struct fake_segment {
     base = static_cast<std::uint8_t*>(
         ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0));
     EXPECT_NE(base, MAP_FAILED);
-    offer.host = detail::shm_host_token("");
+    offer.host = detail::shm_host_token(0);
     offer.pid = ::getpid();
     offer.fd = fd;
     offer.segment_bytes = size;

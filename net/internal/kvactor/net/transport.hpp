@@ -89,9 +89,9 @@ struct caps {
   bool shared_memory = true;
   std::uint64_t shm_min_payload = 64 * 1024;
   std::uint64_t shm_segment_bytes = std::uint64_t{64} << 20;
-  /// Tests only: appended to this end's host token, so that two runtimes of one process can
-  /// look like two hosts.
-  std::string shm_host_salt;
+  /// Tests only: non-zero is mixed into this end's host token, so that two runtimes of one
+  /// process can look like two hosts.
+  std::uint64_t shm_host_salt = 0;
 };
 
 /// Who is at either end, established by the handshake.
