@@ -91,10 +91,11 @@ std::string read_line(child& c, int limit_ms) {
 }  // namespace
 
 cluster::cluster(int servers, int workers, const std::string& self_exe, bool quick, bool tls,
-                 const std::string& timeline) {
+                 const std::string& timeline, bool shm) {
   ::signal(SIGPIPE, SIG_IGN);
   std::map<std::string, std::string> env = {
       {"KVACTOR_TLS", tls ? "on" : "off"},
+      {"KVACTOR_SHM", shm ? "1" : "0"},
       {"DMLC_PS_ROOT_URI", "127.0.0.1"},
       {"DMLC_PS_ROOT_PORT", std::to_string(free_port())},
       {"DMLC_NUM_SERVER", std::to_string(servers)},

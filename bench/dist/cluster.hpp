@@ -33,10 +33,11 @@ struct child {
 
 class cluster {
  public:
-  /// Starts the processes (KVACTOR_TLS on or off; KVACTOR_TIMELINE=timeline unless empty);
-  /// the workers are self_exe --worker.
+  /// Starts the processes (KVACTOR_TLS on or off; KVACTOR_TIMELINE=timeline unless empty;
+  /// KVACTOR_SHM=1 with shm, else 0: every case but --shm measures the TCP store); the
+  /// workers are self_exe --worker.
   cluster(int servers, int workers, const std::string& self_exe, bool quick, bool tls,
-          const std::string& timeline = {});
+          const std::string& timeline = {}, bool shm = false);
   ~cluster();
   child& server(int i) { return procs_[1 + static_cast<std::size_t>(i)]; }
   child& worker(int i) { return procs_[1 + static_cast<std::size_t>(servers_ + i)]; }

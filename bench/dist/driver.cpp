@@ -325,7 +325,7 @@ struct topology_run {
 }  // namespace
 
 int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
-                const std::string& topology, int blocks) {
+                const std::string& topology, int blocks, bool shm) {
   bench_config cfg = make_config(quick);
   cfg.tls = tls;
   cfg.timeline = timeline;
@@ -339,6 +339,7 @@ int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
   std::cerr << "bench_dist: " << (quick ? "quick" : "full") << " mode, "
             << std::thread::hardware_concurrency() << " hardware threads, server " << KVACTOR_SERVER
             << ", big-array bound " << big_array_bound() << " elements\n";
+  if (shm) return shm_main(cfg, self_exe);
   const auto t_start = clock::now();
   for (const auto& [S, W] : cfg.topologies) {
     if (!cfg.topology.empty() && cfg.topology != std::to_string(S) + "x" + std::to_string(W))

@@ -3,7 +3,8 @@
 // the same connections, measured by the same program in the same run, interleaved
 // (raw, store, raw, store, ...).
 //
-//   bench_dist [--quick] [--tls | --timeline] [--topology 1x1|2x2] [--filter TEXT] [--blocks N]
+//   bench_dist [--quick] [--tls | --timeline | --shm] [--topology 1x1|2x2] [--filter TEXT]
+//              [--blocks N]
 //
 // --quick: 4 B, 1 MiB, 16 MiB, 2 blocks, 3 memory rounds (a few seconds). --topology runs one
 // topology; --filter runs only the timing cases whose name contains TEXT (and skips the memory
@@ -15,6 +16,9 @@
 // --timeline: the cost of the timeline (KVACTOR_TIMELINE), the same way: a cluster whose every
 // process records against one that does not, figures "SxW timeline OP SIZE ...", target 0.95
 // from 1 MiB up; the timeline files go to a fresh /tmp directory, removed at the end.
+// --shm: the co-located shared-memory path (KVACTOR_SHM=1) against the TCP store and a memcpy
+// of the same bytes (shm_case.cpp). Every other case runs its clusters with KVACTOR_SHM=0: the
+// store they measure against raw TCP is the TCP store.
 //
 // Topologies: 1 server x 1 worker ("1x1") and 2 servers x 2 workers ("2x2"). Operations:
 // push, pull, pushpull of one float32 key per size (4 B, 4 KiB, 1 MiB, 16 MiB, 64 MiB; the
@@ -81,7 +85,7 @@
 #include "roles.hpp"
 
 int main(int argc, char** argv) {
-  bool quick = false, worker = false, tls = false, timeline = false;
+  bool quick = false, worker = false, tls = false, timeline = false, shm = false;
   std::string filter, topology;
   int blocks = 0;
   for (int i = 1; i < argc; ++i) {
@@ -92,6 +96,8 @@ int main(int argc, char** argv) {
       tls = true;
     } else if (a == "--timeline") {
       timeline = true;
+    } else if (a == "--shm") {
+      shm = true;
     } else if (a == "--worker") {
       worker = true;
     } else if (a == "--filter" && i + 1 < argc) {
@@ -101,16 +107,16 @@ int main(int argc, char** argv) {
     } else if (a == "--blocks" && i + 1 < argc) {
       blocks = std::atoi(argv[++i]);
     } else {
-      std::cerr
-          << "usage: bench_dist [--quick] [--tls | --timeline] [--topology 1x1|2x2] [--filter "
-             "TEXT] [--blocks N]\n";
+      std::cerr << "usage: bench_dist [--quick] [--tls | --timeline | --shm] [--topology 1x1|2x2] "
+                   "[--filter TEXT] [--blocks N]\n";
       return 2;
     }
   }
-  if (tls && timeline) {
-    std::cerr << "bench_dist: --tls and --timeline each compare against a baseline; pick one\n";
+  if (int(tls) + int(timeline) + int(shm) > 1) {
+    std::cerr << "bench_dist: --tls, --timeline and --shm each compare against a baseline; pick "
+                 "one\n";
     return 2;
   }
   return worker ? kvbench::dist::worker_main(quick)
-                : kvbench::dist::driver_main(quick, tls, timeline, filter, topology, blocks);
+                : kvbench::dist::driver_main(quick, tls, timeline, filter, topology, blocks, shm);
 }

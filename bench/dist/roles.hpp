@@ -9,7 +9,11 @@ namespace kvbench::dist {
 
 /// Runs every case of the selected topologies and prints one JSON line per figure.
 int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
-                const std::string& topology, int blocks);
+                const std::string& topology, int blocks, bool shm = false);
+
+struct bench_config;
+/// --shm: the shared-memory store against the TCP store and memcpy (shm_case.cpp).
+int shm_main(const bench_config& cfg, const std::string& self_exe);
 
 /// Joins the cluster as a dist_sync worker and answers the driver's commands on stdin.
 int worker_main(bool quick);

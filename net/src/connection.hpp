@@ -2,7 +2,7 @@
 // are defined by role: setup in connection.cpp, TLS start in tls.cpp, the handshake and the
 // other transport frames in connection_handshake.cpp, the read loop in connection_read.cpp,
 // timers in connection_timer.cpp, the send path in connection_send.cpp, close in
-// connection_close.cpp.
+// connection_close.cpp, the shared-memory path (shm.hpp) in connection_shm.cpp.
 //
 // Threading: everything below "strand only" runs on the connection's strand (reads, timer,
 // handshake, close, every user callback). The writer state is guarded by mu_ and may be
@@ -33,6 +33,7 @@
 #include "kvactor/serialization/frame.hpp"
 #include "log_limiter.hpp"
 #include "send_queue.hpp"
+#include "shm.hpp"
 #include "wire.hpp"
 
 namespace kvactor::net::detail {
@@ -122,6 +123,17 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool on_welcome();
   bool on_goodbye();
   bool opened();
+  // Shared memory with a co-located peer (connection_shm.cpp).
+  bool shm_enabled() const;
+  void offer_shm();
+  bool on_shm_offer();
+  bool on_shm_answer();
+  bool on_shm_release();
+  /// The current frame's slice lies in the peer's segment: copies it to the destination.
+  bool take_shm_slice();
+  /// Gives the slots taken so far back to the peer (one SHM_RELEASE frame per 128).
+  void flush_shm_releases();
+  void drop_shm();
   // The read loop (connection_read.cpp).
   void read_more();
   void on_read(const boost::system::error_code& ec, std::size_t n);
@@ -147,6 +159,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   void finish_close(bool goodbye);
   void fail(errc code, std::string why) { do_close(status{code, std::move(why)}, true, true); }
   void fail_all(std::vector<pending_ptr>& failed, const status& why);
+  void discard_unread() noexcept;
   // A user callback that throws closes the connection (below).
   template <class F>
   bool guarded(const char* what, F&& f);
@@ -172,7 +185,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   const identity self_;
   const caps caps_;
   const handlers h_;
-  const serialization::frame_caps fcaps_;
+  serialization::frame_caps fcaps_;        // strand; shm_refs once the peer's segment is mapped
   std::shared_ptr<log_limiter> refusals_;  // set before the start; acceptor side only
 
   identity peer_;       // set on the strand before on_open publishes the connection
@@ -223,13 +236,22 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   inbound single_;
   std::uint64_t buffered_ = 0;
 
+  // shared memory, receiving (strand)
+  bool shm_offer_seen_ = false;
+  std::unique_ptr<shm_in> shm_in_;
+  std::vector<std::uint32_t> shm_releases_;
+  // shared memory, sending: shm_offered_ on the strand; shm_out_ under mu_ (the queue uses it)
+  bool shm_offered_ = false;
+  bool kick_after_read_ = false;  // strand: the writer starts at the end of this read
+
   // writer (mu_)
   mutable std::mutex mu_;
   bool send_closed_ = false;  ///< close requested or done: new sends fail at once
   bool closed_ = false;       ///< the socket is closed
   bool lingering_ = false;    ///< closing: the write in flight finishes, then GOODBYE
   status close_status_;
-  bool writing_ = false;  ///< the async chain owns the writer
+  bool writing_ = false;              ///< the async chain owns the writer
+  std::unique_ptr<shm_out> shm_out_;  // before q_, which may point to it
   send_queue q_;
   batch batch_;
   std::vector<batch::span> spans_;

@@ -4,6 +4,8 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/buffer.hpp>
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <utility>
 
@@ -38,6 +40,17 @@ void conn_impl::write_goodbye_locked(const status& why) {
   // Best effort: the socket is non-blocking and almost always has room for a few hundred
   // bytes; if not, the peer sees a plain close.
   wire_.write_last(asio::buffer(bytes));
+}
+
+void conn_impl::discard_unread() noexcept {
+  // A socket closed with unread bytes is reset (RST) instead of closed (FIN), and a reset can
+  // overtake the GOODBYE and the last frames at the peer: a peer's heartbeat or shared-memory
+  // answer that arrived while this end was closing must not turn an orderly close into
+  // peer_lost there. Bounded: a peer still streaming at us gets the reset it asks for.
+  if (!sock_.is_open()) return;
+  std::uint8_t scratch[16384];
+  for (int i = 0; i < 16; ++i)
+    if (::recv(sock_.native_handle(), scratch, sizeof scratch, MSG_DONTWAIT) <= 0) return;
 }
 
 void conn_impl::do_close(const status& why, bool log, bool goodbye) {
@@ -125,6 +138,7 @@ void conn_impl::finish_close(bool goodbye) {
     batch_.clear();
     closed_ = true;
     lingering_ = false;
+    discard_unread();
     error_code ignored;
     sock_.close(ignored);
     wire_.stop();
@@ -135,6 +149,7 @@ void conn_impl::finish_close(bool goodbye) {
   // After the close above no read or write touches message memory any more, so the
   // senders may reuse theirs and the receivers their payload destinations.
   fail_all(failed, unsent);
+  drop_shm();
   partials_.clear();
   single_ = inbound{};
   cur_ = nullptr;

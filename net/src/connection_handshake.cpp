@@ -45,6 +45,12 @@ bool conn_impl::on_transport_frame() {
       return on_hello();
     case fr::frame_type::welcome:
       return on_welcome();
+    case fr::frame_type::shm_offer:
+      return on_shm_offer();
+    case fr::frame_type::shm_answer:
+      return on_shm_answer();
+    case fr::frame_type::shm_release:
+      return on_shm_release();
     default:
       fail(errc::protocol_error, "unknown transport frame type " + std::to_string(hdr_.type));
       return false;
@@ -108,6 +114,9 @@ bool conn_impl::on_challenge() {
                          handshake::encode(handshake::hello{self_.cluster_id, self_.role,
                                                             self_.rank, nonce_b_, *mac}));
   }
+  // Right behind the HELLO, so that the acceptor answers (and makes its own offer) right
+  // behind its WELCOME: no shared-memory frame reaches this end long after it opened.
+  offer_shm();
   handshake_step_ = 1;
   kick();
   return !ended();
@@ -187,7 +196,13 @@ bool conn_impl::opened() {
     std::lock_guard<std::mutex> g(mu_);
     q_.enable_application();
   }
-  kick();  // the acceptor's WELCOME
+  // The acceptor's WELCOME. When more arrived behind the HELLO (the connector's shared-memory
+  // offer), it goes out at the end of this read together with the answer, so that the
+  // connector has both before it runs anything of its own (see connection_shm.cpp).
+  if (rpos_ != rend_)
+    kick_after_read_ = true;
+  else
+    kick();
   if (ended()) return false;
   arm_timer();  // peer timeout and heartbeats apply from now on
   auto self = shared_from_this();

@@ -45,6 +45,12 @@ const char* type_name(std::uint8_t t) {
       return "GOODBYE";
     case fr::frame_type::tls:
       return "TLS";
+    case fr::frame_type::shm_offer:
+      return "SHM_OFFER";
+    case fr::frame_type::shm_answer:
+      return "SHM_ANSWER";
+    case fr::frame_type::shm_release:
+      return "SHM_RELEASE";
     default:
       return "unknown transport";
   }
@@ -114,7 +120,14 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
     in_frame_ = true;
   }
   rend_ += n;
-  if (process()) read_more();
+  if (!process()) return;
+  flush_shm_releases();
+  if (kick_after_read_) {
+    kick_after_read_ = false;
+    kick();
+    if (ended()) return;
+  }
+  read_more();
 }
 
 bool conn_impl::process() {
@@ -195,6 +208,9 @@ bool conn_impl::on_header() {
       expected = side_ == side::acceptor
                      ? fr::frame_type::hello
                      : (handshake_step_ == 0 ? fr::frame_type::challenge : fr::frame_type::welcome);
+    else if (h.type == fr::frame_type::shm_offer || h.type == fr::frame_type::shm_answer ||
+             h.type == fr::frame_type::shm_release)
+      expected = h.type;
     else
       expected = fr::frame_type::heartbeat;
     if (h.type == fr::frame_type::tls && phase_.load() == phase::handshake) {
@@ -243,6 +259,7 @@ bool conn_impl::on_header() {
   dst_ = static_cast<std::uint8_t*>(m.payload_data) + h.offset;
   dst_left_ = h.slice_size;
   rs_ = read_state::payload;
+  if (h.shm_slot) return take_shm_slice();
   return true;
 }
 
@@ -323,6 +340,7 @@ bool conn_impl::on_meta_done() {
   dst_ = static_cast<std::uint8_t*>(dst);
   dst_left_ = h.slice_size;
   rs_ = read_state::payload;
+  if (h.shm_slot) return take_shm_slice();
   return true;
 }
 
@@ -339,6 +357,9 @@ bool conn_impl::on_frame_done() {
     partials_.erase({hdr_.type, hdr_.id});
   }
   cur_ = nullptr;
+  // The sender may reuse its slots before this end's handler has finished with the message.
+  flush_shm_releases();
+  if (ended()) return false;
   if (!h_.on_message) return true;
   auto self = shared_from_this();
   return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });

@@ -55,6 +55,9 @@ struct core {
   // Counters for runtime::get_stats(); kept by the connections on their strands.
   std::atomic<std::size_t> pending{0};
   std::atomic<std::uint64_t> read_buffer_bytes{0};
+  std::atomic<std::size_t> shm_segments{0};
+  std::atomic<std::uint64_t> shm_bytes_sent{0};
+  std::atomic<std::uint64_t> shm_bytes_received{0};
 
   std::mutex mu;
   bool stopping = false;  ///< shutdown() began: nothing new is registered

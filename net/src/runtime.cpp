@@ -164,6 +164,9 @@ runtime::stats runtime::get_stats() const {
   stats s;
   s.pending_connections = c.pending.load();
   s.read_buffer_bytes = c.read_buffer_bytes.load();
+  s.shm_segments = c.shm_segments.load();
+  s.shm_bytes_sent = c.shm_bytes_sent.load();
+  s.shm_bytes_received = c.shm_bytes_received.load();
   std::lock_guard<std::mutex> g(c.mu);
   s.connections = c.conns.size();
   return s;

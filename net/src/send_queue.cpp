@@ -61,7 +61,7 @@ void batch::clear() noexcept {
   segments_.clear();
   finished.clear();
   refs.clear();
-  total_ = written_ = cursor_ = cursor_offset_ = 0;
+  total_ = shm_bytes_ = written_ = cursor_ = cursor_offset_ = 0;
 }
 
 send_queue::send_queue(std::uint32_t max_slice, std::size_t max_partial, std::uint64_t max_buffered)
@@ -110,7 +110,7 @@ send_queue::stream_state* send_queue::pick() {
 
 void send_queue::fill(batch& b, std::size_t budget) {
   // Each frame adds at most two segments (staged header+meta, payload pointer).
-  while (b.segments() + 2 <= batch::max_segments && b.bytes() < budget) {
+  while (b.segments() + 2 <= batch::max_segments && b.bytes() + b.shm_bytes() < budget) {
     if (!control_.empty()) {
       auto p = std::move(control_.front());
       control_.pop_front();
@@ -145,8 +145,16 @@ void send_queue::fill(batch& b, std::size_t budget) {
     h.total_size = m.payload_size;
     h.offset = offset;
     h.slice_size = slice;
-    b.add_frame(h, first ? &m.meta : nullptr,
-                slice ? static_cast<const std::uint8_t*>(m.payload) + offset : nullptr, slice);
+    const auto* bytes = slice ? static_cast<const std::uint8_t*>(m.payload) + offset : nullptr;
+    std::uint32_t slot = 0;
+    if (slice && shm_ && m.payload_size >= shm_min_ && shm_->place(bytes, slice, slot)) {
+      h.shm_slot = slot + 1;
+      b.add_frame(h, first ? &m.meta : nullptr, nullptr, 0);
+      b.add_shm(slice);
+      if (shm_counter_) *shm_counter_ += slice;
+    } else {
+      b.add_frame(h, first ? &m.meta : nullptr, bytes, slice);
+    }
     const bool multi = !single_frame(*p);
     if (first && multi) {
       ++started_count_;

@@ -13,9 +13,16 @@
 // messages are started and unfinished, their payloads sum to at most max_buffered, and no
 // started message has the same (type, id). A message that fits one frame is never partial.
 //
+// Shared memory (shm.hpp): once the peer has mapped this end's segment, each slice of a
+// message of at least the shm threshold is copied into a free slot as its frame is built and
+// the frame carries the slot instead of the bytes; with no slot free it goes on the wire. A
+// batch holds at most about one budget of such copies, so that the peer sees each slice's
+// header as soon as it is copied instead of after a whole run of copies.
+//
 // Thread-safety: none; the connection guards both classes with its send mutex.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -29,6 +36,7 @@
 
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/frame.hpp"
+#include "shm.hpp"
 
 namespace kvactor::net::detail {
 
@@ -55,6 +63,9 @@ class batch {
 
   bool empty() const noexcept { return segments_.empty(); }
   std::size_t bytes() const noexcept { return total_; }
+  /// Payload bytes of this batch's frames that went through shared memory instead.
+  std::size_t shm_bytes() const noexcept { return shm_bytes_; }
+  void add_shm(std::size_t n) noexcept { shm_bytes_ += n; }
   std::size_t segments() const noexcept { return segments_.size(); }
   bool done() const noexcept { return written_ == total_; }
 
@@ -82,6 +93,7 @@ class batch {
   std::vector<std::uint8_t> staging_;
   std::vector<segment> segments_;
   std::size_t total_ = 0;
+  std::size_t shm_bytes_ = 0;
   std::size_t written_ = 0;
   std::size_t cursor_ = 0;         ///< first segment not completely written
   std::size_t cursor_offset_ = 0;  ///< bytes of it already written
@@ -95,6 +107,14 @@ class send_queue {
   void push_control(pending_ptr p);
   /// Application frames go out only once the handshake is done.
   void enable_application() noexcept { application_ = true; }
+  /// From now on slices of messages of at least min_payload bytes go through `out` while it
+  /// has a free slot (it must outlive the queue's use of it; null: none), counted in `bytes`.
+  void set_shm(shm_out* out, std::uint64_t min_payload,
+               std::atomic<std::uint64_t>* bytes) noexcept {
+    shm_ = out;
+    shm_min_ = min_payload;
+    shm_counter_ = bytes;
+  }
   bool has_work() const noexcept { return !control_.empty() || (application_ && !order_.empty()); }
   /// Adds frames to b until it holds about `budget` bytes or runs out of segments.
   void fill(batch& b, std::size_t budget);
@@ -128,6 +148,9 @@ class send_queue {
   const std::size_t max_partial_;
   const std::uint64_t max_buffered_;
   bool application_ = false;
+  shm_out* shm_ = nullptr;
+  std::uint64_t shm_min_ = 0;
+  std::atomic<std::uint64_t>* shm_counter_ = nullptr;
   std::deque<pending_ptr> control_;
   std::unordered_map<std::uint64_t, stream_state> streams_;
   std::set<sched_key> order_;

@@ -46,7 +46,7 @@ void encode_frame_header(const frame_header& h, std::uint8_t* out) noexcept {
   put(out + 32, h.total_size);
   put(out + 40, h.offset);
   put(out + 48, h.slice_size);
-  put(out + 52, std::uint32_t{0});
+  put(out + 52, h.shm_slot);
 }
 
 frame_bytes encode_frame_header(const frame_header& h) noexcept {
@@ -72,7 +72,11 @@ result<frame_header> decode_frame_header(const std::uint8_t* data, std::size_t s
   if (data[4] != frame_version)
     return reject("unsupported version " + std::to_string(data[4]) + " (this build speaks " +
                   std::to_string(frame_version) + ")");
-  if (get<std::uint32_t>(data + 52) != 0) return reject("reserved bytes are not zero");
+  const auto shm_slot = get<std::uint32_t>(data + 52);
+  if (shm_slot != 0 && !caps.shm_refs)
+    return reject(
+        "reserved bytes are not zero (a shared-memory slot, but no segment of the "
+        "peer is mapped)");
 
   frame_header h;
   h.type = data[5];
@@ -84,6 +88,7 @@ result<frame_header> decode_frame_header(const std::uint8_t* data, std::size_t s
   h.total_size = get<std::uint64_t>(data + 32);
   h.offset = get<std::uint64_t>(data + 40);
   h.slice_size = get<std::uint32_t>(data + 48);
+  h.shm_slot = shm_slot;
 
   const std::string t = "type " + std::to_string(h.type) + " id " + std::to_string(h.id) + ": ";
   if (h.meta_size != 0 && !h.is_first())
@@ -109,6 +114,9 @@ result<frame_header> decode_frame_header(const std::uint8_t* data, std::size_t s
                   ", not at the total of " + std::to_string(h.total_size));
   if (!h.is_last() && ends)
     return reject(t + "frame reaches the end of the payload but is not LAST");
+  if (h.shm_slot != 0 && (h.type < frame_type::first_application || h.slice_size == 0))
+    return reject(t + "reserved bytes are not zero (a shared-memory slot on a " +
+                  (h.slice_size == 0 ? "frame without a slice)" : "transport frame)"));
   // A frame that carries nothing could keep a partial message alive forever.
   if (h.slice_size == 0 && !(h.is_first() && h.is_last()))
     return reject(t + "empty slice in a frame that is not a whole empty message");

@@ -223,5 +223,28 @@ TEST(FrameHeader, RejectsEverythingOverTheCaps) {
   EXPECT_TRUE(rejected(h, "exceeds the cap", c));
 }
 
+TEST(FrameHeader, SharedMemorySlotOnlyWhereTheReceiverMappedASegment) {
+  auto h = sample();
+  h.shm_slot = 3;
+  const auto b = encode_frame_header(h);
+  EXPECT_EQ(b[52], 3);
+  EXPECT_TRUE(rejected(b, "reserved bytes are not zero")) << "no segment mapped";
+  frame_caps c = roomy();
+  c.shm_refs = true;
+  auto r = decode_frame_header(b.data(), b.size(), c);
+  ASSERT_TRUE(r) << r.error().to_string();
+  EXPECT_EQ(*r, h);
+  // Never on a transport frame, nor on a frame without a slice.
+  auto t = h;
+  t.type = frame_type::heartbeat;
+  EXPECT_TRUE(rejected(t, "transport frame", c));
+  auto e = h;
+  e.flags = frame_flags::first | frame_flags::last;
+  e.meta_size = 0;
+  e.total_size = 0;
+  e.slice_size = 0;
+  EXPECT_TRUE(rejected(e, "without a slice", c));
+}
+
 }  // namespace
 }  // namespace kvactor::serialization

@@ -27,6 +27,17 @@
 // its connection with errc::internal. Whatever a handler captures must outlive the runtime:
 // handlers may run until ~runtime returns.
 //
+// Shared memory. When both ends run on one host (same boot, same network namespace, same
+// user), each end offers the other, inside the authenticated connection, an anonymous memfd
+// segment of its own; once the peer has mapped it (read-only) and said so, payload slices of
+// messages of at least caps::shm_min_payload bytes travel through that segment's slots while
+// the TCP connection carries only their frame headers (with the slot), so ordering by stream
+// and priority, heartbeats, closes and loss detection stay those of TCP. A peer elsewhere, a
+// segment that cannot be mapped or verified, all slots busy: the bytes go on the wire as
+// before, never an error. KVACTOR_SHM=0 (or caps::shared_memory = false) turns it off for
+// this end; it is on with TLS too (the bytes never leave the host; see docs/ARCHITECTURE.md).
+// No segment outlives its connection, nor any process (memfd: there is no name to leave).
+//
 // Both ends should use the same caps: a receiver enforces its own, and a sender keeps within
 // its own as if they were the peer's (slice size, partial-message count and bytes).
 #pragma once
@@ -71,6 +82,16 @@ struct caps {
   /// in one line ("... and K more refused connections") when the interval ends.
   std::size_t refusal_log_lines = 20;
   std::chrono::milliseconds refusal_log_interval{10000};
+  /// Shared memory with a co-located peer (above); KVACTOR_SHM=0 turns it off whatever this
+  /// says. Messages of at least shm_min_payload bytes use it; this end's segment has
+  /// shm_segment_bytes of slots of max_slice_bytes each (address space; pages are touched
+  /// only as slots are used, lowest first). Fewer than two slots: no segment.
+  bool shared_memory = true;
+  std::uint64_t shm_min_payload = 64 * 1024;
+  std::uint64_t shm_segment_bytes = std::uint64_t{64} << 20;
+  /// Tests only: non-zero is mixed into this end's host token, so that two runtimes of one
+  /// process can look like two hosts.
+  std::uint64_t shm_host_salt = 0;
 };
 
 /// Who is at either end, established by the handshake.
@@ -223,6 +244,11 @@ class runtime {
     std::size_t connections = 0;          ///< connecting, in the handshake, open or closing
     std::size_t pending_connections = 0;  ///< accepted, not yet authenticated
     std::uint64_t read_buffer_bytes = 0;  ///< read buffers of all connections together
+    /// Shared-memory segments held now: this end's own ones and the peers' it has mapped.
+    std::size_t shm_segments = 0;
+    /// Payload bytes that went through shared memory since the runtime started, each way.
+    std::uint64_t shm_bytes_sent = 0;
+    std::uint64_t shm_bytes_received = 0;
   };
   stats get_stats() const;
 

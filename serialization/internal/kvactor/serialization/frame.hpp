@@ -13,10 +13,15 @@
 //   32     8    total payload size of the whole message
 //   40     8    offset of this frame's payload slice within the message payload
 //   48     4    slice_size: payload bytes following this header (after the meta)
-//   52     4    reserved, 0
+//   52     4    shm_slot: 0, or (on an application frame between two co-located ends) n > 0:
+//                the slice's bytes do not follow on the wire but lie in slot n-1 of the
+//                sender's shared-memory segment (net/src/shm.hpp); a receiver that mapped no
+//                segment of its peer refuses it like any other reserved bits
 //
 // A message is one FIRST frame (which carries the meta), then continuation frames, the last
-// one flagged LAST; a message that fits one frame is a single FIRST|LAST frame.
+// one flagged LAST; a message that fits one frame is a single FIRST|LAST frame. Slices of one
+// message may travel some on the wire and some through shared memory (the sender falls back
+// to the wire while its slots are all in use).
 // Thread-safety: values and pure functions.
 #pragma once
 
@@ -46,6 +51,12 @@ inline constexpr std::uint8_t goodbye = 5;
 /// Sent in plaintext by an acceptor that requires TLS, before the TLS handshake: a connector
 /// learns at once whether both ends agree (see net/src/tls.hpp).
 inline constexpr std::uint8_t tls = 6;
+/// Shared memory between co-located ends (net/src/shm.hpp): a segment offered (the
+/// connector's right behind its HELLO, the acceptor's behind its answer), the answer, and
+/// slots given back. Only an open connection accepts them.
+inline constexpr std::uint8_t shm_offer = 10;
+inline constexpr std::uint8_t shm_answer = 11;
+inline constexpr std::uint8_t shm_release = 12;
 /// Types below this one belong to the transport.
 inline constexpr std::uint8_t first_application = 16;
 }  // namespace frame_type
@@ -60,6 +71,7 @@ struct frame_header {
   std::uint64_t total_size = 0;
   std::uint64_t offset = 0;
   std::uint32_t slice_size = 0;
+  std::uint32_t shm_slot = 0;  ///< 0: the slice follows on the wire; n: in the peer's slot n-1
 
   bool is_first() const noexcept { return (flags & frame_flags::first) != 0; }
   bool is_last() const noexcept { return (flags & frame_flags::last) != 0; }
@@ -68,7 +80,7 @@ struct frame_header {
   friend bool operator==(const frame_header& a, const frame_header& b) noexcept {
     return a.type == b.type && a.flags == b.flags && a.id == b.id && a.stream == b.stream &&
            a.priority == b.priority && a.meta_size == b.meta_size && a.total_size == b.total_size &&
-           a.offset == b.offset && a.slice_size == b.slice_size;
+           a.offset == b.offset && a.slice_size == b.slice_size && a.shm_slot == b.shm_slot;
   }
   friend bool operator!=(const frame_header& a, const frame_header& b) noexcept {
     return !(a == b);
@@ -80,6 +92,9 @@ struct frame_caps {
   std::uint32_t max_meta = 64 * 1024;
   std::uint64_t max_message = std::uint64_t{4} << 30;  ///< total payload of one message
   std::uint32_t max_slice = 1 << 20;
+  /// A receiver that mapped its peer's shared-memory segment: shm_slot may be set (on an
+  /// application frame with a non-empty slice; the receiver checks the slot itself).
+  bool shm_refs = false;
 };
 
 using frame_bytes = std::array<std::uint8_t, frame_header_size>;
@@ -90,7 +105,8 @@ frame_bytes encode_frame_header(const frame_header& h) noexcept;
 
 /// Decodes and validates a header (`size` must be at least frame_header_size; only the first
 /// 56 bytes are read). Every rejection is protocol_error with a reason naming the field:
-/// bad magic, unsupported version, reserved bytes set, meta on a non-FIRST frame, a FIRST
+/// bad magic, unsupported version, reserved bytes set (shm_slot without caps.shm_refs, or on a
+/// transport frame or an empty slice), meta on a non-FIRST frame, a FIRST
 /// frame at a non-zero offset, offset + slice beyond the total (overflow-safe), a LAST frame
 /// that does not end the payload, a non-LAST frame that does, an empty slice in anything but
 /// a whole empty message, and meta, slice or total over `caps`.
