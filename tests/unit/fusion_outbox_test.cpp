@@ -2,7 +2,8 @@
 // for one server leave as one batch message at the end of a call, when the budget or the
 // metadata cap is reached, or when the window passes; the batch's meta names every request
 // and its payload is theirs one after another; inside a batch, priority orders the requests
-// only where each key part's own order is kept; a batch that cannot leave fails each request.
+// only where each key part's own order is kept; a batch that cannot leave fails each request;
+// a request alone leaves as its own message.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -27,10 +28,12 @@ struct wire_log {
     wire::batch_meta meta;
     std::string payload;
     std::int32_t priority;
+    bool fused;  // a batch message (else the one request's own)
   };
   std::mutex mu;
   std::condition_variable cv;
   std::vector<sent> batches;
+  std::vector<std::uint64_t> streams;
   std::vector<std::pair<std::uint64_t, status>> failed;
   status refuse;  // not ok: send_fn refuses with it
 
@@ -38,12 +41,22 @@ struct wire_log {
     return [this](std::uint32_t server, net::outgoing&& m) {
       std::lock_guard<std::mutex> g(mu);
       if (!refuse.is_ok()) return refuse;
-      EXPECT_EQ(m.type, static_cast<std::uint8_t>(wire::msg::batch));
-      auto meta = wire::decode<wire::batch_meta>(m.meta);
-      EXPECT_TRUE(meta.has_value());
-      batches.push_back(sent{server, meta ? *meta : wire::batch_meta{},
+      wire::batch_meta meta;
+      const bool fused = m.type == static_cast<std::uint8_t>(wire::msg::batch);
+      if (fused) {
+        auto b = wire::decode<wire::batch_meta>(m.meta);
+        EXPECT_TRUE(b.has_value());
+        if (b) meta = *b;
+      } else {  // a batch of one leaves as its request: recorded as a batch of one
+        auto d = wire::decode<wire::data_meta>(m.meta);
+        EXPECT_TRUE(d.has_value());
+        meta.entries.push_back(wire::batch_entry{m.type, m.flags, m.id, m.priority, m.payload_size,
+                                                 d ? *d : wire::data_meta{}});
+      }
+      batches.push_back(sent{server, meta,
                              std::string(static_cast<const char*>(m.payload), m.payload_size),
-                             m.priority});
+                             m.priority, fused});
+      streams.push_back(m.stream);
       cv.notify_all();
       return status{};
     };
@@ -105,8 +118,13 @@ TEST(FusionOutbox, OneBatchPerServerAtTheEndOfACall) {
   EXPECT_EQ(log.batches[0].payload, a + c);
   EXPECT_EQ(log.batches[0].meta.entries[1].bytes, c.size());
   EXPECT_EQ(log.batches[0].meta.entries[1].data.key.id, 3);
+  EXPECT_TRUE(log.batches[0].fused);
   EXPECT_EQ(log.batches[1].server, 1u);
   EXPECT_EQ(log.batches[1].payload, b);
+  EXPECT_FALSE(log.batches[1].fused) << "a request alone leaves as its own message";
+  EXPECT_EQ(log.batches[1].meta.entries[0].id, 12u);
+  EXPECT_EQ(log.batches[1].meta.entries[0].data.key.id, 2);
+  EXPECT_EQ(log.streams[0], log.streams[1]) << "one stream: a key's order holds across messages";
   f.end_call();
   EXPECT_EQ(log.batches.size(), 2u) << "an empty batch never leaves";
   EXPECT_TRUE(log.failed.empty());

@@ -75,21 +75,26 @@ struct fixture {
     sys = std::make_unique<caf::actor_system>(cfg);
     // The shard answers each request as a server_core would answer a pull of a 1-float
     // key, or with the dispatcher's refusal.
-    auto shard = sys->spawn([l = log](caf::event_based_actor*) -> caf::behavior {
-      return {[l](const shard_batch& b) {
-                for (const auto& r : b.requests) {
-                  {
-                    std::lock_guard<std::mutex> g(l->mu);
-                    l->seen.push_back(std::string{wire::to_string(r->kind)} + " " +
-                                      std::to_string(r->id) + " " + to_string(r->rejected.code()));
-                  }
-                  const tensor v = tensor::full(shape{{1}}, static_cast<double>(r->id));
-                  r->reply(r->rejected, r->rejected.is_ok() ? &v : nullptr);
-                }
-                b.replies->shard_done();
-              },
-              [](const server_request_ptr&) {}};
-    });
+    // (The unused int: CAF 0.17 dereferences a null argument tuple for an actor function
+    // without arguments, which UBSan reports.)
+    auto shard = sys->spawn(
+        [l = log](caf::event_based_actor*, int) -> caf::behavior {
+          return {[l](const shard_batch& b) {
+                    for (const auto& r : b.requests) {
+                      {
+                        std::lock_guard<std::mutex> g(l->mu);
+                        l->seen.push_back(std::string{wire::to_string(r->kind)} + " " +
+                                          std::to_string(r->id) + " " +
+                                          to_string(r->rejected.code()));
+                      }
+                      const tensor v = tensor::full(shape{{1}}, static_cast<double>(r->id));
+                      r->reply(r->rejected, r->rejected.is_ok() ? &v : nullptr);
+                    }
+                    b.replies->shard_done();
+                  },
+                  [](const server_request_ptr&) {}};
+        },
+        0);
     auto binding = std::make_shared<rank_binding>("job");
     binding->set_key("0123456789abcdef0123456789abcdef");
     auto token = rank_token("0123456789abcdef0123456789abcdef", "job", 0);
@@ -97,9 +102,10 @@ struct fixture {
     status bound{errc::internal, "not answered"};
     binding->claim(conn.get(), 0, *token, [&](const status& s) { bound = s; });
     EXPECT_TRUE(bound.is_ok()) << bound.to_string();
-    disp = std::make_shared<dispatcher>(std::vector<caf::actor>{shard}, caf::actor{},
-                                        std::make_shared<std::atomic<std::int64_t>>(0),
-                                        server_file_dirs{}, binding, net::caps{});
+    disp = std::make_shared<dispatcher>(
+        std::vector<caf::actor>{shard},
+        std::vector<std::shared_ptr<server_gate>>{std::make_shared<server_gate>()}, caf::actor{},
+        std::make_shared<std::atomic<std::int64_t>>(0), server_file_dirs{}, binding, net::caps{});
   }
   ~fixture() {
     disp.reset();

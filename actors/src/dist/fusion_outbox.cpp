@@ -142,6 +142,16 @@ fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& 
   p.meta_bytes = 0;
   p.due = clock::time_point::max();
 
+  if (es.size() == 1) {
+    // Alone: it leaves as the request it is (no copy; the server may serve it at once).
+    auto& e = es.front();
+    e.m.meta = wire::encode(e.d);
+    e.m.stream = fusion_stream;  // behind the batches before it, which may hold its key
+    const std::uint64_t id = e.m.id;
+    const status s = send_(server, std::move(e.m));
+    if (s.is_ok()) return {};
+    return unsent{s, {id}};
+  }
   std::vector<std::int32_t> prios;
   std::vector<const wire::data_meta*> metas;
   prios.reserve(es.size());

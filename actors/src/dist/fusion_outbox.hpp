@@ -4,6 +4,7 @@
 // it has issued all its keys (end_call), when one more request would take it over its byte
 // budget or over the metadata one message may carry, or - with a window - once the window
 // since its first request has passed, so that requests of later calls join it.
+// A batch of one request leaves as that request's own message.
 // Order: a key's requests are added under its channel's lock, a server's batches leave in the
 // order they were formed (handed to the connection under that server's lock) on one stream,
 // and inside a batch requests are ordered by priority only where that keeps each key part's

@@ -22,6 +22,7 @@
 #include "scheduler_link.hpp"
 #include "server_core.hpp"
 #include "server_dispatch.hpp"
+#include "server_gate.hpp"
 #include "server_messages.hpp"
 
 CAF_ALLOW_UNSAFE_MESSAGE_TYPE(kvactor::wire::node_table_meta)
@@ -36,55 +37,74 @@ using exit_atom = caf::atom_constant<caf::atom("kv_exit")>;
 
 // ---------------------------------------------------------------- shard actors
 
+// The core lives in the shard's gate (server_gate.hpp), which the dispatcher's I/O threads
+// may take for a small request; every handler here holds it. What the dispatcher sends counts
+// in the gate until taken.
 struct shard_state {
-  std::unique_ptr<server_core> core;
+  std::shared_ptr<server_gate> gate;
   std::vector<server_request_ptr> backlog;  // requests that came before the node table
   std::vector<shard_command> command_backlog;
   static inline const char* name = "kvactor.server_shard";
 };
 
-caf::behavior server_shard(caf::stateful_actor<shard_state>* self, int) {
+using shard_ptr = caf::stateful_actor<shard_state>*;
+
+// The gate, held, with one dispatcher message taken (counted) or not (the control actor's).
+std::unique_lock<std::mutex> take(shard_ptr self, bool counted) {
+  std::unique_lock<std::mutex> held(self->state.gate->mu);
+  if (counted) self->state.gate->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  return held;
+}
+
+void handle(shard_ptr self, const server_request_ptr& r) {
+  if (!self->state.gate->core)
+    self->state.backlog.push_back(r);
+  else
+    self->state.gate->core->handle(r);
+}
+
+caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
+  self->state.gate = std::move(gate);
   return {
       [self](const server_request_ptr& r) {
-        if (!self->state.core)
-          self->state.backlog.push_back(r);
-        else
-          self->state.core->handle(r);
+        auto held = take(self, true);
+        handle(self, r);
       },
       [self](const shard_command& c) {
-        if (!self->state.core) {
+        auto held = take(self, true);
+        if (!self->state.gate->core) {
           self->state.command_backlog.push_back(c);
           return;
         }
-        apply_command(*self->state.core, c.what);
+        apply_command(*self->state.gate->core, c.what);
         c.ack->shard_done();
       },
       [self](const shard_batch& b) {
         // Handled in the batch's order; answers given meanwhile leave together after the
         // last shard's share.
-        for (const auto& r : b.requests) {
-          if (!self->state.core)
-            self->state.backlog.push_back(r);
-          else
-            self->state.core->handle(r);
-        }
+        auto held = take(self, true);
+        for (const auto& r : b.requests)
+          handle(self, r);
         b.replies->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
+        auto held = take(self, false);
         auto& st = self->state;
-        if (st.core) return;
-        st.core = std::make_unique<server_core>(workers);
+        auto& core = st.gate->core;
+        if (core) return;
+        core = std::make_unique<server_core>(workers);
         for (auto& c : st.command_backlog) {
-          apply_command(*st.core, c.what);
+          apply_command(*core, c.what);
           c.ack->shard_done();
         }
         st.command_backlog.clear();
         for (auto& r : st.backlog)
-          st.core->handle(r);
+          core->handle(r);
         st.backlog.clear();
       },
       [self](fail_atom, const status& why) {
-        if (self->state.core) self->state.core->fail_all(why);
+        auto held = take(self, false);
+        if (self->state.gate->core) self->state.gate->core->fail_all(why);
         for (auto& r : self->state.backlog)
           r->reply(why, nullptr);
         self->state.backlog.clear();
@@ -187,16 +207,19 @@ int run_server(const cluster_config& cfg, const options& opts) {
   add_to_config(sys_cfg);
   caf::actor_system sys{sys_cfg};
   std::vector<caf::actor> shards;
+  std::vector<std::shared_ptr<server_gate>> gates;
   const std::size_t n = opts.num_shards ? opts.num_shards : threads;
-  for (std::size_t i = 0; i < n; ++i)
-    shards.push_back(sys.spawn(server_shard, 0));
+  for (std::size_t i = 0; i < n; ++i) {
+    gates.push_back(std::make_shared<server_gate>());
+    shards.push_back(sys.spawn(server_shard, gates.back()));
+  }
   auto rank = std::make_shared<std::atomic<std::int64_t>>(-1);
   auto binding = std::make_shared<rank_binding>(cfg.cluster_id);
   auto ctl = sys.spawn(server_ctl, shards, &exit_code, &broken, rank, binding);
   int code = 1;
   {
     net::runtime rt(1);
-    auto disp = std::make_shared<dispatcher>(shards, ctl, rank,
+    auto disp = std::make_shared<dispatcher>(shards, gates, ctl, rank,
                                              server_file_dirs{cfg.profile_dir, cfg.states_dir},
                                              binding, node_caps(cfg));
     net::handlers worker_h;

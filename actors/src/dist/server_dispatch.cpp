@@ -14,10 +14,12 @@
 
 namespace kvactor::detail {
 
-dispatcher::dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
+dispatcher::dispatcher(std::vector<caf::actor> shards,
+                       std::vector<std::shared_ptr<server_gate>> gates, caf::actor ctl,
                        std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
                        std::shared_ptr<rank_binding> binding, const net::caps& caps)
     : shards_(std::move(shards)),
+      gates_(std::move(gates)),
       ctl_(std::move(ctl)),
       rank_(std::move(rank)),
       dirs_(std::move(dirs)),
@@ -121,10 +123,20 @@ std::size_t dispatcher::shard_of(const server_request& r) const {
   return part_hash(r.meta.key.to_key().hash(), r.meta.part) % shards_.size();
 }
 
+template <class T>
+void dispatcher::post(std::size_t s, T&& m) {
+  gates_[s]->in_flight.fetch_add(1, std::memory_order_acq_rel);
+  caf::anon_send(shards_[s], std::forward<T>(m));
+}
+
 // Even a refused push goes to its shard, where it takes its place in the round.
 void dispatcher::to_shard(std::shared_ptr<server_request> r) {
   const std::size_t s = shard_of(*r);
-  caf::anon_send(shards_[s], std::move(r));
+  if (auto held = gates_[s]->try_here(*r)) {
+    gates_[s]->core->handle(std::move(r));
+    return;
+  }
+  post(s, std::move(r));
 }
 
 void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
@@ -279,14 +291,14 @@ void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64
   for (std::size_t s = 0; s < by_shard.size(); ++s) {
     if (by_shard[s].requests.empty()) continue;
     by_shard[s].replies = replies;
-    caf::anon_send(shards_[s], std::move(by_shard[s]));
+    post(s, std::move(by_shard[s]));
   }
 }
 
 void dispatcher::fan_out(const command_body& what, std::function<void()> done) {
   auto ack = std::make_shared<command_ack>(shards_.size(), std::move(done));
-  for (auto& s : shards_)
-    caf::anon_send(s, shard_command{what, ack});
+  for (std::size_t s = 0; s < shards_.size(); ++s)
+    post(s, shard_command{what, ack});
 }
 
 }  // namespace kvactor::detail

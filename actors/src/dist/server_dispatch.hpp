@@ -1,6 +1,7 @@
 // What a server does with a message from a worker, on the transport's I/O thread that
 // received it: a request (init, push, pull, pushpull, row-sparse) is decoded and sent
-// straight to the shard actor owning its key part (one hop); a fused batch of them is split
+// straight to the shard actor owning its key part (one hop), or handled on the I/O thread
+// itself when it is small and that shard is idle (server_gate.hpp); a fused batch of them is split
 // by shard, each shard getting its requests as one message, their answers gathered
 // (reply_batch.hpp); a command (optimizer, sync mode,
 // compression, profiler, optimizer states, stop) is checked, then applied on every shard in
@@ -29,6 +30,7 @@
 #include "kvactor/serialization/protocol.hpp"
 #include "rank_binding.hpp"
 #include "server_core.hpp"
+#include "server_gate.hpp"
 #include "shard_commands.hpp"
 
 namespace kvactor::detail {
@@ -43,8 +45,10 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
  public:
   /// `ctl` gets stop_atom after stop_server; `rank` is this server's, -1 until the node
   /// table came.
-  dispatcher(std::vector<caf::actor> shards, caf::actor ctl,
-             std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
+  /// `gates[i]` is shard i's (server_gate.hpp): a small request runs on the I/O thread
+  /// when that shard is idle.
+  dispatcher(std::vector<caf::actor> shards, std::vector<std::shared_ptr<server_gate>> gates,
+             caf::actor ctl, std::shared_ptr<std::atomic<std::int64_t>> rank, server_file_dirs dirs,
              std::shared_ptr<rank_binding> binding, const net::caps& caps);
 
   void on_message(const net::connection_ptr& c, net::message&& m);
@@ -76,7 +80,12 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   std::optional<optimizer_config> current_optimizer();
   void load_states(const reply_fn& reply, const std::string& file);
 
+  // Sends m to shard s, counted in its gate until the shard takes it.
+  template <class T>
+  void post(std::size_t s, T&& m);
+
   std::vector<caf::actor> shards_;
+  std::vector<std::shared_ptr<server_gate>> gates_;
   caf::actor ctl_;
   std::shared_ptr<std::atomic<std::int64_t>> rank_;
   const server_file_dirs dirs_;
