@@ -352,9 +352,7 @@ void cluster_router::on_server_message(const net::connection_ptr& c, net::messag
 void cluster_router::on_batch_reply(const net::connection_ptr& c, const net::message& m) {
   auto meta = wire::decode<wire::batch_reply_meta>(m.meta);
   if (!meta) return c->close(meta.error());
-  std::uint64_t total = 0;
-  for (const auto& e : meta->entries)
-    total += e.bytes;  // each at most 2^40, at most 8192 of them
+  const std::uint64_t total = wire::entries_bytes(*meta);
   if (total != m.payload_size)
     return c->close(status{errc::protocol_error,
                            "a batch reply's entries name " + std::to_string(total) +

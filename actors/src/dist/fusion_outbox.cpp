@@ -8,6 +8,7 @@
 #include <tuple>
 
 #include "kvactor/buffer_pool.hpp"
+#include "node_common.hpp"
 
 namespace kvactor::detail {
 
@@ -198,12 +199,7 @@ fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& 
     out.stream = fusion_stream;
     out.priority = top;
     out.meta = wire::encode(meta);
-    if (payload) {
-      out.payload = payload->data();
-      out.payload_size = total;
-      out.keepalive = payload;
-      out.release_inline = true;
-    }
+    attach_pooled(out, std::move(payload), total);
   }
   if (s.is_ok()) s = send_(server, std::move(out));
   if (s.is_ok()) return {};

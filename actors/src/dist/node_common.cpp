@@ -46,6 +46,14 @@ void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t
   conn->send(std::move(m));
 }
 
+void attach_pooled(net::outgoing& m, std::shared_ptr<buffer> b, std::uint64_t bytes) {
+  if (!b) return;
+  m.payload = b->data();
+  m.payload_size = bytes;
+  m.keepalive = std::move(b);
+  m.release_inline = true;  // returning a buffer to the pool takes no lock of the caller's
+}
+
 void send_control(const net::connection_ptr& conn, wire::msg type, std::uint64_t id,
                   std::vector<std::uint8_t> meta, std::uint16_t flags,
                   std::function<void(const status&)> on_sent) {

@@ -28,6 +28,10 @@ void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t
                 std::int32_t priority, const status& s, const tensor* value);
 
 /// Sends a control message (no payload).
+/// m's payload: the first `bytes` of the pooled buffer b (none when b is null), which m keeps
+/// and may release on the sending thread.
+void attach_pooled(net::outgoing& m, std::shared_ptr<buffer> b, std::uint64_t bytes);
+
 void send_control(const net::connection_ptr& conn, wire::msg type, std::uint64_t id,
                   std::vector<std::uint8_t> meta, std::uint16_t flags = 0,
                   std::function<void(const status&)> on_sent = nullptr);

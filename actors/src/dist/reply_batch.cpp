@@ -95,12 +95,7 @@ void reply_batch::send(std::vector<answer>& answers) {
     m.stream = stream_;
     m.priority = top;
     m.meta = wire::encode(bm);
-    if (payload) {
-      m.payload = payload->data();
-      m.payload_size = bytes;
-      m.keepalive = payload;
-      m.release_inline = true;
-    }
+    attach_pooled(m, std::move(payload), bytes);
     conn_->send(std::move(m));
   }
 }

@@ -241,9 +241,7 @@ status dispatcher::decode_rows(server_request* r, const net::message& m) {
 void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64_t worker) {
   auto meta = wire::decode<wire::batch_meta>(m.meta);
   if (!meta) return c->close(meta.error());
-  std::uint64_t total = 0;
-  for (const auto& e : meta->entries)
-    total += e.bytes;  // each at most 2^40, at most 8192 of them
+  const std::uint64_t total = wire::entries_bytes(*meta);
   if (total != m.payload_size)
     return c->close(status{errc::protocol_error, "a batch's entries name " + std::to_string(total) +
                                                      " bytes, its payload has " +

@@ -307,6 +307,17 @@ void fields(Ar& ar, batch_reply_meta& m) {
   });
 }
 
+/// The payload bytes a batch's or a batch reply's entries name (theirs one after another); the
+/// message's payload must have exactly these. Cannot overflow: at most max_batch_entries
+/// entries of at most max_entry_bytes each.
+template <class BatchMeta>
+std::uint64_t entries_bytes(const BatchMeta& m) noexcept {
+  std::uint64_t total = 0;
+  for (const auto& e : m.entries)
+    total += e.bytes;
+  return total;
+}
+
 /// The meta struct a message type carries: meta_of<msg::push>::type is data_meta.
 template <msg M>
 struct meta_of;
