@@ -1,5 +1,6 @@
 // A server process: shard actors own the parts of keys by hash; the transport's I/O threads
-// decode requests and send them straight to the owning shard (one hop), and commands to every
+// decode requests and send them straight to the owning shard (one hop; none for a small one
+// when that shard is idle: server_gate.hpp), and commands to every
 // shard in the order they arrived (server_dispatch.hpp); a control actor follows the
 // scheduler through the link every node shares (scheduler_link.hpp). This file: the actors,
 // and run_server, which wires them to the transport.
