@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "echo.hpp"
 #include "kvactor/net/handshake.hpp"
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/frame.hpp"
@@ -171,19 +172,7 @@ inline handlers recording(event_log* log, inbox* box) {
 /// Handlers of an echo server: every message goes back unchanged on its connection.
 inline handlers echoing(event_log* log) {
   handlers h = recording(log, nullptr);
-  h.on_message = [](const connection_ptr& c, message&& m) {
-    outgoing o;
-    o.type = m.type;
-    o.flags = m.flags;
-    o.id = m.id;
-    o.stream = m.stream;
-    o.priority = m.priority;
-    o.meta = std::move(m.meta);
-    o.payload = m.payload_data;
-    o.payload_size = m.payload_size;
-    o.keepalive = m.payload_buffer;
-    c->send(std::move(o));
-  };
+  h.on_message = [](const connection_ptr& c, message&& m) { c->send(echo_of(std::move(m))); };
   return h;
 }
 

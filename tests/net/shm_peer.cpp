@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "echo.hpp"
 #include "kvactor/net/transport.hpp"
 
 using namespace kvactor;
@@ -41,15 +42,7 @@ int main() {
       }
       return;
     }
-    outgoing o;
-    o.type = m.type;
-    o.id = m.id;
-    o.stream = m.stream;
-    o.meta = std::move(m.meta);
-    o.payload = m.payload_data;
-    o.payload_size = m.payload_size;
-    o.keepalive = m.payload_buffer;
-    conn->send(std::move(o));
+    conn->send(echo_of(std::move(m)));
   };
   runtime rt(2);
   auto l = rt.listen("127.0.0.1", 0, id, c, h);
