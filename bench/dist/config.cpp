@@ -98,6 +98,10 @@ std::int64_t key_of(std::size_t size_index) {
   return 100 + static_cast<std::int64_t>(size_index);
 }
 
+std::size_t big_key_bytes(bool quick) {
+  return quick ? 64 * MiB : 1024 * MiB;
+}
+
 std::size_t window_for(std::size_t bytes) {
   return bytes >= 1 * MiB ? 2 : 8;
 }

@@ -20,6 +20,9 @@ constexpr std::size_t KiB = 1024, MiB = 1024 * 1024;
 /// The words of s (split at white space): a worker command or answer.
 std::vector<std::string> split(const std::string& s);
 
+/// A server's peak RSS over the bytes it stores may reach this (issue 13).
+constexpr double mem_bound = 2.0;
+
 enum class op_kind { push, pull, pushpull };
 inline const op_kind all_ops[] = {op_kind::push, op_kind::pull, op_kind::pushpull};
 
@@ -56,6 +59,9 @@ std::vector<many_keys_case> many_keys_cases(bool quick);
 std::int64_t many_key_of(std::size_t case_index, std::size_t i);
 
 std::int64_t key_of(std::size_t size_index);
+/// The one key of the big-key memory case (big_key.cpp) and its bytes.
+constexpr std::int64_t big_key = 9000;
+std::size_t big_key_bytes(bool quick);
 std::size_t window_for(std::size_t bytes);
 std::uint64_t big_array_bound();
 

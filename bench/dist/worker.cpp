@@ -3,7 +3,8 @@
 // every key, one call at a time; DONE), "warm OP SIZE_INDEX N WINDOW" (WARM), "run OP
 // SIZE_INDEX N WINDOW WANT_LAT" (a barrier, then N timed operations; "RES rank t0 t1 cpu_ns
 // cswitches [latencies]") and "quit". OP "many" with a many-keys case for SIZE_INDEX (and a
-// window of 1) is one pushpull call of every key of that case.
+// window of 1) is one pushpull call of every key of that case. "big BYTES R" (DONE): the
+// big-key memory case's key only (init, then R rounds of push, pull, pushpull, one at a time).
 #include <kvactor/kvstore.hpp>
 
 #include <cstdio>
@@ -139,6 +140,18 @@ int worker_main(bool quick) {
         for (long long l : lat)
           res += " " + std::to_string(l);
         say(res);
+      } else if (t[0] == "big" && t.size() == 3) {
+        // The big-key memory case (big_key.cpp): this key only, in a cluster of its own.
+        const kvactor::shape s{static_cast<std::int64_t>(std::stoull(t[1]) / sizeof(float))};
+        const auto value = kvactor::tensor::zeros(s), out = kvactor::tensor::zeros(s);
+        kv.init(big_key, value).get();
+        kv.barrier().get();
+        for (int r = 0, rounds = std::stoi(t[2]); r < rounds; ++r) {
+          kv.push(big_key, value).get();
+          kv.pull(big_key, out).get();
+          kv.pushpull(big_key, value, out).get();
+        }
+        say("DONE");
       } else if (t[0] == "quit") {
         break;
       } else {
