@@ -43,15 +43,35 @@ bool state_base::finish(kvactor::status s) {
 
 void state_base::publish(kvactor::status s) {
   std::vector<std::function<void()>> cbs;
+  std::weak_ptr<error_sink> sink;
   {
     std::lock_guard<std::mutex> g(mu_);
     status_ = std::move(s);
     ready_.store(true, std::memory_order_release);
     cbs.swap(callbacks_);
+    sink.swap(sink_);
     if (waiters_) cv_.notify_all();
   }
+  if (!status_.is_ok()) report(sink);
   for (auto& cb : cbs)
     cb();
+}
+
+void state_base::report_errors_to(std::weak_ptr<error_sink> sink) {
+  {
+    std::lock_guard<std::mutex> g(mu_);
+    if (!ready()) {
+      sink_ = std::move(sink);
+      return;
+    }
+  }
+  if (!status_.is_ok()) report(sink);
+}
+
+void state_base::report(const std::weak_ptr<error_sink>& sink) {
+  auto to = sink.lock();
+  auto self = weak_from_this().lock();  // a state not owned by a shared_ptr is not reported
+  if (to && self) to->failed(std::move(self));
 }
 
 void state_base::on_ready(std::function<void()> cb) {

@@ -50,7 +50,7 @@ class op_counter {
 
 /// One user call, and the state of its future (one allocation for both): completes when the
 /// last of its per-key ops is done.
-class call_state : public state<void>, public std::enable_shared_from_this<call_state> {
+class call_state : public state<void> {
  public:
   call_state(std::size_t parts, std::shared_ptr<op_counter> counter)
       : parts_(parts), counter_(std::move(counter)) {

@@ -6,6 +6,7 @@
 #include "key_registry.hpp"
 
 #include <algorithm>
+#include <boost/container/small_vector.hpp>
 #include <cmath>
 #include <cstdio>
 
@@ -325,7 +326,8 @@ status check_overlaps(op_kind kind, const group_list& groups) {
     std::size_t group;
     bool out;
   };
-  std::vector<span> spans;
+  // Most calls name a few tensors: their spans fit inside, with no allocation per call.
+  boost::container::small_vector<span, 8> spans;
   std::size_t outs = 0;
   for (std::size_t g = 0; g < groups.size(); ++g) {
     for (const auto& t : groups[g].values) {

@@ -5,18 +5,10 @@
 namespace kvactor::detail {
 
 void unobserved_errors::watch(const future<void>& f) {
-  if (!f.valid()) return;
-  // Weak both ways: a callback held by the state must keep neither alive.
-  std::weak_ptr<const state_base> state = f.state_ptr();
-  std::weak_ptr<unobserved_errors> self = weak_from_this();
-  f.state_ptr()->on_ready([state, self] {
-    auto s = state.lock();
-    if (!s || s->get_status().is_ok()) return;
-    if (auto me = self.lock()) me->record(std::move(s));
-  });
+  if (f.valid()) f.state_ptr()->report_errors_to(weak_from_this());
 }
 
-void unobserved_errors::record(std::shared_ptr<const state_base> s) {
+void unobserved_errors::failed(std::shared_ptr<const state_base> s) {
   std::lock_guard<std::mutex> g(mu_);
   failed_.push_back(std::move(s));
   if (failed_.size() >= prune_at_) {

@@ -13,16 +13,17 @@
 
 namespace kvactor::detail {
 
-class unobserved_errors : public std::enable_shared_from_this<unobserved_errors> {
+class unobserved_errors final : public error_sink,
+                                public std::enable_shared_from_this<unobserved_errors> {
  public:
   /// Remembers f's error, if it completes with one, until the next take_first().
   void watch(const future<void>& f);
+  void failed(std::shared_ptr<const state_base> s) override;
   /// The first error (in completion order) recorded since the previous call whose future
   /// nobody has observed (get, get_status, then, when_all), or ok. Forgets all of them.
   status take_first();
 
  private:
-  void record(std::shared_ptr<const state_base> s);
   // Under mu_: drops what can no longer be the answer, so that a program that never calls
   // wait_all() does not accumulate every failed call.
   void prune();

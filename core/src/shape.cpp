@@ -1,13 +1,26 @@
 #include "kvactor/shape.hpp"
 
+#include <algorithm>
 #include <limits>
 
 namespace kvactor {
 
+void shape::assign(const std::int64_t* d, std::size_t n) {
+  n_ = n;
+  if (n <= inline_dims)
+    std::copy(d, d + n, small_.begin());
+  else
+    big_.assign(d, d + n);
+}
+
+bool operator==(const shape& a, const shape& b) noexcept {
+  return a.n_ == b.n_ && std::equal(a.data(), a.data() + a.n_, b.data());
+}
+
 std::int64_t shape::numel() const noexcept {
-  if (dims_.empty()) return 0;
+  if (n_ == 0) return 0;
   std::int64_t n = 1;
-  for (auto d : dims_) {
+  for (auto d : dims()) {
     if (d <= 0) return 0;
     if (n > std::numeric_limits<std::int64_t>::max() / d) return 0;  // overflow: not a tensor
     n *= d;
@@ -21,11 +34,11 @@ bool shape::is_valid_nonempty() const noexcept {
 
 std::string shape::to_string() const {
   std::string s = "(";
-  for (std::size_t i = 0; i < dims_.size(); ++i) {
+  for (std::size_t i = 0; i < n_; ++i) {
     if (i) s += ", ";
-    s += std::to_string(dims_[i]);
+    s += std::to_string((*this)[i]);
   }
-  if (dims_.size() == 1) s += ",";
+  if (n_ == 1) s += ",";
   return s + ")";
 }
 

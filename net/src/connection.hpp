@@ -16,6 +16,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/container/small_vector.hpp>
 
 #include <atomic>
 #include <chrono>
@@ -101,7 +102,8 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
       return std::hash<std::uint64_t>{}(k.second * 31 + k.first);
     }
   };
-  using sent_list = std::vector<pending_ptr>;
+  // Messages a write finished: a few per call, inline (no allocation per send).
+  using sent_list = boost::container::small_vector<pending_ptr, 4>;
 
   // ---- strand only
   // Setup (connection.cpp).

@@ -75,22 +75,77 @@ void send_queue::push_control(pending_ptr p) {
 }
 
 void send_queue::push(pending_ptr p) {
-  auto& s = streams_[p->m.stream];
+  auto& s = stream_of(p->m.stream);
   const bool was_empty = s.q.empty();
-  s.priorities.insert(p->m.priority);
+  add_priority(s, p->m.priority);
   s.q.push_back(std::move(p));
   if (was_empty) {
     s.key = sched_key{s.q.front()->m.priority, s.q.front()->seq, s.q.front()->m.stream};
-    order_.insert(s.key);
+    order_insert(s.key);
   } else if (*s.priorities.rbegin() != s.key.priority) {
     rekey(s);
   }
 }
 
 void send_queue::rekey(stream_state& s) {
-  order_.erase(s.key);
+  auto n = order_.extract(s.key);
   s.key = sched_key{*s.priorities.rbegin(), s.q.front()->seq, s.q.front()->m.stream};
-  order_.insert(s.key);
+  n.value() = s.key;
+  order_.insert(std::move(n));
+}
+
+namespace {
+// Kept nodes per kind: enough for the streams a connection keeps busy at once.
+constexpr std::size_t max_spare_nodes = 64;
+
+template <class Node>
+void keep(std::vector<Node>& spare, Node n) {
+  if (spare.size() < max_spare_nodes) spare.push_back(std::move(n));
+}
+}  // namespace
+
+send_queue::stream_state& send_queue::stream_of(std::uint64_t stream) {
+  if (auto it = streams_.find(stream); it != streams_.end()) return it->second;
+  if (spare_streams_.empty()) return streams_[stream];
+  auto n = std::move(spare_streams_.back());
+  spare_streams_.pop_back();
+  n.key() = stream;
+  return streams_.insert(std::move(n)).position->second;
+}
+
+void send_queue::retire_stream(std::uint64_t stream) {
+  // Its deque is empty but keeps its blocks, so the next stream reuses those too.
+  keep(spare_streams_, streams_.extract(stream));
+}
+
+void send_queue::add_priority(stream_state& s, std::int32_t priority) {
+  if (spare_priorities_.empty()) {
+    s.priorities.insert(priority);
+    return;
+  }
+  auto n = std::move(spare_priorities_.back());
+  spare_priorities_.pop_back();
+  n.value() = priority;
+  s.priorities.insert(std::move(n));
+}
+
+void send_queue::drop_priority(stream_state& s, std::int32_t priority) {
+  keep(spare_priorities_, s.priorities.extract(s.priorities.find(priority)));
+}
+
+void send_queue::order_insert(const sched_key& k) {
+  if (spare_keys_.empty()) {
+    order_.insert(k);
+    return;
+  }
+  auto n = std::move(spare_keys_.back());
+  spare_keys_.pop_back();
+  n.value() = k;
+  order_.insert(std::move(n));
+}
+
+void send_queue::order_erase(const sched_key& k) {
+  keep(spare_keys_, order_.extract(k));
 }
 
 bool send_queue::may_start(const pending& p) const {
@@ -172,11 +227,11 @@ void send_queue::fill(batch& b, std::size_t budget) {
       started_bytes_ -= m.payload_size;
       started_keys_.erase(msg_key{m.type, m.id});
     }
-    s->priorities.erase(s->priorities.find(m.priority));
+    drop_priority(*s, m.priority);
     s->q.pop_front();
     if (s->q.empty()) {
-      order_.erase(s->key);
-      streams_.erase(m.stream);
+      order_erase(s->key);
+      retire_stream(m.stream);
     } else {
       rekey(*s);
     }

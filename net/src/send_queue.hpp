@@ -143,6 +143,15 @@ class send_queue {
   bool may_start(const pending& p) const;
   stream_state* pick();
   void rekey(stream_state& s);
+  // The tree and hash nodes of a message's scheduling (its stream, its priority, the stream's
+  // place in order_) are kept when it leaves and reused by the next one: a steady flow of
+  // messages allocates none of them.
+  stream_state& stream_of(std::uint64_t stream);
+  void retire_stream(std::uint64_t stream);
+  void add_priority(stream_state& s, std::int32_t priority);
+  void drop_priority(stream_state& s, std::int32_t priority);
+  void order_insert(const sched_key& k);
+  void order_erase(const sched_key& k);
 
   const std::uint32_t max_slice_;
   const std::size_t max_partial_;
@@ -157,6 +166,9 @@ class send_queue {
   std::size_t started_count_ = 0;
   std::uint64_t started_bytes_ = 0;
   std::set<msg_key> started_keys_;
+  std::vector<std::unordered_map<std::uint64_t, stream_state>::node_type> spare_streams_;
+  std::vector<std::multiset<std::int32_t>::node_type> spare_priorities_;
+  std::vector<std::set<sched_key>::node_type> spare_keys_;
 };
 
 }  // namespace kvactor::net::detail

@@ -90,36 +90,40 @@ result<frame_header> decode_frame_header(const std::uint8_t* data, std::size_t s
   h.slice_size = get<std::uint32_t>(data + 48);
   h.shm_slot = shm_slot;
 
-  const std::string t = "type " + std::to_string(h.type) + " id " + std::to_string(h.id) + ": ";
+  // Named only in a refusal: a valid frame (every frame of the hot path) builds no string.
+  const auto t = [&h] {
+    return "type " + std::to_string(h.type) + " id " + std::to_string(h.id) + ": ";
+  };
   if (h.meta_size != 0 && !h.is_first())
-    return reject(t + std::to_string(h.meta_size) + " meta bytes on a frame that is not FIRST");
+    return reject(t() + std::to_string(h.meta_size) + " meta bytes on a frame that is not FIRST");
   if (h.meta_size > caps.max_meta)
-    return reject(t + "meta of " + std::to_string(h.meta_size) + " bytes exceeds the cap of " +
+    return reject(t() + "meta of " + std::to_string(h.meta_size) + " bytes exceeds the cap of " +
                   std::to_string(caps.max_meta));
   if (h.total_size > caps.max_message)
-    return reject(t + "message of " + std::to_string(h.total_size) + " bytes exceeds the cap of " +
-                  std::to_string(caps.max_message));
+    return reject(t() + "message of " + std::to_string(h.total_size) +
+                  " bytes exceeds the cap of " + std::to_string(caps.max_message));
   if (h.slice_size > caps.max_slice)
-    return reject(t + "slice of " + std::to_string(h.slice_size) + " bytes exceeds the cap of " +
+    return reject(t() + "slice of " + std::to_string(h.slice_size) + " bytes exceeds the cap of " +
                   std::to_string(caps.max_slice));
   // Written as a subtraction: offset + slice may wrap around.
   if (h.slice_size > h.total_size || h.offset > h.total_size - h.slice_size)
-    return reject(t + "slice [" + std::to_string(h.offset) + ", +" + std::to_string(h.slice_size) +
-                  ") lies beyond the total of " + std::to_string(h.total_size));
+    return reject(t() + "slice [" + std::to_string(h.offset) + ", +" +
+                  std::to_string(h.slice_size) + ") lies beyond the total of " +
+                  std::to_string(h.total_size));
   if (h.is_first() && h.offset != 0)
-    return reject(t + "FIRST frame at offset " + std::to_string(h.offset));
+    return reject(t() + "FIRST frame at offset " + std::to_string(h.offset));
   const bool ends = h.offset + h.slice_size == h.total_size;
   if (h.is_last() && !ends)
-    return reject(t + "LAST frame ends at " + std::to_string(h.offset + h.slice_size) +
+    return reject(t() + "LAST frame ends at " + std::to_string(h.offset + h.slice_size) +
                   ", not at the total of " + std::to_string(h.total_size));
   if (!h.is_last() && ends)
-    return reject(t + "frame reaches the end of the payload but is not LAST");
+    return reject(t() + "frame reaches the end of the payload but is not LAST");
   if (h.shm_slot != 0 && (h.type < frame_type::first_application || h.slice_size == 0))
-    return reject(t + "reserved bytes are not zero (a shared-memory slot on a " +
+    return reject(t() + "reserved bytes are not zero (a shared-memory slot on a " +
                   (h.slice_size == 0 ? "frame without a slice)" : "transport frame)"));
   // A frame that carries nothing could keep a partial message alive forever.
   if (h.slice_size == 0 && !(h.is_first() && h.is_last()))
-    return reject(t + "empty slice in a frame that is not a whole empty message");
+    return reject(t() + "empty slice in a frame that is not a whole empty message");
   return h;
 }
 

@@ -20,7 +20,7 @@ key_info info_of(key k, kvactor::shape s, dtype t = dtype::float32) {
 }
 
 // The parts cover the key's rows once, in order, each offset and count in whole rows.
-void expect_whole_rows(const key_info& info, const std::vector<part_plan>& parts) {
+void expect_whole_rows(const key_info& info, const part_list& parts) {
   const std::uint64_t row = row_size(info), rows = info.numel() / row;
   std::uint64_t next = 0;
   std::set<std::uint32_t> indices;

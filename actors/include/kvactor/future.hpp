@@ -35,7 +35,17 @@ class promise;
 
 namespace detail {
 
-class state_base {
+class state_base;
+
+/// Receives the states that complete with an error (a store's record of the errors nobody
+/// observed, for wait_all()). Called on the completing thread.
+class error_sink {
+ public:
+  virtual ~error_sink() = default;
+  virtual void failed(std::shared_ptr<const state_base> s) = 0;
+};
+
+class state_base : public std::enable_shared_from_this<state_base> {
  public:
   state_base() = default;
   state_base(const state_base&) = delete;
@@ -50,6 +60,9 @@ class state_base {
   /// Runs cb once ready: at once on this thread if already ready, else on the completing
   /// thread.
   void on_ready(std::function<void()> cb);
+  /// If this state completes with an error, hands it to sink while sink lives (at once when
+  /// it has already). Unlike on_ready, allocates nothing: every call's future is watched so.
+  void report_errors_to(std::weak_ptr<error_sink> sink);
   /// Completes with s (ok or not) unless already completed; returns whether it did.
   bool finish(kvactor::status s);
   /// Someone saw the outcome through a future (get, get_status, then, when_all), so a store's
@@ -61,6 +74,7 @@ class state_base {
   /// Claims the right to complete; the winner then sets its value and calls publish().
   bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
   void publish(kvactor::status s);
+  void report(const std::weak_ptr<error_sink>& sink);
 
  private:
   std::atomic<bool> claimed_{false};
@@ -71,6 +85,7 @@ class state_base {
   mutable int waiters_ = 0;  // guarded by mu_
   kvactor::status status_;
   std::vector<std::function<void()>> callbacks_;  // guarded by mu_
+  std::weak_ptr<error_sink> sink_;                // guarded by mu_
 };
 
 template <class T>

@@ -59,7 +59,7 @@ struct dist_op {
   tensor_list values;
   tensor_list outs;
   tensor source;  // what is sent: values[0], or the devices' sum
-  std::vector<part_plan> parts;
+  part_list parts;
   std::shared_ptr<dist_call> call;
   completion parts_left;   // reset to the number of parts before the first is sent
   bool ready = true;       // guarded by the key channel's mutex

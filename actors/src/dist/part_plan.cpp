@@ -27,9 +27,9 @@ status check_rows_fit(const key_info& info, std::uint64_t max_payload) {
                     std::to_string(max_payload) + " bytes (KVACTOR_MAX_MESSAGE_BYTES)"};
 }
 
-std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
-                                  std::uint64_t big_bound, std::uint64_t max_payload) {
-  std::vector<part_plan> parts;
+part_list plan_parts(const key_info& info, std::uint32_t servers, std::uint64_t big_bound,
+                     std::uint64_t max_payload) {
+  part_list parts;
   const std::uint64_t n = info.numel(), row = row_size(info), rows = n / row;
   const std::size_t h = info.user_key.hash();
   const std::uint64_t rows_per_message =

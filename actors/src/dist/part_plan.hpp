@@ -5,8 +5,9 @@
 // Thread-safety: pure functions.
 #pragma once
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
-#include <vector>
 
 #include "../key_registry.hpp"
 #include "kvactor/error.hpp"
@@ -22,6 +23,9 @@ struct part_plan {
   std::uint64_t row_begin = 0, row_end = 0;  // the rows it holds
   std::uint64_t stream = 0;
 };
+
+/// A key's parts: inline for keys of up to two parts (no allocation per operation).
+using part_list = boost::container::small_vector<part_plan, 2>;
 
 /// The one rule that spreads a key's parts: a part's ordering stream on the worker's
 /// connection and its shard on the server both come from it (part 0 of a whole key: the key's
@@ -39,7 +43,7 @@ status check_rows_fit(const key_info& info, std::uint64_t max_payload);
 
 /// The parts of a key that passed check_rows_fit; every part's messages (dense, or its rows
 /// with their ids) carry at most `max_payload` bytes.
-std::vector<part_plan> plan_parts(const key_info& info, std::uint32_t servers,
-                                  std::uint64_t big_bound, std::uint64_t max_payload);
+part_list plan_parts(const key_info& info, std::uint32_t servers, std::uint64_t big_bound,
+                     std::uint64_t max_payload);
 
 }  // namespace kvactor::detail

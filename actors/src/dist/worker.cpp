@@ -258,9 +258,11 @@ class worker_router final : public router {
 
  private:
   // The channels of resolved groups' keys (the caller holds the registry lock).
+  // Inline for calls of a few keys: no allocation per call.
+  using channel_list = boost::container::small_vector<std::shared_ptr<key_channel>, 4>;
   template <class Groups>
-  std::vector<std::shared_ptr<key_channel>> channels_of(const Groups& groups) const {
-    std::vector<std::shared_ptr<key_channel>> chans;
+  channel_list channels_of(const Groups& groups) const {
+    channel_list chans;
     chans.reserve(groups.size());
     for (const auto& g : groups)
       chans.push_back(channels_.at(g.info->id));
