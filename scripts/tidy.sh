@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# clang-tidy-14 with the repository's .clang-tidy over the library's own sources (not tests,
-# benchmarks or examples), against the release build's compile database; every finding is an
-# error. CI runs it from scripts/test.sh. Pass file paths to check only those.
+# clang-tidy-14 with the repository's .clang-tidy over the library's own sources and the Python
+# binding's (not tests, benchmarks or examples), against the release build's compile database;
+# every finding is an error. CI runs it from scripts/test.sh. Pass file paths to check only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh

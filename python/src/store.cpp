@@ -286,8 +286,9 @@ void bind_store(py::module_& m) {
            "and the stored value; update stored in place (stored += input). It runs on the "
            "store's threads holding the GIL, which serialises the store's updates with all "
            "Python code (set_optimizer runs in C++). An exception it raises fails that push "
-           "(kvactor.UpdaterFailed); the store stays usable. Dist stores refuse it "
-           "(kvactor.Unsupported). Keep no reference to the arrays.")
+           "(kvactor.UpdaterFailed); the store stays usable. It must not call the store (it runs "
+           "inside it). Dist stores refuse it (kvactor.Unsupported). Keep no reference to the "
+           "arrays.")
       .def("_set_optimizer_config", &set_optimizer_config, py::arg("type"), py::arg("params"))
       .def("set_gradient_compression", &set_gradient_compression, py::arg("compression_params"))
       .def(

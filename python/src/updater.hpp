@@ -5,7 +5,8 @@
 // updaters serialise the store's updates with all Python code (the documented cost; an
 // optimizer set with set_optimizer runs in C++ without the GIL). An exception it raises fails
 // that push with kvactor.UpdaterFailed naming the exception and where it was raised; the
-// store stays usable. The arrays are valid only during the call (keep no reference).
+// store stays usable. The arrays are valid only during the call (keep no reference), and the
+// updater must not call the store (it runs inside one of the store's operations).
 // Thread-safety: make_updater with the GIL held; the updater itself from any thread.
 #pragma once
 
