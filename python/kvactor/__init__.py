@@ -7,10 +7,11 @@
     kv.push(3, np.full((2, 3), 8, np.float32))
     kv.pull(3, out=out).wait()          # out is read after the call's wait()/result()
 
-Data calls (init, push, pull, pushpull, broadcast, row_sparse_pull) return a kvactor.Future
-at once and read or write the given NumPy arrays / DLPack tensors in place, without copies;
-an array belongs to the store until its call's future is done. Control calls (set_optimizer,
-set_gradient_compression, save/load_optimizer_states, barrier, wait_all) wait and raise.
+Data calls (push, pull, pushpull, broadcast, row_sparse_pull) return a kvactor.Future at
+once and read or write the given NumPy arrays / DLPack tensors in place, without copies; an
+array belongs to the store until its call's future is done. init and the control calls
+(set_optimizer, set_gradient_compression, save/load_optimizer_states, barrier, wait_all) wait
+and raise, as MXNet's do.
 Errors are kvactor.Error subclasses that also derive from the builtin a Python user expects
 (kvactor.NotInitialized is a KeyError, kvactor.ShapeMismatch a ValueError, ...).
 """

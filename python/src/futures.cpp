@@ -11,18 +11,32 @@
 
 namespace kvactor::python {
 
-namespace {
-
-// Waits with the GIL released; true when ready. A negative timeout waits not at all.
-bool wait_released(const kvactor::future<void>& f, std::optional<double> timeout) {
+bool wait_interruptible(const kvactor::future<void>& f, std::optional<double> timeout) {
   if (f.ready()) return true;
-  py::gil_scoped_release nogil;
-  if (!timeout) {
-    f.wait();
-    return true;
+  using clock = std::chrono::steady_clock;
+  // Waits in slices, so a signal (Ctrl-C) is seen within one: the call itself goes on.
+  constexpr std::chrono::milliseconds slice{100};
+  const auto start = clock::now();
+  double seconds = timeout.value_or(0.0);
+  if (!(seconds > 0)) seconds = 0;   // negative or NaN: do not wait
+  seconds = std::min(seconds, 1e9);  // about 30 years: no overflow below
+  const auto limit =
+      std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+  for (;;) {
+    auto step = std::chrono::duration_cast<clock::duration>(slice);
+    if (timeout) step = std::min(step, limit - (clock::now() - start));
+    bool done = false;
+    {
+      py::gil_scoped_release nogil;
+      done = f.wait_for(std::max(step, clock::duration::zero()));
+    }
+    if (done) return true;
+    if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+    if (timeout && clock::now() - start >= limit) return false;
   }
-  return f.wait_for(std::chrono::duration<double>(std::max(*timeout, 0.0)));
 }
+
+namespace {
 
 [[noreturn]] void raise_wait_timeout(double timeout) {
   // The builtin TimeoutError, as concurrent.futures raises: the call is still running (a
@@ -79,17 +93,17 @@ py_future::~py_future() {
 }
 
 bool py_future::wait(std::optional<double> timeout) const {
-  return wait_released(f_, timeout);
+  return wait_interruptible(f_, timeout);
 }
 
 void py_future::result(std::optional<double> timeout) const {
-  if (!wait_released(f_, timeout)) raise_wait_timeout(*timeout);
+  if (!wait_interruptible(f_, timeout)) raise_wait_timeout(*timeout);
   const auto& s = f_.get_status();
   if (!s.is_ok()) raise_status(s);
 }
 
 py::object py_future::exception(std::optional<double> timeout) const {
-  if (!wait_released(f_, timeout)) raise_wait_timeout(*timeout);
+  if (!wait_interruptible(f_, timeout)) raise_wait_timeout(*timeout);
   const auto& s = f_.get_status();
   if (s.is_ok()) return py::none();
   return make_exception(s);

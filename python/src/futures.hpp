@@ -39,6 +39,10 @@ class py_future {
   keepalive keep_;
 };
 
+/// Waits for f with the GIL released (at most timeout seconds; none: until ready), looking for
+/// signals every 100 ms so that Ctrl-C raises KeyboardInterrupt; true when f is ready.
+bool wait_interruptible(const kvactor::future<void>& f, std::optional<double> timeout);
+
 /// Registers the class (and the function that makes a concurrent.futures.Future of it).
 void bind_futures(py::module_& m);
 

@@ -11,6 +11,7 @@
 #include <pybind11/stl.h>
 
 #include "args.hpp"
+#include "errors.hpp"
 #include "futures.hpp"
 #include "kvactor/cluster.hpp"
 #include "kvactor/kvstore.hpp"
@@ -108,12 +109,19 @@ py::object async_call(const py_store& s, keepalive keep, Call&& call) {
   return make_future(std::move(f), std::move(keep));
 }
 
-// Runs call(store), then waits for its future, all with the GIL released; raises its error.
+// Runs call(store) with the GIL released, waits for its future (interruptibly) and raises its
+// error; returns the future.
 template <class Call>
-void blocking_call(const py_store& s, Call&& call) {
+kvactor::future<void> blocking_call(const py_store& s, Call&& call) {
   auto kv = s.get();
-  py::gil_scoped_release nogil;
-  call(*kv).get();
+  kvactor::future<void> f;
+  {
+    py::gil_scoped_release nogil;
+    f = call(*kv);
+  }
+  wait_interruptible(f, std::nullopt);
+  if (const auto& st = f.get_status(); !st.is_ok()) raise_status(st);
+  return f;
 }
 
 // Runs fn(store) with the GIL released and returns what it returns.
@@ -135,14 +143,13 @@ py::object init(const py_store& s, py::handle keys, py::handle values) {
   keepalive keep;
   key_list k = to_keys(keys);
   value_arg v = to_values(values, access::read, keep, "value");
-  auto kv = s.get();
-  kvactor::future<void> f;
-  {
-    py::gil_scoped_release nogil;
-    f = v.sparse ? kv->init(k, v.rows) : kv->init(k, v.dense);
-    f.get();
-  }
-  return make_future(std::move(f), std::move(keep));
+  // The future holds the arrays from the start: interrupted (Ctrl-C) while waiting, it parks
+  // them for the call still running.
+  py::object f = async_call(s, std::move(keep), [&](kvstore& kv) {
+    return v.sparse ? kv.init(k, v.rows) : kv.init(k, v.dense);
+  });
+  f.cast<const py_future&>().result(std::nullopt);
+  return f;
 }
 
 py::object push(const py_store& s, py::handle keys, py::handle values, int priority) {

@@ -1,6 +1,6 @@
 // kvactor._Store: MXNet's KVStore over kvactor::kvstore (the Python package's KVStore derives
-// from it and adds set_optimizer's MXNet-style arguments). Data calls (init, push, pull,
-// pushpull, broadcast, row_sparse_pull) return a kvactor.Future at once; control calls
+// from it and adds set_optimizer's MXNet-style arguments). Data calls (push, pull, pushpull,
+// broadcast, row_sparse_pull) return a kvactor.Future at once; init and the control calls
 // (set_optimizer, set_gradient_compression, the optimizer states, barrier, commands to
 // servers, wait_all) wait and raise. The GIL is released around every call into the store.
 // Thread-safety: GIL held for every member, as Python calls them; one store may be used from

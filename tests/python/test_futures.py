@@ -5,6 +5,8 @@ and the arrays of a call whose future was dropped staying alive until the call i
 import asyncio
 import gc
 import inspect
+import os
+import signal
 import sys
 import threading
 import time
@@ -72,6 +74,32 @@ def test_another_python_thread_runs_while_a_pull_waits():
     t.join()
     assert done and ran == [499500]
     assert (out == 1).all()
+
+
+def test_ctrl_c_interrupts_a_wait_and_the_call_goes_on():
+    kv, gate = gated_store()
+    push = kv.push("w", np.ones(SHAPE, np.float32))
+    main = threading.main_thread().ident
+    wait_line = line_of(test_ctrl_c_interrupts_a_wait_and_the_call_goes_on, "# interrupted")
+
+    def interrupt():
+        assert gate.entered.wait(BOUND)
+        deadline = time.monotonic() + BOUND
+        while sys._current_frames()[main].f_lineno != wait_line and time.monotonic() < deadline:
+            pass
+        os.kill(os.getpid(), signal.SIGINT)
+
+    t = threading.Thread(target=interrupt)
+    t.start()
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        push.wait(timeout=BOUND)  # interrupted
+    # Raised inside the wait, not after it ran out (a wait blind to signals returns at BOUND).
+    assert time.monotonic() - start < BOUND
+    t.join()
+    assert not push.done()
+    gate.go.set()
+    push.result(timeout=BOUND)
 
 
 def test_result_timeout_raises_the_builtin_timeout_error_and_the_call_goes_on():
