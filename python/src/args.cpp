@@ -89,7 +89,7 @@ bool first_is_sparse(py::handle v) {
     if (seq.size() == 0) return false;
     v = seq[0];
   }
-  return py::isinstance<py_row_sparse>(v);
+  return is_row_sparse(v);
 }
 
 [[noreturn]] void mixed(const std::string& what) {
@@ -112,7 +112,7 @@ key_list to_keys(py::handle keys) {
 
 value_list to_dense(py::handle v, access mode, keepalive& keep, const std::string& what) {
   auto leaf = [&](py::handle x, const std::string& name) {
-    if (py::isinstance<py_row_sparse>(x))
+    if (is_row_sparse(x))
       throw py::type_error(name + ": a kvactor.RowSparse is not accepted here (a dense array is)");
     return to_tensor(x, mode, keep, name);
   };
@@ -123,7 +123,7 @@ value_arg to_values(py::handle v, access mode, keepalive& keep, const std::strin
   value_arg out;
   if (!first_is_sparse(v)) {
     auto leaf = [&](py::handle x, const std::string& name) {
-      if (py::isinstance<py_row_sparse>(x)) mixed(what);
+      if (is_row_sparse(x)) mixed(what);
       return to_tensor(x, mode, keep, name);
     };
     out.dense = walk<tensor>(v, leaf, what).to<value_list>();
@@ -131,7 +131,7 @@ value_arg to_values(py::handle v, access mode, keepalive& keep, const std::strin
   }
   out.sparse = true;
   auto sparse_leaf = [&](py::handle x, const std::string&) -> const py_row_sparse& {
-    if (!py::isinstance<py_row_sparse>(x)) mixed(what);
+    if (!is_row_sparse(x)) mixed(what);
     keep.push_back(py::reinterpret_borrow<py::object>(x));
     return x.cast<const py_row_sparse&>();
   };

@@ -33,4 +33,8 @@ class py_row_sparse {
 
 void bind_sparse(py::module_& m);
 
+/// Whether h is a kvactor.RowSparse (a type check without pybind11's type lookup, which
+/// hashes the C++ type's name: this runs for every argument of every call).
+bool is_row_sparse(py::handle h) noexcept;
+
 }  // namespace kvactor::python
