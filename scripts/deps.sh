@@ -9,7 +9,9 @@ packages=(build-essential cmake ninja-build ccache git pkg-config
           libcaf-dev libboost-dev libcereal-dev libssl-dev
           libgtest-dev googletest libbenchmark-dev iproute2 procps
           clang-16 libfuzzer-16-dev libclang-rt-16-dev  # the fuzz preset
-          clang-format-14 clang-tidy-14)                # scripts/check-format.sh, tidy.sh
+          clang-format-14 clang-tidy-14                 # scripts/check-format.sh, tidy.sh
+          python3-dev pybind11-dev python3-numpy        # the Python binding (python/)
+          python3-pytest python3-torch python3-sklearn) # its tests and the Python example
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# clang-tidy-14 with the repository's .clang-tidy over the library's own sources (not tests,
-# benchmarks or examples), against the release build's compile database; every finding is an
-# error. CI runs it from scripts/test.sh. Pass file paths to check only those.
+# clang-tidy-14 with the repository's .clang-tidy over the library's own sources and the Python
+# binding's (not tests, benchmarks or examples), against the release build's compile database;
+# every finding is an error. CI runs it from scripts/test.sh. Pass file paths to check only those.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/common.sh
@@ -14,7 +14,7 @@ if (($# > 0)); then
 else
   # What the build compiles (so a build without CUDA skips device/src/cuda/), library only.
   mapfile -t files < <(sed -n 's/^ *"file": "\(.*\.cpp\)",\{0,1\}$/\1/p' "$db" |
-    grep -E "^$PWD/(core|trace|device|serialization|net|actors|process|tools)/" | sort -u)
+    grep -E "^$PWD/(core|trace|device|serialization|net|actors|process|tools|python)/" | sort -u)
 fi
 say "clang-tidy: ${#files[@]} files on $(nproc) cores"
 log=build/tidy.log

@@ -198,11 +198,16 @@ tensor tensor::from_bytes(const void* src, const kvactor::shape& s, kvactor::dty
 }
 
 tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t) {
-  check_creatable(s, kvactor::device::cpu());
+  return view_bytes(data, s, t, kvactor::device::cpu());
+}
+
+tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t,
+                          kvactor::device d) {
+  check_creatable(s, d);
   const std::size_t bytes = checked_bytes(s, t);
   if (!data && bytes)
     throw error{errc::invalid_argument, "null pointer for a view of " + s.to_string()};
-  return tensor{std::make_shared<detail::storage>(data, bytes, kvactor::device::cpu()), s, t};
+  return tensor{std::make_shared<detail::storage>(data, bytes, d), s, t};
 }
 
 tensor tensor::from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, kvactor::dtype t) {

@@ -43,6 +43,20 @@ TEST(GpuTensor, CreationMatchesTheCpu) {
   }
 }
 
+// A view of device memory another library owns (what the Python binding makes of a CUDA
+// DLPack tensor): the same bytes, on that device, not owned.
+TEST(GpuTensor, ViewOfDeviceMemoryIsThatMemory) {
+  if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const device d = logical_device(0);
+  auto owner = tensor::zeros({2, 3}, dtype::float32, d);
+  auto v = tensor::view_bytes(owner.data_unchecked(), {2, 3}, dtype::float32, d);
+  EXPECT_EQ(v.device(), d);
+  EXPECT_EQ(v.data_unchecked(), owner.data_unchecked());
+  EXPECT_FALSE(v.storage_ptr()->owns_memory());
+  v.fill(3.0);
+  EXPECT_EQ(owner.to_vector(), std::vector<double>(6, 3.0));
+}
+
 TEST(GpuTensor, ElementAccessFillAndToVector) {
   if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   const device d = logical_device(0);

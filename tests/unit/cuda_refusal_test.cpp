@@ -41,6 +41,8 @@ TEST(CudaRefusal, CudaTensorsAreRefusedWithAClearMessage) {
     EXPECT_ERRC(tensor::ones({2}, dtype::bfloat16, d), errc::unsupported);
     EXPECT_ERRC(tensor::full({2}, 3.0, dtype::int64, d), errc::unsupported);
     EXPECT_ERRC(tensor::ones({2}).copy_to(d), errc::unsupported);
+    float mem[2] = {0, 0};
+    EXPECT_ERRC(tensor::view_bytes(mem, {2}, dtype::float32, d), errc::unsupported);
     const auto msg = message_of([&] { (void)tensor::zeros({2}, dtype::float32, d); });
     EXPECT_NE(msg.find("unsupported"), std::string::npos) << msg;
     EXPECT_NE(msg.find(d.to_string()), std::string::npos) << msg;

@@ -115,6 +115,11 @@ class tensor {
     return view_bytes(data, s, dtype_of_v<T>);
   }
   static tensor view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t);
+  /// A non-owning view of memory on device d (for a CUDA device: device memory of that
+  /// device, e.g. another library's tensor handed over by DLPack). Throws like empty() for a
+  /// device this build or machine cannot serve; the memory must outlive every use of the view.
+  static tensor view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t,
+                           kvactor::device d);
   /// Takes a pooled buffer (e.g. one the transport received into) as the storage, without
   /// copying; the buffer must hold at least s.numel() elements of t.
   static tensor from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, kvactor::dtype t);
