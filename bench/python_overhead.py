@@ -137,7 +137,7 @@ def main():
     if args.dist_worker:
         return dist_worker(args.dist_worker, args.quick)
     small_blocks, small_n = (5, 200) if args.quick else (40, 2000)
-    large_blocks, large_n = (3, 2) if args.quick else (15, 4)
+    large_blocks, large_n = (3, 2) if args.quick else (60, 2)
 
     t_start = time.monotonic()
     store = kvactor.create("local")
