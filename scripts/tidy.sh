@@ -14,7 +14,7 @@ if (($# > 0)); then
 else
   # What the build compiles (so a build without CUDA skips device/src/cuda/), library only.
   mapfile -t files < <(sed -n 's/^ *"file": "\(.*\.cpp\)",\{0,1\}$/\1/p' "$db" |
-    grep -E "^$PWD/(core|trace|device|serialization|net|actors|process|tools)/" | sort -u)
+    grep -E "^$PWD/(core|trace|device|serialization|net|actors|process|tools|python)/" | sort -u)
 fi
 say "clang-tidy: ${#files[@]} files on $(nproc) cores"
 log=build/tidy.log

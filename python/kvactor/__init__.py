@@ -16,7 +16,7 @@ Errors are kvactor.Error subclasses that also derive from the builtin a Python u
 """
 
 from . import _kvactor
-from ._kvactor import Error, Future, RowSparse, cuda_compiled, cuda_device_count
+from ._kvactor import Error, Future, RowSparse, cuda_compiled, cuda_device_count, cuda_emulated
 from ._store import KVStore, create
 
 # One class per kvactor::errc (the table is in python/src/errors.cpp).
@@ -24,4 +24,4 @@ globals().update({cls.__name__: cls for cls in _kvactor._error_classes.values()}
 errors = dict(_kvactor._error_classes)
 
 __all__ = ["create", "KVStore", "Future", "RowSparse", "Error", "cuda_compiled",
-           "cuda_device_count", "errors"] + sorted(cls.__name__ for cls in errors.values())
+           "cuda_device_count", "cuda_emulated", "errors"] + sorted(cls.__name__ for cls in errors.values())

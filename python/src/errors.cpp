@@ -76,6 +76,8 @@ void bind_errors(py::module_& m) {
   }
   m.attr("_error_classes") = by_code;
 
+  // pybind11's translator type takes the exception_ptr by value.
+  // NOLINTNEXTLINE(performance-unnecessary-value-param)
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);

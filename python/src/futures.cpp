@@ -116,7 +116,7 @@ void bind_futures(py::module_& m) {
            "Waits, then returns the call's error (a kvactor.Error) or None.")
       .def(
           "add_done_callback",
-          [](py::object self, py::function fn) {
+          [](const py::object& self, const py::function& fn) {
             when_done(self.cast<const py_future&>().get(), self, fn);
           },
           py::arg("fn"),
@@ -125,14 +125,14 @@ void bind_futures(py::module_& m) {
           "exception fn raises is reported as unraisable.")
       .def(
           "as_concurrent",
-          [](py::object self) {
+          [](const py::object& self) {
             py::object concurrent = py::module_::import("concurrent.futures").attr("Future")();
             concurrent.attr("set_running_or_notify_cancel")();
             const auto& me = self.cast<const py_future&>();
             if (me.done()) {
               settle(concurrent, me);
             } else {
-              py::object settle_fn = py::cpp_function([concurrent](py::object done) {
+              py::object settle_fn = py::cpp_function([concurrent](const py::object& done) {
                 settle(concurrent, done.cast<const py_future&>());
               });
               when_done(me.get(), self, settle_fn);
@@ -142,7 +142,7 @@ void bind_futures(py::module_& m) {
           "A concurrent.futures.Future that completes with this call (for "
           "asyncio.wrap_future, executors' wait(), ...).")
       .def("__await__",
-           [](py::object self) {
+           [](const py::object& self) {
              py::object wrapped =
                  py::module_::import("asyncio").attr("wrap_future")(self.attr("as_concurrent")());
              return wrapped.attr("__await__")();

@@ -23,6 +23,13 @@ PYBIND11_MODULE(_kvactor, m) {
   m.def("cuda_compiled", &kvactor::cuda_compiled,
         "Whether kvactor was built with its CUDA device layer.");
   m.def(
+      "cuda_emulated",
+      [] {
+        py::gil_scoped_release nogil;
+        return kvactor::cuda_emulated();
+      },
+      "Whether the CUDA devices are emulated (KVACTOR_EMULATE_CUDA, no real GPU).");
+  m.def(
       "cuda_device_count",
       [] {
         py::gil_scoped_release nogil;

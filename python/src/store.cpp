@@ -39,6 +39,9 @@ class py_store {
   }
   py_store(const py_store&) = delete;
   py_store& operator=(const py_store&) = delete;
+  // Nothing here throws: the registry exists since the constructor, and neither releasing the
+  // GIL nor ending the store throws.
+  // NOLINTNEXTLINE(bugprone-exception-escape)
   ~py_store() {
     auto& v = open_stores();
     v.erase(std::remove(v.begin(), v.end(), this), v.end());
@@ -125,13 +128,21 @@ auto released(const py_store& s, Fn&& fn) {
   throw py::type_error(std::string{what} + " is required");
 }
 
+// MXNet's init "returns after data has been initialized": it waits (on dist stores for rank
+// 0's value and the barrier after it, without which another worker's push could reach a
+// server before the key exists) and raises; the completed future is returned too.
 py::object init(const py_store& s, py::handle keys, py::handle values) {
   keepalive keep;
   key_list k = to_keys(keys);
   value_arg v = to_values(values, access::read, keep, "value");
-  return async_call(s, std::move(keep), [&](kvstore& kv) {
-    return v.sparse ? kv.init(k, v.rows) : kv.init(k, v.dense);
-  });
+  auto kv = s.get();
+  kvactor::future<void> f;
+  {
+    py::gil_scoped_release nogil;
+    f = v.sparse ? kv->init(k, v.rows) : kv->init(k, v.dense);
+    f.get();
+  }
+  return make_future(std::move(f), std::move(keep));
 }
 
 py::object push(const py_store& s, py::handle keys, py::handle values, int priority) {
@@ -260,7 +271,10 @@ void bind_store(py::module_& m) {
              return std::make_unique<py_store>(type, to_options(kw));
            }),
            py::arg("type") = "local")
-      .def("init", &init, py::arg("key"), py::arg("value"))
+      .def("init", &init, py::arg("key"), py::arg("value"),
+           "Stores the first value of each key; waits until it is stored (dist stores: rank "
+           "0's value, then a barrier) and raises its error, as MXNet's init returns after the "
+           "data is initialized. Returns the completed Future.")
       .def("push", &push, py::arg("key"), py::arg("value"), py::arg("priority") = 0)
       .def("pull", &pull, py::arg("key"), py::arg("out") = py::none(), py::arg("priority") = 0,
            py::arg("ignore_sparse") = true)

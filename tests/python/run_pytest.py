@@ -13,6 +13,12 @@ class Outcomes:
         self.failed = 0
         self.skipped = []
 
+    def pytest_collectreport(self, report):
+        # A whole module skipped (pytest.skip(allow_module_level=True), importorskip).
+        if report.skipped:
+            self.skipped.append(report.longrepr[2] if isinstance(report.longrepr, tuple)
+                                else str(report.longrepr))
+
     def pytest_runtest_logreport(self, report):
         if report.failed:
             self.failed += 1
@@ -25,8 +31,9 @@ class Outcomes:
 
 def main(path):
     outcomes = Outcomes()
-    rc = pytest.main(["-q", "-rs", "-p", "no:cacheprovider", path], plugins=[outcomes])
-    if rc != 0 or outcomes.failed:
+    rc = pytest.main(["-q", "-rs", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", path], plugins=[outcomes])
+    # pytest's exit code 5 (no tests collected) also covers a file skipped whole.
+    if outcomes.failed or rc not in (0, 5):
         return rc or 1
     if outcomes.skipped and not outcomes.passed:
         print("skipped: " + "; ".join(sorted(set(outcomes.skipped))))
