@@ -8,7 +8,7 @@
     for x, y in shard:
         opt.zero_grad()
         loss_fn(model(x), y).backward()   # each gradient is pushed as soon as it is produced
-        opt.step()                        # waits for the sums, averages, steps the wrapped optimizer
+        opt.step()                        # waits for the sums, averages, steps the optimizer
 
 Gradients. Each parameter's gradient is one string key of the store: the parameter's name
 (after an optional prefix). A hook on the parameter's gradient accumulator issues

@@ -1,9 +1,9 @@
 """A dist_sync worker for test_torch_dist.py (run under kvactor-launch, not by pytest).
 
 Each worker starts from a model of its own seed; broadcast_parameters must give every worker
-root's weights, from root 0 and from root 1, on new keys and on keys broadcast before. Then DistributedOptimizer trains on the worker's
-half of each batch, and the weights must match plain PyTorch on the whole batch, computed
-here too. Prints "torch-dist OK rank R" and exits 0, or raises.
+root's weights, from root 0 and from root 1, on new keys and on keys broadcast before. Then
+DistributedOptimizer trains on the worker's half of each batch, and the weights must match
+plain PyTorch on the whole batch, computed here too. Prints "torch-dist OK rank R" and exits 0, or raises.
 """
 
 import copy
