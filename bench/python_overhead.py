@@ -116,8 +116,8 @@ def dist_case(launch, quick):
         return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "figure.json")
-        cmd = [launch, "-n", "1", "-s", "1", "--", sys.executable, os.path.abspath(__file__),
-               "--dist-worker", path] + (["--quick"] if quick else [])
+        cmd = [launch, "-n", "1", "-s", "1", "--timeout", "120", "--", sys.executable,
+               os.path.abspath(__file__), "--dist-worker", path] + (["--quick"] if quick else [])
         job = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                              check=False)
         if job.returncode != 0:

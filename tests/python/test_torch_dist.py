@@ -1,31 +1,22 @@
 """kvactor.torch in a real dist_sync job: 1 server and 2 worker processes on loopback under
 kvactor-launch (KVACTOR_LAUNCH, set by CTest). The workers (torch_dist_worker.py) check
-broadcast_parameters from roots 1 and 0 and DistributedOptimizer against plain PyTorch on the
+broadcast_parameters from roots 0 and 1 and DistributedOptimizer against plain PyTorch on the
 whole batch; here the job must exit 0 with both workers' OK line."""
 
-import os
 import pathlib
 import subprocess
 import sys
 
-import kvactor
+from test_dist import LIMIT, launcher  # the basic API's dist test: same launcher, same limit
 
-HERE = pathlib.Path(__file__).resolve().parent
-
-
-def launcher():
-    path = os.environ.get("KVACTOR_LAUNCH")
-    if path:
-        return path
-    # A build tree: <build>/python/kvactor/__init__.py and <build>/bin/kvactor-launch.
-    return str(pathlib.Path(kvactor.__file__).resolve().parents[2] / "bin" / "kvactor-launch")
+WORKER = pathlib.Path(__file__).resolve().parent / "torch_dist_worker.py"
 
 
-def test_distributed_optimizer_and_broadcast_in_a_dist_sync_job():
+def test_distributed_optimizer_and_broadcast_in_a_dist_sync_job(tmp_path):
     job = subprocess.run(
-        [launcher(), "-n", "2", "-s", "1", "--", sys.executable,
-         str(HERE / "torch_dist_worker.py")],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=90)
-    assert job.returncode == 0, job.stdout
+        [launcher(), "-n", "2", "-s", "1", "--timeout", str(LIMIT), "--", sys.executable,
+         str(WORKER)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=LIMIT + 30)
+    assert job.returncode == 0, job.stdout + job.stderr
     for rank in (0, 1):
-        assert f"torch-dist OK rank {rank}" in job.stdout, job.stdout
+        assert f"torch-dist OK rank {rank}" in job.stdout, job.stdout + job.stderr
