@@ -15,3 +15,8 @@ for b in bench_local_reduce bench_small_ops bench_compression bench_optimizer be
 done
 # The timeline's cost (KVACTOR_TIMELINE on against off, same run).
 ./build/release/bench/bench_dist --timeline "$@"
+# The Python binding's cost against C++ (when the binding is built).
+if [[ -d build/release/python/kvactor ]]; then
+  cmake --build --preset release --target kvactor_python kvactor-launch
+  PYTHONPATH=build/release/python /usr/bin/python3 bench/python_overhead.py "$@"
+fi

@@ -2,6 +2,7 @@
 // (python/kvactor/) re-exports it with MXNet's names; see docs/ARCHITECTURE.md, "Python".
 #include <pybind11/pybind11.h>
 
+#include "bench_hooks.hpp"
 #include "errors.hpp"
 #include "futures.hpp"
 #include "kvactor/cuda.hpp"
@@ -18,6 +19,7 @@ PYBIND11_MODULE(_kvactor, m) {
   bind_futures(m);
   bind_sparse(m);
   bind_store(m);
+  bind_bench_hooks(m);
   m.def("cuda_compiled", &kvactor::cuda_compiled,
         "Whether kvactor was built with its CUDA device layer.");
   m.def(

@@ -257,6 +257,10 @@ void close_all_stores() {
     if (std::find(open_stores().begin(), open_stores().end(), s) != open_stores().end()) s->close();
 }
 
+std::shared_ptr<kvstore> native_store(py::handle store) {
+  return store.cast<const py_store&>().get();
+}
+
 void bind_store(py::module_& m) {
   m.def("_node_role", &node_role_from_env,
         "The DMLC_ROLE of this process ('scheduler', 'server', 'worker', or '').");

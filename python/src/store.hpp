@@ -7,7 +7,11 @@
 // several Python threads.
 #pragma once
 
+#include <memory>
+
 #include <pybind11/pybind11.h>
+
+#include "kvactor/kvstore.hpp"
 
 namespace kvactor::python {
 
@@ -18,5 +22,9 @@ void bind_store(py::module_& m);
 /// GIL held, from the atexit hook: closes every open store (waiting for its calls, leaving
 /// its cluster), so none is left for the interpreter's teardown.
 void close_all_stores();
+
+/// GIL held: the C++ store behind a kvactor._Store (ShutDown once closed); for the benchmark
+/// hooks (bench_hooks.hpp).
+std::shared_ptr<kvstore> native_store(py::handle store);
 
 }  // namespace kvactor::python
