@@ -125,6 +125,9 @@ future<void> pull_rows_into(store_impl& s, const key_list& keys, const sparse_ou
   try {
     for (std::size_t g = 0; g < distinct.size(); ++g) {
       const key& k = distinct[g];
+      // The key's kind first, as the store's own calls check it: a string key in an int-key
+      // store is refused as such, not as unknown.
+      if (auto kind = s.check_key_kind(k, distinct.front()); !kind) return fail(kind);
       const key_info_ptr info = s.key_of(k);
       if (!info)
         return fail(status{errc::not_initialized,

@@ -129,6 +129,10 @@ class store_front final : public store_impl, public std::enable_shared_from_this
 
   const caf::actor* client_actor() const noexcept override { return router_->client_actor(); }
   key_info_ptr key_of(const key& k) const override { return st_->reg.find_locked(k); }
+  status check_key_kind(const key& k, const key& first) const override {
+    std::shared_lock<std::shared_mutex> lk(st_->reg.mutex());
+    return st_->reg.check_call_kind(k, first);
+  }
 
  private:
   const router::properties& props() const noexcept { return router_->props(); }

@@ -69,6 +69,13 @@ class store_impl {
     (void)k;
     return nullptr;
   }
+  /// ok, or mixed_key_types when k's kind (int or string) is not first's or not the store's,
+  /// as every call's resolution checks it; ok for a store without a registry.
+  virtual status check_key_kind(const key& k, const key& first) const {
+    (void)k;
+    (void)first;
+    return {};
+  }
   /// False for a store that takes outputs as they are given (user-registered types).
   virtual bool converts_outputs() const noexcept { return true; }
 

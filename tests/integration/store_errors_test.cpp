@@ -122,6 +122,14 @@ TEST_F(StoreErrors, MixedKeyTypes) {
                  errc::mixed_key_types, {"\"a\"", "2"}));
   fresh.init("a", filled(s23, 3)).get();
   EXPECT_TRUE(fails_with(fresh.pull(2, tensor::zeros(s23)), errc::mixed_key_types, {"2"}));
+  // Into row-sparse outputs too: the kind is checked before the key is looked up.
+  kvactor::row_sparse_output rows;
+  EXPECT_TRUE(fails_with(fresh.row_sparse_pull(2, rows, tensor::from<std::int64_t>({0}, {1})),
+                         errc::mixed_key_types, {"2"}));
+  const tensor ids = tensor::from<std::int64_t>({0}, {1});
+  EXPECT_TRUE(fails_with(fresh.row_sparse_pull({kvactor::key{"a"}, kvactor::key{3}},
+                                               {rows, kvactor::row_sparse_output{}}, {ids, ids}),
+                         errc::mixed_key_types, {"\"a\"", "3"}));
 }
 
 TEST_F(StoreErrors, ListLengthMismatch) {

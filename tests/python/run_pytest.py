@@ -2,7 +2,9 @@
 when every test skipped, 1 when any failed, when none ran, or when some skipped and others
 did not (a skip must show in CTest, so tests that may skip live in files of their own)."""
 
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -31,7 +33,14 @@ class Outcomes:
 
 def main(path):
     outcomes = Outcomes()
-    rc = pytest.main(["-q", "-rs", "-p", "no:cacheprovider", "-p", "no:hypothesispytest", path], plugins=[outcomes])
+    # A temporary directory of this run's own: pytest's shared default (/tmp/pytest-of-USER)
+    # prunes old runs' directories, which races with the other files CTest runs at once.
+    base = tempfile.mkdtemp(prefix="kvactor-pytest-")
+    try:
+        rc = pytest.main(["-q", "-rs", "-p", "no:cacheprovider", "-p", "no:hypothesispytest",
+                          "--basetemp", base + "/tmp", path], plugins=[outcomes])
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
     # pytest's exit code 5 (no tests collected) also covers a file skipped whole.
     if outcomes.failed or rc not in (0, 5):
         return rc or 1
