@@ -96,7 +96,7 @@ tensor from_numpy(const py::array& a, access mode, keepalive& keep, const std::s
   check_aligned(data, *t, what);
   std::vector<std::int64_t> dims(a.shape(), a.shape() + a.ndim());
   keep.push_back(py::reinterpret_borrow<py::object>(a));
-  return tensor::view_bytes(const_cast<void*>(data), kvactor::shape{std::move(dims)}, *t);
+  return tensor::view_bytes(const_cast<void*>(data), kvactor::shape{dims}, *t);
 }
 
 device dl_device(const dl::device& d, const std::string& what) {
@@ -138,7 +138,7 @@ tensor from_capsule(const py::capsule& cap, access mode, keepalive& keep, const 
   void* data = static_cast<char*>(x.data) + x.byte_offset;
   check_aligned(data, *t, what);
   const device d = dl_device(x.device, what);
-  kvactor::shape s{std::move(dims)};
+  kvactor::shape s{dims};
   tensor view;
   try {
     view = tensor::view_bytes(data, s, *t, d);
