@@ -142,17 +142,22 @@ def test_list_kv_pair(stype):
     check_list_kv_pair(init_kv_with_str(), str_keys)
 
 
+def check_single_key_of_devices(kv, key, stype, num_devs):
+    """MXNet's "single" step of its aggregator and updater cases: one value of ones per
+    device pushed, then pulled into one output per device."""
+    vals = [ones(stype) for _ in range(num_devs)]
+    outs = [np.empty(shape, np.float32) for _ in range(num_devs)]
+    kv.push(key, vals)
+    kv.pull(key, out=outs).result()
+    for out in outs:
+        check_diff_to_scalar(out, num_devs)
+
+
 @pytest.mark.parametrize("stype", ["default", "row_sparse"])
 def test_aggregator(stype):
     def check_aggregator(kv, key, key_list):
         num_devs = 4
-        # single
-        vals = [ones(stype) for _ in range(num_devs)]
-        outs = [np.empty(shape, np.float32) for _ in range(num_devs)]
-        kv.push(key, vals)
-        kv.pull(key, out=outs).result()
-        for out in outs:
-            check_diff_to_scalar(out, num_devs)
+        check_single_key_of_devices(kv, key, stype, num_devs)
         # list
         vals = [[ones(stype, 2.0) for _ in range(num_devs)]] * len(key_list)
         outs = [[np.empty(shape, np.float32) for _ in range(num_devs)] for _ in key_list]
@@ -210,13 +215,7 @@ def str_updater(key, recv, local):
 def test_updater(stype):
     def check_updater(kv, key, key_list):
         num_devs = 4
-        # single
-        vals = [ones(stype) for _ in range(num_devs)]
-        outs = [np.empty(shape, np.float32) for _ in range(num_devs)]
-        kv.push(key, vals)
-        kv.pull(key, out=outs).result()
-        for out in outs:
-            check_diff_to_scalar(out, num_devs)
+        check_single_key_of_devices(kv, key, stype, num_devs)
         # list
         vals = [[ones(stype) for _ in range(num_devs)]] * len(key_list)
         outs = [[np.empty(shape, np.float32) for _ in range(num_devs)] for _ in key_list]

@@ -31,12 +31,15 @@ def sgd(model):
     return torch.optim.SGD(model.parameters(), lr=0.2, momentum=0.9, weight_decay=1e-3)
 
 
-def train_reference(model, data):
-    opt = sgd(model)
+def train(model, opt, data):
     for x, y in data:
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
         opt.step()
+
+
+def train_reference(model, data):
+    train(model, sgd(model), data)
 
 
 def assert_same_weights(a, b):
@@ -84,10 +87,7 @@ def test_one_replica_is_plain_training():
     opt = kvtorch.DistributedOptimizer(sgd(model), model.named_parameters(),
                                        kvactor.create("local"))
     data = batches()
-    for x, y in data:
-        opt.zero_grad()
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
+    train(model, opt, data)
     train_reference(reference, data)
     assert_same_weights(model, reference)
 
@@ -198,10 +198,7 @@ def test_closed_replica_stops_counting():
         kvtorch.DistributedOptimizer(sgd(b), b.named_parameters(), store)
     opt_b.close()
     data = batches(steps=2)
-    for x, y in data:
-        opt_a.zero_grad()
-        F.cross_entropy(a(x), y).backward()
-        opt_a.step()
+    train(a, opt_a, data)
     train_reference(reference, data)
     assert_same_weights(a, reference)
 
