@@ -71,10 +71,17 @@ bench_config make_config(bool quick) {
     c.min_ops = 2;
     c.mem_rounds = 20;
   }
+  if (const char* v = std::getenv(mem_key_env)) {
+    c.mem_key = std::strtoull(v, nullptr, 10);
+    if (c.mem_key < sizeof(float)) die(std::string{"bad "} + mem_key_env + ": " + v);
+    c.sizes = {c.mem_key};
+    c.mem_rounds = 3;  // a round of a 1 GiB key moves 4 GiB per worker
+  }
   return c;
 }
 
 std::vector<many_keys_case> many_keys_cases(bool quick) {
+  if (std::getenv(mem_key_env)) return {};
   // Sizes spread evenly on a log scale from 4 B to 4 KiB, in whole floats.
   auto spread = [](std::size_t n) {
     std::vector<std::size_t> sizes;

@@ -42,8 +42,15 @@ struct bench_config {
   std::string topology;   // --topology: only this one ("1x1" or "2x2")
   bool tls = false;       // --tls: TLS store against plaintext store
   bool timeline = false;  // --timeline: the store with KVACTOR_TIMELINE against it without
+  /// --mem-key BYTES: the memory phase only, on one key of this size (no timing cases, no
+  /// many-keys sets, no raw baseline). 0: off.
+  std::size_t mem_key = 0;
 };
 
+/// The environment variable through which --mem-key reaches the workers.
+inline constexpr const char* mem_key_env = "KVBENCH_DIST_MEM_KEY";
+
+/// The cases of a run; with KVBENCH_DIST_MEM_KEY set, that one key size only (--mem-key).
 bench_config make_config(bool quick);
 
 /// The "many small keys" cases: one pushpull call of every key of a set, against raw TCP
@@ -52,6 +59,7 @@ struct many_keys_case {
   std::string name;                // "1000x4B"
   std::vector<std::size_t> sizes;  // bytes of each key
 };
+/// None with --mem-key.
 std::vector<many_keys_case> many_keys_cases(bool quick);
 std::int64_t many_key_of(std::size_t case_index, std::size_t i);
 

@@ -4,11 +4,13 @@
 // (raw, store, raw, store, ...).
 //
 //   bench_dist [--quick] [--tls | --timeline | --shm] [--topology 1x1|2x2] [--filter TEXT]
-//              [--blocks N]
+//              [--blocks N] [--mem-key BYTES]
 //
 // --quick: 4 B, 1 MiB, 16 MiB, 2 blocks, 3 memory rounds (a few seconds). --topology runs one
 // topology; --filter runs only the timing cases whose name contains TEXT (and skips the memory
-// figures); --blocks overrides the number of interleaved blocks per case (for profiling).
+// figures), except --filter memory, which runs the memory phase alone; --blocks overrides the
+// number of interleaved blocks per case (for profiling). --mem-key BYTES: the memory phase
+// alone on one key of BYTES (e.g. 1073741824: a 1 GiB key, split over the servers).
 // --tls: the cost of TLS instead. Two clusters run side by side, one with KVACTOR_TLS=on and
 // one with it off, and each block pair is (plaintext store, TLS store): the figures are named
 // "SxW tls OP SIZE ..." with the TLS store's value and the plaintext store's as limit (target
@@ -82,6 +84,7 @@
 #include <iostream>
 #include <string>
 
+#include "config.hpp"
 #include "roles.hpp"
 
 int main(int argc, char** argv) {
@@ -106,9 +109,12 @@ int main(int argc, char** argv) {
       topology = argv[++i];
     } else if (a == "--blocks" && i + 1 < argc) {
       blocks = std::atoi(argv[++i]);
+    } else if (a == "--mem-key" && i + 1 < argc) {
+      // Workers read it from the environment they inherit (config.cpp).
+      ::setenv(kvbench::dist::mem_key_env, argv[++i], 1);
     } else {
       std::cerr << "usage: bench_dist [--quick] [--tls | --timeline | --shm] [--topology 1x1|2x2] "
-                   "[--filter TEXT] [--blocks N]\n";
+                   "[--filter TEXT] [--blocks N] [--mem-key BYTES]\n";
       return 2;
     }
   }
