@@ -7,6 +7,7 @@
 #include "../multi_precision.hpp"
 #include "kvactor/detail/kernels.hpp"
 #include "kvactor/detail/timeline.hpp"
+#include "push_intake.hpp"
 
 namespace kvactor::detail {
 
@@ -80,13 +81,62 @@ void server_core::handle_profiled(server_request_ptr r) {
   handle_in(it->second, id, std::move(r));
 }
 
-bool server_core::must_wait(const part& p, const server_request& r) const {
+bool server_core::worker_waits(const part& p, const server_request& r) const {
   const auto w = static_cast<std::size_t>(r.worker);
   if (w < p.deferred_by_worker.size() && p.deferred_by_worker[w] > 0) return true;  // keep order
   if (!sync_ || r.kind == wire::msg::init) return false;
   // A worker whose push is in the open round: its next push belongs to the next round, and
   // its pull must see this round's result.
   return w < p.contributed.size() && p.contributed[w];
+}
+
+bool server_core::must_wait(const part& p, const server_request& r) const {
+  if (worker_waits(p, r)) return true;
+  // While pushes stream into the merge buffer it holds partial sums: no other push may add to
+  // it (nor adopt, refuse or close the round) until they have finished.
+  return p.streaming > 0 && (r.kind == wire::msg::push || r.kind == wire::msg::pushpull ||
+                             r.kind == wire::msg::push_rows);
+}
+
+std::shared_ptr<round_intake> server_core::open_intake(const server_request_ptr& r) {
+  if (!sync_ || num_workers_ < 2 || !r->rejected.is_ok() || r->worker < 0 ||
+      r->worker >= static_cast<std::int64_t>(num_workers_) ||
+      (r->kind != wire::msg::push && r->kind != wire::msg::pushpull))
+    return nullptr;
+  const auto it = parts_.find(part_id{r->meta.key.to_key(), r->meta.part});
+  if (it == parts_.end()) return nullptr;
+  part& p = it->second;
+  if (!p.stored.defined() || r->meta.numel != p.stored.size() ||
+      r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()) || worker_waits(p, *r) ||
+      !p.refused.empty() || (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
+    return nullptr;
+  if (!p.intake) {
+    // A round without pushes gets a fresh buffer (the first push to reach an element copies
+    // it); one that adopted a push received whole is summed into.
+    if (p.round_count == 0) p.merge = tensor::empty(p.stored.shape(), p.stored.dtype());
+    p.intake = std::make_shared<round_intake>(p.merge, p.round_count == 0 ? 0 : p.merge.size());
+  }
+  ++p.streaming;
+  p.contributed[static_cast<std::size_t>(r->worker)] = 1;
+  p.round.push_back(r);
+  r->intake = p.intake;
+  return p.intake;
+}
+
+// A streamed push ended: it counts in its round now (refused if it was cut off), and what
+// waited for the round's streams may go on.
+void server_core::end_intake(part& p, const part_id& id, const server_request_ptr& r) {
+  auto intake = std::move(r->intake);
+  // Its round failed while it streamed (worker_left, fail_all): answered then.
+  if (!p.intake || p.intake != intake) return;
+  --p.streaming;
+  ++p.round_count;
+  if (!r->rejected.is_ok())
+    p.refused.push_back("worker " + std::to_string(r->worker) + "'s push was cut off (" +
+                        r->rejected.to_string() + ")");
+  const auto round = p.intake;
+  settle_round(p, id);
+  if (p.intake == round && p.streaming == 0) replay_deferred(p, id);
 }
 
 void server_core::defer(part& p, server_request_ptr r) {
@@ -118,6 +168,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
              nullptr);
     return;
   }
+  if (r->intake) return end_intake(p, id, r);
   if (must_wait(p, *r)) {
     defer(p, std::move(r));
     return;
@@ -280,7 +331,11 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   const std::int64_t t0 = trace_now();
   status s = failed;
   if (!failed.is_ok()) {
-    // Nothing of the round is applied.
+    // Nothing of the round is applied (pushes still streaming write into a buffer it drops).
+  } else if (p.intake && (p.streaming != 0 || p.intake->ready() != p.merge.size())) {
+    s = status{errc::internal, "the dist_sync round of " + part_name(id.k, id.part, p.num_parts) +
+                                   " closed before its pushes were summed; the stored value "
+                                   "is unchanged"};
   } else if (p.merge_rows_only && effective_) {
     // Only the rows some worker pushed are merged and updated (lazily where the optimizer can).
     std::vector<std::int64_t> ids;
@@ -304,6 +359,8 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   p.touched.clear();
   p.refused.clear();
   p.merge = tensor{};
+  p.intake.reset();
+  p.streaming = 0;
   p.round_count = 0;
   std::fill(p.contributed.begin(), p.contributed.end(), 0);
   auto round = std::move(p.round);
@@ -314,7 +371,12 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
     else
       r->reply(s, nullptr);
   }
-  // Requests that waited for this round, in arrival order; some may wait again.
+  replay_deferred(p, id);
+}
+
+// Requests that waited (for the round, or for its streams), in arrival order; some may wait
+// again.
+void server_core::replay_deferred(part& p, const part_id& id) {
   auto waiting = std::move(p.deferred);
   p.deferred.clear();
   std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
@@ -443,6 +505,8 @@ void server_core::fail_all(const status& s) {
     p.round_count = 0;
     p.refused.clear();
     p.merge = tensor{};
+    p.intake.reset();
+    p.streaming = 0;
     std::fill(p.contributed.begin(), p.contributed.end(), 0);
     std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
   }
