@@ -55,7 +55,7 @@ streamed open_push(server_core& core, reply_log& log, std::int64_t w, const tens
   s.r->meta.dtype = static_cast<std::uint8_t>(value.dtype());
   s.bytes.resize(value.nbytes());
   std::memcpy(s.bytes.data(), value.data_unchecked(), value.nbytes());
-  if (core.open_intake(s.r))
+  if (core.open_intake(s.r) == server_core::intake_answer::opened)
     s.sink = std::make_shared<push_sink>(
         s.r, [&core](server_request_ptr d) { core.handle(std::move(d)); });
   return s;
@@ -256,25 +256,41 @@ TEST(PushIntake, TheIntakeRefusesAWriterAheadOfEveryOther) {
   EXPECT_EQ(in.merge().at(5), 6.0);  // first
 }
 
-TEST(PushIntake, WhereTheRoundCannotTakeAStreamItSaysNo) {
+TEST(PushIntake, WhereTheRoundCannotTakeAStreamItSaysWhen) {
+  using answer = server_core::intake_answer;
   reply_log log;
+  auto ask = [&log](server_core& core, std::int64_t w, const tensor& value) {
+    auto r = request(log, wire::msg::push, w, 1, {}, static_cast<std::uint32_t>(value.size()));
+    r->meta.dtype = static_cast<std::uint8_t>(value.dtype());
+    return core.open_intake(r);
+  };
   {
     server_core one(1);  // a single worker: adopting the received buffer is cheaper
     one.handle(whole(log, wire::msg::init, 0, full(0)));
-    EXPECT_FALSE(open_push(one, log, 0, ramp(n, 1, 0)).sink);
+    EXPECT_EQ(ask(one, 0, ramp(n, 1, 0)), answer::refused);
   }
   server_core core(2);
-  EXPECT_FALSE(open_push(core, log, 0, ramp(n, 1, 0)).sink) << "not initialized";
+  EXPECT_EQ(ask(core, 0, ramp(n, 1, 0)), answer::refused) << "not initialized";
   core.handle(whole(log, wire::msg::init, 0, full(0)));
-  EXPECT_FALSE(open_push(core, log, 0, ramp(n + 1, 1, 0)).sink) << "another shape";
-  EXPECT_FALSE(open_push(core, log, 0, ramp(n, 1, 0, dtype::float64)).sink) << "another type";
-  EXPECT_FALSE(open_push(core, log, 7, ramp(n, 1, 0)).sink) << "an unknown worker";
+  EXPECT_EQ(ask(core, 0, ramp(n + 1, 1, 0)), answer::refused) << "another shape";
+  EXPECT_EQ(ask(core, 0, ramp(n, 1, 0, dtype::float64)), answer::refused) << "another type";
+  EXPECT_EQ(ask(core, 7, ramp(n, 1, 0)), answer::refused) << "an unknown worker";
+  // Worker 0's push is in the round: its next one belongs to the next round.
+  core.handle(whole(log, wire::msg::push, 0, ramp(n, 1, 0)));
+  EXPECT_EQ(ask(core, 0, ramp(n, 1, 0)), answer::after_round);
+  // A round with a refused push will fail: the one after may take a stream.
+  server_core three(3);
+  three.handle(whole(log, wire::msg::init, 0, full(0)));
   auto refused = whole(log, wire::msg::push, 1, ramp(n, 1, 0));
   refused->rejected = status{errc::protocol_error, "bad payload"};
-  core.handle(refused);
-  EXPECT_FALSE(open_push(core, log, 0, ramp(n, 1, 0)).sink) << "a round that will fail";
+  three.handle(refused);
+  EXPECT_EQ(ask(three, 2, ramp(n, 1, 0)), answer::after_round);
+  three.handle(whole(log, wire::msg::push, 0, ramp(n, 1, 0)));
+  three.handle(whole(log, wire::msg::push, 2, ramp(n, 1, 0)));  // the round fails
+  EXPECT_EQ(log.events.back(), "w2:push:aborted");
+  EXPECT_EQ(ask(three, 2, ramp(n, 1, 0)), answer::opened) << "the round after the failed one";
   core.set_sync(false);
-  EXPECT_FALSE(open_push(core, log, 1, ramp(n, 1, 0)).sink) << "dist_async";
+  EXPECT_EQ(ask(core, 1, ramp(n, 1, 0)), answer::refused) << "dist_async";
 }
 
 TEST(PushIntake, NodeLossAndDepartureWhileStreamingAnswerThePush) {
@@ -337,7 +353,9 @@ TEST(PushIntake, APendingSinkStreamsOnceItsShardAnswers) {
     auto left = std::make_shared<int>(busy_for);
     return [&core, left](const server_request_ptr& r) {
       if ((*left)-- > 0) return push_sink::open_result::busy;
-      return core.open_intake(r) ? push_sink::open_result::opened : push_sink::open_result::refused;
+      return core.open_intake(r) == server_core::intake_answer::opened
+                 ? push_sink::open_result::opened
+                 : push_sink::open_result::refused;
     };
   };
   auto deliver = [&core](server_request_ptr d) { core.handle(std::move(d)); };
@@ -377,6 +395,45 @@ TEST(PushIntake, APendingSinkStreamsOnceItsShardAnswers) {
   expect_sum(pull_now(core, log, 1, n), {a2, b2}, "round 2");
   core.handle(whole(log, wire::msg::push, 1, b));
   expect_sum(pull_now(core, log, 1, n), {a, b}, "round 3, with the push gathered whole");
+}
+
+// D5: a worker's push for the next round is held back (declined) until its round opens,
+// instead of arriving whole ahead of it.
+TEST(PushIntake, APushForTheNextRoundWaitsForItsRound) {
+  reply_log log;
+  server_core core(2);
+  core.handle(whole(log, wire::msg::init, 0, full(0)));
+  const tensor a = ramp(n, 1, 1), b = ramp(n, 2, 1), a2 = ramp(n, 3, 0), b2 = ramp(n, 1, 9);
+  auto s0 = open_push(core, log, 0, a);
+  ASSERT_TRUE(s0.sink);
+  s0.send_rest();
+  s0.sink->finish();
+  streamed next;
+  next.r = request(log, wire::msg::push, 0, 1, {}, n);
+  next.bytes.resize(a2.nbytes());
+  std::memcpy(next.bytes.data(), a2.data_unchecked(), a2.nbytes());
+  next.sink = std::make_shared<push_sink>(
+      next.r, [&core](server_request_ptr d) { core.handle(std::move(d)); },
+      [&core](const server_request_ptr& r) {
+        return core.open_intake(r) == server_core::intake_answer::opened
+                   ? push_sink::open_result::opened
+                   : push_sink::open_result::busy;
+      });
+  EXPECT_FALSE(next.send(1 << 20)) << "round 1 is still open";
+  EXPECT_FALSE(next.send(1 << 20));
+  auto s1 = open_push(core, log, 1, b);
+  ASSERT_TRUE(s1.sink);
+  s1.send_rest();
+  s1.sink->finish();  // round 1 closes
+  expect_sum(pull_now(core, log, 1, n), {a, b}, "round 1");
+  EXPECT_TRUE(next.send(1 << 20)) << "round 2 takes it";
+  next.send_rest();
+  next.sink->finish();
+  auto t1 = open_push(core, log, 1, b2);
+  ASSERT_TRUE(t1.sink);
+  t1.send_rest();
+  t1.sink->finish();
+  expect_sum(pull_now(core, log, 1, n), {a2, b2}, "round 2");
 }
 
 TEST(PushIntake, APendingSinkOutOfPatienceTakesThePushWhole) {

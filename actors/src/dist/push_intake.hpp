@@ -14,9 +14,10 @@
 // goes into the intake (elements cut across slices are carried, misaligned ones bounced); the
 // finished push (finish) or why it was cut off (abort) goes to the shard through `deliver`, as
 // its server_request, whose `intake` names the round it wrote into. A sink made while its
-// shard was busy starts pending: it declines slices (the transport holds the connection
-// back) and asks again at each offer, for at most `patience`; if the round takes the push by
-// then it streams, else it gathers the payload whole and delivers it as an ordinary push.
+// shard was busy, or for a push that belongs to the next round, starts pending: it declines
+// slices (the transport holds the connection back) and asks again at each offer, for at most
+// `patience`; if the round takes the push by then it streams, else it gathers the payload
+// whole and delivers it as an ordinary push.
 //
 // Thread-safety: round_intake::add from any thread (a mutex: pushes from several connections
 // may stream into one round; an add holds it for one slice, never for a shard); the merge
@@ -62,9 +63,11 @@ class push_sink final : public net::payload_sink {
   enum class open_result : std::uint8_t { opened, busy, refused };
   /// Tries to register r in its round (setting r->intake) without waiting for the shard.
   using open_fn = std::function<open_result(const server_request_ptr&)>;
-  /// How long a pending sink waits for its shard before it takes the push whole: far below
-  /// the transport's peer timeout, since the connection reads nothing meanwhile.
-  static constexpr std::chrono::milliseconds patience{50};
+  /// How long a pending sink waits for its shard, or for the round before its push's, before
+  /// it takes the push whole: far below the transport's peer timeout, since the connection
+  /// reads nothing meanwhile, and a bound on how long a program whose workers wait on each
+  /// other in crossed orders can stall.
+  static constexpr std::chrono::milliseconds patience{200};
 
   /// r: the push, registered in its round already (r->intake set), or not yet (then `open`
   /// is asked at each slice until it says opened or refused, or patience runs out).

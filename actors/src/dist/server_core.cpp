@@ -98,18 +98,20 @@ bool server_core::must_wait(const part& p, const server_request& r) const {
                              r.kind == wire::msg::push_rows);
 }
 
-std::shared_ptr<round_intake> server_core::open_intake(const server_request_ptr& r) {
+server_core::intake_answer server_core::open_intake(const server_request_ptr& r) {
   if (!sync_ || num_workers_ < 2 || !r->rejected.is_ok() || r->worker < 0 ||
       r->worker >= static_cast<std::int64_t>(num_workers_) ||
       (r->kind != wire::msg::push && r->kind != wire::msg::pushpull))
-    return nullptr;
+    return intake_answer::refused;
   const auto it = parts_.find(part_id{r->meta.key.to_key(), r->meta.part});
-  if (it == parts_.end()) return nullptr;
+  if (it == parts_.end()) return intake_answer::refused;
   part& p = it->second;
   if (!p.stored.defined() || r->meta.numel != p.stored.size() ||
-      r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()) || worker_waits(p, *r) ||
-      !p.refused.empty() || (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
-    return nullptr;
+      r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
+    return intake_answer::refused;
+  if (worker_waits(p, *r) || !p.refused.empty() ||
+      (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
+    return intake_answer::after_round;
   if (!p.intake) {
     // A round without pushes gets a fresh buffer (the first push to reach an element copies
     // it); one that adopted a push received whole is summed into.
@@ -120,7 +122,7 @@ std::shared_ptr<round_intake> server_core::open_intake(const server_request_ptr&
   p.contributed[static_cast<std::size_t>(r->worker)] = 1;
   p.round.push_back(r);
   r->intake = p.intake;
-  return p.intake;
+  return intake_answer::opened;
 }
 
 // A streamed push ended: it counts in its round now (refused if it was cut off), and what

@@ -93,12 +93,15 @@ class server_core {
   explicit server_core(std::uint32_t num_workers);
 
   void handle(server_request_ptr r);
+  enum class intake_answer : std::uint8_t { opened, after_round, refused };
   /// A dense dist_sync push whose payload is about to arrive: registers it in its part's open
-  /// round and returns the intake its bytes go into (also set as r->intake), or null when it
-  /// must take the ordinary way (received whole, then handle()): a single worker (adopting
-  /// its buffer is cheaper), a part not initialized here, another shape or type, a row-sparse
-  /// round, a round that has a refused push, or a worker whose push must wait.
-  std::shared_ptr<round_intake> open_intake(const server_request_ptr& r);
+  /// round, its bytes to go into r->intake (opened); or not now, since it belongs to the next
+  /// round (its worker's push is in this one, or its requests wait) or this round cannot take
+  /// it (row-sparse, or failing: a push was refused) (after_round: asking again once the round
+  /// closed may open it); or never (refused: the ordinary way, received whole, then handle()):
+  /// a single worker (adopting its buffer is cheaper), dist_async, a part not initialized
+  /// here, another shape or type.
+  intake_answer open_intake(const server_request_ptr& r);
   void set_updater(std::shared_ptr<const updater> u);
   void set_sync(bool sync) { sync_ = sync; }
   /// float16/bfloat16 values are updated through a float32 master copy.

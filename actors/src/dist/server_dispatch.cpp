@@ -134,16 +134,21 @@ net::payload_sink_ptr dispatcher::sink_for(const net::connection_ptr& c,
   r->wire_bytes = h.payload_size;
   const std::size_t s = shard_of(*r);
   std::weak_ptr<dispatcher> weak = weak_from_this();
+  // A busy shard, or a push that belongs to the next round, holds the connection back (TCP
+  // and the peer's slots keep its bytes) and is asked again as the transport offers the
+  // slice again: a server holds no push ahead of its round.
   auto open = [weak, s](const server_request_ptr& req) {
+    using answer = server_core::intake_answer;
     auto self = weak.lock();
     if (!self) return push_sink::open_result::refused;
     auto held = self->gates_[s]->try_for(req->worker, req->route);
     if (!held) return push_sink::open_result::busy;
-    return self->gates_[s]->core->open_intake(req) ? push_sink::open_result::opened
-                                                   : push_sink::open_result::refused;
+    const answer a = self->gates_[s]->core->open_intake(req);
+    return a == answer::opened        ? push_sink::open_result::opened
+           : a == answer::after_round ? push_sink::open_result::busy
+                                      : push_sink::open_result::refused;
   };
-  // Where the round says no at once, the transport receives the push whole (no copy); a busy
-  // shard is asked again as the slices come.
+  // Where the round says never at once, the transport receives the push whole (no copy).
   if (open(r) == push_sink::open_result::refused) return nullptr;
   return std::make_shared<push_sink>(
       std::move(r),
