@@ -399,8 +399,7 @@ void conn_impl::retry_sink() {
     if (got == sink_answer::failed) return;
     go = got == sink_answer::taken ? slice_done() : hold_for_sink();
   }
-  if (!go && !sink_held_) return;
-  if (go) read_on();
+  if (go) read_on();  // else closed, or held again
 }
 
 bool conn_impl::on_frame_done() {

@@ -1,3 +1,5 @@
+// The round intake and the push sink (push_intake.hpp), and server_core's members that
+// register a streamed push in its round and count it when it ended.
 #include "push_intake.hpp"
 
 #include <algorithm>
@@ -7,8 +9,56 @@
 #include <utility>
 
 #include "kvactor/detail/kernels.hpp"
+#include "server_core.hpp"
 
 namespace kvactor::detail {
+
+// ---- server_core's side: a push registered in its round, and its end (server_core.hpp)
+
+server_core::intake_answer server_core::open_intake(const server_request_ptr& r) {
+  if (!streams() || !r->rejected.is_ok() || r->worker < 0 ||
+      r->worker >= static_cast<std::int64_t>(num_workers_) ||
+      (r->kind != wire::msg::push && r->kind != wire::msg::pushpull))
+    return intake_answer::refused;
+  const auto it = parts_.find(part_id{r->meta.key.to_key(), r->meta.part});
+  if (it == parts_.end()) return intake_answer::refused;
+  part& p = it->second;
+  if (!p.stored.defined() || r->meta.numel != p.stored.size() ||
+      r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
+    return intake_answer::refused;
+  if (worker_waits(p, *r) || !p.refused.empty() ||
+      (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
+    return intake_answer::after_round;
+  if (!p.intake) {
+    // A round without pushes gets a fresh buffer (the first push to reach an element copies
+    // it); one that adopted a push received whole is summed into.
+    if (p.round_count == 0) p.merge = tensor::empty(p.stored.shape(), p.stored.dtype());
+    p.intake = std::make_shared<round_intake>(p.merge, p.round_count == 0 ? 0 : p.merge.size());
+  }
+  ++p.streaming;
+  p.contributed[static_cast<std::size_t>(r->worker)] = 1;
+  p.round.push_back(r);
+  r->intake = p.intake;
+  return intake_answer::opened;
+}
+
+// A streamed push ended: it counts in its round now (refused if it was cut off), and what
+// waited for the round's streams may go on.
+void server_core::end_intake(part& p, const part_id& id, const server_request_ptr& r) {
+  auto intake = std::move(r->intake);
+  // Its round failed while it streamed (worker_left, fail_all): answered then.
+  if (!p.intake || p.intake != intake) return;
+  --p.streaming;
+  ++p.round_count;
+  if (!r->rejected.is_ok())
+    p.refused.push_back("worker " + std::to_string(r->worker) + "'s push was cut off (" +
+                        r->rejected.to_string() + ")");
+  const auto round = p.intake;
+  settle_round(p, id);
+  if (p.intake == round && p.streaming == 0) replay_deferred(p, id);
+}
+
+// ---- the round's merge buffer
 
 void round_intake::add(std::size_t at, const void* src, std::size_t n) {
   const dtype t = merge_.dtype();

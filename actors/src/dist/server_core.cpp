@@ -98,49 +98,6 @@ bool server_core::must_wait(const part& p, const server_request& r) const {
                              r.kind == wire::msg::push_rows);
 }
 
-server_core::intake_answer server_core::open_intake(const server_request_ptr& r) {
-  if (!sync_ || num_workers_ < 2 || !r->rejected.is_ok() || r->worker < 0 ||
-      r->worker >= static_cast<std::int64_t>(num_workers_) ||
-      (r->kind != wire::msg::push && r->kind != wire::msg::pushpull))
-    return intake_answer::refused;
-  const auto it = parts_.find(part_id{r->meta.key.to_key(), r->meta.part});
-  if (it == parts_.end()) return intake_answer::refused;
-  part& p = it->second;
-  if (!p.stored.defined() || r->meta.numel != p.stored.size() ||
-      r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
-    return intake_answer::refused;
-  if (worker_waits(p, *r) || !p.refused.empty() ||
-      (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
-    return intake_answer::after_round;
-  if (!p.intake) {
-    // A round without pushes gets a fresh buffer (the first push to reach an element copies
-    // it); one that adopted a push received whole is summed into.
-    if (p.round_count == 0) p.merge = tensor::empty(p.stored.shape(), p.stored.dtype());
-    p.intake = std::make_shared<round_intake>(p.merge, p.round_count == 0 ? 0 : p.merge.size());
-  }
-  ++p.streaming;
-  p.contributed[static_cast<std::size_t>(r->worker)] = 1;
-  p.round.push_back(r);
-  r->intake = p.intake;
-  return intake_answer::opened;
-}
-
-// A streamed push ended: it counts in its round now (refused if it was cut off), and what
-// waited for the round's streams may go on.
-void server_core::end_intake(part& p, const part_id& id, const server_request_ptr& r) {
-  auto intake = std::move(r->intake);
-  // Its round failed while it streamed (worker_left, fail_all): answered then.
-  if (!p.intake || p.intake != intake) return;
-  --p.streaming;
-  ++p.round_count;
-  if (!r->rejected.is_ok())
-    p.refused.push_back("worker " + std::to_string(r->worker) + "'s push was cut off (" +
-                        r->rejected.to_string() + ")");
-  const auto round = p.intake;
-  settle_round(p, id);
-  if (p.intake == round && p.streaming == 0) replay_deferred(p, id);
-}
-
 void server_core::defer(part& p, server_request_ptr r) {
   const auto w = static_cast<std::size_t>(r->worker);
   if (p.deferred_by_worker.size() <= w) p.deferred_by_worker.resize(w + 1, 0);

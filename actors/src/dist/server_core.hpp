@@ -101,7 +101,7 @@ class server_core {
   /// closed may open it); or never (refused: the ordinary way, received whole, then handle()):
   /// a single worker (adopting its buffer is cheaper), dist_async, a part not initialized
   /// here, another shape or type.
-  intake_answer open_intake(const server_request_ptr& r);
+  intake_answer open_intake(const server_request_ptr& r);  // push_intake.cpp
   void set_updater(std::shared_ptr<const updater> u);
   void set_sync(bool sync) { sync_ = sync; }
   /// float16/bfloat16 values are updated through a float32 master copy.
@@ -112,6 +112,9 @@ class server_core {
   const server_profile& profile() const noexcept { return profile_; }
   void reset_profile() { profile_ = {}; }
   bool sync() const noexcept { return sync_; }
+  /// Whether a push may ever stream into a round here (open_intake can say opened): dist_sync
+  /// with more than one worker.
+  bool streams() const noexcept { return sync_ && num_workers_ > 1; }
   /// Answers everything waiting (open rounds, deferred requests) with s.
   void fail_all(const status& s);
   /// Worker w pushes no more (its store is shutting down): every dist_sync round that lacks
@@ -167,7 +170,7 @@ class server_core {
   void defer(part& p, server_request_ptr r);
   bool must_wait(const part& p, const server_request& r) const;
   bool worker_waits(const part& p, const server_request& r) const;
-  void end_intake(part& p, const part_id& id, const server_request_ptr& r);
+  void end_intake(part& p, const part_id& id, const server_request_ptr& r);  // push_intake.cpp
   void replay_deferred(part& p, const part_id& id);
   status check_data(const part& p, const server_request& r) const;
   void push_sync(part& p, const part_id& id, server_request_ptr r);

@@ -133,6 +133,7 @@ net::payload_sink_ptr dispatcher::sink_for(const net::connection_ptr& c,
   auto r = make_request(c, std::move(*meta), type, worker, h.id, h.stream, h.priority);
   r->wire_bytes = h.payload_size;
   const std::size_t s = shard_of(*r);
+  if (!gates_[s]->streams.load(std::memory_order_acquire)) return nullptr;
   std::weak_ptr<dispatcher> weak = weak_from_this();
   // A busy shard, or a push that belongs to the next round, holds the connection back (TCP
   // and the peer's slots keep its bytes) and is asked again as the transport offers the

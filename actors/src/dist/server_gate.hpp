@@ -33,6 +33,9 @@ struct server_gate {
   std::mutex mu;
   std::atomic<std::size_t> in_flight{0};
   std::unique_ptr<server_core> core;  // null until the node table came
+  /// core->streams(), readable without `mu` (kept by whoever changes the core's mode, under
+  /// `mu`): where it is false no push is offered a sink, so none takes a detour.
+  std::atomic<bool> streams{false};
 
   /// The count a request of `worker` to the key part `route` (its part_hash) is in flight
   /// under: hashed, so two pairs sharing one only make try_for stricter.
