@@ -182,13 +182,14 @@ TEST(PushIntake, WhereTheRoundCannotTakeAStreamItSaysWhen) {
   // Worker 0's push is in the round: its next one belongs to the next round.
   core.handle(whole(log, wire::msg::push, 0, ramp(n, 1, 0)));
   EXPECT_EQ(ask(core, 0, ramp(n, 1, 0)), answer::after_round);
-  // A round with a refused push will fail: the one after may take a stream.
+  // A round with a refused push will fail once every worker pushed: it needs this push whole
+  // (it must not wait for the round it completes); the round after may take a stream.
   server_core three(3);
   three.handle(whole(log, wire::msg::init, 0, full(0)));
   auto refused = whole(log, wire::msg::push, 1, ramp(n, 1, 0));
   refused->rejected = status{errc::protocol_error, "bad payload"};
   three.handle(refused);
-  EXPECT_EQ(ask(three, 2, ramp(n, 1, 0)), answer::after_round);
+  EXPECT_EQ(ask(three, 2, ramp(n, 1, 0)), answer::refused);
   three.handle(whole(log, wire::msg::push, 0, ramp(n, 1, 0)));
   three.handle(whole(log, wire::msg::push, 2, ramp(n, 1, 0)));  // the round fails
   EXPECT_EQ(log.events.back(), "w2:push:aborted");

@@ -26,9 +26,11 @@ server_core::intake_answer server_core::open_intake(const server_request_ptr& r)
   if (!p.stored.defined() || r->meta.numel != p.stored.size() ||
       r->meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
     return intake_answer::refused;
-  if (worker_waits(p, *r) || !p.refused.empty() ||
-      (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
-    return intake_answer::after_round;
+  // A round that holds row-sparse pushes only, or that will fail, may need this very push to
+  // close: it must not wait for that round.
+  if (!p.refused.empty() || (p.round_count > 0 && (p.merge_rows_only || !p.merge.defined())))
+    return intake_answer::refused;
+  if (worker_waits(p, *r)) return intake_answer::after_round;
   if (!p.intake) {
     // A round without pushes gets a fresh buffer (the first push to reach an element copies
     // it); one that adopted a push received whole is summed into.

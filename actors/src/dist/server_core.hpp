@@ -96,11 +96,11 @@ class server_core {
   enum class intake_answer : std::uint8_t { opened, after_round, refused };
   /// A dense dist_sync push whose payload is about to arrive: registers it in its part's open
   /// round, its bytes to go into r->intake (opened); or not now, since it belongs to the next
-  /// round (its worker's push is in this one, or its requests wait) or this round cannot take
-  /// it (row-sparse, or failing: a push was refused) (after_round: asking again once the round
-  /// closed may open it); or never (refused: the ordinary way, received whole, then handle()):
-  /// a single worker (adopting its buffer is cheaper), dist_async, a part not initialized
-  /// here, another shape or type.
+  /// round (its worker's push is in this one, or requests of it wait) (after_round: asking
+  /// again once the round closed may open it); or not at all (refused: the ordinary way,
+  /// received whole, then handle()): a single worker (adopting its buffer is cheaper),
+  /// dist_async, a part not initialized here, another shape or type, a round of row-sparse
+  /// pushes or one that will fail (either may need this very push to close).
   intake_answer open_intake(const server_request_ptr& r);  // push_intake.cpp
   void set_updater(std::shared_ptr<const updater> u);
   void set_sync(bool sync) { sync_ = sync; }
