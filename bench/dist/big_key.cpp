@@ -1,12 +1,14 @@
-// bench_dist's one-big-key memory case: a cluster of its own, 1 server x 1 worker, whose only
-// key is big_key_bytes (1 GiB; --quick: 64 MiB). The worker inits it, then runs R rounds of
-// push, pull and pushpull of it, one call at a time ("big BYTES R", worker.cpp).
+// bench_dist's one-big-key memory case: per topology, a cluster of its own whose only key is
+// big_key_bytes (1 GiB; --quick: 64 MiB; split over the servers like any big key). Each worker
+// inits it, then runs R rounds of push, pull and pushpull of it, one call at a time ("big BYTES
+// R", worker.cpp).
 //
-// Figure "1x1 big_key SIZE server mem_peak": the server's VmHWM / the key's bytes, limit
-// mem_bound (2.0, lower is better). Extras: peak and stored bytes, the RSS before the key
+// Figure "SxW big_key SIZE server I mem_peak": server I's VmHWM / its part of the key's bytes,
+// limit mem_bound (2.0, lower is better). Extras: peak and stored bytes, the RSS before the key
 // existed, (peak - that) / stored, rounds.
 #include <iostream>
 #include <string>
+#include <vector>
 
 #include "bench_common.hpp"
 #include "cluster.hpp"
@@ -16,30 +18,42 @@
 
 namespace kvbench::dist {
 
-void big_key_case(const bench_config& cfg, const std::string& self_exe) {
+void big_key_case(const bench_config& cfg, const std::string& self_exe, int S, int W) {
   const std::size_t bytes = big_key_bytes(cfg.quick);
-  const std::string name = "1x1 big_key " + size_name(bytes) + " server mem_peak";
-  if (!cfg.filter.empty() && name.find(cfg.filter) == std::string::npos) return;
+  const std::string prefix =
+      std::to_string(S) + "x" + std::to_string(W) + " big_key " + size_name(bytes);
+  if (!cfg.filter.empty() && cfg.filter != "memory" && prefix.find(cfg.filter) == std::string::npos)
+    return;
+  std::vector<std::size_t> stored(static_cast<std::size_t>(S), 0);
+  for (const part& p : plan_parts(big_key, bytes, static_cast<std::uint32_t>(S)))
+    stored[p.server] += p.bytes;
   const int rounds = cfg.quick ? 2 : 3;
-  cluster cl(1, 1, self_exe, cfg.quick, false);
+  cluster cl(S, W, self_exe, cfg.quick, false);
   cl.collect("JOINED", 60000);
-  const std::size_t base_rss = read_mem(cl.server(0).pid).rss;
+  std::vector<std::size_t> base_rss;
+  for (int s = 0; s < S; ++s)
+    base_rss.push_back(read_mem(cl.server(s).pid).rss);
   cl.send_all("big " + std::to_string(bytes) + " " + std::to_string(rounds));
   cl.collect("DONE", 300000);
-  const proc_figures m = read_mem(cl.server(0).pid);
-  emit(figure{"dist",
-              name,
-              double(m.hwm) / double(bytes),
-              "x stored bytes",
-              mem_bound,
-              std::nullopt,
-              true,
-              {{"peak_B", json_number(double(m.hwm))},
-               {"stored_B", json_number(double(bytes))},
-               {"rss_before_init_B", json_number(double(base_rss))},
-               {"incremental_x", json_number((double(m.hwm) - double(base_rss)) / double(bytes))},
-               {"rounds", json_number(rounds)}}});
-  if (!cl.shut_down(60000)) die("big_key: the cluster did not shut down in order");
+  for (int s = 0; s < S; ++s) {
+    // A server holding no part of the key has no ratio to report.
+    if (stored[s] == 0) continue;
+    const proc_figures m = read_mem(cl.server(s).pid);
+    emit(figure{
+        "dist",
+        prefix + " server " + std::to_string(s) + " mem_peak",
+        double(m.hwm) / double(stored[s]),
+        "x stored bytes",
+        mem_bound,
+        std::nullopt,
+        true,
+        {{"peak_B", json_number(double(m.hwm))},
+         {"stored_B", json_number(double(stored[s]))},
+         {"rss_before_init_B", json_number(double(base_rss[s]))},
+         {"incremental_x", json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
+         {"rounds", json_number(rounds)}}});
+  }
+  if (!cl.shut_down(60000)) die(prefix + ": the cluster did not shut down in order");
 }
 
 }  // namespace kvbench::dist

@@ -266,7 +266,9 @@ struct topology_run {
               << " s\n";
 
     // Memory phase: one round, RSS; R - 1 more, RSS and the peak.
-    const bool mem = cfg.filter.empty() && !cfg.tls && !cfg.timeline;
+    // --filter memory: the memory phase alone (no timing case has that word in its name).
+    const bool mem_only = cfg.filter == "memory";
+    const bool mem = (cfg.filter.empty() || mem_only) && !cfg.tls && !cfg.timeline;
     if (mem) {
       cl.send_all("mem 1");
       cl.collect("DONE", 120000);
@@ -304,14 +306,14 @@ struct topology_run {
       }
     }
 
-    for (std::size_t si = 0; si < cfg.sizes.size(); ++si)
+    for (std::size_t si = 0; si < cfg.sizes.size() && !mem_only; ++si)
       for (op_kind o : all_ops)
         for (bool rtt : {true, false})
           run_case(cl, mesh ? &*mesh : nullptr, o, si, rtt);
     for (std::size_t c = 0; mesh && c < many_keys_cases(cfg.quick).size(); ++c)
       run_many_case(cl, *mesh, c);
 
-    for (int s = 0; s < S && mem; ++s) {
+    for (int s = 0; s < S && mem && !mem_only; ++s) {
       const proc_figures m = read_mem(cl.server(s).pid);
       emit(figure{"dist",
                   prefix + " server " + std::to_string(s) + " mem_peak whole_run",
@@ -358,9 +360,8 @@ int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
       continue;
     topology_run t{cfg, S, W, ""};
     t.run(self_exe);
+    if (!cfg.tls && !cfg.timeline) big_key_case(cfg, self_exe, S, W);
   }
-  if ((cfg.topology.empty() || cfg.topology == "1x1") && !cfg.tls && !cfg.timeline)
-    big_key_case(cfg, self_exe);
   std::cerr << "bench_dist: " << seconds_since(t_start) << " s\n";
   return 0;
 }

@@ -8,7 +8,8 @@
 //
 // --quick: 4 B, 1 MiB, 16 MiB, 2 blocks, 3 memory rounds (a few seconds). --topology runs one
 // topology; --filter runs only the timing cases whose name contains TEXT (and skips the memory
-// figures); --blocks overrides the number of interleaved blocks per case (for profiling).
+// figures), except --filter memory, which runs the memory phases alone (the key set's and the
+// one big key's); --blocks overrides the number of interleaved blocks per case (for profiling).
 // --tls: the cost of TLS instead. Two clusters run side by side, one with KVACTOR_TLS=on and
 // one with it off, and each block pair is (plaintext store, TLS store): the figures are named
 // "SxW tls OP SIZE ..." with the TLS store's value and the plaintext store's as limit (target
@@ -65,8 +66,8 @@
 //       round; should be 0 (flat).
 //   "SxW server I mem_peak whole_run": VmHWM at the end, after every timing case (windows of
 //       2-8 operations in flight hold more buffers), / stored bytes; limit 2.0.
-//   "1x1 big_key 1024MiB server mem_peak": the same for a cluster of its own whose only key is
-//       1 GiB (--quick: 64 MiB), after 3 rounds of push, pull, pushpull (big_key.cpp).
+//   "SxW big_key 1024MiB server I mem_peak": the same for a cluster of its own whose only key
+//       is 1 GiB (--quick: 64 MiB), after 3 rounds of push, pull, pushpull (big_key.cpp).
 //
 // Process model. Run without --worker, the program is the driver: per topology it creates the
 // raw mesh (threads of this process: one poll loop per raw client, one blocking thread per

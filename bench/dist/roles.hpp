@@ -15,8 +15,8 @@ struct bench_config;
 /// --shm: the shared-memory store against the TCP store and memcpy (shm_case.cpp).
 int shm_main(const bench_config& cfg, const std::string& self_exe);
 
-/// The one-big-key memory case: a 1x1 cluster of its own (big_key.cpp).
-void big_key_case(const bench_config& cfg, const std::string& self_exe);
+/// The one-big-key memory case: an SxW cluster of its own (big_key.cpp).
+void big_key_case(const bench_config& cfg, const std::string& self_exe, int S, int W);
 
 /// Joins the cluster as a dist_sync worker and answers the driver's commands on stdin.
 int worker_main(bool quick);

@@ -64,6 +64,7 @@ conn_impl::conn_impl(std::shared_ptr<core> rt, side s, identity self, caps c, ha
       caps_(c),
       h_(std::move(h)),
       fcaps_{c.max_meta_bytes, c.max_message_bytes, c.max_slice_bytes},
+      sink_timer_(rt_->io),
       q_(c.max_slice_bytes, c.max_partial_messages, c.max_buffered_bytes) {
   set_read_buffer(handshake_buffer_size);
 }

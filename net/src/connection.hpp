@@ -131,7 +131,8 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool on_shm_offer();
   bool on_shm_answer();
   bool on_shm_release();
-  /// The current frame's slice lies in the peer's segment: copies it to the destination.
+  /// The current frame's slice lies in the peer's segment: copies it to the destination, or
+  /// hands it to the message's sink.
   bool take_shm_slice();
   /// Gives the slots taken so far back to the peer (one SHM_RELEASE frame per 128).
   void flush_shm_releases();
@@ -143,7 +144,23 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool on_header();
   bool start_meta();
   bool on_meta_done();
+  /// The current frame's slice of `in` is due: where it goes (the message's memory, or the
+  /// sink's slice buffer), or take it from the shared-memory slot at once.
+  bool start_slice(inbound& in);
+  enum class sink_answer : std::uint8_t { taken, declined, failed };
+  /// The current frame's slice, at data, to the current message's sink.
+  sink_answer sink_slice(const void* data);
+  /// The sink declined the current slice: read nothing more until it takes it (retry_sink).
+  bool hold_for_sink();
+  void retry_sink();
   bool on_frame_done();
+  /// The current frame's slice is in place (or taken): counts it, delivers a whole message.
+  bool slice_done();
+  /// After process(): releases, a kick the read asked for, and the next read unless a slice
+  /// is held for its sink.
+  void read_on();
+  /// Tells the sinks of messages that will never complete; the tables are cleared.
+  void abort_sinks(const status& why);
   /// The partial message that started first, or null.
   const inbound* oldest_partial() const;
   // Timers (connection_timer.cpp).
@@ -237,6 +254,11 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   std::unordered_map<std::pair<std::uint8_t, std::uint64_t>, inbound, key_hash> partials_;
   inbound single_;
   std::uint64_t buffered_ = 0;
+  // One slice of a sink's message, read from the socket before the sink takes it (allocated
+  // at the first such slice, caps::max_slice_bytes, released at close).
+  std::unique_ptr<std::uint8_t[]> sink_buf_;
+  bool sink_held_ = false;  // the current frame's slice waits for its sink (hold_for_sink)
+  boost::asio::steady_timer sink_timer_;
 
   // shared memory, receiving (strand)
   bool shm_offer_seen_ = false;

@@ -145,15 +145,15 @@ void conn_impl::finish_close(bool goodbye) {
     unsent = unsent_status_locked();
   }
   timer_.cancel();
+  sink_timer_.cancel();
   resolver_.cancel();
   // After the close above no read or write touches message memory any more, so the
   // senders may reuse theirs and the receivers their payload destinations.
   fail_all(failed, unsent);
   drop_shm();
-  partials_.clear();
-  single_ = inbound{};
-  cur_ = nullptr;
+  abort_sinks(why);
   buffered_ = 0;
+  sink_buf_.reset();
   set_read_buffer(0);
   rt_->remove(this);
 

@@ -120,14 +120,18 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
     in_frame_ = true;
   }
   rend_ += n;
-  if (!process()) return;
+  read_on();
+}
+
+void conn_impl::read_on() {
+  if (!process() && !sink_held_) return;
   flush_shm_releases();
   if (kick_after_read_) {
     kick_after_read_ = false;
     kick();
     if (ended()) return;
   }
-  read_more();
+  if (!sink_held_) read_more();
 }
 
 bool conn_impl::process() {
@@ -255,12 +259,7 @@ bool conn_impl::on_header() {
                                    std::to_string(in.received));
     return false;
   }
-  cur_ = &in;
-  dst_ = static_cast<std::uint8_t*>(m.payload_data) + h.offset;
-  dst_left_ = h.slice_size;
-  rs_ = read_state::payload;
-  if (h.shm_slot) return take_shm_slice();
-  return true;
+  return start_slice(in);
 }
 
 bool conn_impl::on_meta_done() {
@@ -304,14 +303,18 @@ bool conn_impl::on_meta_done() {
       return false;
     }
   }
+  const message_head head{h.type, h.application_flags(), h.id,      h.stream,
+                          &meta_, h.total_size,          h.priority};
+  payload_sink_ptr sink;
+  if (h_.payload_sink_for &&
+      !guarded("payload_sink_for", [&] { sink = h_.payload_sink_for(self, head); }))
+    return false;
   void* dst = nullptr;
-  if (h_.payload_destination) {
-    const message_head head{h.type, h.application_flags(), h.id, h.stream, &meta_, h.total_size};
-    if (!guarded("payload_destination", [&] { dst = h_.payload_destination(self, head); }))
-      return false;
-  }
+  if (!sink && h_.payload_destination &&
+      !guarded("payload_destination", [&] { dst = h_.payload_destination(self, head); }))
+    return false;
   std::shared_ptr<buffer> buf;
-  if (!dst) {
+  if (!sink && !dst) {
     try {
       buf = rt_->pool->acquire(static_cast<std::size_t>(h.total_size));
     } catch (const std::bad_alloc&) {
@@ -332,21 +335,86 @@ bool conn_impl::on_meta_done() {
   in.msg.payload_buffer = std::move(buf);
   in.msg.payload_data = dst;
   in.msg.payload_size = h.total_size;
+  in.msg.sink = std::move(sink);
   if (!single) {
     buffered_ += h.total_size;
     in.started = last_recv_;
   }
+  return start_slice(in);
+}
+
+bool conn_impl::start_slice(inbound& in) {
   cur_ = &in;
-  dst_ = static_cast<std::uint8_t*>(dst);
-  dst_left_ = h.slice_size;
+  dst_left_ = hdr_.slice_size;
   rs_ = read_state::payload;
-  if (h.shm_slot) return take_shm_slice();
+  if (hdr_.shm_slot) {
+    dst_ = in.msg.sink ? nullptr : static_cast<std::uint8_t*>(in.msg.payload_data) + hdr_.offset;
+    return take_shm_slice();
+  }
+  if (!in.msg.sink) {
+    dst_ = static_cast<std::uint8_t*>(in.msg.payload_data) + hdr_.offset;
+    return true;
+  }
+  if (!sink_buf_) {
+    try {
+      sink_buf_.reset(new std::uint8_t[caps_.max_slice_bytes]);
+    } catch (const std::bad_alloc&) {
+      fail(errc::internal, "no memory for a slice buffer");
+      return false;
+    }
+  }
+  dst_ = sink_buf_.get();
   return true;
+}
+
+conn_impl::sink_answer conn_impl::sink_slice(const void* data) {
+  const auto& sink = cur_->msg.sink;
+  const std::uint64_t at = cur_->received;
+  bool took = false;
+  if (!guarded("a payload sink", [&] { took = sink->consume(at, data, hdr_.slice_size); }))
+    return sink_answer::failed;
+  return took ? sink_answer::taken : sink_answer::declined;
+}
+
+// The slice stays where it is (the slice buffer, or the peer's slot, not given back), and so
+// does everything read after it; nothing more is read until the sink takes it.
+bool conn_impl::hold_for_sink() {
+  sink_held_ = true;
+  sink_timer_.expires_after(caps_.sink_retry);
+  sink_timer_.async_wait(
+      boost::asio::bind_executor(strand_, [self = shared_from_this()](const error_code& ec) {
+        if (!ec) self->retry_sink();
+      }));
+  return false;
+}
+
+void conn_impl::retry_sink() {
+  if (!sink_held_ || ended()) return;
+  sink_held_ = false;
+  bool go = false;
+  if (hdr_.shm_slot) {
+    go = take_shm_slice();
+  } else {
+    const auto got = sink_slice(sink_buf_.get());
+    if (got == sink_answer::failed) return;
+    go = got == sink_answer::taken ? slice_done() : hold_for_sink();
+  }
+  if (go) read_on();  // else closed, or held again
 }
 
 bool conn_impl::on_frame_done() {
   rs_ = read_state::header;
   in_frame_ = false;
+  // A slice from shared memory went to its sink as it was taken (take_shm_slice).
+  if (cur_->msg.sink && !hdr_.shm_slot) {
+    const auto got = sink_slice(sink_buf_.get());
+    if (got == sink_answer::failed) return false;
+    if (got == sink_answer::declined) return hold_for_sink();
+  }
+  return slice_done();
+}
+
+bool conn_impl::slice_done() {
   cur_->received += hdr_.slice_size;
   if (!hdr_.is_last()) return true;
   message m = std::move(cur_->msg);
@@ -363,6 +431,22 @@ bool conn_impl::on_frame_done() {
   if (!h_.on_message) return true;
   auto self = shared_from_this();
   return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+}
+
+void conn_impl::abort_sinks(const status& why) {
+  std::vector<payload_sink_ptr> cut;
+  for (auto& [key, in] : partials_)
+    if (in.msg.sink) cut.push_back(std::move(in.msg.sink));
+  if (single_.msg.sink) cut.push_back(std::move(single_.msg.sink));
+  partials_.clear();
+  single_ = inbound{};
+  cur_ = nullptr;
+  const status cause = why.is_ok() ? status{errc::shut_down,
+                                            "the connection closed in order before the payload's "
+                                            "last byte"}
+                                   : why;
+  for (auto& s : cut)
+    s->abort(cause);
 }
 
 const conn_impl::inbound* conn_impl::oldest_partial() const {

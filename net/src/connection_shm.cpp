@@ -151,11 +151,18 @@ bool conn_impl::take_shm_slice() {
                                    " bytes lies outside the peer's segment");
     return false;
   }
-  std::memcpy(dst_, src, dst_left_);
-  dst_ += dst_left_;
+  if (cur_->msg.sink) {
+    // Taken straight from the slot; a declined slice keeps its slot until taken.
+    const auto got = sink_slice(src);
+    if (got == sink_answer::failed) return false;
+    if (got == sink_answer::declined) return hold_for_sink();
+  } else {
+    std::memcpy(dst_, src, dst_left_);
+    dst_ += dst_left_;
+  }
   rt_->shm_bytes_received += dst_left_;
-  dst_left_ = 0;
   shm_releases_.push_back(slot);
+  dst_left_ = 0;
   return on_frame_done();
 }
 

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
       {"refused_round", refused_round},
       {"departed", departed},
       {"fusion", fusion},
+      {"streamed_rounds", streamed_rounds},
   };
   return node::run_node(argc, argv, "sync_rounds", store_of, scenarios);
 }

@@ -1,7 +1,8 @@
 // The scenarios of dist_node, the worker program of the multi-process tests (dist_test.cpp,
 // flood_test.cpp, listen_test.cpp, tls_cluster_test.cpp), by theme: store semantics
-// (dist_node_sync.cpp), sparse, device and compressed values (dist_node_values.cpp), and
-// faults and limits (dist_node_faults.cpp); dist_node.cpp names them and picks the store type.
+// (dist_node_sync.cpp), sparse, device and compressed values (dist_node_values.cpp), faults
+// and limits (dist_node_faults.cpp), fusion (dist_node_fusion.cpp) and streamed pushes
+// (dist_node_stream.cpp); dist_node.cpp names them and picks the store type.
 // Each checks exact results inside a real cluster and fails through node::fail.
 // Thread-safety: the program's main thread only.
 #pragma once
@@ -54,5 +55,8 @@ void departed(kvstore& kv);
 
 // dist_node_fusion.cpp: many small keys, their order and priorities, one key's error.
 void fusion(kvstore& kv);
+
+// dist_node_stream.cpp: big pushes summed into their round as they arrive.
+void streamed_rounds(kvstore& kv);
 
 }  // namespace kvactor::testing::dist_node

@@ -98,6 +98,11 @@ TEST(DistSync, ExactRoundsTwoServersThreeWorkers) {
   run_scenario("sync_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
 }
 
+// Parts of 200-600 KB: each server sums the pushes into the round as they arrive.
+TEST(DistSync, BigPushesSummedAsTheyArrive) {
+  run_scenario("streamed_rounds", 2, 3, {{"KVACTOR_BIGARRAY_BOUND", "1000"}});
+}
+
 TEST(DistSync, StringKeysAndBroadcast) {
   run_scenario("string_keys", 2, 3);
 }

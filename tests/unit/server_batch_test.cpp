@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "../support/recording_connection.hpp"
 #include "dist/rank_binding.hpp"
 #include "dist/server_dispatch.hpp"
 #include "dist/server_messages.hpp"
@@ -26,37 +27,7 @@ namespace kvactor::detail {
 namespace {
 
 using namespace std::chrono_literals;
-
-// A worker connection that keeps what is sent on it and how it closed.
-class recording_connection final : public net::connection {
- public:
-  recording_connection() {
-    id_.role = "worker";
-    id_.rank = 0;
-  }
-  void send(net::outgoing m) override {
-    std::lock_guard<std::mutex> g(mu);
-    sent.push_back(std::move(m));
-    cv.notify_all();
-  }
-  void close(const status& why) override {
-    std::lock_guard<std::mutex> g(mu);
-    if (closed.is_ok()) closed = why;
-    cv.notify_all();
-  }
-  bool is_open() const override { return closed.is_ok(); }
-  const net::identity& peer() const override { return id_; }
-  std::string remote_address() const override { return "worker:1"; }
-  std::string local_address() const override { return "server:2"; }
-
-  std::mutex mu;
-  std::condition_variable cv;
-  std::vector<net::outgoing> sent;
-  status closed;
-
- private:
-  net::identity id_;
-};
+using testing::recording_connection;
 
 // What the shard saw: each request's kind, id and whether the dispatcher refused it.
 struct shard_log {

@@ -50,11 +50,28 @@ struct shard_state {
 
 using shard_ptr = caf::stateful_actor<shard_state>*;
 
-// The gate, held, with one dispatcher message taken (counted) or not (the control actor's).
-std::unique_lock<std::mutex> take(shard_ptr self, bool counted) {
+// The gate, held, with one dispatcher message taken off its counts (server_gate.hpp): a
+// request's, each request's of a batch, or a command's.
+std::unique_lock<std::mutex> take(shard_ptr self, const std::vector<server_request_ptr>& rs) {
   std::unique_lock<std::mutex> held(self->state.gate->mu);
-  if (counted) self->state.gate->in_flight.fetch_sub(1, std::memory_order_acq_rel);
+  for (std::size_t i = 0; i < rs.size(); ++i)
+    self->state.gate->taken(server_gate::count_for(rs[i]->worker, rs[i]->route), i == 0);
   return held;
+}
+std::unique_lock<std::mutex> take(shard_ptr self, const server_request_ptr& r) {
+  std::unique_lock<std::mutex> held(self->state.gate->mu);
+  self->state.gate->taken(server_gate::count_for(r->worker, r->route));
+  return held;
+}
+std::unique_lock<std::mutex> take_command(shard_ptr self) {
+  std::unique_lock<std::mutex> held(self->state.gate->mu);
+  self->state.gate->taken(server_gate::command_count);
+  return held;
+}
+
+// The gate, held, for a message of the control actor (not counted).
+std::unique_lock<std::mutex> hold(shard_ptr self) {
+  return std::unique_lock<std::mutex>(self->state.gate->mu);
 }
 
 void handle(shard_ptr self, const server_request_ptr& r) {
@@ -68,28 +85,29 @@ caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
   self->state.gate = std::move(gate);
   return {
       [self](const server_request_ptr& r) {
-        auto held = take(self, true);
+        auto held = take(self, r);
         handle(self, r);
       },
       [self](const shard_command& c) {
-        auto held = take(self, true);
+        auto held = take_command(self);
         if (!self->state.gate->core) {
           self->state.command_backlog.push_back(c);
           return;
         }
         apply_command(*self->state.gate->core, c.what);
+        self->state.gate->streams = self->state.gate->core->streams();
         c.ack->shard_done();
       },
       [self](const shard_batch& b) {
         // Handled in the batch's order; answers given meanwhile leave together after the
         // last shard's share.
-        auto held = take(self, true);
+        auto held = take(self, b.requests);
         for (const auto& r : b.requests)
           handle(self, r);
         b.replies->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
-        auto held = take(self, false);
+        auto held = hold(self);
         auto& st = self->state;
         auto& core = st.gate->core;
         if (core) return;
@@ -99,12 +117,13 @@ caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
           c.ack->shard_done();
         }
         st.command_backlog.clear();
+        st.gate->streams = core->streams();
         for (auto& r : st.backlog)
           core->handle(r);
         st.backlog.clear();
       },
       [self](fail_atom, const status& why) {
-        auto held = take(self, false);
+        auto held = hold(self);
         if (self->state.gate->core) self->state.gate->core->fail_all(why);
         for (auto& r : self->state.backlog)
           r->reply(why, nullptr);
@@ -226,6 +245,9 @@ int run_server(const cluster_config& cfg, const options& opts) {
     net::handlers worker_h;
     worker_h.on_message = [disp](const net::connection_ptr& c, net::message&& m) {
       disp->on_message(c, std::move(m));
+    };
+    worker_h.payload_sink_for = [disp](const net::connection_ptr& c, const net::message_head& h) {
+      return disp->sink_for(c, h);
     };
     // A worker that disconnects is the scheduler's to judge: it knows whether the worker
     // finished in order, and tells every server if not.

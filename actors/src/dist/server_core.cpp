@@ -7,6 +7,7 @@
 #include "../multi_precision.hpp"
 #include "kvactor/detail/kernels.hpp"
 #include "kvactor/detail/timeline.hpp"
+#include "push_intake.hpp"
 
 namespace kvactor::detail {
 
@@ -80,13 +81,21 @@ void server_core::handle_profiled(server_request_ptr r) {
   handle_in(it->second, id, std::move(r));
 }
 
-bool server_core::must_wait(const part& p, const server_request& r) const {
+bool server_core::worker_waits(const part& p, const server_request& r) const {
   const auto w = static_cast<std::size_t>(r.worker);
   if (w < p.deferred_by_worker.size() && p.deferred_by_worker[w] > 0) return true;  // keep order
   if (!sync_ || r.kind == wire::msg::init) return false;
   // A worker whose push is in the open round: its next push belongs to the next round, and
   // its pull must see this round's result.
   return w < p.contributed.size() && p.contributed[w];
+}
+
+bool server_core::must_wait(const part& p, const server_request& r) const {
+  if (worker_waits(p, r)) return true;
+  // While pushes stream into the merge buffer it holds partial sums: no other push may add to
+  // it (nor adopt, refuse or close the round) until they have finished.
+  return p.streaming > 0 && (r.kind == wire::msg::push || r.kind == wire::msg::pushpull ||
+                             r.kind == wire::msg::push_rows);
 }
 
 void server_core::defer(part& p, server_request_ptr r) {
@@ -118,6 +127,7 @@ void server_core::handle_in(part& p, const part_id& id, server_request_ptr r) {
              nullptr);
     return;
   }
+  if (r->intake) return end_intake(p, id, r);
   if (must_wait(p, *r)) {
     defer(p, std::move(r));
     return;
@@ -280,7 +290,11 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   const std::int64_t t0 = trace_now();
   status s = failed;
   if (!failed.is_ok()) {
-    // Nothing of the round is applied.
+    // Nothing of the round is applied (pushes still streaming write into a buffer it drops).
+  } else if (p.intake && (p.streaming != 0 || p.intake->ready() != p.merge.size())) {
+    s = status{errc::internal, "the dist_sync round of " + part_name(id.k, id.part, p.num_parts) +
+                                   " closed before its pushes were summed; the stored value "
+                                   "is unchanged"};
   } else if (p.merge_rows_only && effective_) {
     // Only the rows some worker pushed are merged and updated (lazily where the optimizer can).
     std::vector<std::int64_t> ids;
@@ -304,6 +318,8 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   p.touched.clear();
   p.refused.clear();
   p.merge = tensor{};
+  p.intake.reset();
+  p.streaming = 0;
   p.round_count = 0;
   std::fill(p.contributed.begin(), p.contributed.end(), 0);
   auto round = std::move(p.round);
@@ -314,7 +330,12 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
     else
       r->reply(s, nullptr);
   }
-  // Requests that waited for this round, in arrival order; some may wait again.
+  replay_deferred(p, id);
+}
+
+// Requests that waited (for the round, or for its streams), in arrival order; some may wait
+// again.
+void server_core::replay_deferred(part& p, const part_id& id) {
   auto waiting = std::move(p.deferred);
   p.deferred.clear();
   std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
@@ -443,6 +464,8 @@ void server_core::fail_all(const status& s) {
     p.round_count = 0;
     p.refused.clear();
     p.merge = tensor{};
+    p.intake.reset();
+    p.streaming = 0;
     std::fill(p.contributed.begin(), p.contributed.end(), 0);
     std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
   }

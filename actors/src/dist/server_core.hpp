@@ -2,9 +2,13 @@
 //
 // dist_sync: each part collects exactly one push per worker per round into a merge buffer
 // (the first push's buffer is adopted, later ones are added to it), then applies the
-// updater once (or replaces the value), then answers every push of the round. A worker's
-// second push in a round waits for the next round; a pull from a worker whose push is in the
-// open round waits until the round closes, so a worker's pull after its push sees the round's
+// updater once (or replaces the value), then answers every push of the round. A big push may
+// instead be summed into the merge buffer as its bytes arrive (open_intake, push_intake.hpp):
+// it takes its worker's place in the round when its first bytes come and counts when its last
+// came; until every such push of the round has finished, no other push touches the merge
+// buffer (they wait), and a push cut off mid-payload is a refused push (the round fails). A
+// worker's second push in a round waits for the next round; a pull from a worker whose push is in
+// the open round waits until the round closes, so a worker's pull after its push sees the round's
 // result. Everything a worker sends for a part is handled in its order.
 // A round that cannot complete fails instead of waiting forever: a push the server refuses
 // (wrong shape or type, a bad payload) still is its worker's part of the round, and the round
@@ -37,6 +41,7 @@
 namespace kvactor::detail {
 
 class reply_batch;
+class round_intake;
 
 struct server_request {
   wire::msg kind = wire::msg::push;  ///< init, push, pull or pushpull
@@ -46,6 +51,8 @@ struct server_request {
   std::uint64_t wire_bytes = 0;       ///< bytes the payload took on the wire, when it differs
   std::vector<std::int64_t> row_ids;  ///< push_rows/pull_rows: rows of the part (sorted, unique)
   tensor row_data;                    ///< push_rows: one row per id
+  /// The part_hash of its key part (the dispatcher's: its shard, and its count in the gate).
+  std::uint64_t route = 0;
   /// Not ok: the server refused the request before decoding its payload (it still takes its
   /// place in its worker's order and, for a push, in the dist_sync round).
   status rejected;
@@ -58,6 +65,10 @@ struct server_request {
   std::shared_ptr<reply_batch> batch;
   /// The timeline's (kvactor/detail/timeline.hpp): when the request arrived (0: not traced).
   std::int64_t trace_received = 0;
+  /// A push summed into its round as it arrived (open_intake): the round it writes into. It
+  /// comes back to handle() when its payload ended (an error in `rejected` if cut off); its
+  /// `payload` stays empty.
+  std::shared_ptr<round_intake> intake;
 };
 using server_request_ptr = std::shared_ptr<server_request>;
 
@@ -82,6 +93,15 @@ class server_core {
   explicit server_core(std::uint32_t num_workers);
 
   void handle(server_request_ptr r);
+  enum class intake_answer : std::uint8_t { opened, after_round, refused };
+  /// A dense dist_sync push whose payload is about to arrive: registers it in its part's open
+  /// round, its bytes to go into r->intake (opened); or not now, since it belongs to the next
+  /// round (its worker's push is in this one, or requests of it wait) (after_round: asking
+  /// again once the round closed may open it); or not at all (refused: the ordinary way,
+  /// received whole, then handle()): a single worker (adopting its buffer is cheaper),
+  /// dist_async, a part not initialized here, another shape or type, a round of row-sparse
+  /// pushes or one that will fail (either may need this very push to close).
+  intake_answer open_intake(const server_request_ptr& r);  // push_intake.cpp
   void set_updater(std::shared_ptr<const updater> u);
   void set_sync(bool sync) { sync_ = sync; }
   /// float16/bfloat16 values are updated through a float32 master copy.
@@ -92,6 +112,9 @@ class server_core {
   const server_profile& profile() const noexcept { return profile_; }
   void reset_profile() { profile_ = {}; }
   bool sync() const noexcept { return sync_; }
+  /// Whether a push may ever stream into a round here (open_intake can say opened): dist_sync
+  /// with more than one worker.
+  bool streams() const noexcept { return sync_ && num_workers_ > 1; }
   /// Answers everything waiting (open rounds, deferred requests) with s.
   void fail_all(const status& s);
   /// Worker w pushes no more (its store is shutting down): every dist_sync round that lacks
@@ -136,6 +159,8 @@ class server_core {
     std::vector<std::string> refused;       // this round's refused pushes, described
     std::deque<server_request_ptr> deferred;
     std::vector<std::uint32_t> deferred_by_worker;
+    std::shared_ptr<round_intake> intake;  // the open round's, while pushes stream into it
+    std::uint32_t streaming = 0;           // its pushes not finished yet
     std::shared_ptr<const updater> state_owner;
     std::unique_ptr<updater_state> state;
   };
@@ -144,6 +169,9 @@ class server_core {
   void handle_in(part& p, const part_id& id, server_request_ptr r);
   void defer(part& p, server_request_ptr r);
   bool must_wait(const part& p, const server_request& r) const;
+  bool worker_waits(const part& p, const server_request& r) const;
+  void end_intake(part& p, const part_id& id, const server_request_ptr& r);  // push_intake.cpp
+  void replay_deferred(part& p, const part_id& id);
   status check_data(const part& p, const server_request& r) const;
   void push_sync(part& p, const part_id& id, server_request_ptr r);
   void push_async(part& p, const part_id& id, const server_request_ptr& r);

@@ -9,6 +9,7 @@
 #include "message_limits.hpp"
 #include "node_common.hpp"
 #include "part_plan.hpp"
+#include "push_intake.hpp"
 #include "reply_batch.hpp"
 #include "server_messages.hpp"
 
@@ -88,22 +89,81 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
     send_reply(c, m.id, m.stream, m.priority, meta.error(), nullptr);
     return nullptr;
   }
+  return make_request(c, std::move(*meta), type, worker, m.id, m.stream, m.priority);
+}
+
+std::shared_ptr<server_request> dispatcher::make_request(const net::connection_ptr& c,
+                                                         wire::data_meta meta, wire::msg type,
+                                                         std::int64_t worker, std::uint64_t id,
+                                                         std::uint64_t stream, std::int32_t prio) {
   auto r = std::make_shared<server_request>();
   r->kind = type;
-  r->meta = std::move(*meta);
+  r->meta = std::move(meta);
   r->worker = worker;
   if (timeline::enabled()) {
     timeline::name_thread("net I/O", 2);
     r->trace_received = timeline::now_ns();
   }
   // The request owns its reply function, so `req` outlives every call of it.
-  r->reply = [c, id = m.id, stream = m.stream, prio = m.priority, req = r.get()](const status& s,
-                                                                                 const tensor* v) {
+  r->reply = [c, id, stream, prio, req = r.get()](const status& s, const tensor* v) {
     const std::int64_t t0 = req->trace_received ? timeline::now_ns() : 0;
     send_reply(c, id, stream, prio, s, v);
     if (t0) trace_reply(*req, t0, v);
   };
   return r;
+}
+
+// Only what a round can take as it arrives: a dense, uncompressed push or pushpull of a size
+// that matches its meta, above what an I/O thread serves itself, from a bound worker. The
+// shard's gate is only tried, never waited for (server_gate.hpp, try_for).
+net::payload_sink_ptr dispatcher::sink_for(const net::connection_ptr& c,
+                                           const net::message_head& h) {
+  const auto type = static_cast<wire::msg>(h.type);
+  if ((type != wire::msg::push && type != wire::msg::pushpull) ||
+      (h.flags & wire::flag_compressed) || h.payload_size <= server_gate::inline_bytes ||
+      c->peer().role != "worker")
+    return nullptr;
+  const std::int64_t worker = binding_->rank_of(c.get());
+  if (worker < 0) return nullptr;
+  auto meta = wire::decode<wire::data_meta>(*h.meta);
+  if (!meta || meta->dtype > static_cast<std::uint8_t>(dtype::uint8) || meta->numel == 0 ||
+      meta->numel > (std::uint64_t{1} << 40) ||
+      meta->numel * size_of(static_cast<dtype>(meta->dtype)) != h.payload_size)
+    return nullptr;
+  auto r = make_request(c, std::move(*meta), type, worker, h.id, h.stream, h.priority);
+  r->wire_bytes = h.payload_size;
+  const std::size_t s = shard_of(*r);
+  if (!gates_[s]->streams.load(std::memory_order_acquire)) return nullptr;
+  std::weak_ptr<dispatcher> weak = weak_from_this();
+  // A busy shard, or a push that belongs to the next round, holds the connection back (TCP
+  // and the peer's slots keep its bytes) and is asked again as the transport offers the
+  // slice again: a server holds no push ahead of its round.
+  auto open = [weak, s](const server_request_ptr& req) {
+    using answer = server_core::intake_answer;
+    auto self = weak.lock();
+    if (!self) return push_sink::open_result::refused;
+    auto held = self->gates_[s]->try_for(req->worker, req->route);
+    if (!held) return push_sink::open_result::busy;
+    const answer a = self->gates_[s]->core->open_intake(req);
+    return a == answer::opened        ? push_sink::open_result::opened
+           : a == answer::after_round ? push_sink::open_result::busy
+                                      : push_sink::open_result::refused;
+  };
+  // Where the round says never at once, the transport receives the push whole (no copy).
+  if (open(r) == push_sink::open_result::refused) return nullptr;
+  return std::make_shared<push_sink>(
+      std::move(r),
+      [weak](server_request_ptr done) {
+        if (auto self = weak.lock()) self->to_shard(std::move(done));
+      },
+      std::move(open));
+}
+
+// A push that was summed into its round as it arrived: to its shard, to count in the round.
+void dispatcher::streamed(const net::connection_ptr& c, const net::message& m) {
+  auto sink = std::dynamic_pointer_cast<push_sink>(m.sink);
+  if (!sink) return c->close(status{errc::internal, "a payload sink this server did not make"});
+  sink->finish();
 }
 
 // The timeline: the reply's sending (this thread's work), and the request's life on this
@@ -119,14 +179,25 @@ void dispatcher::trace_reply(const server_request& r, std::int64_t t0, const ten
   timeline::async_span("server", wire::to_string(r.kind), r.trace_received, t1, std::move(a));
 }
 
-std::size_t dispatcher::shard_of(const server_request& r) const {
-  return part_hash(r.meta.key.to_key().hash(), r.meta.part) % shards_.size();
+std::size_t dispatcher::shard_of(server_request& r) const {
+  r.route = part_hash(r.meta.key.to_key().hash(), r.meta.part);
+  return r.route % shards_.size();
 }
 
-template <class T>
-void dispatcher::post(std::size_t s, T&& m) {
-  gates_[s]->in_flight.fetch_add(1, std::memory_order_acq_rel);
-  caf::anon_send(shards_[s], std::forward<T>(m));
+void dispatcher::post(std::size_t s, server_request_ptr r) {
+  gates_[s]->sent(server_gate::count_for(r->worker, r->route));
+  caf::anon_send(shards_[s], std::move(r));
+}
+
+void dispatcher::post(std::size_t s, shard_batch b) {
+  for (std::size_t i = 0; i < b.requests.size(); ++i)
+    gates_[s]->sent(server_gate::count_for(b.requests[i]->worker, b.requests[i]->route), i == 0);
+  caf::anon_send(shards_[s], std::move(b));
+}
+
+void dispatcher::post(std::size_t s, shard_command c) {
+  gates_[s]->sent(server_gate::command_count);
+  caf::anon_send(shards_[s], std::move(c));
 }
 
 // Even a refused push goes to its shard, where it takes its place in the round.
@@ -141,6 +212,7 @@ void dispatcher::to_shard(std::shared_ptr<server_request> r) {
 
 void dispatcher::data(const net::connection_ptr& c, net::message&& m, wire::msg type,
                       std::int64_t worker) {
+  if (m.sink) return streamed(c, m);
   auto r = request_of(c, m, type, worker);
   if (!r) return;
   const std::int64_t t0 = r->trace_received;

@@ -5,8 +5,9 @@
 // by shard, each shard getting its requests as one message, their answers gathered
 // (reply_batch.hpp); a command (optimizer, sync mode,
 // compression, profiler, optimizer states, stop) is checked, then applied on every shard in
-// the order commands arrived, and answered when the last shard has applied it. A connection
-// must prove its worker rank first (bind_rank, rank_binding.hpp).
+// the order commands arrived, and answered when the last shard has applied it. A big dist_sync
+// push may instead be summed into its round as it arrives (sink_for, push_intake.hpp). A
+// connection must prove its worker rank first (bind_rank, rank_binding.hpp).
 // server_dispatch.cpp: requests and rank binding; server_commands.cpp: commands.
 // Thread-safety: on_message and connection_closed may be called from any thread at once; the
 // server-wide settings commands keep (optimizer, compression) are guarded by a mutex; shards
@@ -35,6 +36,9 @@
 
 namespace kvactor::detail {
 
+struct shard_batch;    // server_messages.hpp
+struct shard_command;  // ditto
+
 /// Where a server's worker-named files go (server_files.hpp); empty: that kind is refused.
 struct server_file_dirs {
   std::string profiles;  ///< KVACTOR_PROFILE_DIR
@@ -53,6 +57,10 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
 
   void on_message(const net::connection_ptr& c, net::message&& m);
   void connection_closed(const net::connection_ptr& c);
+  /// The transport's payload_sink_for: a big dense dist_sync push whose shard is idle and whose
+  /// round takes it (server_core::open_intake) is summed into the round as it arrives
+  /// (push_intake.hpp); null for everything else, which arrives whole.
+  net::payload_sink_ptr sink_for(const net::connection_ptr& c, const net::message_head& h);
 
  private:
   using reply_fn = std::function<void(const status&)>;
@@ -63,9 +71,16 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   // replying that its metadata does not decode.
   std::shared_ptr<server_request> request_of(const net::connection_ptr& c, const net::message& m,
                                              wire::msg type, std::int64_t worker);
-  std::size_t shard_of(const server_request& r) const;
+  // The request for a decoded meta, its reply bound to the connection.
+  static std::shared_ptr<server_request> make_request(const net::connection_ptr& c,
+                                                      wire::data_meta meta, wire::msg type,
+                                                      std::int64_t worker, std::uint64_t id,
+                                                      std::uint64_t stream, std::int32_t prio);
+  // Sets r.route (its key part's part_hash) and returns the shard that owns the part.
+  std::size_t shard_of(server_request& r) const;
   void to_shard(std::shared_ptr<server_request> r);
   void data(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
+  void streamed(const net::connection_ptr& c, const net::message& m);
   status decode_payload(server_request* r, net::message& m);
   void rows(const net::connection_ptr& c, net::message&& m, wire::msg type, std::int64_t worker);
   status decode_rows(server_request* r, const net::message& m);
@@ -80,9 +95,11 @@ class dispatcher : public std::enable_shared_from_this<dispatcher> {
   std::optional<optimizer_config> current_optimizer();
   void load_states(const reply_fn& reply, const std::string& file);
 
-  // Sends m to shard s, counted in its gate until the shard takes it.
-  template <class T>
-  void post(std::size_t s, T&& m);
+  // Sends a request, a batch's requests for one shard or a command to shard s, counted in its
+  // gate until the shard takes it (server_gate.hpp).
+  void post(std::size_t s, server_request_ptr r);
+  void post(std::size_t s, shard_batch b);
+  void post(std::size_t s, shard_command c);
 
   std::vector<caf::actor> shards_;
   std::vector<std::shared_ptr<server_gate>> gates_;

@@ -4,13 +4,19 @@
 // everything sent to the shard before has been handled, so each connection's order holds).
 // That saves a hand-off to an actor thread per small request; big requests (an update could
 // hold the I/O thread for milliseconds), batches and commands always go by message.
-// Thread-safety: the core and what the actor keeps with it only under `mu`; in_flight is
+// An I/O thread that opens a push's intake (push_intake.hpp) needs less: that no request of
+// its worker to that key part, and no command, is in flight (try_for): the opening registers
+// only that push in its part's round, and the core orders other workers' requests and other
+// parts' against it as ever (each worker's requests to one part keep their order).
+// Thread-safety: the core and what the actor keeps with it only under `mu`; the counts are
 // atomic (counted up before a message to the actor is sent, down by the actor, under `mu`,
 // when it takes it). No I/O thread ever waits for `mu`.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 
@@ -21,10 +27,33 @@ namespace kvactor::detail {
 struct server_gate {
   /// Requests of at most this many bytes (their part's values) may run on an I/O thread.
   static constexpr std::size_t inline_bytes = 64 * 1024;
+  /// The count a command is in flight under (every command: they may change any part).
+  static constexpr std::size_t command_count = 255;
 
   std::mutex mu;
   std::atomic<std::size_t> in_flight{0};
   std::unique_ptr<server_core> core;  // null until the node table came
+  /// core->streams(), readable without `mu` (kept by whoever changes the core's mode, under
+  /// `mu`): where it is false no push is offered a sink, so none takes a detour.
+  std::atomic<bool> streams{false};
+
+  /// The count a request of `worker` to the key part `route` (its part_hash) is in flight
+  /// under: hashed, so two pairs sharing one only make try_for stricter.
+  static std::size_t count_for(std::int64_t worker, std::uint64_t route) noexcept {
+    return static_cast<std::size_t>(
+        (route ^ (static_cast<std::uint64_t>(worker) * 0x9E3779B97F4A7C15ull)) % command_count);
+  }
+  /// Before a message goes to the actor: `count` once per request it carries (a batch has
+  /// several), `message` once per message.
+  void sent(std::size_t count, bool message = true) {
+    counts_[count].fetch_add(1, std::memory_order_acq_rel);
+    if (message) in_flight.fetch_add(1, std::memory_order_acq_rel);
+  }
+  /// The actor took it (holding `mu`).
+  void taken(std::size_t count, bool message = true) {
+    if (message) in_flight.fetch_sub(1, std::memory_order_acq_rel);
+    counts_[count].fetch_sub(1, std::memory_order_acq_rel);
+  }
 
   /// The core, held, if r may run here and now; null otherwise (then send r to the actor).
   std::unique_lock<std::mutex> try_here(const server_request& r) {
@@ -36,6 +65,24 @@ struct server_gate {
     if (!held || !core || in_flight.load(std::memory_order_acquire) != 0) return {};
     return held;
   }
+
+  /// The core, held, if the gate is free, the core exists and neither a request of `worker`
+  /// to the key part `route` nor a command is in flight (everything they sent to the shard
+  /// before has been handled); null otherwise.
+  std::unique_lock<std::mutex> try_for(std::int64_t worker, std::uint64_t route) {
+    auto& mine = counts_[count_for(worker, route)];
+    auto quiet = [&] {
+      return mine.load(std::memory_order_acquire) == 0 &&
+             counts_[command_count].load(std::memory_order_acquire) == 0;
+    };
+    if (!quiet()) return {};
+    std::unique_lock<std::mutex> held(mu, std::try_to_lock);
+    if (!held || !core || !quiet()) return {};
+    return held;
+  }
+
+ private:
+  std::array<std::atomic<std::uint32_t>, command_count + 1> counts_{};
 };
 
 }  // namespace kvactor::detail

@@ -89,6 +89,8 @@ struct caps {
   bool shared_memory = true;
   std::uint64_t shm_min_payload = 64 * 1024;
   std::uint64_t shm_segment_bytes = std::uint64_t{64} << 20;
+  /// A payload slice a payload_sink declined is offered to it again after this long.
+  std::chrono::microseconds sink_retry{200};
   /// Tests only: non-zero is mixed into this end's host token, so that two runtimes of one
   /// process can look like two hosts.
   std::uint64_t shm_host_salt = 0;
@@ -116,6 +118,8 @@ struct identity {
   std::string tls_ca_file;
 };
 
+class payload_sink;
+
 struct message {
   std::uint8_t type = 0;    ///< application type; 0-15 are reserved for the transport
   std::uint16_t flags = 0;  ///< the application's 14 bits, as sent
@@ -125,10 +129,12 @@ struct message {
   std::vector<std::uint8_t> meta;
   /// The payload: `payload_size` bytes at `payload_data`, which points into `payload_buffer`
   /// (a pooled buffer) or into memory the receiver chose through handlers::payload_destination
-  /// (then payload_buffer is null). Both are null for an empty payload.
+  /// (then payload_buffer is null). Both are null for an empty payload, and for a payload the
+  /// receiver's payload_sink consumed as it arrived (then `sink` is that sink).
   std::shared_ptr<buffer> payload_buffer;
   void* payload_data = nullptr;
   std::uint64_t payload_size = 0;
+  std::shared_ptr<payload_sink> sink;
 };
 
 /// What to send. The payload memory must stay valid and unchanged until on_sent runs (even
@@ -174,7 +180,8 @@ class connection {
 };
 using connection_ptr = std::shared_ptr<connection>;
 
-/// The header of a message whose payload is about to be read, for payload_destination.
+/// The header of a message whose payload is about to be read, for payload_sink_for and
+/// payload_destination.
 struct message_head {
   std::uint8_t type;
   std::uint16_t flags;
@@ -182,7 +189,34 @@ struct message_head {
   std::uint64_t stream;
   const std::vector<std::uint8_t>* meta;
   std::uint64_t payload_size;
+  std::int32_t priority = 0;
 };
+
+/// Takes one message's payload slice by slice as it arrives, instead of the transport
+/// gathering it into one buffer first (handlers::payload_sink_for): the receiver's memory for
+/// a payload it folds into something else (a sum) is then one slice, not the whole payload.
+/// Calls come on the connection's strand, one at a time. Exactly one of two things ends it:
+/// on_message with the message (its payload consumed, `sink` set) once every byte was
+/// consumed, or abort() when the connection closes before that.
+class payload_sink {
+ public:
+  virtual ~payload_sink() = default;
+  /// Bytes [offset, offset + size) of the payload: every byte exactly once and in order (offset
+  /// is the sum of the sizes before), size > 0, at most caps::max_slice_bytes. `data` is the
+  /// transport's (a slice buffer of the connection, or the peer's shared-memory slot, which a
+  /// hostile peer may even change meanwhile) and valid only during the call. Returns true when
+  /// it took them; false declines them for now: the connection then reads nothing more (the
+  /// peer is held back by TCP and by its shared-memory slots) and offers the same slice again
+  /// after caps::sink_retry, until taken. A connection held that way looks silent: keep it
+  /// well under caps::peer_timeout. A throw closes the connection (internal), and abort
+  /// follows.
+  virtual bool consume(std::uint64_t offset, const void* data, std::size_t size) = 0;
+  /// The connection closed before the payload's last byte was consumed (why: never ok; an
+  /// orderly close mid-payload is shut_down). At most once, before on_close; nothing is
+  /// consumed after it.
+  virtual void abort(const status& why) noexcept = 0;
+};
+using payload_sink_ptr = std::shared_ptr<payload_sink>;
 
 struct handlers {
   /// After a successful handshake, before any message of the connection.
@@ -197,8 +231,15 @@ struct handlers {
   std::function<void(const connection_ptr&, const status&)> on_close;
   /// Optional: where to read a message's payload (at least payload_size bytes, valid until
   /// on_message or on_close), or null for a pooled buffer. Called once per message with a
-  /// non-empty payload, after its meta arrived and before its payload is read.
+  /// non-empty payload, after its meta arrived and before its payload is read (after
+  /// payload_sink_for, and only when that gave no sink).
   std::function<void*(const connection_ptr&, const message_head&)> payload_destination;
+  /// Optional: a sink that consumes the message's payload slice by slice (payload_sink), or
+  /// null for payload_destination's way. Called once per message with a non-empty payload,
+  /// after its meta arrived and before its payload is read. The slices of a sink's message
+  /// come through one buffer of caps::max_slice_bytes per connection (allocated at the first
+  /// such message), or straight from the peer's shared-memory slot.
+  std::function<payload_sink_ptr(const connection_ptr&, const message_head&)> payload_sink_for;
 };
 
 class listener {
