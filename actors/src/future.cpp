@@ -1,5 +1,6 @@
 #include "kvactor/future.hpp"
 
+#include <algorithm>
 #include <thread>
 
 namespace kvactor {
@@ -10,24 +11,31 @@ namespace {
 // A short spin before parking: a store round trip on this machine takes a few microseconds,
 // and parking on a condition variable then costs tens more.
 constexpr auto spin_for = std::chrono::microseconds(30);
+
+// Spins until ready or `end`; true when ready.
+bool spin_until(const state_base& s, std::chrono::steady_clock::time_point end) {
+  do {
+    for (int i = 0; i < 64; ++i)
+      if (s.ready()) return true;
+    std::this_thread::yield();
+  } while (std::chrono::steady_clock::now() < end);
+  return s.ready();
+}
 }  // namespace
 
 void state_base::wait() const {
-  if (ready()) return;
-  const auto spin_end = std::chrono::steady_clock::now() + spin_for;
-  do {
-    for (int i = 0; i < 64; ++i)
-      if (ready()) return;
-    std::this_thread::yield();
-  } while (std::chrono::steady_clock::now() < spin_end);
+  if (ready() || spin_until(*this, std::chrono::steady_clock::now() + spin_for)) return;
   std::unique_lock<std::mutex> lk(mu_);
   ++waiters_;
   cv_.wait(lk, [this] { return ready(); });
   --waiters_;
 }
 
+// The same spin as wait(), within the deadline: a caller waiting in slices (the Python
+// binding looks for Ctrl-C between them) should not pay for parking on every short call.
 bool state_base::wait_until(std::chrono::steady_clock::time_point deadline) const {
-  if (ready()) return true;
+  if (ready() || spin_until(*this, std::min(deadline, std::chrono::steady_clock::now() + spin_for)))
+    return true;
   std::unique_lock<std::mutex> lk(mu_);
   ++waiters_;
   bool ok = cv_.wait_until(lk, deadline, [this] { return ready(); });

@@ -14,6 +14,11 @@ bool is_sequence(py::handle h) {
 }
 
 key one_key(py::handle k) {
+  if (PyLong_CheckExact(k.ptr())) {  // the common key, without PyNumber_Index's new reference
+    const long long v = PyLong_AsLongLong(k.ptr());
+    if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+    return key{static_cast<std::int64_t>(v)};
+  }
   if (py::isinstance<py::str>(k)) return key{k.cast<std::string>()};
   if (!PyBool_Check(k.ptr()) && PyIndex_Check(k.ptr())) {
     const long long v =
@@ -116,6 +121,7 @@ value_list to_dense(py::handle v, access mode, keepalive& keep, const std::strin
       throw py::type_error(name + ": a kvactor.RowSparse is not accepted here (a dense array is)");
     return to_tensor(x, mode, keep, name);
   };
+  if (!is_sequence(v)) return value_list(leaf(v, what));  // one array: no lists to gather
   return walk<tensor>(v, leaf, what).to<value_list>();
 }
 

@@ -1,7 +1,9 @@
 #include "arrays.hpp"
 
+#include <array>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 #include "dlpack.hpp"
@@ -79,6 +81,42 @@ void check_aligned(const void* p, dtype t, const std::string& what) {
                          " elements; pass an aligned copy");
 }
 
+// The views of the arrays passed last. A training loop passes the same gradient and weight
+// arrays every step, and a C++ caller would hold one tensor for each across its calls; so
+// does this, instead of a new storage record (an allocation and its reference counts) per
+// call, a third of a small call's cost in Python. An entry serves only the same object with
+// the same data pointer, dims and dtype, which is also exactly the view a new one would be:
+// a different array at a recycled address with all of those equal views the same memory the
+// same way. A view owns nothing (the array goes into `keep` every call), so an entry of an
+// array long gone costs its few bytes and nothing else. GIL held, like everything here.
+class recent_views {
+ public:
+  const tensor* find(PyObject* obj, const void* data, const kvactor::shape& s, dtype t) const {
+    for (const auto& e : entries_)
+      if (e.obj == obj && e.view.data_unchecked() == data && e.view.dtype() == t &&
+          e.view.shape() == s)
+        return &e.view;
+    return nullptr;
+  }
+  void add(PyObject* obj, const tensor& view) {
+    entries_[next_] = entry{obj, view};
+    next_ = (next_ + 1) % entries_.size();
+  }
+
+ private:
+  struct entry {
+    PyObject* obj = nullptr;  // identity only: no reference
+    tensor view;
+  };
+  std::array<entry, 8> entries_{};
+  std::size_t next_ = 0;
+};
+
+recent_views& views() {
+  static auto* v = new recent_views();  // never destroyed: tensors must not outlive the library
+  return *v;
+}
+
 tensor from_numpy(const py::array& a, access mode, keepalive& keep, const std::string& what) {
   const auto t = from_numpy_dtype(a.dtype());
   if (!t)
@@ -94,9 +132,13 @@ tensor from_numpy(const py::array& a, access mode, keepalive& keep, const std::s
     throw py::type_error(what + ": the array is read-only, and the store writes into it");
   const void* data = a.data();
   check_aligned(data, *t, what);
-  std::vector<std::int64_t> dims(a.shape(), a.shape() + a.ndim());
+  static_assert(std::is_same_v<py::ssize_t, std::int64_t>, "NumPy's dims are read as int64");
+  const kvactor::shape s(a.shape(), static_cast<std::size_t>(a.ndim()));
   keep.push_back(py::reinterpret_borrow<py::object>(a));
-  return tensor::view_bytes(const_cast<void*>(data), kvactor::shape{dims}, *t);
+  if (const tensor* seen = views().find(a.ptr(), data, s, *t)) return *seen;
+  tensor view = tensor::view_bytes(const_cast<void*>(data), s, *t);
+  views().add(a.ptr(), view);
+  return view;
 }
 
 device dl_device(const dl::device& d, const std::string& what) {
@@ -123,22 +165,21 @@ tensor from_capsule(const py::capsule& cap, access mode, keepalive& keep, const 
                          std::to_string(x.dtype.bits) + " bits, " + std::to_string(x.dtype.lanes) +
                          " lanes) is not one kvactor stores (" + supported + ", bfloat16)");
   check_has_dimensions(static_cast<std::size_t>(x.ndim), what);
-  std::vector<std::int64_t> dims(x.shape, x.shape + x.ndim);
+  const kvactor::shape s(x.shape, static_cast<std::size_t>(x.ndim));
   if (x.strides) {
     std::int64_t expected = 1;
     for (std::int32_t i = x.ndim - 1; i >= 0; --i) {
-      if (dims[i] != 1 && x.strides[i] != expected)
+      if (s[i] != 1 && x.strides[i] != expected)
         throw py::type_error(what + ": the tensor is not contiguous (stride " +
                              std::to_string(x.strides[i]) + " in dimension " + std::to_string(i) +
                              "); kvactor reads and writes tensors in place, so pass "
                              "x.contiguous() and use that tensor");
-      expected *= dims[i];
+      expected *= s[i];
     }
   }
   void* data = static_cast<char*>(x.data) + x.byte_offset;
   check_aligned(data, *t, what);
   const device d = dl_device(x.device, what);
-  kvactor::shape s{dims};
   tensor view;
   try {
     view = tensor::view_bytes(data, s, *t, d);

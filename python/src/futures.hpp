@@ -6,7 +6,10 @@
 //   add_done_callback(fn)          fn(future) on kvactor's notifier thread (GIL held there)
 //   as_concurrent()                a concurrent.futures.Future completed with this one
 //   __await__                      awaitable in asyncio (through as_concurrent())
-// Thread-safety: GIL held for every member, as Python calls them.
+// A CPython type of its own rather than a pybind11 class: one is made and waited for per data
+// call, and pybind11's instance management and dispatch cost more than a small local
+// operation (fastcall.hpp).
+// Thread-safety: GIL held for everything here, as Python calls it.
 #pragma once
 
 #include <optional>
@@ -20,33 +23,17 @@ namespace kvactor::python {
 
 namespace py = pybind11;
 
-class py_future {
- public:
-  py_future(kvactor::future<void> f, keepalive keep);
-  py_future(const py_future&) = delete;
-  py_future& operator=(const py_future&) = delete;
-  /// Parks what the call still uses when the call is still running.
-  ~py_future();
-
-  bool done() const { return f_.ready(); }
-  bool wait(std::optional<double> timeout) const;
-  void result(std::optional<double> timeout) const;
-  py::object exception(std::optional<double> timeout) const;
-  const kvactor::future<void>& get() const noexcept { return f_; }
-
- private:
-  kvactor::future<void> f_;
-  keepalive keep_;
-};
-
 /// Waits for f with the GIL released (at most timeout seconds; none: until ready), looking for
 /// signals every 100 ms so that Ctrl-C raises KeyboardInterrupt; true when f is ready.
 bool wait_interruptible(const kvactor::future<void>& f, std::optional<double> timeout);
 
-/// Registers the class (and the function that makes a concurrent.futures.Future of it).
+/// Registers the class as m.Future.
 void bind_futures(py::module_& m);
 
 /// Wraps a call's future and the objects it uses into a kvactor.Future.
 py::object make_future(kvactor::future<void> f, keepalive keep);
+
+/// Future.result() of a kvactor.Future made by make_future: waits, raises the call's error.
+void future_result(py::handle future, std::optional<double> timeout);
 
 }  // namespace kvactor::python

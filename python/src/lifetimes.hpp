@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <pybind11/pybind11.h>
+#include <boost/container/small_vector.hpp>
 
 #include "kvactor/future.hpp"
 
@@ -26,8 +27,8 @@ namespace kvactor::python {
 
 namespace py = pybind11;
 
-/// Objects that must stay alive until a call completes.
-using keepalive = std::vector<py::object>;
+/// Objects that must stay alive until a call completes (inline: most calls lend one or two).
+using keepalive = boost::container::small_vector<py::object, 2>;
 
 /// An owned reference, released only explicitly under the GIL (see the header comment).
 class py_ref {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <climits>
 #include <map>
 #include <memory>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "args.hpp"
 #include "errors.hpp"
+#include "fastcall.hpp"
 #include "futures.hpp"
 #include "kvactor/cluster.hpp"
 #include "kvactor/kvstore.hpp"
@@ -103,7 +105,7 @@ py::object async_call(const py_store& s, keepalive keep, Call&& call) {
   auto kv = s.get();
   kvactor::future<void> f;
   {
-    py::gil_scoped_release nogil;
+    without_gil nogil;
     f = call(*kv);
   }
   return make_future(std::move(f), std::move(keep));
@@ -148,7 +150,7 @@ py::object init(const py_store& s, py::handle keys, py::handle values) {
   py::object f = async_call(s, std::move(keep), [&](kvstore& kv) {
     return v.sparse ? kv.init(k, v.rows) : kv.init(k, v.dense);
   });
-  f.cast<const py_future&>().result(std::nullopt);
+  future_result(f, std::nullopt);
   return f;
 }
 
@@ -248,6 +250,83 @@ void set_gradient_compression(const py_store& s, const py::dict& params) {
   blocking_call(s, [&](kvstore& kv) { return kv.set_gradient_compression(type, threshold); });
 }
 
+// push, pull and pushpull in CPython's fast calling convention (fastcall.hpp): the same
+// functions as above, the arguments bound by name as pybind11 would.
+const py_store& store_of(PyObject* self) {
+  // The descriptor has checked that self is a _Store; one made by __new__ alone has no store.
+  // A _Store or a Python class deriving from it alone keeps its one C++ object first in the
+  // instance (pybind11's simple layout), found without pybind11's type lookup (a hash of the
+  // type's name); any other layout takes that way.
+  auto* inst = reinterpret_cast<py::detail::instance*>(self);
+  const py_store* s = nullptr;
+  if (inst->simple_layout)
+    s = inst->simple_holder_constructed ? static_cast<const py_store*>(inst->simple_value_holder[0])
+                                        : nullptr;
+  else
+    s = py::handle(self).cast<const py_store*>();
+  if (!s) throw py::type_error("the store was not initialized (call kvactor.create)");
+  return *s;
+}
+
+int priority_arg(PyObject* obj) {
+  if (!obj) return 0;
+  // PyLong_AsLong takes ints and __index__ objects and refuses floats, as pybind11's int does.
+  const long v = PyLong_AsLong(obj);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  if (v < INT_MIN || v > INT_MAX) {
+    PyErr_SetString(PyExc_OverflowError, "priority does not fit a C int");
+    throw py::error_already_set();
+  }
+  return static_cast<int>(v);
+}
+
+bool bool_arg(PyObject* obj, bool absent, const char* name) {
+  if (!obj) return absent;
+  if (!PyBool_Check(obj)) throw py::type_error(std::string{name} + " must be a bool");
+  return obj == Py_True;
+}
+
+py::handle or_none(PyObject* obj) {
+  return obj ? py::handle(obj) : py::none();
+}
+
+PyObject* push_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
+  PyObject* a[3];
+  if (!bind_args("push", args, nargs, kw, {"key", "value", "priority"}, 2, a)) return nullptr;
+  return guarded([&] { return push(store_of(self), a[0], a[1], priority_arg(a[2])); });
+}
+
+PyObject* pull_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
+  PyObject* a[4];
+  if (!bind_args("pull", args, nargs, kw, {"key", "out", "priority", "ignore_sparse"}, 1, a))
+    return nullptr;
+  return guarded([&] {
+    return pull(store_of(self), a[0], or_none(a[1]), priority_arg(a[2]),
+                bool_arg(a[3], true, "ignore_sparse"));
+  });
+}
+
+PyObject* pushpull_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kw) {
+  PyObject* a[4];
+  if (!bind_args("pushpull", args, nargs, kw, {"key", "value", "out", "priority"}, 2, a))
+    return nullptr;
+  return guarded(
+      [&] { return pushpull(store_of(self), a[0], a[1], or_none(a[2]), priority_arg(a[3])); });
+}
+
+// The docs start with the signature in CPython's form, which inspect.signature reads.
+PyMethodDef push_def{"push", cfunction(push_method), METH_FASTCALL | METH_KEYWORDS,
+                     "push($self, key, value, priority=0)\n--\n\n"
+                     "Pushes value(s) (a list per key: summed) to key(s); a kvactor.Future."};
+PyMethodDef pull_def{"pull", cfunction(pull_method), METH_FASTCALL | METH_KEYWORDS,
+                     "pull($self, key, out=None, priority=0, ignore_sparse=True)\n--\n\n"
+                     "Pulls key(s) into out (a list per key: each filled); a kvactor.Future."};
+PyMethodDef pushpull_def{
+    "pushpull", cfunction(pushpull_method), METH_FASTCALL | METH_KEYWORDS,
+    "pushpull($self, key, value, out=None, priority=0)\n--\n\n"
+    "Pushes value(s), then pulls the result into out (None: back into the values); a "
+    "kvactor.Future."};
+
 }  // namespace
 
 void close_all_stores() {
@@ -273,20 +352,15 @@ void bind_store(py::module_& m) {
       "Runs this process's scheduler or server role until the cluster stops; the exit "
       "status.");
 
-  py::class_<py_store>(m, "_Store")
-      .def(py::init([](const std::string& type, const py::kwargs& kw) {
-             return std::make_unique<py_store>(type, to_options(kw));
-           }),
-           py::arg("type") = "local")
+  py::class_<py_store> cls(m, "_Store");
+  cls.def(py::init([](const std::string& type, const py::kwargs& kw) {
+            return std::make_unique<py_store>(type, to_options(kw));
+          }),
+          py::arg("type") = "local")
       .def("init", &init, py::arg("key"), py::arg("value"),
            "Stores the first value of each key; waits until it is stored (dist stores: rank "
            "0's value, then a barrier) and raises its error, as MXNet's init returns after the "
            "data is initialized. Returns the completed Future.")
-      .def("push", &push, py::arg("key"), py::arg("value"), py::arg("priority") = 0)
-      .def("pull", &pull, py::arg("key"), py::arg("out") = py::none(), py::arg("priority") = 0,
-           py::arg("ignore_sparse") = true)
-      .def("pushpull", &pushpull, py::arg("key"), py::arg("value"), py::arg("out") = py::none(),
-           py::arg("priority") = 0)
       .def("broadcast", &broadcast, py::arg("key"), py::arg("value"), py::arg("out"),
            py::arg("priority") = 0)
       .def("row_sparse_pull", &row_sparse_pull, py::arg("key"), py::arg("out") = py::none(),
@@ -344,6 +418,9 @@ void bind_store(py::module_& m) {
                                return released(s, [](kvstore& kv) { return kv.num_workers(); });
                              })
       .def("close", &py_store::close);
+  add_method(cls, &push_def);
+  add_method(cls, &pull_def);
+  add_method(cls, &pushpull_def);
 }
 
 }  // namespace kvactor::python

@@ -1,5 +1,5 @@
-// Every example of shared/reference/mxnet-kvstore-api.txt that applies to a local store, with
-// the same keys, values and expected output. Each test sets up the state the documented
+// Every example of MXNet's KVStore API reference (mxnet.kvstore) that applies to a local store,
+// with the same keys, values and expected output. Each test sets up the state the documented
 // snippet assumes (the docstrings run in one session).
 #include <gtest/gtest.h>
 

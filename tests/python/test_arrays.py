@@ -127,6 +127,32 @@ def test_misaligned_data_is_refused():
         kv.pull("w", out=misaligned)
 
 
+def test_an_array_changed_in_place_is_taken_as_it_is_now():
+    """The binding reuses the view of an array passed again; one whose dims, dtype or memory
+    changed in place since is viewed anew (a stale view would mismatch the keys' shapes)."""
+    kv = kvactor.create("local")
+    kv.init(["a", "b", "i"], [np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32),
+                              np.zeros((3, 2), np.int32)])
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    kv.push("a", x).result()
+    x.shape = (3, 2)  # the same memory, other dims
+    kv.push("b", x).result()
+    x.view(np.int32)[:] = 5  # the same object viewed as int32 below: its bits, as int32
+    x.dtype = np.int32
+    kv.push("i", x).result()
+    x.dtype = np.float32
+    y = x.copy()
+    x.resize((3, 2), refcheck=False)  # may move the memory; the view follows it
+    x[:] = 9
+    kv.pushpull("b", x).result()
+    assert (x == 9).all()
+    out = np.zeros((3, 2), np.int32)
+    kv.pull("i", out=out).result()
+    assert (out == 5).all()
+    kv.pull("a", out=y.reshape(2, 3)).result()
+    np.testing.assert_array_equal(y.reshape(-1), np.arange(6, dtype=np.float32))
+
+
 def test_lists_scalars_and_0d_arrays_are_not_copied_into_arrays():
     kv = make_store()
     with pytest.raises(TypeError, match=r"value\[0\]\[0\]: .* got float"):

@@ -1,7 +1,9 @@
-"""The rest of MXNet's KVStore API from Python: the documented examples of
-shared/reference/mxnet-kvstore-api.txt with their numbers (broadcast, pushpull, set_optimizer,
+"""The rest of MXNet's KVStore API from Python: the documented examples of MXNet's KVStore
+API reference (mxnet.kvstore) with their numbers (broadcast, pushpull, set_optimizer,
 _set_updater), set_optimizer's MXNet-style arguments, gradient compression, optimizer states,
 priorities, properties, options and closing."""
+
+import inspect
 
 import numpy as np
 import pytest
@@ -179,6 +181,41 @@ def test_priorities_and_properties():
     assert kv.outstanding == 0
     with pytest.raises(TypeError, match="unknown option 'shards'"):
         kvactor.create("local", shards=2)
+
+
+def test_data_calls_bind_arguments_as_python_does():
+    """push, pull and pushpull (bound in CPython's fast convention, not pybind11's): keywords,
+    defaults, and Python's own TypeErrors for what does not bind; nothing reaches the store."""
+    kv = kvactor.create("local")
+    kv.init("a", full(1)).result()
+    out = np.zeros(SHAPE, F32)
+    kv.pushpull(value=full(2), key="a", out=out, priority=3).result()
+    assert (out == 2).all()
+    kv.pull("a", out, 0, True).result()
+    assert (out == 2).all()
+    for call, message in [
+        (lambda: kv.push("a"), "missing required argument 'value'"),
+        (lambda: kv.push(), "missing required argument 'key'"),
+        (lambda: kv.push("a", full(1), 0, 1), "at most 3 arguments"),
+        (lambda: kv.push("a", full(1), prio=1), "unexpected keyword argument 'prio'"),
+        (lambda: kv.pushpull("a", full(1), key="a"), "multiple values for argument 'key'"),
+        (lambda: kv.push("a", full(1), priority=1.5), "integer"),
+        (lambda: kv.pull("a", out, ignore_sparse=1), "ignore_sparse must be a bool"),
+        (lambda: kv.pull("a"), "pull's out is required"),
+    ]:
+        with pytest.raises(TypeError, match=message):
+            call()
+    with pytest.raises(OverflowError):
+        kv.push("a", full(1), priority=2**40)
+    assert kv.outstanding == 0
+    assert (pulled(kv, "a") == 2).all()  # none of the refused pushes reached it
+    assert str(inspect.signature(kv.pushpull)) == "(key, value, out=None, priority=0)"
+    assert str(inspect.signature(kvactor.KVStore.pull)) == (
+        "(self, /, key, out=None, priority=0, ignore_sparse=True)")
+    with pytest.raises(TypeError):
+        kvactor.Future()
+    with pytest.raises(TypeError, match="not initialized"):
+        kvactor.KVStore.__new__(kvactor.KVStore).push("a", full(1))
 
 
 def test_context_manager_closes():

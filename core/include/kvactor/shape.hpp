@@ -42,6 +42,8 @@ class shape {
   shape() noexcept = default;
   shape(std::initializer_list<std::int64_t> dims) { assign(dims.begin(), dims.size()); }
   explicit shape(const std::vector<std::int64_t>& dims) { assign(dims.data(), dims.size()); }
+  /// n dims read from elsewhere (a NumPy or DLPack array's), without a vector in between.
+  shape(const std::int64_t* dims, std::size_t n) { assign(dims, n); }
 
   std::size_t ndim() const noexcept { return n_; }
   std::int64_t operator[](std::size_t i) const noexcept { return data()[i]; }
