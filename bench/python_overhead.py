@@ -2,8 +2,8 @@
 """bench/python_overhead.py: what calling the store from Python costs, against C++.
 
 Both paths run in this one process, on the same `local` store and the same arrays, in
-interleaved blocks (Python, C++, Python, C++, ...), so that machine noise hits both alike; each
-figure is the median over the blocks. The C++ path is the module's hidden benchmark hook
+interleaved blocks (Python, C++, then C++, Python, ...), so that machine noise hits both alike;
+each figure is the median over the blocks. The C++ path is the module's hidden benchmark hook
 kvactor._kvactor._bench_pushpull_loop: `kv.pushpull(key, t).get()` in a C++ loop with the GIL
 released, the arguments converted once before the clock starts, as a C++ program holds its
 tensors already. The Python path is `store.pushpull(key, array).wait()` in a Python loop.
