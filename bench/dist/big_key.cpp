@@ -38,20 +38,8 @@ void big_key_case(const bench_config& cfg, const std::string& self_exe, int S, i
   for (int s = 0; s < S; ++s) {
     // A server holding no part of the key has no ratio to report.
     if (stored[s] == 0) continue;
-    const proc_figures m = read_mem(cl.server(s).pid);
-    emit(figure{
-        "dist",
-        prefix + " server " + std::to_string(s) + " mem_peak",
-        double(m.hwm) / double(stored[s]),
-        "x stored bytes",
-        mem_bound,
-        std::nullopt,
-        true,
-        {{"peak_B", json_number(double(m.hwm))},
-         {"stored_B", json_number(double(stored[s]))},
-         {"rss_before_init_B", json_number(double(base_rss[s]))},
-         {"incremental_x", json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
-         {"rounds", json_number(rounds)}}});
+    emit_mem_peak(prefix + " server " + std::to_string(s) + " mem_peak",
+                  read_mem(cl.server(s).pid).hwm, stored[s], base_rss[s], rounds);
   }
   if (!cl.shut_down(60000)) die(prefix + ": the cluster did not shut down in order");
 }

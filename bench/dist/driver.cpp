@@ -280,19 +280,7 @@ struct topology_run {
       for (int s = 0; s < S; ++s) {
         const proc_figures m = read_mem(cl.server(s).pid);
         const std::string sn = prefix + " server " + std::to_string(s);
-        emit(figure{"dist",
-                    sn + " mem_peak",
-                    double(m.hwm) / double(stored[s]),
-                    "x stored bytes",
-                    mem_bound,
-                    std::nullopt,
-                    true,
-                    {{"peak_B", json_number(double(m.hwm))},
-                     {"stored_B", json_number(double(stored[s]))},
-                     {"rss_before_init_B", json_number(double(base_rss[s]))},
-                     {"incremental_x",
-                      json_number((double(m.hwm) - double(base_rss[s])) / double(stored[s]))},
-                     {"rounds", json_number(cfg.mem_rounds)}}});
+        emit_mem_peak(sn + " mem_peak", m.hwm, stored[s], base_rss[s], cfg.mem_rounds);
         emit(figure{"dist",
                     sn + " rss_growth",
                     (double(m.rss) - double(rss1[s])) / double(cfg.mem_rounds - 1),
@@ -337,6 +325,22 @@ struct topology_run {
 };
 
 }  // namespace
+
+void emit_mem_peak(const std::string& name, std::size_t peak, std::size_t stored,
+                   std::size_t rss_before, int rounds) {
+  emit(figure{"dist",
+              name,
+              double(peak) / double(stored),
+              "x stored bytes",
+              mem_bound,
+              std::nullopt,
+              true,
+              {{"peak_B", json_number(double(peak))},
+               {"stored_B", json_number(double(stored))},
+               {"rss_before_init_B", json_number(double(rss_before))},
+               {"incremental_x", json_number((double(peak) - double(rss_before)) / double(stored))},
+               {"rounds", json_number(rounds)}}});
+}
 
 int driver_main(bool quick, bool tls, bool timeline, const std::string& filter,
                 const std::string& topology, int blocks, bool shm) {

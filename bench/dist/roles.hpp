@@ -3,6 +3,7 @@
 // Thread-safety: each is a program's main, run once on its main thread.
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace kvbench::dist {
@@ -17,6 +18,12 @@ int shm_main(const bench_config& cfg, const std::string& self_exe);
 
 /// The one-big-key memory case: an SxW cluster of its own (big_key.cpp).
 void big_key_case(const bench_config& cfg, const std::string& self_exe, int S, int W);
+
+/// Prints figure `name`: a server's peak RSS over the bytes it stores (limit 2.0, lower is
+/// better), with the peak, the stored bytes, the RSS before any key existed, (peak - that) /
+/// stored and the rounds run (driver.cpp).
+void emit_mem_peak(const std::string& name, std::size_t peak, std::size_t stored,
+                   std::size_t rss_before, int rounds);
 
 /// Joins the cluster as a dist_sync worker and answers the driver's commands on stdin.
 int worker_main(bool quick);

@@ -135,6 +135,29 @@ class Sink : public ::testing::TestWithParam<bool> {
   }
 };
 
+// A server listening with srv's handlers and one client connected to it and settled (shared
+// memory offered and answered where the test's parameter allows it). The members go away in
+// the reverse of their order: the client's runtime before its inbox, the server's last.
+struct sink_link {
+  runtime server_rt{2};
+  std::shared_ptr<listener> l;
+  event_log client_log;
+  inbox client_box;
+  runtime rt;
+  connection_ptr conn;
+
+  ::testing::AssertionResult open(sink_server& srv, const caps& c) {
+    auto listening = server_rt.listen("127.0.0.1", 0, ident("server", 0), c, srv.make_handlers());
+    if (!listening) return ::testing::AssertionFailure() << listening.error().to_string();
+    l = *listening;
+    auto connected =
+        connect_sync(rt, l->port(), ident("worker", 1), c, recording(&client_log, &client_box));
+    if (!connected) return ::testing::AssertionFailure() << connected.error().to_string();
+    conn = *connected;
+    return settle(conn, client_box);
+  }
+};
+
 TEST_P(Sink, SlicesArriveInOrderAndComplete) {
   const std::vector<std::size_t> sizes{
       1, 4096, 65536, 65537, 1 << 20, (1 << 20) + 1, (3 << 20) - 5, 5 << 20, (5 << 20) + 123};
@@ -146,17 +169,10 @@ TEST_P(Sink, SlicesArriveInOrderAndComplete) {
   srv.make = [](const message_head& h) -> std::shared_ptr<recording_sink> {
     return h.id % 2 ? std::make_shared<recording_sink>(h.payload_size) : nullptr;
   };
-  runtime server_rt{2};
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), the_caps(), srv.make_handlers());
-  ASSERT_TRUE(l);
-  inbox client_box;
-  runtime rt;
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 1), the_caps(),
-                        recording(nullptr, &client_box));
-  ASSERT_TRUE(c) << c.error().to_string();
-  ASSERT_TRUE(settle(*c, client_box));
+  sink_link link;
+  ASSERT_TRUE(link.open(srv, the_caps()));
   for (std::size_t i = 0; i < sizes.size(); ++i)
-    (*c)->send(shm_message(i, payloads[i], i % 3, static_cast<std::int32_t>(i % 2)));
+    link.conn->send(shm_message(i, payloads[i], i % 3, static_cast<std::int32_t>(i % 2)));
   for (std::size_t k = 0; k < sizes.size(); ++k) {
     auto m = srv.box.pop();
     ASSERT_TRUE(m) << "message " << k << " missing";
@@ -186,9 +202,9 @@ TEST_P(Sink, SlicesArriveInOrderAndComplete) {
     EXPECT_EQ(s->aborts, 0);
   }
   if (GetParam()) {
-    EXPECT_GT(server_rt.get_stats().shm_bytes_received, 0u) << "slices came from the slots";
+    EXPECT_GT(link.server_rt.get_stats().shm_bytes_received, 0u) << "slices came from the slots";
   } else {
-    EXPECT_EQ(server_rt.get_stats().shm_bytes_received, 0u);
+    EXPECT_EQ(link.server_rt.get_stats().shm_bytes_received, 0u);
   }
 }
 
@@ -217,20 +233,13 @@ TEST_P(Sink, ADeclinedSliceIsOfferedAgainAndNothingIsReadMeanwhile) {
   srv.on_plain = [&](const message&) {
     if (holding) ++read_while_held;
   };
-  runtime server_rt{2};
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), the_caps(), srv.make_handlers());
-  ASSERT_TRUE(l);
-  inbox client_box;
-  runtime rt;
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 1), the_caps(),
-                        recording(nullptr, &client_box));
-  ASSERT_TRUE(c) << c.error().to_string();
-  ASSERT_TRUE(settle(*c, client_box));
+  sink_link link;
+  ASSERT_TRUE(link.open(srv, the_caps()));
   // The big ones on stream 0; small urgent ones on stream 1 go between their slices.
   for (std::size_t i = 0; i < sizes.size(); ++i)
-    (*c)->send(shm_message(i, payloads[i]));
+    link.conn->send(shm_message(i, payloads[i]));
   for (std::uint64_t i = 10; i < 20; ++i)
-    (*c)->send(shm_message(i, small, 1, 5));
+    link.conn->send(shm_message(i, small, 1, 5));
   std::size_t bigs = 0;
   for (std::size_t k = 0; k < sizes.size() + 10; ++k) {
     auto m = srv.box.pop();
@@ -271,22 +280,15 @@ TEST_P(Sink, AConnectionThatClosesMidPayloadAbortsTheSink) {
     };
     return s;
   };
-  runtime server_rt{2};
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), the_caps(), srv.make_handlers());
-  ASSERT_TRUE(l);
-  inbox client_box;
-  runtime rt;
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 1), the_caps(),
-                        recording(nullptr, &client_box));
-  ASSERT_TRUE(c) << c.error().to_string();
-  ASSERT_TRUE(settle(*c, client_box));
+  sink_link link;
+  ASSERT_TRUE(link.open(srv, the_caps()));
   auto [o, sent] = tracked(shm_message(7, big));
-  (*c)->send(std::move(o));
+  link.conn->send(std::move(o));
   {
     std::unique_lock<std::mutex> g(mu);
     ASSERT_TRUE(cv.wait_for(g, long_wait, [&] { return first; }));
   }
-  (*c)->close(status{errc::peer_lost, "the test cuts it off"});
+  link.conn->close(status{errc::peer_lost, "the test cuts it off"});
   ASSERT_EQ(sent.wait_for(long_wait), std::future_status::ready);
   EXPECT_FALSE(sent.get().is_ok()) << "the message was not sent whole";
   {
@@ -319,17 +321,9 @@ TEST_P(Sink, ASinkThatThrowsClosesItsConnectionAndIsAborted) {
     };
     return s;
   };
-  runtime server_rt{2};
-  auto l = server_rt.listen("127.0.0.1", 0, ident("server", 0), the_caps(), srv.make_handlers());
-  ASSERT_TRUE(l);
-  event_log client_log;
-  inbox client_box;
-  runtime rt;
-  auto c = connect_sync(rt, (*l)->port(), ident("worker", 1), the_caps(),
-                        recording(&client_log, &client_box));
-  ASSERT_TRUE(c) << c.error().to_string();
-  ASSERT_TRUE(settle(*c, client_box));
-  (*c)->send(shm_message(3, big));
+  sink_link link;
+  ASSERT_TRUE(link.open(srv, the_caps()));
+  link.conn->send(shm_message(3, big));
   ASSERT_TRUE(srv.log.wait_closes(1));
   EXPECT_EQ(srv.log.close_status(0).code(), errc::internal);
   EXPECT_NE(srv.log.close_status(0).message().find("the sum does not fit"), std::string::npos)
@@ -343,8 +337,8 @@ TEST_P(Sink, ASinkThatThrowsClosesItsConnectionAndIsAborted) {
   EXPECT_EQ(s->aborts, 1);
   EXPECT_EQ(s->aborted_with.code(), errc::internal);
   EXPECT_EQ(srv.box.size(), 0u);
-  ASSERT_TRUE(client_log.wait_closes(1));
-  EXPECT_EQ(client_log.close_status(0).code(), errc::internal) << "the GOODBYE says why";
+  ASSERT_TRUE(link.client_log.wait_closes(1));
+  EXPECT_EQ(link.client_log.close_status(0).code(), errc::internal) << "the GOODBYE says why";
 }
 
 INSTANTIATE_TEST_SUITE_P(ShmOnOff, Sink, ::testing::Values(true, false),

@@ -59,6 +59,17 @@ inline streamed open_push(server_core& core, reply_log& log, std::int64_t w, con
   return s;
 }
 
+/// Streams worker w's push of `value` to key 1 whole through the sink the core opens for it;
+/// a failure when the core opened none.
+inline ::testing::AssertionResult stream_push(server_core& core, reply_log& log, std::int64_t w,
+                                              const tensor& value) {
+  streamed s = open_push(core, log, w, value);
+  if (!s.sink) return ::testing::AssertionFailure() << "worker " << w << "'s push got no sink";
+  s.send_rest();
+  s.sink->finish();
+  return ::testing::AssertionSuccess();
+}
+
 /// Worker w's request of `kind` with `value` received whole.
 inline server_request_ptr whole(reply_log& log, wire::msg kind, std::int64_t w,
                                 const tensor& value) {

@@ -81,24 +81,16 @@ TEST(PushIntake, AWorkersSecondPushWaitsForTheNextRound) {
   server_core core(2);
   core.handle(whole(log, wire::msg::init, 0, full(0)));
   const tensor a = ramp(n, 1, 0), b = ramp(n, 2, 0), a2 = ramp(n, 1, 10), b2 = ramp(n, 3, 3);
-  auto s0 = open_push(core, log, 0, a);
-  ASSERT_TRUE(s0.sink);
-  s0.send_rest();
-  s0.sink->finish();
+  ASSERT_TRUE(stream_push(core, log, 0, a));
   // Worker 0 is in the open round: its next push may not stream into it.
   auto again = open_push(core, log, 0, a2);
   EXPECT_FALSE(again.sink);
   core.handle(whole(log, wire::msg::push, 0, a2));  // waits for round 2
-  auto s1 = open_push(core, log, 1, b);
-  ASSERT_TRUE(s1.sink);
-  s1.send_rest();
-  s1.sink->finish();  // round 1 closes; worker 0's second push opens round 2
+  ASSERT_TRUE(
+      stream_push(core, log, 1, b));  // round 1 closes; worker 0's second push opens round 2
   EXPECT_EQ(log.events, (std::vector<std::string>{"w0:init:ok", "w0:push:ok", "w1:push:ok"}));
   expect_sum(pull_now(core, log, 1, n), {a, b}, "round 1");
-  auto t1 = open_push(core, log, 1, b2);
-  ASSERT_TRUE(t1.sink);
-  t1.send_rest();
-  t1.sink->finish();
+  ASSERT_TRUE(stream_push(core, log, 1, b2));
   expect_sum(pull_now(core, log, 1, n), {a2, b2}, "round 2");
 }
 
@@ -126,10 +118,7 @@ TEST(PushIntake, APushCutOffMidPayloadFailsTheRoundAndLeavesTheValue) {
   expect_sum(pull_now(core, log, 0, n), {init}, "value after the failed round");
   // The next round is a fresh one.
   core.handle(whole(log, wire::msg::push, 0, a));
-  auto t1 = open_push(core, log, 1, b);
-  ASSERT_TRUE(t1.sink);
-  t1.send_rest();
-  t1.sink->finish();
+  ASSERT_TRUE(stream_push(core, log, 1, b));
   expect_sum(pull_now(core, log, 0, n), {a, b}, "the round after");
 }
 

@@ -79,10 +79,8 @@ TEST(PushIntake, APendingSinkStreamsOnceItsShardAnswers) {
   t0.send_rest();
   EXPECT_FALSE(t0.r->intake);
   t0.sink->finish();  // whole: deferred behind worker 0's round-2 push
-  auto t1 = open_push(core, log, 1, b2);
-  ASSERT_TRUE(t1.sink);
-  t1.send_rest();
-  t1.sink->finish();  // round 2 closes; worker 0's whole push opens round 3
+  ASSERT_TRUE(
+      stream_push(core, log, 1, b2));  // round 2 closes; worker 0's whole push opens round 3
   expect_sum(pull_now(core, log, 1, n), {a2, b2}, "round 2");
   core.handle(whole(log, wire::msg::push, 1, b));
   expect_sum(pull_now(core, log, 1, n), {a, b}, "round 3, with the push gathered whole");
@@ -95,10 +93,7 @@ TEST(PushIntake, APushForTheNextRoundWaitsForItsRound) {
   server_core core(2);
   core.handle(whole(log, wire::msg::init, 0, full(0)));
   const tensor a = ramp(n, 1, 1), b = ramp(n, 2, 1), a2 = ramp(n, 3, 0), b2 = ramp(n, 1, 9);
-  auto s0 = open_push(core, log, 0, a);
-  ASSERT_TRUE(s0.sink);
-  s0.send_rest();
-  s0.sink->finish();
+  ASSERT_TRUE(stream_push(core, log, 0, a));
   streamed next;
   next.r = request(log, wire::msg::push, 0, 1, {}, n);
   next.bytes.resize(a2.nbytes());
@@ -112,18 +107,12 @@ TEST(PushIntake, APushForTheNextRoundWaitsForItsRound) {
       });
   EXPECT_FALSE(next.send(1 << 20)) << "round 1 is still open";
   EXPECT_FALSE(next.send(1 << 20));
-  auto s1 = open_push(core, log, 1, b);
-  ASSERT_TRUE(s1.sink);
-  s1.send_rest();
-  s1.sink->finish();  // round 1 closes
+  ASSERT_TRUE(stream_push(core, log, 1, b));  // round 1 closes
   expect_sum(pull_now(core, log, 1, n), {a, b}, "round 1");
   EXPECT_TRUE(next.send(1 << 20)) << "round 2 takes it";
   next.send_rest();
   next.sink->finish();
-  auto t1 = open_push(core, log, 1, b2);
-  ASSERT_TRUE(t1.sink);
-  t1.send_rest();
-  t1.sink->finish();
+  ASSERT_TRUE(stream_push(core, log, 1, b2));
   expect_sum(pull_now(core, log, 1, n), {a2, b2}, "round 2");
 }
 
