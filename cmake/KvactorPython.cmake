@@ -36,9 +36,12 @@ else()
   if(NOT Python3_EXECUTABLE AND EXISTS /usr/bin/python3)
     set(Python3_EXECUTABLE /usr/bin/python3 CACHE FILEPATH "The Python 3 interpreter")
   endif()
-  find_package(Python3 COMPONENTS Interpreter Development.Module)
+  # 3.10: kvactor.Future is a CPython type that Python code may not instantiate
+  # (Py_TPFLAGS_DISALLOW_INSTANTIATION, python/src/futures.cpp).
+  find_package(Python3 3.10 COMPONENTS Interpreter Development.Module)
   if(NOT Python3_FOUND)
-    set(_kvactor_py_why "no Python 3 interpreter with its headers (Debian: python3-dev)")
+    set(_kvactor_py_why
+        "no Python 3.10 or newer with its headers (Debian: python3-dev)")
   else()
     find_package(pybind11 2.6 CONFIG QUIET)
     execute_process(COMMAND ${Python3_EXECUTABLE} -c "import numpy"
