@@ -6,6 +6,18 @@
 
 namespace kvactor::detail {
 
+// The buffer, the core it returns to and its shared_ptr's control block are one allocation
+// (make_shared); a buffer and a deleter holding the core were two for every acquire, and a
+// server acquires one per message it receives.
+struct buffer_access::returning final : buffer {
+  returning(void* p, std::size_t cap, std::shared_ptr<pool_core> o) noexcept
+      : buffer(p, cap), owner(std::move(o)) {}
+  returning(const returning&) = delete;
+  returning& operator=(const returning&) = delete;
+  ~returning() { owner->release(data(), capacity()); }
+  std::shared_ptr<pool_core> owner;
+};
+
 std::shared_ptr<buffer> pool_core::acquire(std::size_t bytes) {
   const std::size_t cap = buffer_pool::size_class(bytes);
   if (cap == static_cast<std::size_t>(-1)) throw std::bad_alloc{};
@@ -32,18 +44,12 @@ std::shared_ptr<buffer> pool_core::acquire(std::size_t bytes) {
       throw;
     }
   }
-  std::shared_ptr<pool_core> owner = shared_from_this();
-  buffer* b = nullptr;
   try {
-    b = buffer_access::make(p, cap);
+    return std::make_shared<buffer_access::returning>(p, cap, shared_from_this());
   } catch (...) {
-    owner->release(p, cap);
+    release(p, cap);
     throw;
   }
-  return std::shared_ptr<buffer>(b, [owner](buffer* b) {
-    owner->release(b->data(), b->capacity());
-    delete b;
-  });
 }
 
 void pool_core::trim() {

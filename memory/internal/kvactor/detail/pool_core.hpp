@@ -16,7 +16,9 @@
 namespace kvactor::detail {
 
 struct buffer_access {
-  static buffer* make(void* p, std::size_t capacity) { return new buffer(p, capacity); }
+  /// A pool's buffer that gives its memory back to its core when the last handle drops
+  /// (pool_core.cpp).
+  struct returning;
 };
 
 class pool_core : public std::enable_shared_from_this<pool_core> {
@@ -41,6 +43,7 @@ class pool_core : public std::enable_shared_from_this<pool_core> {
   virtual void system_free(void* p, std::size_t cap) noexcept = 0;
 
  private:
+  friend struct buffer_access::returning;  // calls release
   void* allocate(std::size_t cap);
   void release(void* p, std::size_t cap) noexcept;
 
