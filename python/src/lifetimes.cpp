@@ -3,9 +3,11 @@
 #include <atomic>
 #include <condition_variable>
 #include <deque>
+#include <iterator>
 #include <mutex>
 #include <thread>
 #include <utility>
+#include <vector>
 
 namespace kvactor::python {
 
@@ -13,9 +15,11 @@ namespace {
 
 std::atomic<bool> alive{true};
 
+// The objects live in a std::vector here (a keepalive's inline storage moves element by
+// element, and parked entries move whenever the list grows or drain() takes one out).
 struct parked {
   std::shared_ptr<kvactor::detail::state_base> done;
-  keepalive objects;
+  std::vector<py::object> objects;
 };
 
 // Touched only with the GIL held. Never destroyed: at exit it may still hold references to
@@ -94,7 +98,9 @@ notifier& the_notifier() {
 
 void park(std::shared_ptr<kvactor::detail::state_base> done, keepalive objects) {
   if (objects.empty()) return;
-  parked_objects().push_back(parked{std::move(done), std::move(objects)});
+  parked_objects().push_back(
+      parked{std::move(done), std::vector<py::object>(std::make_move_iterator(objects.begin()),
+                                                      std::make_move_iterator(objects.end()))});
 }
 
 void drain() {

@@ -336,6 +336,8 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
 // Requests that waited (for the round, or for its streams), in arrival order; some may wait
 // again.
 void server_core::replay_deferred(part& p, const part_id& id) {
+  // Most rounds leave none; a deque moved from allocates a new empty one.
+  if (p.deferred.empty()) return;
   auto waiting = std::move(p.deferred);
   p.deferred.clear();
   std::fill(p.deferred_by_worker.begin(), p.deferred_by_worker.end(), 0);
