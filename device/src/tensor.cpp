@@ -42,7 +42,23 @@ storage::storage(std::shared_ptr<buffer> owned, std::size_t bytes, device dev) n
 storage::storage(void* external, std::size_t bytes, device dev) noexcept
     : data_(external), bytes_(bytes), device_(dev) {}
 
+storage::storage(own_bytes, void* inside, std::size_t bytes) noexcept
+    : data_(inside), bytes_(bytes), device_(device::cpu()), inside_(true) {}
+
 storage::~storage() = default;
+
+namespace {
+
+// A small host tensor's bytes inside its storage block: a pooled buffer cost a second
+// allocation, the pool's lock and its size-class lookup twice, for as little as 4 bytes (a
+// server makes one per small request it receives).
+constexpr std::size_t inline_bytes = 64;
+struct inline_storage final : storage {
+  explicit inline_storage(std::size_t n) noexcept : storage(own_bytes{}, inside, n) {}
+  alignas(64) unsigned char inside[inline_bytes];  // the pool's alignment
+};
+
+}  // namespace
 
 void storage::begin_read() const noexcept {
   readers_.fetch_add(1, std::memory_order_acq_rel);
@@ -162,6 +178,8 @@ kvactor::device tensor::device() const noexcept {
 tensor tensor::empty(const kvactor::shape& s, kvactor::dtype t, kvactor::device d) {
   check_creatable(s, d);
   const std::size_t bytes = checked_bytes(s, t);
+  if (d.is_cpu() && bytes <= detail::inline_bytes)
+    return tensor{std::make_shared<detail::inline_storage>(bytes), s, t};
   auto buf = d.is_cpu() ? buffer_pool::global().acquire(bytes) : device_pool::of(d).acquire(bytes);
   return tensor{std::make_shared<detail::storage>(std::move(buf), bytes, d), s, t};
 }

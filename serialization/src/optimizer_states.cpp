@@ -98,7 +98,7 @@ result<states_file> decode_states(const std::uint8_t* data, std::size_t size,
     if (has_cfg) {
       const auto n = in.read_length(64 * 1024, 1, "optimizer config");
       std::vector<std::uint8_t> cfg(static_cast<std::size_t>(n));
-      if (n) in.archive()(cereal::binary_data(cfg.data(), cfg.size()));
+      in.read_bytes(cfg.data(), cfg.size());
       auto c = decode_optimizer_config(cfg.data(), cfg.size());
       if (!c) throw decode_failure{c.error().message()};
       f.optimizer = std::move(*c);
@@ -144,7 +144,7 @@ result<states_file> decode_states(const std::uint8_t* data, std::size_t size,
         if (nb != numel * sizes[s.dtype])
           throw decode_failure{"state bytes do not match the shape"};
         s.bytes.resize(static_cast<std::size_t>(nb));
-        if (nb) in.archive()(cereal::binary_data(s.bytes.data(), s.bytes.size()));
+        in.read_bytes(s.bytes.data(), s.bytes.size());
       };
       k.slots.resize(nslots);
       for (auto& s : k.slots)

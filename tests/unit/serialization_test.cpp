@@ -302,6 +302,41 @@ TEST(BoundedInput, ReadLengthChecksCapAndBytesLeft) {
   }
 }
 
+// cereal's portable layout may come from a big-endian writer (its first byte says so): the
+// reader swaps integers, not bytes of strings.
+TEST(BoundedInput, ReadsAnArchiveOfTheOtherByteOrder) {
+  std::ostringstream out;
+  {
+    cereal::PortableBinaryOutputArchive ar(
+        out, cereal::PortableBinaryOutputArchive::Options::BigEndian());
+    ar(std::uint64_t{0x0102030405060708ull}, std::int32_t{-2}, std::uint16_t{0xabcd});
+    const std::string s = "swap";
+    ar(std::uint64_t{s.size()});
+    ar(cereal::binary_data(s.data(), s.size()));
+  }
+  const std::string raw = out.str();
+  ASSERT_EQ(static_cast<std::uint8_t>(raw[0]), 0u) << "cereal's flag for big-endian";
+  serialization::bounded_input in(reinterpret_cast<const std::uint8_t*>(raw.data()), raw.size());
+  std::uint64_t a = 0;
+  std::int32_t b = 0;
+  std::uint16_t c = 0;
+  in.read(a);
+  in.read(b);
+  in.read(c);
+  EXPECT_EQ(a, 0x0102030405060708ull);
+  EXPECT_EQ(b, -2);
+  EXPECT_EQ(c, 0xabcd);
+  std::string s;
+  in.read_string(s, 16, "s");
+  EXPECT_EQ(s, "swap");
+  EXPECT_EQ(in.remaining(), 0u);
+}
+
+TEST(BoundedInput, EmptyInputIsTruncated) {
+  const std::uint8_t none = 0;
+  EXPECT_THROW(serialization::bounded_input(&none, 0), serialization::decode_failure);
+}
+
 TEST(BoundedInput, ReadStringAndTruncatedReads) {
   using serialization::bounded_input;
   using serialization::decode_failure;

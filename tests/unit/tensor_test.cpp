@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "errc_assert.hpp"
+#include "kvactor/buffer_pool.hpp"
 #include "kvactor/tensor.hpp"
 #include "reference.hpp"
 
@@ -158,6 +159,31 @@ TEST(Tensor, ViewSharesUserMemory) {
   copy_of_handle.set(1, 5);
   EXPECT_EQ(v.at(1), 5);
   EXPECT_ERRC(tensor::view(static_cast<float*>(nullptr), {2}), errc::invalid_argument);
+}
+
+// A host tensor of at most 64 bytes keeps them in its storage block (no pooled buffer); it
+// behaves as any other: owns its memory, 64-byte aligned, deep copies, every dtype.
+TEST(Tensor, SmallHostTensorsTakeNothingFromThePool) {
+  const auto before = buffer_pool::global().get_stats();
+  for (const dtype t : {dtype::float32, dtype::float64, dtype::uint8, dtype::int64}) {
+    for (std::int64_t n : {1, 3, 8}) {
+      auto x = tensor::full({n}, 7, t);
+      ASSERT_TRUE(x.storage_ptr()->owns_memory());
+      EXPECT_EQ(reinterpret_cast<std::uintptr_t>(x.data_unchecked()) % 64, 0u);
+      auto y = x.copy();
+      y.set(0, 1);
+      EXPECT_EQ(x.at(0), 7);
+      EXPECT_EQ(y.at(0), 1);
+      EXPECT_EQ(y.to_vector().back(), n > 1 ? 7 : 1);
+    }
+  }
+  auto edge = tensor::zeros({16});  // exactly 64 bytes
+  EXPECT_EQ(edge.to_vector(), std::vector<double>(16, 0.0));
+  const auto after = buffer_pool::global().get_stats();
+  EXPECT_EQ(after.hits + after.misses, before.hits + before.misses);
+  auto pooled = tensor::zeros({17});  // 68 bytes: a pooled buffer
+  EXPECT_EQ(buffer_pool::global().get_stats().hits + buffer_pool::global().get_stats().misses,
+            after.hits + after.misses + 1);
 }
 
 // ---------------------------------------------------------------- copies and conversions

@@ -36,6 +36,15 @@ std::string part_name(const key& k, std::uint32_t part, std::uint32_t parts) {
   return s;
 }
 
+namespace {
+
+// The name of a request's part, built only for an error (every request is checked).
+std::string name_of(const server_request& r) {
+  return part_name(r.meta.key.to_key(), r.meta.part, r.meta.num_parts);
+}
+
+}  // namespace
+
 server_core::server_core(std::uint32_t num_workers) : num_workers_(num_workers) {}
 
 std::size_t server_core::held_bytes() const noexcept {
@@ -106,17 +115,16 @@ void server_core::defer(part& p, server_request_ptr r) {
 }
 
 status server_core::check_data(const part& p, const server_request& r) const {
-  const std::string name = part_name(r.meta.key.to_key(), r.meta.part, r.meta.num_parts);
-  if (!p.stored.defined()) return status{errc::not_initialized, name + " is not initialized"};
+  if (!p.stored.defined()) return status{errc::not_initialized, name_of(r) + " is not initialized"};
   if (r.meta.numel != p.stored.size())
-    return status{errc::shape_mismatch, name + ": " + std::to_string(r.meta.numel) +
+    return status{errc::shape_mismatch, name_of(r) + ": " + std::to_string(r.meta.numel) +
                                             " elements sent, the server holds " +
                                             std::to_string(p.stored.size())};
   if (r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
-    return status{errc::dtype_mismatch,
-                  name + ": element type differs from the stored " + to_string(p.stored.dtype())};
+    return status{errc::dtype_mismatch, name_of(r) + ": element type differs from the stored " +
+                                            to_string(p.stored.dtype())};
   if (r.kind != wire::msg::pull && r.payload.size() != p.stored.size())
-    return status{errc::protocol_error, name + ": payload size does not match its metadata"};
+    return status{errc::protocol_error, name_of(r) + ": payload size does not match its metadata"};
   return {};
 }
 
@@ -261,21 +269,23 @@ std::string server_core::departed_missing(const part& p) const {
 // Closes the round when every worker is in it, or fails it when it can never complete.
 void server_core::settle_round(part& p, const part_id& id) {
   if (p.round_count == 0) return;
-  const std::string what =
-      "the dist_sync round of " + part_name(id.k, id.part, p.num_parts) + " was abandoned: ";
-  const std::string kept = "; the stored value is unchanged";
+  if (p.round_count == num_workers_ && p.refused.empty()) return close_round(p, id);
+  // The messages are built only for a round that fails (every round passes here).
+  const auto what = [&] {
+    return "the dist_sync round of " + part_name(id.k, id.part, p.num_parts) + " was abandoned: ";
+  };
+  const char* kept = "; the stored value is unchanged";
   if (p.round_count == num_workers_) {
-    if (p.refused.empty()) return close_round(p, id);
     std::string all;
     for (const auto& r : p.refused)
       all += (all.empty() ? "" : "; ") + r;
-    return close_round(p, id, status{errc::aborted, what + all + kept});
+    return close_round(p, id, status{errc::aborted, what() + all + kept});
   }
   const std::string gone = departed_missing(p);
   if (!gone.empty())
     close_round(p, id,
                 status{errc::aborted,
-                       what + gone + " left (its store shut down) without pushing to it" + kept});
+                       what() + gone + " left (its store shut down) without pushing to it" + kept});
 }
 
 void server_core::worker_left(std::int64_t w) {
@@ -322,14 +332,17 @@ void server_core::close_round(part& p, const part_id& id, const status& failed) 
   p.streaming = 0;
   p.round_count = 0;
   std::fill(p.contributed.begin(), p.contributed.end(), 0);
-  auto round = std::move(p.round);
-  p.round.clear();
+  std::vector<server_request_ptr> round;
+  round.swap(p.round);
   for (auto& r : round) {
     if (s.is_ok() && r->kind == wire::msg::pushpull)
       reply_value(*r, p);
     else
       r->reply(s, nullptr);
   }
+  // The next round reuses the vector (a part left with a moved-from one allocated per round).
+  round.clear();
+  if (p.round.empty()) p.round.swap(round);
   replay_deferred(p, id);
 }
 
@@ -346,15 +359,16 @@ void server_core::replay_deferred(part& p, const part_id& id) {
 }
 
 status server_core::check_rows(const part& p, const server_request& r) const {
-  const std::string name = part_name(r.meta.key.to_key(), r.meta.part, r.meta.num_parts);
-  if (!p.stored.defined()) return status{errc::not_initialized, name + " is not initialized"};
+  if (!p.stored.defined()) return status{errc::not_initialized, name_of(r) + " is not initialized"};
   if (r.meta.numel != p.stored.size() ||
       r.meta.dtype != static_cast<std::uint8_t>(p.stored.dtype()))
-    return status{errc::shape_mismatch, name + ": row request does not match the stored part"};
+    return status{errc::shape_mismatch,
+                  name_of(r) + ": row request does not match the stored part"};
   const auto rows = static_cast<std::int64_t>(p.stored.size() / r.meta.row);
   for (std::size_t i = 0; i < r.row_ids.size(); ++i)
     if (r.row_ids[i] < 0 || r.row_ids[i] >= rows || (i && r.row_ids[i] <= r.row_ids[i - 1]))
-      return status{errc::protocol_error, name + ": bad row id " + std::to_string(r.row_ids[i])};
+      return status{errc::protocol_error,
+                    name_of(r) + ": bad row id " + std::to_string(r.row_ids[i])};
   return {};
 }
 

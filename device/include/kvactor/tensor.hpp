@@ -43,12 +43,15 @@ class storage {
  public:
   storage(std::shared_ptr<buffer> owned, std::size_t bytes, device dev) noexcept;
   storage(void* external, std::size_t bytes, device dev) noexcept;
+  /// Bytes that live in the same allocation as this block (tensor.cpp's small host tensors).
+  struct own_bytes {};
+  storage(own_bytes, void* inside, std::size_t bytes) noexcept;
   ~storage();
 
   void* data() const noexcept { return data_; }
   std::size_t bytes() const noexcept { return bytes_; }
   device where() const noexcept { return device_; }
-  bool owns_memory() const noexcept { return owned_ != nullptr; }
+  bool owns_memory() const noexcept { return owned_ != nullptr || inside_; }
 
   void begin_read() const noexcept;
   void end_read() const noexcept;
@@ -68,6 +71,7 @@ class storage {
   void* data_;
   std::size_t bytes_;
   device device_;
+  bool inside_ = false;
   mutable std::atomic<int> readers_{0};
   mutable std::atomic<int> writers_{0};
   mutable std::atomic<int> waiters_{0};
@@ -80,7 +84,8 @@ class tensor {
   /// An undefined tensor (no storage); defined() is false.
   tensor() = default;
 
-  /// Pooled storage with unspecified contents.
+  /// Pooled storage with unspecified contents (a host tensor of at most 64 bytes keeps them
+  /// in its storage block: one allocation, no pool).
   static tensor empty(const kvactor::shape& s, kvactor::dtype t = dtype::float32,
                       kvactor::device d = device::cpu());
   static tensor zeros(const kvactor::shape& s, kvactor::dtype t = dtype::float32,

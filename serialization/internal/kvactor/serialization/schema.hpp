@@ -18,6 +18,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -40,10 +41,19 @@ class schema_writer {
   /// should refuse a sender's bug; cut: written cut to its cap (a goodbye's last words).
   enum class overlong { keep, cut };
 
-  explicit schema_writer(std::uint8_t version = 0, overlong o = overlong::keep) : overlong_(o) {
-    out_.reserve(64);
-    out_.push_back(1);  // cereal's portable-binary flag: little-endian follows
-    if (version) out_.push_back(version);
+  /// Starts by counting: a first run of fields() measures the message, allocate() makes its
+  /// vector once, a second run writes into it (a vector growing field by field cost more than
+  /// the fields).
+  explicit schema_writer(std::uint8_t version = 0, overlong o = overlong::keep)
+      : version_(version), overlong_(o) {
+    header();
+  }
+
+  /// Ends the counting run: the bytes are allocated and the next run of fields() writes them.
+  void allocate() {
+    out_.resize(n_);
+    n_ = 0;
+    header();
   }
 
   template <class T>
@@ -53,18 +63,18 @@ class schema_writer {
     std::uint8_t le[sizeof(T)];
     for (std::size_t i = 0; i < sizeof(T); ++i)
       le[i] = static_cast<std::uint8_t>(u >> (8 * i));
-    out_.insert(out_.end(), le, le + sizeof(T));  // one growth check per field, not per byte
+    put(le, sizeof(T));
   }
   void string(const char*, const std::string& s, std::size_t cap) {
     const std::size_t n = overlong_ == overlong::cut && s.size() > cap ? cap : s.size();
     (*this)("", static_cast<std::uint64_t>(n));
-    out_.insert(out_.end(), s.begin(), s.begin() + static_cast<std::ptrdiff_t>(n));
+    put(s.data(), n);
   }
   /// Bytes whose content the printer does not show (tokens, encoded bodies).
   void blob(const char* what, const std::string& s, std::size_t cap) { string(what, s, cap); }
   template <std::size_t N>
   void bytes(const char*, const std::array<std::uint8_t, N>& a) {
-    out_.insert(out_.end(), a.begin(), a.end());
+    put(a.data(), N);
   }
   void flag(const char*, const bool& b) { (*this)("", static_cast<std::uint8_t>(b ? 1 : 0)); }
   template <class E>
@@ -87,7 +97,19 @@ class schema_writer {
   std::vector<std::uint8_t> take() { return std::move(out_); }
 
  private:
-  std::vector<std::uint8_t> out_;
+  void header() {
+    const std::uint8_t little_endian = 1;  // cereal's portable-binary flag
+    put(&little_endian, 1);
+    if (version_) put(&version_, 1);
+  }
+  void put(const void* p, std::size_t n) {
+    if (!out_.empty() && n) std::memcpy(out_.data() + n_, p, n);
+    n_ += n;
+  }
+
+  std::vector<std::uint8_t> out_;  // empty while counting
+  std::size_t n_ = 0;              // bytes counted, or written so far
+  std::uint8_t version_;
   overlong overlong_;
 };
 
@@ -105,7 +127,7 @@ class schema_reader {
   template <std::size_t N>
   void bytes(const char* what, std::array<std::uint8_t, N>& a) {
     if (in_.remaining() < N) throw decode_failure{std::string{what} + ": truncated"};
-    in_.archive()(cereal::binary_data(a.data(), N));
+    in_.read_bytes(a.data(), N);
   }
   void flag(const char* what, bool& b) {
     std::uint8_t v = 0;
@@ -208,6 +230,8 @@ std::vector<std::uint8_t> encode_schema(const T& m, const schema_envelope& env,
                                         schema_writer::overlong o = schema_writer::overlong::keep) {
   schema_writer w{env.version, o};
   fields(w, const_cast<T&>(m));  // the writer only reads
+  w.allocate();
+  fields(w, const_cast<T&>(m));
   return w.take();
 }
 
