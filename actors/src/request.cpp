@@ -341,8 +341,10 @@ status check_overlaps(op_kind kind, const group_list& groups) {
     }
   }
   if (outs == 0) return {};
-  std::sort(spans.begin(), spans.end(),
-            [](const span& a, const span& b) { return a.begin < b.begin; });
+  const auto by_begin = [](const span& a, const span& b) { return a.begin < b.begin; };
+  // Arrays allocated one after another usually come in address order: then no sort.
+  if (!std::is_sorted(spans.begin(), spans.end(), by_begin))
+    std::sort(spans.begin(), spans.end(), by_begin);
   for (std::size_t i = 0; i < spans.size(); ++i) {
     for (std::size_t j = i + 1; j < spans.size() && spans[j].begin < spans[i].end; ++j) {
       const span& a = spans[i];

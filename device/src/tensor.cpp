@@ -10,6 +10,7 @@
 #include "kvactor/detail/device_kernels.hpp"
 #include "kvactor/detail/device_memory.hpp"
 #include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/recycling_allocator.hpp"
 
 namespace kvactor {
 
@@ -51,7 +52,8 @@ namespace {
 
 // A small host tensor's bytes inside its storage block: a pooled buffer cost a second
 // allocation, the pool's lock and its size-class lookup twice, for as little as 4 bytes (a
-// server makes one per small request it receives).
+// server makes one per small request it receives). The blocks are recycled: one thread makes
+// them and often another frees them.
 constexpr std::size_t inline_bytes = 64;
 struct inline_storage final : storage {
   explicit inline_storage(std::size_t n) noexcept : storage(own_bytes{}, inside, n) {}
@@ -179,7 +181,9 @@ tensor tensor::empty(const kvactor::shape& s, kvactor::dtype t, kvactor::device 
   check_creatable(s, d);
   const std::size_t bytes = checked_bytes(s, t);
   if (d.is_cpu() && bytes <= detail::inline_bytes)
-    return tensor{std::make_shared<detail::inline_storage>(bytes), s, t};
+    return tensor{std::allocate_shared<detail::inline_storage>(
+                      detail::recycling_allocator<detail::inline_storage>{}, bytes),
+                  s, t};
   auto buf = d.is_cpu() ? buffer_pool::global().acquire(bytes) : device_pool::of(d).acquire(bytes);
   return tensor{std::make_shared<detail::storage>(std::move(buf), bytes, d), s, t};
 }

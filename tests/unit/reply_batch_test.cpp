@@ -46,7 +46,7 @@ std::string payload_of(const net::outgoing& m) {
 TEST(ReplyBatch, AnswersGivenWhileShardsApplyLeaveTogether) {
   auto c = std::make_shared<recording_connection>();
   auto rb = std::make_shared<reply_batch>(c, 77, 64 * 1024, 1 << 20);
-  rb->expect(2);
+  rb->expect(2, 3);
   auto v1 = tensor::from(std::vector<float>{1, 2}, shape{{2}});
   auto v2 = tensor::from(std::vector<float>{3}, shape{{1}});
   rb->reply(answered(1), status{}, &v1);
@@ -86,7 +86,7 @@ TEST(ReplyBatch, AnswersGivenWhileShardsApplyLeaveTogether) {
 TEST(ReplyBatch, CapsSplitABigBatchReply) {
   auto c = std::make_shared<recording_connection>();
   auto rb = std::make_shared<reply_batch>(c, 1, 64 * 1024, 10);  // at most 10 payload bytes
-  rb->expect(1);
+  rb->expect(1, 1);
   std::vector<tensor> values;
   for (int i = 0; i < 5; ++i)
     values.push_back(tensor::from(std::vector<float>{float(i)}, shape{{1}}));
@@ -114,7 +114,7 @@ TEST(ReplyBatch, ABatchWhoseShardsNeverReportStillAnswers) {
   auto c = std::make_shared<recording_connection>();
   {
     auto rb = std::make_shared<reply_batch>(c, 1, 64 * 1024, 1 << 20);
-    rb->expect(3);
+    rb->expect(3, 3);
     rb->reply(answered(5), status{errc::shut_down, "server stopping"}, nullptr);
     rb->shard_done();
   }

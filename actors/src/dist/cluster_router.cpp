@@ -5,6 +5,7 @@
 
 #include "kvactor/detail/compression.hpp"
 #include "kvactor/detail/kernels.hpp"
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/detail/timeline.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
@@ -43,7 +44,7 @@ void cluster_router::stop() {
 
 dist_op_ptr cluster_router::make_op(op_kind kind, key_group& g, int priority,
                                     std::shared_ptr<dist_call> call) {
-  auto o = std::make_shared<dist_op>();
+  auto o = std::allocate_shared<dist_op>(recycling_allocator<dist_op>{});
   o->kind = kind;
   o->info = g.info;
   o->priority = priority;
@@ -75,7 +76,7 @@ dist_op_ptr cluster_router::make_rows_push(const sparse_group& g, int priority,
     at += d.nbytes();
   }
   auto merged = row_sparse_tensor::from_rows(ids, all, g.info->shape);
-  auto o = std::make_shared<dist_op>();
+  auto o = std::allocate_shared<dist_op>(recycling_allocator<dist_op>{});
   o->kind = op_kind::push;
   o->info = g.info;
   o->priority = priority;

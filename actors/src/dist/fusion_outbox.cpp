@@ -137,7 +137,7 @@ void fusion_outbox::flush() {
 // payloads one after another in its payload. Caller holds p.mu.
 fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& p) {
   std::vector<entry> es;
-  es.reserve(p.entries.size());  // swapped in: the next batch starts with this room
+  es.reserve(p.entries.capacity());  // swapped in: the next batch starts with this room
   es.swap(p.entries);
   p.weight = 0;
   p.meta_bytes = 0;

@@ -29,8 +29,12 @@ class reply_batch {
   reply_batch(const reply_batch&) = delete;
   reply_batch& operator=(const reply_batch&) = delete;
 
-  /// Before the batch goes to its shards: how many shards will report.
-  void expect(std::size_t shards) { left_.reset(shards); }
+  /// Before the batch goes to its shards: how many shards will report, and how many
+  /// requests it holds (room for their answers).
+  void expect(std::size_t shards, std::size_t requests) {
+    left_.reset(shards);
+    gathered_.reserve(requests);
+  }
   /// r's answer (r came in this batch).
   void reply(const server_request& r, const status& s, const tensor* value);
   /// A shard has handled its share; after the last, what was gathered leaves.

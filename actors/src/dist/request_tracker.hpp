@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <vector>
 
 #include "dist_op.hpp"
 
@@ -86,9 +87,16 @@ class request_tracker {
   std::size_t pending() const;
 
  private:
+  using part_map = std::unordered_map<std::uint64_t, part_ref>;
+  part_ref take_part_locked(std::uint64_t id);
+
   mutable std::mutex mu_;
   std::uint64_t next_id_ = 1;
-  std::unordered_map<std::uint64_t, part_ref> parts_;
+  part_map parts_;
+  // Nodes of answered parts, reused for the next ones (a map node was an allocation and a
+  // free per request); at most max_spare of them.
+  static constexpr std::size_t max_spare = 1024;
+  std::vector<part_map::node_type> spare_;
   std::unordered_map<std::uint64_t, control_fn> controls_;
   status broken_;
 };

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/detail/timeline.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
@@ -96,7 +97,7 @@ std::shared_ptr<server_request> dispatcher::make_request(const net::connection_p
                                                          wire::data_meta meta, wire::msg type,
                                                          std::int64_t worker, std::uint64_t id,
                                                          std::uint64_t stream, std::int32_t prio) {
-  auto r = std::make_shared<server_request>();
+  auto r = std::allocate_shared<server_request>(recycling_allocator<server_request>{});
   r->kind = type;
   r->meta = std::move(meta);
   r->worker = worker;
@@ -324,7 +325,7 @@ void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64
   std::vector<shard_batch> by_shard(shards_.size());
   const auto* at = static_cast<const char*>(m.payload_data);
   for (auto& e : meta->entries) {
-    auto r = std::make_shared<server_request>();
+    auto r = std::allocate_shared<server_request>(recycling_allocator<server_request>{});
     r->kind = static_cast<wire::msg>(e.type);
     r->meta = std::move(e.data);
     r->worker = worker;
@@ -351,7 +352,7 @@ void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64
   std::size_t shards = 0;
   for (const auto& b : by_shard)
     shards += b.requests.empty() ? 0 : 1;
-  replies->expect(shards);
+  replies->expect(shards, meta->entries.size());
   if (t0)
     timeline::span("server", "receive batch", t0, timeline::now_ns(),
                    timeline::args{"batch"}
