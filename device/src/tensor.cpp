@@ -62,6 +62,12 @@ struct inline_storage final : storage {
 
 }  // namespace
 
+// Storage blocks are recycled too: a server makes one per request it receives.
+template <class Memory>
+std::shared_ptr<storage> make_storage(Memory m, std::size_t bytes, device d) {
+  return std::allocate_shared<storage>(recycling_allocator<storage>{}, std::move(m), bytes, d);
+}
+
 void storage::begin_read() const noexcept {
   readers_.fetch_add(1, std::memory_order_acq_rel);
 }
@@ -185,7 +191,7 @@ tensor tensor::empty(const kvactor::shape& s, kvactor::dtype t, kvactor::device 
                       detail::recycling_allocator<detail::inline_storage>{}, bytes),
                   s, t};
   auto buf = d.is_cpu() ? buffer_pool::global().acquire(bytes) : device_pool::of(d).acquire(bytes);
-  return tensor{std::make_shared<detail::storage>(std::move(buf), bytes, d), s, t};
+  return tensor{detail::make_storage(std::move(buf), bytes, d), s, t};
 }
 
 tensor tensor::zeros(const kvactor::shape& s, kvactor::dtype t, kvactor::device d) {
@@ -229,7 +235,7 @@ tensor tensor::view_bytes(void* data, const kvactor::shape& s, kvactor::dtype t,
   const std::size_t bytes = checked_bytes(s, t);
   if (!data && bytes)
     throw error{errc::invalid_argument, "null pointer for a view of " + s.to_string()};
-  return tensor{std::make_shared<detail::storage>(data, bytes, d), s, t};
+  return tensor{detail::make_storage(data, bytes, d), s, t};
 }
 
 tensor tensor::from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, kvactor::dtype t) {
@@ -240,8 +246,7 @@ tensor tensor::from_buffer(std::shared_ptr<buffer> b, const kvactor::shape& s, k
     throw error{errc::invalid_argument, "from_buffer: a buffer of " +
                                             std::to_string(b->capacity()) + " bytes cannot hold " +
                                             s.to_string() + " " + to_string(t)};
-  return tensor{std::make_shared<detail::storage>(std::move(b), bytes, kvactor::device::cpu()), s,
-                t};
+  return tensor{detail::make_storage(std::move(b), bytes, kvactor::device::cpu()), s, t};
 }
 
 void tensor::check_count(std::size_t n, const kvactor::shape& s) {

@@ -2,12 +2,13 @@
 
 #include <new>
 
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/error.hpp"
 
 namespace kvactor::detail {
 
 // The buffer, the core it returns to and its shared_ptr's control block are one allocation
-// (make_shared); a buffer and a deleter holding the core were two for every acquire, and a
+// (allocate_shared); a buffer and a deleter holding the core were two for every acquire, and a
 // server acquires one per message it receives.
 struct buffer_access::returning final : buffer {
   returning(void* p, std::size_t cap, std::shared_ptr<pool_core> o) noexcept
@@ -45,7 +46,9 @@ std::shared_ptr<buffer> pool_core::acquire(std::size_t bytes) {
     }
   }
   try {
-    return std::make_shared<buffer_access::returning>(p, cap, shared_from_this());
+    // The handle is recycled too: it is made on one thread and often let go on another.
+    return std::allocate_shared<buffer_access::returning>(
+        recycling_allocator<buffer_access::returning>{}, p, cap, shared_from_this());
   } catch (...) {
     release(p, cap);
     throw;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "connection.hpp"
+#include "kvactor/detail/recycling_allocator.hpp"
 
 namespace kvactor::net::detail {
 
@@ -193,7 +194,8 @@ void conn_impl::send(outgoing m) {
     return invalid("payload of " + std::to_string(m.payload_size) + " bytes exceeds the caps");
   if (m.payload_size && !m.payload) return invalid("null payload");
 
-  auto p = std::make_shared<pending>();
+  // A message's record, often released by another thread (the I/O thread that wrote it).
+  auto p = std::allocate_shared<pending>(kvactor::detail::recycling_allocator<pending>{});
   p->m = std::move(m);
   sent_list done;
   bool chain = false;

@@ -136,16 +136,14 @@ void fusion_outbox::flush() {
 // Packs the pending requests into one message: their metas in the batch's meta, their
 // payloads one after another in its payload. Caller holds p.mu.
 fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& p) {
-  std::vector<entry> es;
-  es.reserve(p.entries.capacity());  // swapped in: the next batch starts with this room
-  es.swap(p.entries);
   p.weight = 0;
   p.meta_bytes = 0;
   p.due = clock::time_point::max();
-
-  if (es.size() == 1) {
-    // Alone: it leaves as the request it is (no copy; the server may serve it at once).
-    auto& e = es.front();
+  if (p.entries.size() == 1) {
+    // Alone: it leaves as the request it is (no copy; the server may serve it at once). The
+    // pending list keeps its room.
+    entry e = std::move(p.entries.front());
+    p.entries.clear();
     e.m.meta = wire::encode(e.d);
     e.m.stream = fusion_stream;  // behind the batches before it, which may hold its key
     const std::uint64_t id = e.m.id;
@@ -153,6 +151,9 @@ fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& 
     if (s.is_ok()) return {};
     return unsent{s, {id}};
   }
+  std::vector<entry> es;
+  es.reserve(p.entries.capacity());  // swapped in: the next batch starts with this room
+  es.swap(p.entries);
   std::vector<std::int32_t> prios;
   std::vector<const wire::data_meta*> metas;
   prios.reserve(es.size());

@@ -58,8 +58,9 @@ struct server_request {
   status rejected;
   /// Sends the answer: a status, and for pull and pushpull the part's value.
   std::function<void(const status&, const tensor* value)> reply;
-  /// A request that came in a fused batch: its id and priority, and the batch that gathers
-  /// its answer with its batch-mates' (reply_batch.hpp).
+  /// The worker's id and priority of the request (in a fused batch, its entry's), and for
+  /// a batch's request the batch that gathers its answer with its batch-mates'
+  /// (reply_batch.hpp).
   std::uint64_t id = 0;
   std::int32_t priority = 0;
   std::shared_ptr<reply_batch> batch;

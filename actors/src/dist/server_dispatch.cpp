@@ -93,22 +93,37 @@ std::shared_ptr<server_request> dispatcher::request_of(const net::connection_ptr
   return make_request(c, std::move(*meta), type, worker, m.id, m.stream, m.priority);
 }
 
+namespace {
+
+// A request answered on its own (not in a batch): where its reply goes.
+struct addressed_request : server_request {
+  net::connection_ptr conn;
+  std::uint64_t stream = 0;
+};
+
+}  // namespace
+
 std::shared_ptr<server_request> dispatcher::make_request(const net::connection_ptr& c,
                                                          wire::data_meta meta, wire::msg type,
                                                          std::int64_t worker, std::uint64_t id,
                                                          std::uint64_t stream, std::int32_t prio) {
-  auto r = std::allocate_shared<server_request>(recycling_allocator<server_request>{});
+  auto r = std::allocate_shared<addressed_request>(recycling_allocator<addressed_request>{});
   r->kind = type;
   r->meta = std::move(meta);
   r->worker = worker;
+  r->conn = c;
+  r->id = id;
+  r->stream = stream;
+  r->priority = prio;
   if (timeline::enabled()) {
     timeline::name_thread("net I/O", 2);
     r->trace_received = timeline::now_ns();
   }
-  // The request owns its reply function, so `req` outlives every call of it.
-  r->reply = [c, id, stream, prio, req = r.get()](const status& s, const tensor* v) {
+  // The request owns its reply function, so `req` outlives every call of it; one pointer
+  // fits the function without an allocation.
+  r->reply = [req = r.get()](const status& s, const tensor* v) {
     const std::int64_t t0 = req->trace_received ? timeline::now_ns() : 0;
-    send_reply(c, id, stream, prio, s, v);
+    send_reply(req->conn, req->id, req->stream, req->priority, s, v);
     if (t0) trace_reply(*req, t0, v);
   };
   return r;

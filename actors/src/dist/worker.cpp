@@ -23,6 +23,7 @@
 #include "cluster_session.hpp"
 #include "dist_op.hpp"
 #include "kvactor/detail/compression.hpp"
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/serialization/optimizer_config.hpp"
 #include "message_limits.hpp"
 #include "node_common.hpp"
@@ -282,9 +283,11 @@ class worker_router final : public router {
 
   // A user call of `parts` key ops: its future, and the count its ops complete.
   std::pair<future<void>, std::shared_ptr<dist_call>> begin_call(std::size_t parts) {
-    auto user = std::make_shared<call_state>(1, st_.counter);
+    // Made here, finished by the I/O thread: recycled blocks (recycling_allocator.hpp).
+    auto user = std::allocate_shared<call_state>(recycling_allocator<call_state>{}, 1, st_.counter);
     auto f = user->get_future();
-    return {std::move(f), std::make_shared<dist_call>(parts, std::move(user))};
+    return {std::move(f), std::allocate_shared<dist_call>(recycling_allocator<dist_call>{}, parts,
+                                                          std::move(user))};
   }
 
   options opts_;
