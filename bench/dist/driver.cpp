@@ -91,9 +91,12 @@ struct topology_run {
     if (!cfg.filter.empty() &&
         (base + (rtt ? " rtt" : " throughput")).find(cfg.filter) == std::string::npos)
       return;
-    case_stats raw, store;
+    case_stats raw, store, rounds;
+    // With several workers a push or pushpull round trip waits for the round (every worker's
+    // push): a second raw baseline whose servers do the same puts that wait beside the store's.
+    const bool in_rounds = rtt && !plain && W > 1 && o != op_kind::pull;
     // Each block pair (raw, store) runs back to back; its ratio sees the same machine load.
-    std::vector<double> paired, paired_agg;
+    std::vector<double> paired, paired_agg, paired_rounds;
     for (int b = 0; b < cfg.blocks; ++b) {
       const block_times rb = plain ? run_store_block(*plain, o, si, n, window, warm, rtt)
                                    : mesh->run(parts, o, n, window, warm, rtt);
@@ -103,6 +106,12 @@ struct topology_run {
       if (rtt) {
         std::vector<double> rl(rb.lat.begin(), rb.lat.end()), sl(sb.lat.begin(), sb.lat.end());
         paired.push_back(median(sl) / median(rl));
+        if (in_rounds) {
+          const block_times wb = mesh->run(parts, o, n, window, warm, rtt, true);
+          rounds.add(wb, wire);
+          std::vector<double> wl(wb.lat.begin(), wb.lat.end());
+          paired_rounds.push_back(median(sl) / median(wl));
+        }
       } else {
         const rates rr = block_rates(rb, wire), sr = block_rates(sb, wire);
         paired.push_back(sr.per_client / rr.per_client);
@@ -144,6 +153,17 @@ struct topology_run {
       emit(figure{"dist", base + " rtt", median(store.lat_us), "us", median(raw.lat_us),
                   small ? std::optional<double>{2.0} : std::nullopt, true,
                   with_paired(extra, paired)});
+      if (in_rounds) {
+        // Context for the figure above (no target of its own): the raw baseline in rounds.
+        std::vector<std::pair<std::string, std::string>> r = {
+            {"samples", json_number(double(store.lat_us.size()))},
+            {"cpu_us_per_op", json_number(store.cpu_us_per_op())},
+            {"limit_cpu_us_per_op", json_number(rounds.cpu_us_per_op())},
+            {"cswitch_per_op", json_number(store.cswitches_per_op())},
+            {"limit_cswitch_per_op", json_number(rounds.cswitches_per_op())}};
+        emit(figure{"dist", base + " rtt vs_raw_rounds", median(store.lat_us), "us",
+                    median(rounds.lat_us), std::nullopt, true, with_paired(r, paired_rounds)});
+      }
       return;
     }
     // Against raw TCP: 0.9 per worker at 1x1, 0.85 aggregate for 2x2 pushpull (issue 13).

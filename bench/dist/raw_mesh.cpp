@@ -10,6 +10,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -26,11 +28,43 @@ void tcp_setup(int fd) {
 
 constexpr std::size_t staging_size = 64 * KiB;
 
+// A request header's `down` with this bit set: answer only once every client of this server
+// sent its request of the round (what a dist_sync server does with pushes).
+constexpr std::uint64_t round_flag = std::uint64_t{1} << 63;
+
+}  // namespace
+
+// The raw stand-in for a dist_sync round: a server's connection threads meet here, and the
+// last one to arrive lets all of them answer.
+class round_barrier {
+ public:
+  void set_parties(std::size_t n) { parties_ = n; }
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    const std::uint64_t gen = gen_;
+    if (++arrived_ == parties_) {
+      arrived_ = 0;
+      ++gen_;
+      cv_.notify_all();
+      return;
+    }
+    cv_.wait(lk, [&] { return gen_ != gen; });
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::size_t parties_ = 1, arrived_ = 0;
+  std::uint64_t gen_ = 0;
+};
+
+namespace {
+
 // One accepted connection, served on its own thread with blocking I/O: read a 16-byte header
 // {up, down} and `up` payload bytes (scatter read: the payload straight into the buffer, what
 // follows into the staging buffer), answer with an 8-byte header {down} and `down` bytes
 // (one gather write).
-void raw_serve(int fd, char* rbuf, const char* sbuf) {
+void raw_serve(int fd, char* rbuf, const char* sbuf, round_barrier* round) {
   std::vector<char> st(staging_size);
   std::size_t pos = 0, end = 0;
   for (;;) {
@@ -50,7 +84,7 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
     std::uint64_t h[2];
     std::memcpy(h, st.data() + pos, 16);
     pos += 16;
-    const std::size_t up = h[0], down = h[1];
+    const std::size_t up = h[0], down = h[1] & ~round_flag;
     std::size_t got = std::min(up, end - pos);
     std::memcpy(rbuf, st.data() + pos, got);
     pos += got;
@@ -64,6 +98,7 @@ void raw_serve(int fd, char* rbuf, const char* sbuf) {
       got += take;
       end += static_cast<std::size_t>(n) - take;
     }
+    if (h[1] & round_flag) round->arrive_and_wait();
     std::uint64_t rh = down;
     std::size_t done = 0;
     const std::size_t total = 8 + down;
@@ -106,6 +141,7 @@ class raw_server {
   int port() const { return port_; }
   // Accepts n connections (already connected: the backlog holds them) and serves each.
   void accept_n(int n, std::size_t max_up, const char* sbuf) {
+    round_.set_parties(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) {
       pollfd p{lfd_, POLLIN, 0};
       if (::poll(&p, 1, 10000) != 1) die("raw server: no connection within 10 s");
@@ -115,13 +151,14 @@ class raw_server {
       fds_.push_back(fd);
       bufs_.push_back(std::make_unique<touched>(max_up));
       char* rbuf = bufs_.back()->p;
-      threads_.emplace_back([fd, rbuf, sbuf] { raw_serve(fd, rbuf, sbuf); });
+      threads_.emplace_back([this, fd, rbuf, sbuf] { raw_serve(fd, rbuf, sbuf, &round_); });
     }
   }
 
  private:
   int lfd_ = -1;
   int port_ = 0;
+  round_barrier round_;
   std::vector<int> fds_;
   std::vector<std::unique_ptr<touched>> bufs_;
   std::vector<std::thread> threads_;
@@ -155,7 +192,7 @@ class raw_client {
   // Runs n operations, at most `window` outstanding; an operation sends each part to its
   // server and is done when every part's answer is in. lat: per-operation round trips (ns).
   void run(const std::vector<part>& parts, op_kind o, std::size_t n, std::size_t window,
-           std::vector<long long>* lat) {
+           bool rounds, std::vector<long long>* lat) {
     for (auto& c : conns_) {
       c.up = c.down = 0;
       c.involved = false;
@@ -169,7 +206,7 @@ class raw_client {
       c.up = up_bytes(o, p.bytes);
       c.down = down_bytes(o, p.bytes);
       c.hdr[0] = c.up;
-      c.hdr[1] = c.down;
+      c.hdr[1] = c.down | (rounds && c.up ? round_flag : 0);
       inv.push_back(p.server);
     }
     std::vector<long long> issued_at(window);
@@ -339,13 +376,13 @@ raw_mesh::~raw_mesh() {
 }
 
 block_times raw_mesh::run(const std::vector<part>& parts, op_kind o, std::size_t n,
-                          std::size_t window, std::size_t warm, bool want_lat) {
+                          std::size_t window, std::size_t warm, bool want_lat, bool rounds) {
   block_times b;
   const std::size_t C = clients_.size();
   {  // warm-up, untimed
     std::vector<std::thread> ts;
     for (std::size_t c = 0; c < C; ++c)
-      ts.emplace_back([&, c] { clients_[c]->run(parts, o, warm, window, nullptr); });
+      ts.emplace_back([&, c] { clients_[c]->run(parts, o, warm, window, rounds, nullptr); });
     for (auto& t : ts)
       t.join();
   }
@@ -364,7 +401,7 @@ block_times raw_mesh::run(const std::vector<part>& parts, op_kind o, std::size_t
         while (arrived.load() < C)
           std::this_thread::yield();
         b.t0[c] = mono_ns();
-        clients_[c]->run(parts, o, n, window, want_lat ? &lats[c] : nullptr);
+        clients_[c]->run(parts, o, n, window, rounds, want_lat ? &lats[c] : nullptr);
         b.t1[c] = mono_ns();
       });
     for (auto& t : ts)

@@ -40,9 +40,10 @@ class raw_mesh {
 
   /// One block: `warm` operations per client untimed, then n timed ones, at most `window`
   /// outstanding per client; the clients start together. CPU and context switches are this
-  /// process's (raw clients and servers alike).
+  /// process's (raw clients and servers alike). rounds: a server answers a request that
+  /// carries bytes only once every client's request of that round came (dist_sync's pushes).
   block_times run(const std::vector<part>& parts, op_kind o, std::size_t n, std::size_t window,
-                  std::size_t warm, bool want_lat);
+                  std::size_t warm, bool want_lat, bool rounds = false);
 
  private:
   touched sbuf_;
