@@ -22,8 +22,9 @@ std::int64_t shape::numel() const noexcept {
   std::int64_t n = 1;
   for (auto d : dims()) {
     if (d <= 0) return 0;
-    if (n > std::numeric_limits<std::int64_t>::max() / d) return 0;  // overflow: not a tensor
-    n *= d;
+    // Overflow: not a tensor. (A multiply with its overflow flag: a division per dimension
+    // showed up in every operation's profile.)
+    if (__builtin_mul_overflow(n, d, &n)) return 0;
   }
   return n;
 }
