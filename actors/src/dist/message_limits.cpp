@@ -14,18 +14,18 @@ std::uint64_t max_payload_bytes(const net::caps& c) {
 }
 
 status check_message(const net::caps& c, std::size_t meta_bytes, std::uint64_t payload_bytes,
-                     const std::string& what) {
+                     std::string_view what) {
   if (meta_bytes > c.max_meta_bytes)
     return status{errc::invalid_argument,
-                  what + ": its message metadata of " + std::to_string(meta_bytes) +
+                  std::string{what} + ": its message metadata of " + std::to_string(meta_bytes) +
                       " bytes is over the cluster's limit of " + std::to_string(c.max_meta_bytes) +
                       " bytes per message"};
   const std::uint64_t cap = max_payload_bytes(c);
   if (payload_bytes > cap)
-    return status{errc::invalid_argument, what + ": a payload of " + std::to_string(payload_bytes) +
-                                              " bytes is over the cluster's limit of " +
-                                              std::to_string(cap) +
-                                              " bytes per message (KVACTOR_MAX_MESSAGE_BYTES)"};
+    return status{errc::invalid_argument,
+                  std::string{what} + ": a payload of " + std::to_string(payload_bytes) +
+                      " bytes is over the cluster's limit of " + std::to_string(cap) +
+                      " bytes per message (KVACTOR_MAX_MESSAGE_BYTES)"};
   return {};
 }
 

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "kvactor/error.hpp"
 #include "kvactor/key.hpp"
@@ -18,9 +19,10 @@ namespace kvactor::detail {
 std::uint64_t max_payload_bytes(const net::caps& c);
 
 /// ok, or invalid_argument naming `what`, its size and the cap it is over, for a message of
-/// `meta_bytes` of metadata and `payload_bytes` of payload.
+/// `meta_bytes` of metadata and `payload_bytes` of payload. (`what` is a view: every message a
+/// worker sends passes here, and a long name would otherwise be a string allocated per message.)
 status check_message(const net::caps& c, std::size_t meta_bytes, std::uint64_t payload_bytes,
-                     const std::string& what);
+                     std::string_view what);
 
 /// ok, or invalid_argument for a string key whose name is longer than a message may carry.
 status check_key_for_wire(const key& k);
