@@ -143,6 +143,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool process();
   bool on_header();
   bool start_meta();
+  void keep_meta_room(message& handled);
   bool on_meta_done();
   /// The current frame's slice of `in` is due: where it goes (the message's memory, or the
   /// sink's slice buffer), or take it from the shared-memory slot at once.

@@ -281,7 +281,9 @@ bool conn_impl::on_meta_done() {
     rs_ = read_state::header;
     in_frame_ = false;
     if (!h_.on_message) return true;
-    return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+    const bool ok = guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+    keep_meta_room(m);
+    return ok;
   }
   const bool single = h.is_last();
   const std::pair<std::uint8_t, std::uint64_t> key{h.type, h.id};
@@ -430,7 +432,17 @@ bool conn_impl::slice_done() {
   if (ended()) return false;
   if (!h_.on_message) return true;
   auto self = shared_from_this();
-  return guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+  const bool ok = guarded("on_message", [&] { h_.on_message(self, std::move(m)); });
+  keep_meta_room(m);
+  return ok;
+}
+
+// The next message's metadata is read into the vector of the one just handled, unless the
+// handler took it (a vector per message received was an allocation per message). Between
+// messages meta_ holds nothing: a message's metadata moves out of it when its first frame
+// ends.
+void conn_impl::keep_meta_room(message& handled) {
+  if (meta_.capacity() == 0 && handled.meta.capacity() != 0) meta_ = std::move(handled.meta);
 }
 
 void conn_impl::abort_sinks(const status& why) {
