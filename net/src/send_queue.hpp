@@ -34,6 +34,7 @@
 #include <utility>
 #include <vector>
 
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/frame.hpp"
 #include "shm.hpp"
@@ -41,6 +42,11 @@
 namespace kvactor::net::detail {
 
 struct pending {
+  pending() = default;
+  pending(const pending&) = delete;
+  pending& operator=(const pending&) = delete;
+  // The metadata's vector serves a later message (byte_vector_cache).
+  ~pending() { kvactor::detail::byte_vector_cache::give(std::move(m.meta)); }
   outgoing m;
   std::uint64_t seq = 0;   ///< arrival order on the connection
   std::uint64_t sent = 0;  ///< payload bytes put into batches so far

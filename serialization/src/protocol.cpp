@@ -90,15 +90,21 @@ std::vector<std::uint8_t> encode(const T& m) {
 }
 
 template <class T>
+void encode_into(const T& m, std::vector<std::uint8_t>& out) {
+  serialization::encode_schema_into(m, envelope<T>(), out);
+}
+
+template <class T>
 result<T> decode(const std::vector<std::uint8_t>& bytes) {
   return serialization::decode_schema<T>(bytes.data(), bytes.size(), envelope<T>());
 }
 
-#define KVACTOR_WIRE_INSTANTIATE(meta, name)                            \
-  template std::vector<std::uint8_t> encode<meta>(const meta&);         \
-  template result<meta> decode<meta>(const std::vector<std::uint8_t>&); \
-  std::string to_string(const meta& m) {                                \
-    return serialization::print_schema(m, name);                        \
+#define KVACTOR_WIRE_INSTANTIATE(meta, name)                                \
+  template std::vector<std::uint8_t> encode<meta>(const meta&);             \
+  template void encode_into<meta>(const meta&, std::vector<std::uint8_t>&); \
+  template result<meta> decode<meta>(const std::vector<std::uint8_t>&);     \
+  std::string to_string(const meta& m) {                                    \
+    return serialization::print_schema(m, name);                            \
   }
 KVACTOR_WIRE_METAS(KVACTOR_WIRE_INSTANTIATE)
 #undef KVACTOR_WIRE_INSTANTIATE

@@ -159,6 +159,11 @@ TEST(MessageTable, EveryMetaRoundTripsThroughItsSchema) {
                                   << back.error().to_string();
     // Every field is in the bytes, so equal bytes mean equal fields.
     EXPECT_EQ(wire::encode(*back), b) << wire::to_string(decltype(tag)::value);
+    // Encoding into a vector that held other bytes (one given back after a send) writes the
+    // same bytes, none of the old ones.
+    bytes reused(300, 0xee);
+    wire::encode_into(m, reused);
+    EXPECT_EQ(reused, b) << wire::to_string(decltype(tag)::value);
     EXPECT_EQ(wire::to_string(*back), wire::to_string(m));
     // describe() finds the same struct through the table.
     EXPECT_EQ(wire::describe(static_cast<std::uint8_t>(decltype(tag)::value), b),

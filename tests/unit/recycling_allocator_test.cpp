@@ -1,6 +1,6 @@
 // recycling_allocator: objects made through it are whole and independent, a block given back
 // is handed out again (where the build recycles: not under a sanitizer), blocks cross threads,
-// and arrays take the plain path.
+// and arrays take the plain path; byte_vector_cache: capacity comes back, bytes do not.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -74,6 +74,24 @@ TEST(RecyclingAllocator, ArraysTakeThePlainPath) {
   a.deallocate(p, 64);
   std::vector<std::uint64_t, recycling_allocator<std::uint64_t>> v(1000, 5);
   EXPECT_EQ(v.back(), 5u);
+}
+
+// A vector given back is handed out again with its capacity and no bytes; vectors over the
+// size bound are not kept.
+TEST(ByteVectorCache, GivesBackCapacityNotBytes) {
+  if (!block_list<1, 1>::recycles) GTEST_SKIP() << "a sanitizer build allocates plainly";
+  std::vector<std::uint8_t> v(100, 7);
+  const auto* data = v.data();
+  byte_vector_cache::give(std::move(v));
+  auto again = byte_vector_cache::take();
+  EXPECT_TRUE(again.empty());
+  EXPECT_GE(again.capacity(), 100u);
+  EXPECT_EQ(again.data(), data);
+  std::vector<std::uint8_t> big(byte_vector_cache::max_bytes + 1);
+  const auto* big_data = big.data();
+  byte_vector_cache::give(std::move(big));
+  auto next = byte_vector_cache::take();
+  EXPECT_NE(next.data(), big_data) << "an oversized vector is not kept";
 }
 
 }  // namespace

@@ -303,7 +303,7 @@ void cluster_router::send_part(const dist_op& o, const part_plan& pp, std::uint6
                                net::outgoing&& m, std::uint64_t rows, std::uint64_t weight) {
   if (fusion_.fuses(o.info->nbytes(), o.parts.size()))
     return fusion_.add(pp.server, std::move(m), part_meta(o, pp, rows), weight);
-  m.meta = wire::encode(part_meta(o, pp, rows));
+  m.meta = encode_for_send(part_meta(o, pp, rows));
   auto s = send_message(pp.server, std::move(m), "a request");
   if (s.is_ok()) return;
   auto ref = tracker_.take_part(id);

@@ -144,7 +144,7 @@ fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& 
     // pending list keeps its room.
     entry e = std::move(p.entries.front());
     p.entries.clear();
-    e.m.meta = wire::encode(e.d);
+    e.m.meta = encode_for_send(e.d);
     e.m.stream = fusion_stream;  // behind the batches before it, which may hold its key
     const std::uint64_t id = e.m.id;
     const status s = send_(server, std::move(e.m));
@@ -199,7 +199,7 @@ fusion_outbox::unsent fusion_outbox::send_locked(std::uint32_t server, pending& 
     out.id = es[order.front()].m.id;
     out.stream = fusion_stream;
     out.priority = top;
-    out.meta = wire::encode(meta);
+    out.meta = encode_for_send(meta);
     attach_pooled(out, std::move(payload), total);
   }
   if (s.is_ok()) s = send_(server, std::move(out));

@@ -35,8 +35,8 @@ void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t
   m.stream = stream;
   m.priority = priority;
   // A longer message would make the worker's decoder refuse the whole reply.
-  m.meta =
-      wire::encode(wire::reply_meta{static_cast<std::uint8_t>(s.code()), fit_message(s.message())});
+  m.meta = encode_for_send(
+      wire::reply_meta{static_cast<std::uint8_t>(s.code()), fit_message(s.message())});
   if (value && value->defined()) {
     m.payload = value->data_unchecked();
     m.payload_size = value->nbytes();

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "cluster_config.hpp"
+#include "kvactor/detail/recycling_allocator.hpp"
 #include "kvactor/net/transport.hpp"
 #include "kvactor/serialization/protocol.hpp"
 #include "kvactor/tensor.hpp"
@@ -26,6 +27,15 @@ net::caps node_caps(const cluster_config& cfg);
 /// sent.
 void send_reply(const net::connection_ptr& conn, std::uint64_t id, std::uint64_t stream,
                 std::int32_t priority, const status& s, const tensor* value);
+
+/// A message's metadata bytes, in a vector the transport gives back once the message is
+/// written (byte_vector_cache): a vector per message sent was an allocation per message.
+template <class T>
+std::vector<std::uint8_t> encode_for_send(const T& meta) {
+  auto v = byte_vector_cache::take();
+  wire::encode_into(meta, v);
+  return v;
+}
 
 /// Sends a control message (no payload).
 /// m's payload: the first `bytes` of the pooled buffer b (none when b is null), which m keeps

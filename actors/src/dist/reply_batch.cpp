@@ -94,7 +94,7 @@ void reply_batch::send(std::vector<answer>& answers) {
     m.flags = wire::flag_response;
     m.stream = stream_;
     m.priority = top;
-    m.meta = wire::encode(bm);
+    m.meta = encode_for_send(bm);
     attach_pooled(m, std::move(payload), bytes);
     conn_->send(std::move(m));
   }

@@ -4,11 +4,13 @@
 // allocating one, and such a malloc cost ~500 instructions (callgrind, 1000-key calls); here
 // it is an uncontended lock and a pop. At most max_kept free blocks of a size are kept.
 // Sanitizer builds allocate plainly, so that a use after free is still caught.
-// Use: std::allocate_shared<T>(recycling_allocator<T>{}, ...).
+// Use: std::allocate_shared<T>(recycling_allocator<T>{}, ...). byte_vector_cache does the same
+// for the byte vectors of messages' metadata.
 // Thread-safety: allocate and deallocate may be called from any thread.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <mutex>
 #include <new>
 #include <vector>
@@ -27,6 +29,26 @@
 
 namespace kvactor::detail {
 
+/// What a cache keeps, under its lock.
+template <class Item>
+struct free_list {
+  std::mutex mu;
+  std::vector<Item> items;
+};
+
+/// The process-wide free list of one cache (Owner tells caches apart), with room for
+/// `capacity` items reserved up front so that keeping one never allocates. Never destroyed:
+/// blocks and vectors may still be given back while the process exits.
+template <class Owner, class Item, std::size_t capacity>
+free_list<Item>& shared_free_list() {
+  static auto* l = [] {
+    auto* f = new free_list<Item>;  // NOLINT(cppcoreguidelines-owning-memory)
+    f->items.reserve(capacity);
+    return f;
+  }();
+  return *l;
+}
+
 /// The free blocks of one size and alignment, process-wide.
 template <std::size_t Size, std::size_t Align>
 class block_list {
@@ -36,11 +58,11 @@ class block_list {
 
   static void* take() {
     if (recycles) {
-      auto& l = instance();
-      std::lock_guard<std::mutex> g(l.mu_);
-      if (!l.free_.empty()) {
-        void* p = l.free_.back();
-        l.free_.pop_back();
+      auto& l = shared_free_list<block_list, void*, max_kept>();
+      std::lock_guard<std::mutex> g(l.mu);
+      if (!l.items.empty()) {
+        void* p = l.items.back();
+        l.items.pop_back();
         return p;
       }
     }
@@ -49,26 +71,15 @@ class block_list {
 
   static void give(void* p) noexcept {
     if (recycles) {
-      auto& l = instance();
-      std::lock_guard<std::mutex> g(l.mu_);
-      if (l.free_.size() < max_kept) {
-        l.free_.push_back(p);  // reserved: does not allocate
+      auto& l = shared_free_list<block_list, void*, max_kept>();
+      std::lock_guard<std::mutex> g(l.mu);
+      if (l.items.size() < max_kept) {
+        l.items.push_back(p);  // reserved: does not allocate
         return;
       }
     }
     ::operator delete (p, std::align_val_t{Align});
   }
-
- private:
-  block_list() { free_.reserve(max_kept); }
-  // Never destroyed: blocks may still be given back while the process exits.
-  static block_list& instance() {
-    static auto* l = new block_list;  // NOLINT(cppcoreguidelines-owning-memory)
-    return *l;
-  }
-
-  std::mutex mu_;
-  std::vector<void*> free_;
 };
 
 template <class T>
@@ -94,6 +105,44 @@ struct recycling_allocator {
   }
   friend bool operator!=(const recycling_allocator& /*a*/, const recycling_allocator& /*b*/) {
     return false;
+  }
+};
+
+/// Byte vectors given back once their bytes are sent (a message's metadata: encoded per
+/// message by one thread, released by the one that wrote it), handed out again with their
+/// capacity. At most max_kept vectors of at most max_bytes capacity are kept.
+class byte_vector_cache {
+ public:
+  static constexpr std::size_t max_kept = 1024;
+  static constexpr std::size_t max_bytes = 4096;
+
+  /// An empty vector, with the capacity of one given back when there is one.
+  static std::vector<std::uint8_t> take() {
+    std::vector<std::uint8_t> v;
+    if (KVACTOR_RECYCLE_BLOCKS != 0) {
+      auto& l = list();
+      std::lock_guard<std::mutex> g(l.mu);
+      if (!l.items.empty()) {
+        v.swap(l.items.back());
+        l.items.pop_back();
+      }
+    }
+    return v;
+  }
+
+  static void give(std::vector<std::uint8_t>&& v) noexcept {
+    if (KVACTOR_RECYCLE_BLOCKS == 0 || v.capacity() == 0 || v.capacity() > max_bytes) return;
+    auto& l = list();
+    std::lock_guard<std::mutex> g(l.mu);
+    if (l.items.size() == max_kept) return;
+    v.clear();
+    l.items.emplace_back();  // reserved: does not allocate
+    l.items.back().swap(v);
+  }
+
+ private:
+  static free_list<std::vector<std::uint8_t>>& list() {
+    return shared_free_list<byte_vector_cache, std::vector<std::uint8_t>, max_kept>();
   }
 };
 

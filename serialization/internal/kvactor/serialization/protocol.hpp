@@ -340,6 +340,9 @@ void for_each_message(F&& f) {
 /// Encoders and decoders, for T one of the meta structs above.
 template <class T>
 std::vector<std::uint8_t> encode(const T& m);
+/// encode into `out`, whose capacity is reused.
+template <class T>
+void encode_into(const T& m, std::vector<std::uint8_t>& out);
 template <class T>
 result<T> decode(const std::vector<std::uint8_t>& bytes);
 

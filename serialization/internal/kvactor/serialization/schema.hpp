@@ -44,8 +44,10 @@ class schema_writer {
   /// Starts by counting: a first run of fields() measures the message, allocate() makes its
   /// vector once, a second run writes into it (a vector growing field by field cost more than
   /// the fields).
-  explicit schema_writer(std::uint8_t version = 0, overlong o = overlong::keep)
-      : version_(version), overlong_(o) {
+  explicit schema_writer(std::uint8_t version = 0, overlong o = overlong::keep,
+                         std::vector<std::uint8_t> room = {})
+      : out_(std::move(room)), version_(version), overlong_(o) {
+    out_.clear();
     header();
   }
 
@@ -233,6 +235,17 @@ std::vector<std::uint8_t> encode_schema(const T& m, const schema_envelope& env,
   w.allocate();
   fields(w, const_cast<T&>(m));
   return w.take();
+}
+
+/// encode_schema into `out` (its capacity reused: a vector given back after an earlier send).
+template <class T>
+void encode_schema_into(const T& m, const schema_envelope& env, std::vector<std::uint8_t>& out) {
+  out.clear();
+  schema_writer w{env.version, schema_writer::overlong::keep, std::move(out)};
+  fields(w, const_cast<T&>(m));  // the writer only reads
+  w.allocate();
+  fields(w, const_cast<T&>(m));
+  out = w.take();
 }
 
 /// The one decoding path: every failure (a cap, truncation, a bad value, trailing bytes, a
