@@ -3,44 +3,69 @@
 #include <algorithm>
 #include <thread>
 
+#include "spin_policy.hpp"
+
 namespace kvactor {
 
 namespace detail {
 
 namespace {
-// A short spin before parking: a store round trip on this machine takes a few microseconds,
-// and parking on a condition variable then costs tens more.
-constexpr auto spin_for = std::chrono::microseconds(30);
+using clock = std::chrono::steady_clock;
+
+thread_local spin_policy this_thread_waits;
 
 // Spins until ready or `end`; true when ready.
-bool spin_until(const state_base& s, std::chrono::steady_clock::time_point end) {
+bool spin_until(const state_base& s, clock::time_point end) {
   do {
     for (int i = 0; i < 64; ++i)
       if (s.ready()) return true;
     std::this_thread::yield();
-  } while (std::chrono::steady_clock::now() < end);
+  } while (clock::now() < end);
   return s.ready();
 }
 }  // namespace
 
+// A short spin before parking when this thread's waits have been short (spin_policy.hpp): a
+// store round trip on this machine takes a few microseconds, and parking then costs tens more.
 void state_base::wait() const {
-  if (ready() || spin_until(*this, std::chrono::steady_clock::now() + spin_for)) return;
+  if (ready()) return;
+  const auto start = clock::now();
+  auto& policy = this_thread_waits;
+  if (policy.should_spin() && spin_until(*this, start + spin_policy::window)) {
+    policy.record(clock::now() - start);
+    return;
+  }
   std::unique_lock<std::mutex> lk(mu_);
   ++waiters_;
   cv_.wait(lk, [this] { return ready(); });
   --waiters_;
+  policy.record(published_at() - start);
 }
 
 // The same spin as wait(), within the deadline: a caller waiting in slices (the Python
 // binding looks for Ctrl-C between them) should not pay for parking on every short call.
-bool state_base::wait_until(std::chrono::steady_clock::time_point deadline) const {
-  if (ready() || spin_until(*this, std::min(deadline, std::chrono::steady_clock::now() + spin_for)))
+bool state_base::wait_until(clock::time_point deadline) const {
+  if (ready()) return true;
+  const auto start = clock::now();
+  auto& policy = this_thread_waits;
+  if (policy.should_spin() && spin_until(*this, std::min(deadline, start + spin_policy::window))) {
+    policy.record(clock::now() - start);
     return true;
+  }
   std::unique_lock<std::mutex> lk(mu_);
   ++waiters_;
-  bool ok = cv_.wait_until(lk, deadline, [this] { return ready(); });
+  const bool ok = cv_.wait_until(lk, deadline, [this] { return ready(); });
   --waiters_;
+  if (ok)
+    policy.record(published_at() - start);
+  else if (deadline - start > spin_policy::window)
+    policy.record(deadline - start);  // a slice that outlasted the window says as much
   return ok;
+}
+
+clock::time_point state_base::published_at() const {
+  // Not stamped when it was published before this waiter parked: that was just now.
+  return published_at_ != clock::time_point{} ? published_at_ : clock::now();
 }
 
 bool state_base::finish(kvactor::status s) {
@@ -58,7 +83,10 @@ void state_base::publish(kvactor::status s) {
     ready_.store(true, std::memory_order_release);
     cbs.swap(callbacks_);
     sink.swap(sink_);
-    if (waiters_) cv_.notify_all();
+    if (waiters_) {
+      published_at_ = clock::now();  // tells the parked waiters' spin policies how long it took
+      cv_.notify_all();
+    }
   }
   if (!status_.is_ok()) report(sink);
   for (auto& cb : cbs)

@@ -75,6 +75,8 @@ class state_base : public std::enable_shared_from_this<state_base> {
   bool claim() noexcept { return !claimed_.exchange(true, std::memory_order_acq_rel); }
   void publish(kvactor::status s);
   void report(const std::weak_ptr<error_sink>& sink);
+  /// When publish() woke the parked waiters; called by one of them, under mu_.
+  std::chrono::steady_clock::time_point published_at() const;
 
  private:
   std::atomic<bool> claimed_{false};
@@ -82,7 +84,8 @@ class state_base : public std::enable_shared_from_this<state_base> {
   mutable std::atomic<bool> observed_{false};
   mutable std::mutex mu_;
   mutable std::condition_variable cv_;
-  mutable int waiters_ = 0;  // guarded by mu_
+  mutable int waiters_ = 0;                               // guarded by mu_
+  std::chrono::steady_clock::time_point published_at_{};  // guarded by mu_; set if waiters_
   kvactor::status status_;
   std::vector<std::function<void()>> callbacks_;  // guarded by mu_
   std::weak_ptr<error_sink> sink_;                // guarded by mu_
