@@ -167,6 +167,8 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   // Timers (connection_timer.cpp).
   void arm_timer();
   void on_timer();
+  /// Bytes arrived unread since the last look (the peer is alive though nothing was read).
+  bool more_arrived_unread(clock::time_point now);
   // The writer's async chain (connection_send.cpp).
   void kick();
   void write_async();
@@ -252,6 +254,7 @@ class conn_impl final : public connection, public std::enable_shared_from_this<c
   bool in_frame_ = false;
   clock::time_point frame_start_{};
   clock::time_point last_recv_{};
+  std::size_t unread_seen_ = 0;  // unread bytes on the socket at the last look since a read
   std::unordered_map<std::pair<std::uint8_t, std::uint64_t>, inbound, key_hash> partials_;
   inbound single_;
   std::uint64_t buffered_ = 0;

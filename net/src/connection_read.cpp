@@ -31,6 +31,11 @@ namespace {
 // Below this much free space at the end, the read buffer's remainder moves to the front.
 constexpr std::size_t min_read_space = 4096;
 
+// A payload read waits for this much of its slice to arrive (wire::wake_after), from slices of
+// wake_batch_min up; smaller ones are read as they come.
+constexpr std::size_t wake_batch_min = 64 << 10;
+constexpr std::size_t wake_batch_max = 1 << 20;
+
 const char* type_name(std::uint8_t t) {
   switch (t) {
     case fr::frame_type::challenge:
@@ -74,6 +79,11 @@ void conn_impl::read_more() {
   // While a payload slice is due, the kernel writes it straight into the message's memory;
   // whatever follows it (the next header) lands in the read buffer in the same call.
   const bool payload = rs_ == read_state::payload;
+  // The rest of a big slice is certain to come: the kernel wakes this read once it is all in
+  // (up to wake_batch_max) instead of for every few segments. On loopback that took a 16 MiB
+  // push from ~170 context switches to ~22 and its CPU from 1.6-1.8x raw TCP's to 1.2x.
+  wire_.wake_after(payload && dst_left_ >= wake_batch_min ? std::min(dst_left_, wake_batch_max)
+                                                          : 1);
   const std::array<asio::mutable_buffer, 2> bufs{
       asio::mutable_buffer(payload ? dst_ : nullptr, payload ? dst_left_ : 0),
       asio::mutable_buffer(rbuf_.data() + rend_, rbuf_.size() - rend_)};
@@ -112,6 +122,7 @@ void conn_impl::on_read(const error_code& ec, std::size_t n) {
     return;
   }
   last_recv_ = clock::now();
+  unread_seen_ = 0;
   if (rs_ == read_state::payload) {
     const std::size_t take = std::min(n, dst_left_);
     dst_ += take;

@@ -58,6 +58,16 @@ void conn_impl::arm_timer() {
       }));
 }
 
+// A read of a big slice waits until the slice is in (wire::wake_after), so a slow peer's bytes
+// can be arriving, unread, for longer than the peer timeout: those are a sign of life too.
+bool conn_impl::more_arrived_unread(clock::time_point now) {
+  const std::size_t unread = wire_.unread_bytes();
+  if (unread <= unread_seen_) return false;
+  unread_seen_ = unread;
+  last_recv_ = now;
+  return true;
+}
+
 void conn_impl::on_timer() {
   const auto now = clock::now();
   switch (phase_.load()) {
@@ -87,7 +97,7 @@ void conn_impl::on_timer() {
         fail(errc::timeout, "frame incomplete after " + ms(caps_.frame_timeout));
         return;
       }
-      if (now - last_recv_ >= caps_.peer_timeout) {
+      if (now - last_recv_ >= caps_.peer_timeout && !more_arrived_unread(now)) {
         fail(errc::timeout, "no heartbeat for " + ms(caps_.peer_timeout));
         return;
       }

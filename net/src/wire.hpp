@@ -15,6 +15,9 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/write.hpp>
 
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -57,6 +60,23 @@ class wire {
       engine_->async_read_some(b, std::forward<H>(h));
     else
       sock_.async_read_some(b, std::forward<H>(h));
+  }
+
+  /// Asks the kernel to wake this end's reads only once n bytes (at least 1) have arrived, on
+  /// plaintext TCP (over TLS the socket carries records, not the frames' bytes). n must be
+  /// bytes the peer has committed to send (the rest of a frame's slice), or a read could wait
+  /// for bytes that never come; a closed connection wakes it regardless.
+  void wake_after(std::size_t n) {
+    if (tls_ || n == lowat_) return;
+    const int v = static_cast<int>(n);
+    if (::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVLOWAT, &v, sizeof v) == 0) lowat_ = n;
+  }
+
+  /// Bytes that arrived on the socket and were not read yet (0 if the kernel does not say).
+  std::size_t unread_bytes() const {
+    int n = 0;
+    return ::ioctl(sock_.native_handle(), FIONREAD, &n) == 0 && n > 0 ? static_cast<std::size_t>(n)
+                                                                      : 0;
   }
 
   /// Non-blocking; the bytes taken. Over TLS none (would_block): the strand writes them.
@@ -136,6 +156,7 @@ class wire {
   const std::shared_ptr<tls_context> tls_;
   std::unique_ptr<tls_engine> engine_;
   bool established_ = false;
+  std::size_t lowat_ = 1;  // SO_RCVLOWAT as last set (the kernel's default is 1)
   std::vector<std::uint8_t> staging_;
   std::vector<boost::asio::const_buffer> out_;
 };
