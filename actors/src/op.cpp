@@ -20,8 +20,9 @@ const char* to_string(op_kind k) noexcept {
   return "op";
 }
 
-void op_counter::done() {
-  if (n_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+void op_counter::completed() {
+  // The last call to finish wakes the waiters; one still outstanding will, when it does.
+  if (finishing_.fetch_sub(1) == 1 && n_.load() == 0) {
     std::lock_guard<std::mutex> g(mu_);
     cv_.notify_all();
   }
@@ -29,13 +30,14 @@ void op_counter::done() {
 
 void op_counter::wait_zero() {
   std::unique_lock<std::mutex> lk(mu_);
-  cv_.wait(lk, [this] { return n_.load(std::memory_order_acquire) == 0; });
+  cv_.wait(lk, [this] { return n_.load() == 0 && finishing_.load() == 0; });
 }
 
 void call_state::part_done(const status& s) {
   if (!parts_.done_one(s)) return;
+  if (counter_) counter_->completing();
   finish(parts_.first_error());
-  if (counter_) counter_->done();
+  if (counter_) counter_->completed();
 }
 
 void op::acquire_leases() noexcept {

@@ -34,16 +34,25 @@ using tensor_list = boost::container::small_vector<tensor, 2>;
 
 const char* to_string(op_kind k) noexcept;
 
-/// Calls issued and not yet complete, for wait_all().
+/// Calls issued and not yet complete, for wait_all() and outstanding(). A completing call
+/// leaves value() before its future is ready (whoever saw the future ready does not count it
+/// any more) and wait_zero() after (whoever waited for zero finds every future ready).
 class op_counter {
  public:
-  void add() noexcept { n_.fetch_add(1, std::memory_order_relaxed); }
-  void done();
+  void add() noexcept { n_.fetch_add(1); }
+  /// Before the call's future is made ready.
+  void completing() noexcept {
+    finishing_.fetch_add(1);
+    n_.fetch_sub(1);
+  }
+  /// After it is.
+  void completed();
   void wait_zero();
-  std::size_t value() const noexcept { return n_.load(std::memory_order_acquire); }
+  std::size_t value() const noexcept { return n_.load(); }
 
  private:
   std::atomic<std::size_t> n_{0};
+  std::atomic<std::size_t> finishing_{0};  // between completing() and completed()
   std::mutex mu_;
   std::condition_variable cv_;
 };
