@@ -46,10 +46,13 @@ void conn_impl::discard_unread() noexcept {
   // A socket closed with unread bytes is reset (RST) instead of closed (FIN), and a reset can
   // overtake the GOODBYE and the last frames at the peer: a peer's heartbeat or shared-memory
   // answer that arrived while this end was closing must not turn an orderly close into
-  // peer_lost there. Bounded: a peer still streaming at us gets the reset it asks for.
+  // peer_lost there. Bounded: a peer still streaming at us gets the reset it asks for. The bound
+  // covers what a read waiting for a whole slice (wire::wake_after, up to 1 MiB) can leave in
+  // the socket, whose buffer the kernel grows to about twice that.
   if (!sock_.is_open()) return;
+  constexpr std::size_t bound = 3 << 20;
   std::uint8_t scratch[16384];
-  for (int i = 0; i < 16; ++i)
+  for (std::size_t taken = 0; taken < bound; taken += sizeof scratch)
     if (::recv(sock_.native_handle(), scratch, sizeof scratch, MSG_DONTWAIT) <= 0) return;
 }
 
