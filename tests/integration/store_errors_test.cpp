@@ -157,6 +157,44 @@ TEST_F(StoreErrors, EmptyShapes) {
   expect_untouched();
 }
 
+// Many keys whose values and outputs alternate in one buffer (each in address order, the two
+// interleaved), and outputs given in the reverse order: the check finds an overlap anywhere.
+TEST_F(StoreErrors, OverlapsAmongManyInterleavedArrays) {
+  constexpr int n = 40;
+  std::vector<kvactor::key> keys;
+  std::vector<tensor> init;
+  for (int k = 0; k < n; ++k) {
+    keys.emplace_back(std::int64_t{100 + k});
+    init.push_back(filled(s23, static_cast<float>(k)));
+  }
+  kv.init(keys, init).get();
+  std::vector<float> mem(2 * n * 6, -1.0f);
+  const auto slot = [&](int i) { return tensor::view(mem.data() + 6 * i, s23); };
+  std::vector<tensor> values, outs;
+  for (int k = 0; k < n; ++k) {
+    values.push_back(slot(2 * k));
+    outs.push_back(slot(2 * (n - 1 - k) + 1));
+  }
+  std::vector<kvactor::key> reversed(keys.rbegin(), keys.rend());
+  std::vector<tensor> values_reversed(values.rbegin(), values.rend());
+  // Distinct memory: fine (each key's output is the slot after another key's value).
+  kv.pushpull(reversed, values_reversed, outs).get();
+  // Key 130's output is key 105's value.
+  auto bad = outs;
+  bad[30] = values[5];
+  EXPECT_TRUE(fails_with(kv.pushpull(keys, values, bad), errc::invalid_argument,
+                         {"overlaps a value", "130", "105"}));
+  // Two outputs far apart in the list share memory.
+  bad = outs;
+  bad[3] = outs[n - 2];
+  EXPECT_TRUE(fails_with(kv.pull(keys, bad), errc::invalid_argument, {"overlaps another output"}));
+  // A key's output may be its own value (in place).
+  auto in_place = outs;
+  in_place[7] = values[7];
+  EXPECT_TRUE(kv.pushpull(keys, values, in_place).get_status().is_ok());
+  expect_untouched();
+}
+
 TEST_F(StoreErrors, NullValuesAndOutputs) {
   EXPECT_TRUE(fails_with(kv.pull(1, tensor{}), errc::invalid_argument, {"null output", "1"}));
   EXPECT_TRUE(fails_with(kv.pull({1, 2}, {tensor::zeros(s23), tensor{}}), errc::invalid_argument,
