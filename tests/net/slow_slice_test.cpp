@@ -39,16 +39,26 @@ bool same_payload(const message& m, const bytes& want) {
          std::memcmp(m.payload_data, want.data(), want.size()) == 0;
 }
 
-TEST(SlowSlice, ASliceTricklingInLongerThanThePeerTimeoutKeepsTheConnection) {
+// A listener with slow_caps() and a raw peer authenticated to it.
+struct SlowSlice : ::testing::Test {
+  // Declared before the runtime: handlers may run until the runtime is destroyed.
   event_log log;
   inbox box;
   runtime rt{1};
-  auto l = rt.listen("127.0.0.1", 0, ident("server", 0), slow_caps(), recording(&log, &box));
-  ASSERT_TRUE(l) << l.error().to_string();
-  auto s = raw_socket::connect_to((*l)->port());
-  ASSERT_TRUE(s.valid());
-  ASSERT_TRUE(raw_authenticate(s, ident("worker", 1)));
+  std::shared_ptr<listener> server;
+  raw_socket s;
 
+  void SetUp() override {
+    auto l = rt.listen("127.0.0.1", 0, ident("server", 0), slow_caps(), recording(&log, &box));
+    ASSERT_TRUE(l) << l.error().to_string();
+    server = *l;
+    s = raw_socket::connect_to(server->port());
+    ASSERT_TRUE(s.valid());
+    ASSERT_TRUE(raw_authenticate(s, ident("worker", 1)));
+  }
+};
+
+TEST_F(SlowSlice, ASliceTricklingInLongerThanThePeerTimeoutKeepsTheConnection) {
   // 512 KiB in 16 KiB pieces 40 ms apart: ~1.3 s, four peer timeouts, with bytes arriving all
   // along but the slice incomplete until the end. The pacing is the slow peer, not a wait.
   const bytes big = pattern(512 << 10, 3);
@@ -74,15 +84,7 @@ TEST(SlowSlice, ASliceTricklingInLongerThanThePeerTimeoutKeepsTheConnection) {
   EXPECT_TRUE(same_payload(*next, small));
 }
 
-TEST(SlowSlice, APeerSilentInTheMiddleOfABigSliceIsStillDropped) {
-  event_log log;
-  inbox box;
-  runtime rt{1};
-  auto l = rt.listen("127.0.0.1", 0, ident("server", 0), slow_caps(), recording(&log, &box));
-  ASSERT_TRUE(l) << l.error().to_string();
-  auto s = raw_socket::connect_to((*l)->port());
-  ASSERT_TRUE(s.valid());
-  ASSERT_TRUE(raw_authenticate(s, ident("worker", 1)));
+TEST_F(SlowSlice, APeerSilentInTheMiddleOfABigSliceIsStillDropped) {
   ASSERT_TRUE(s.send_frame(whole_frame(1, 512 << 10)));
   ASSERT_TRUE(s.send_bytes(pattern(64 << 10, 5)));  // then nothing more
 
