@@ -1,8 +1,10 @@
 // A server's answers to a fused batch (actors/src/dist/reply_batch.*), over a connection that
 // records what it is given: answers given while the shards apply the batch leave together as
 // one batch_reply (their values one after another) once the last shard has reported; an
-// answer that comes later leaves alone, so no answer waits for another request's; the caps
-// split a big batch reply; a batch whose shards never report still sends what it gathered.
+// answer that comes later leaves alone, so no answer waits for another request's, unless it
+// is given while another batch is applied (the one whose push closed its round): then it
+// leaves with that batch's answers, one batch_reply per connection; the caps split a big batch
+// reply; a batch whose shards never report still sends what it gathered.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -81,6 +83,95 @@ TEST(ReplyBatch, AnswersGivenWhileShardsApplyLeaveTogether) {
   EXPECT_EQ(c->sent[1].id, 4u);
   EXPECT_EQ(c->sent[1].stream, 77u);
   EXPECT_EQ(c->sent[1].priority, 2);
+}
+
+std::vector<std::uint64_t> ids_of(const net::outgoing& m) {
+  std::vector<std::uint64_t> ids;
+  auto meta = wire::decode<wire::batch_reply_meta>(m.meta);
+  EXPECT_TRUE(meta.has_value());
+  if (meta)
+    for (const auto& e : meta->entries)
+      ids.push_back(e.id);
+  return ids;
+}
+
+TEST(ReplyBatch, LateAnswersGivenWhileAnotherBatchIsAppliedLeaveWithIt) {
+  // Worker a's batch waits for its rounds; worker b's batch closes them.
+  auto a = std::make_shared<recording_connection>();
+  auto b = std::make_shared<recording_connection>();
+  auto from_a = std::make_shared<reply_batch>(a, 5, 64 * 1024, 1 << 20);
+  from_a->expect(1, 2);
+  from_a->shard_done();  // a's pushes gave no answer yet
+  auto from_b = std::make_shared<reply_batch>(b, 6, 64 * 1024, 1 << 20);
+  from_b->expect(2, 2);
+  auto v = tensor::from(std::vector<float>{7}, shape{{1}});
+  {
+    reply_batch::applying scope(*from_b);
+    from_a->reply(answered(1), status{}, &v);
+    from_b->reply(answered(10), status{}, &v);
+    from_a->reply(answered(2, 3), status{errc::invalid_argument, "bad push"}, nullptr);
+  }
+  from_b->shard_done();
+  EXPECT_TRUE(a->sent.empty()) << "late answers wait for the applied batch's last shard";
+  EXPECT_TRUE(b->sent.empty());
+  {
+    reply_batch::applying scope(*from_b);
+    from_b->reply(answered(11), status{}, nullptr);
+  }
+  from_b->shard_done();
+  ASSERT_EQ(b->sent.size(), 1u);
+  EXPECT_EQ(ids_of(b->sent[0]), (std::vector<std::uint64_t>{10, 11}));
+  ASSERT_EQ(a->sent.size(), 1u);
+  const auto& m = a->sent[0];
+  EXPECT_EQ(m.type, static_cast<std::uint8_t>(wire::msg::batch_reply));
+  EXPECT_EQ(m.stream, 5u) << "on the stream of the batch the answers belong to";
+  EXPECT_EQ(m.priority, 3);
+  EXPECT_EQ(ids_of(m), (std::vector<std::uint64_t>{1, 2}));
+  auto meta = wire::decode<wire::batch_reply_meta>(m.meta);
+  ASSERT_TRUE(meta.has_value());
+  EXPECT_EQ(meta->entries[1].code, static_cast<std::uint8_t>(errc::invalid_argument));
+  ASSERT_EQ(m.payload_size, 4u);
+  float got = 0;
+  std::memcpy(&got, m.payload, 4);
+  EXPECT_EQ(got, 7.0f);
+
+  // Once b's batch has left, a late answer given in its scope, or outside any, leaves alone.
+  {
+    reply_batch::applying scope(*from_b);
+    from_a->reply(answered(3), status{}, nullptr);
+  }
+  from_a->reply(answered(4), status{}, nullptr);
+  ASSERT_EQ(a->sent.size(), 3u);
+  EXPECT_EQ(a->sent[1].type, static_cast<std::uint8_t>(wire::msg::reply));
+  EXPECT_EQ(a->sent[1].id, 3u);
+  EXPECT_EQ(a->sent[2].type, static_cast<std::uint8_t>(wire::msg::reply));
+  EXPECT_EQ(a->sent[2].id, 4u);
+}
+
+TEST(ReplyBatch, ScopesNestAndABatchsOwnLateAnswerLeavesAlone) {
+  auto a = std::make_shared<recording_connection>();
+  auto b = std::make_shared<recording_connection>();
+  auto outer = std::make_shared<reply_batch>(a, 1, 64 * 1024, 1 << 20);
+  outer->expect(1, 1);
+  auto inner = std::make_shared<reply_batch>(b, 2, 64 * 1024, 1 << 20);
+  inner->expect(1, 1);
+  inner->shard_done();  // closed: its answers are late from now on
+  {
+    reply_batch::applying s1(*outer);
+    {
+      reply_batch::applying s2(*inner);
+      inner->reply(answered(1), status{}, nullptr);  // the applied batch itself has left
+    }
+    inner->reply(answered(2), status{}, nullptr);  // the outer scope again: joins outer
+  }
+  ASSERT_EQ(b->sent.size(), 1u);
+  EXPECT_EQ(b->sent[0].type, static_cast<std::uint8_t>(wire::msg::reply));
+  EXPECT_EQ(b->sent[0].id, 1u);
+  outer->shard_done();
+  ASSERT_EQ(b->sent.size(), 2u);
+  EXPECT_EQ(b->sent[1].type, static_cast<std::uint8_t>(wire::msg::batch_reply));
+  EXPECT_EQ(ids_of(b->sent[1]), (std::vector<std::uint64_t>{2}));
+  EXPECT_TRUE(a->sent.empty()) << "outer gathered nothing of its own";
 }
 
 TEST(ReplyBatch, CapsSplitABigBatchReply) {

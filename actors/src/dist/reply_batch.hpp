@@ -1,10 +1,12 @@
 // A server's answers to one fused batch (wire::msg::batch): the answers given while the
 // batch's shards apply it are gathered and leave as one batch_reply; an answer that comes
-// later (a dist_sync push waits for the other workers' pushes) leaves alone, as a reply, so
-// that no request's answer waits for another's.
+// later (a dist_sync push waits for the other workers' pushes) does not wait for anything
+// either: given while another batch is applied (the batch whose push closed the round), it
+// leaves with that batch's answers, in one batch_reply per connection; otherwise alone, as a
+// reply.
 // No CAF: shards report through shard_done() when they have handled their share.
 // Thread-safety: every member may be called from any thread (shards run on any); the gathered
-// answers are guarded by a mutex.
+// answers are guarded by a mutex. An `applying` scope belongs to the thread that opened it.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +42,21 @@ class reply_batch {
   /// A shard has handled its share; after the last, what was gathered leaves.
   void shard_done();
 
+  /// While a shard applies its share of `b` on this thread (before its shard_done()): the late
+  /// answers of other batches given meanwhile join b's. In a dist_sync cluster one worker's
+  /// batch closes the rounds of many small keys at once, and each would otherwise answer the
+  /// other workers' pushes with a message of its own.
+  class applying {
+   public:
+    explicit applying(reply_batch& b) noexcept;
+    ~applying();
+    applying(const applying&) = delete;
+    applying& operator=(const applying&) = delete;
+
+   private:
+    reply_batch* previous_;
+  };
+
  private:
   struct answer {
     std::uint64_t id;
@@ -47,7 +64,16 @@ class reply_batch {
     status s;
     tensor value;
   };
-  void send(std::vector<answer>& answers);
+  // Late answers of other batches, by the connection and stream they go to.
+  struct late_group {
+    net::connection_ptr conn;
+    std::uint64_t stream;
+    std::vector<answer> answers;
+  };
+  // Takes a late answer of another batch while this one gathers; false once it has left.
+  bool take_late(const net::connection_ptr& c, std::uint64_t stream, answer&& a);
+  void send_all(std::vector<answer>& own, std::vector<late_group>& late);
+  void send(const net::connection_ptr& c, std::uint64_t stream, std::vector<answer>& answers);
 
   net::connection_ptr conn_;
   std::uint64_t stream_;
@@ -57,6 +83,7 @@ class reply_batch {
   std::mutex mu_;
   bool open_ = true;              // guarded by mu_
   std::vector<answer> gathered_;  // ditto
+  std::vector<late_group> late_;  // ditto
 };
 
 }  // namespace kvactor::detail

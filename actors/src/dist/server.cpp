@@ -99,11 +99,14 @@ caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
         c.ack->shard_done();
       },
       [self](const shard_batch& b) {
-        // Handled in the batch's order; answers given meanwhile leave together after the
-        // last shard's share.
+        // Handled in the batch's order; answers given meanwhile, other batches' late ones
+        // too, leave together after the last shard's share.
         auto held = take(self, b.requests);
-        for (const auto& r : b.requests)
-          handle(self, r);
+        {
+          reply_batch::applying scope(*b.replies);
+          for (const auto& r : b.requests)
+            handle(self, r);
+        }
         b.replies->shard_done();
       },
       [self](configure_atom, std::uint32_t workers) {
