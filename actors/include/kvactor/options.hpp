@@ -34,8 +34,10 @@ struct options {
   /// and with its own result. 0: every key travels alone. KVACTOR_FUSION_KEY_BYTES overrides.
   std::size_t fusion_key_bytes = std::size_t{64} << 10;
   /// A fused message moves at most about this many bytes (sent and answered); a call's keys
-  /// beyond it travel in further messages. KVACTOR_FUSION_BYTES overrides.
-  std::size_t fusion_bytes = std::size_t{4} << 20;
+  /// beyond it travel in further messages, so the server applies one while the next is
+  /// formed (1 MiB moved 1000 keys of 4 KiB in 1.4-1.7x less time than 4 MiB:
+  /// docs/PERFORMANCE.md, fusion of small keys). KVACTOR_FUSION_BYTES overrides.
+  std::size_t fusion_bytes = std::size_t{1} << 20;
   /// How long a fused message waits for the operations of later calls to join it; 0: only
   /// the keys of one call travel together. KVACTOR_FUSION_WINDOW_US overrides.
   std::chrono::microseconds fusion_window{0};
