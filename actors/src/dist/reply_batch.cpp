@@ -15,16 +15,46 @@ reply_batch::reply_batch(net::connection_ptr c, std::uint64_t stream, std::size_
     : conn_(std::move(c)), stream_(stream), max_meta_(max_meta), max_payload_(max_payload) {}
 
 namespace {
-// The batch whose share a shard applies on this thread, if any (reply_batch::applying).
-thread_local reply_batch* applying_now = nullptr;
+// The scope of the batch share a shard applies on this thread, if any.
+thread_local reply_batch::applying* applying_now = nullptr;
 }  // namespace
 
-reply_batch::applying::applying(reply_batch& b) noexcept : previous_(applying_now) {
-  applying_now = &b;
+reply_batch::applying::applying(reply_batch& b) noexcept : batch_(b), previous_(applying_now) {
+  applying_now = this;
+  // The room expect() reserved, for the first share that comes.
+  std::lock_guard<std::mutex> g(b.mu_);
+  if (b.gathered_.empty()) own_.swap(b.gathered_);
 }
 
 reply_batch::applying::~applying() {
   applying_now = previous_;
+  {
+    std::lock_guard<std::mutex> g(batch_.mu_);
+    if (batch_.open_.load(std::memory_order_relaxed)) {
+      if (batch_.gathered_.empty())
+        batch_.gathered_.swap(own_);
+      else
+        for (auto& a : own_)
+          batch_.gathered_.push_back(std::move(a));
+      for (auto& l : late_)
+        batch_.late_.push_back(std::move(l));
+      return;
+    }
+  }
+  // The batch left before this scope closed (not how shards use it): what it gathered
+  // leaves now.
+  batch_.send_all(own_, late_);
+}
+
+void reply_batch::applying::add_late(const net::connection_ptr& c, std::uint64_t stream,
+                                     answer&& a) {
+  for (auto& l : late_)
+    if (l.conn == c && l.stream == stream) {
+      l.answers.push_back(std::move(a));
+      return;
+    }
+  late_.push_back(late_group{c, stream, {}});
+  late_.back().answers.push_back(std::move(a));
 }
 
 reply_batch::~reply_batch() {
@@ -32,40 +62,38 @@ reply_batch::~reply_batch() {
   std::vector<late_group> late;
   {
     std::lock_guard<std::mutex> g(mu_);
-    if (!open_) return;
-    open_ = false;
+    if (!open_.load(std::memory_order_relaxed)) return;
+    open_.store(false, std::memory_order_release);
     own.swap(gathered_);
     late.swap(late_);
   }
   send_all(own, late);
 }
 
+reply_batch::answer reply_batch::answer_of(const server_request& r, const status& s,
+                                           const tensor* value) {
+  return answer{r.id, r.priority, s, value && value->defined() ? *value : tensor{}};
+}
+
 void reply_batch::reply(const server_request& r, const status& s, const tensor* value) {
-  answer a{r.id, r.priority, s, value && value->defined() ? *value : tensor{}};
-  {
+  applying* now = applying_now;
+  if (now && &now->batch_ == this) {
+    now->own_.push_back(answer_of(r, s, value));
+    return;
+  }
+  if (open_.load(std::memory_order_acquire)) {
     std::lock_guard<std::mutex> g(mu_);
-    if (open_) {
-      gathered_.push_back(std::move(a));
+    if (open_.load(std::memory_order_relaxed)) {
+      gathered_.push_back(answer_of(r, s, value));
       return;
     }
   }
-  // Locks are taken one after the other: never this batch's and the applied one's together.
-  reply_batch* now = applying_now;
-  if (now && now != this && now->take_late(conn_, stream_, std::move(a))) return;
+  // A late answer: with the batch being applied on this thread, or alone.
+  if (now) {
+    now->add_late(conn_, stream_, answer_of(r, s, value));
+    return;
+  }
   send_reply(conn_, r.id, stream_, r.priority, s, value);
-}
-
-bool reply_batch::take_late(const net::connection_ptr& c, std::uint64_t stream, answer&& a) {
-  std::lock_guard<std::mutex> g(mu_);
-  if (!open_) return false;
-  for (auto& l : late_)
-    if (l.conn == c && l.stream == stream) {
-      l.answers.push_back(std::move(a));
-      return true;
-    }
-  late_.push_back(late_group{c, stream, {}});
-  late_.back().answers.push_back(std::move(a));
-  return true;
 }
 
 void reply_batch::shard_done() {
@@ -74,7 +102,7 @@ void reply_batch::shard_done() {
   std::vector<late_group> late;
   {
     std::lock_guard<std::mutex> g(mu_);
-    open_ = false;
+    open_.store(false, std::memory_order_release);
     own.swap(gathered_);
     late.swap(late_);
   }

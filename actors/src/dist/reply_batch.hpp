@@ -9,6 +9,7 @@
 // answers are guarded by a mutex. An `applying` scope belongs to the thread that opened it.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <vector>
@@ -21,6 +22,19 @@
 namespace kvactor::detail {
 
 class reply_batch {
+  struct answer {
+    std::uint64_t id;
+    std::int32_t priority;
+    status s;
+    tensor value;
+  };
+  // Late answers of other batches, by the connection and stream they go to.
+  struct late_group {
+    net::connection_ptr conn;
+    std::uint64_t stream;
+    std::vector<answer> answers;
+  };
+
  public:
   /// Answers go to c on `stream`; a batch_reply carries at most max_meta metadata bytes and
   /// max_payload payload bytes (more answers: more messages).
@@ -42,10 +56,12 @@ class reply_batch {
   /// A shard has handled its share; after the last, what was gathered leaves.
   void shard_done();
 
-  /// While a shard applies its share of `b` on this thread (before its shard_done()): the late
-  /// answers of other batches given meanwhile join b's. In a dist_sync cluster one worker's
-  /// batch closes the rounds of many small keys at once, and each would otherwise answer the
-  /// other workers' pushes with a message of its own.
+  /// A shard applies its share of `b` on this thread (opened before, closed before its
+  /// shard_done()). Its answers to b's requests gather here, without the lock the batch's
+  /// shards would contend for on every answer, and so do the late answers of other batches
+  /// given meanwhile: in a dist_sync cluster one worker's batch closes the rounds of many
+  /// small keys at once, and each would otherwise answer another worker's push with a message
+  /// of its own. On closing, the scope hands them to b.
   class applying {
    public:
     explicit applying(reply_batch& b) noexcept;
@@ -54,24 +70,17 @@ class reply_batch {
     applying& operator=(const applying&) = delete;
 
    private:
-    reply_batch* previous_;
+    friend class reply_batch;
+    void add_late(const net::connection_ptr& c, std::uint64_t stream, answer&& a);
+
+    reply_batch& batch_;
+    applying* previous_;
+    std::vector<answer> own_;
+    std::vector<late_group> late_;
   };
 
  private:
-  struct answer {
-    std::uint64_t id;
-    std::int32_t priority;
-    status s;
-    tensor value;
-  };
-  // Late answers of other batches, by the connection and stream they go to.
-  struct late_group {
-    net::connection_ptr conn;
-    std::uint64_t stream;
-    std::vector<answer> answers;
-  };
-  // Takes a late answer of another batch while this one gathers; false once it has left.
-  bool take_late(const net::connection_ptr& c, std::uint64_t stream, answer&& a);
+  static answer answer_of(const server_request& r, const status& s, const tensor* value);
   void send_all(std::vector<answer>& own, std::vector<late_group>& late);
   void send(const net::connection_ptr& c, std::uint64_t stream, std::vector<answer>& answers);
 
@@ -81,8 +90,10 @@ class reply_batch {
   std::uint64_t max_payload_;
   completion left_;
   std::mutex mu_;
-  bool open_ = true;              // guarded by mu_
-  std::vector<answer> gathered_;  // ditto
+  // Written under mu_; read without it only to see that the batch has left (it never
+  // opens again).
+  std::atomic<bool> open_{true};
+  std::vector<answer> gathered_;  // guarded by mu_
   std::vector<late_group> late_;  // ditto
 };
 
