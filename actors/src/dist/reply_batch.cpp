@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 
 #include "kvactor/buffer_pool.hpp"
 #include "kvactor/serialization/protocol.hpp"
@@ -28,9 +29,12 @@ reply_batch::applying::applying(reply_batch& b) noexcept : batch_(b), previous_(
 
 reply_batch::applying::~applying() {
   applying_now = previous_;
-  {
+  try {
     std::lock_guard<std::mutex> g(batch_.mu_);
     if (batch_.open_.load(std::memory_order_relaxed)) {
+      // Room first: nothing is moved unless everything fits.
+      batch_.gathered_.reserve(batch_.gathered_.size() + own_.size());
+      batch_.late_.reserve(batch_.late_.size() + late_.size());
       if (batch_.gathered_.empty())
         batch_.gathered_.swap(own_);
       else
@@ -40,9 +44,10 @@ reply_batch::applying::~applying() {
         batch_.late_.push_back(std::move(l));
       return;
     }
+  } catch (const std::bad_alloc&) {
+    // No room to hand them over: they leave now, apart from the batch's other answers.
   }
-  // The batch left before this scope closed (not how shards use it): what it gathered
-  // leaves now.
+  // Or the batch left before this scope closed (not how shards use it).
   batch_.send_all(own_, late_);
 }
 
