@@ -2,7 +2,9 @@
 // operation: a worker's ops (made by the caller, freed by the I/O thread that completes them)
 // and a server's requests. glibc's per-thread caches miss when the freeing thread is not the
 // allocating one, and such a malloc cost ~500 instructions (callgrind, 1000-key calls); here
-// it is an uncontended lock and a pop. At most max_kept free blocks of a size are kept.
+// it is a pop from the thread's own few blocks, and a lock per 32 blocks moved to or from the
+// shared list (block_list). At most max_kept free blocks of a size are shared, and
+// thread_kept per thread.
 // Sanitizer builds allocate plainly, so that a use after free is still caught.
 // Use: std::allocate_shared<T>(recycling_allocator<T>{}, ...). byte_vector_cache does the same
 // for the byte vectors of messages' metadata.
