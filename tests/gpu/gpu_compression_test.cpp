@@ -1,7 +1,9 @@
 // 1-bit and 2-bit gradient compression on the device against device/src/cpu/compression.cpp, bit
 // for bit: the words, the residuals over several rounds (NaNs may differ only in sign and
 // payload), dequantize and dequantize_add (merging several senders), for lengths around the
-// word and warp sizes and gradients with specials (NaN, ±inf, subnormals, ±0, exactly ±t).
+// word and warp sizes and gradients with specials (NaN, ±inf, subnormals, ±0, exactly ±t), on
+// 16-byte aligned buffers (the kernels' vector path) and on buffers 4 bytes past that (the
+// element-per-thread path).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -38,16 +40,18 @@ std::vector<float> gradient(std::size_t n, std::uint32_t seed, float t) {
   return g;
 }
 
-void check_case(const case_t& c, std::size_t n) {
+void check_case(const case_t& c, std::size_t n, std::size_t off) {
   const device d = logical_device(0);
   const auto s = get_stream(d, stream_priority::high, 2);
   const compression::params p{c.kind, c.threshold};
   const std::size_t words = compression::words(c.kind, n);
   const std::string what = std::string{compression::to_string(c.kind)} +
-                           " t=" + std::to_string(c.threshold) + " n=" + std::to_string(n);
+                           " t=" + std::to_string(c.threshold) + " n=" + std::to_string(n) +
+                           " offset=" + std::to_string(off);
 
   auto residual = random_floats(n, 5u + static_cast<std::uint32_t>(n), 0.1f, false);
-  dev_buffer dg(d, n * 4), dr(d, n * 4), dw(d, words * 4), dout(d, n * 4), dacc(d, n * 4);
+  dev_buffer dg(d, n * 4, off), dr(d, n * 4, off), dw(d, words * 4, off), dout(d, n * 4, off),
+      dacc(d, n * 4, off);
   upload(s, dr, residual);
   // The accumulator starts with -0.0 and other values (acc + (+0) turns -0 into +0).
   std::vector<float> acc(n);
@@ -88,21 +92,23 @@ void check_case(const case_t& c, std::size_t n) {
 TEST(GpuCompression, TwoBitMatchesTheCpu) {
   if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   for (float t : {0.5f, 0.3f, 1e-38f})
-    for (std::size_t n : {1, 15, 16, 17, 31, 32, 33, 1000, 65537, 1 << 20})
-      check_case({compression::kind::two_bit, t}, n);
+    for (std::size_t n : {1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 127, 128, 129, 1000, 65537, 1 << 20})
+      for (std::size_t off : {0, 4})
+        check_case({compression::kind::two_bit, t}, n, off);
 }
 
 TEST(GpuCompression, OneBitMatchesTheCpu) {
   if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   for (float t : {0.0f, 0.5f, -0.25f})
-    for (std::size_t n : {1, 31, 32, 33, 63, 64, 65, 1000, 65537, 1 << 20})
-      check_case({compression::kind::one_bit, t}, n);
+    for (std::size_t n : {1, 3, 4, 5, 31, 32, 33, 63, 64, 65, 127, 128, 129, 1000, 65537, 1 << 20})
+      for (std::size_t off : {0, 4})
+        check_case({compression::kind::one_bit, t}, n, off);
 }
 
 TEST(GpuCompression, NoneCopiesAndAdds) {
   if (kvactor::cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
   for (std::size_t n : {1, 17, 4099})
-    check_case({compression::kind::none, 0.5f}, n);
+    check_case({compression::kind::none, 0.5f}, n, 0);
 }
 
 TEST(GpuCompression, MergingSendersMatchesTheCpu) {
