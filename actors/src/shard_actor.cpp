@@ -58,7 +58,12 @@ struct shard_link {
       cv.notify_all();
       return;
     }
-    // o stays alive until the shard handled its step_done.
+    go_on(key_id, o);
+  }
+
+  // o's step is done and nobody waits for it: this thread goes on with o if it may take the
+  // gate, else the actor does. o stays alive until the shard handled its step_done.
+  void go_on(std::int64_t key_id, op* o) {
     if (auto h = gate.try_enter())
       if (h.core().step_done_here(key_id, *o)) return;
     post(step_done_atom::value, key_id);
@@ -144,10 +149,13 @@ shard_hooks make_hooks(const std::shared_ptr<shard_link>& link, thread_pool* poo
       o->chunk_code = s.code();
       o->chunk_failed.store(true, std::memory_order_release);
     }
-    if (auto me = weak.lock()) me->post(step_done_atom::value, key_id);
+    // On the device callback thread or a reducer's: going on here saves a hand-off to the
+    // actor (and the thread is free to enqueue device work; it never waits for a callback).
+    if (auto me = weak.lock()) me->go_on(key_id, o);
   };
   if (reduction) {
     h.reduce_on_device = reduction->shape().type() != topology::kind::ring;
+    h.reduce_is_flat = reduction->shape().type() == topology::kind::flat;
     h.reduce = [reduction, done = h.step_done_from](std::vector<tensor> values, tensor target,
                                                     std::int64_t key_id, op* o) {
       reduction->reduce(

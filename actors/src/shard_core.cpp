@@ -101,12 +101,12 @@ void shard_core::receive(op_ptr o) {
   sched_.submit(e, std::move(o), priority, starter());
 }
 
-bool shard_core::may_run_here(const shard_entry& e, const op& o) const noexcept {
-  return !o.upd && e.exec == executor_kind::host && !sched_.fence_waiting() && sched_.held() == 0;
+bool shard_core::may_run_here(const op& o) const noexcept {
+  return !o.upd && !sched_.fence_waiting() && sched_.held() == 0;
 }
 
 bool shard_core::receive_here(op_ptr& o) {
-  if (!may_run_here(entry_for(*o), *o)) return false;
+  if (!may_run_here(*o)) return false;
   receive(std::move(o));
   return true;
 }
@@ -114,7 +114,7 @@ bool shard_core::receive_here(op_ptr& o) {
 bool shard_core::step_done_here(std::int64_t key_id, const op& o) {
   auto it = entries_.find(key_id);
   if (it == entries_.end() || it->second.current.get() != &o) return false;
-  if (!may_run_here(it->second, o)) return false;
+  if (!may_run_here(o)) return false;
   step_done(key_id);
   return true;
 }

@@ -85,9 +85,10 @@ class shard_core {
   }
   void start(shard_entry& e, op_ptr o);
   /// Off the actor only ops without an updater (updater.hpp promises that updaters run on
-  /// the shard's thread) on keys in host memory, and never while a fence waits (its action
-  /// runs on the actor).
-  bool may_run_here(const shard_entry& e, const op& o) const noexcept;
+  /// the shard's thread), and never while a fence waits (its action runs on the actor). Keys
+  /// on devices too: their stages only enqueue device work, and the device callback thread
+  /// that then goes on with an op never waits for a callback.
+  bool may_run_here(const op& o) const noexcept;
   /// Runs o's stages until it finishes (true) or waits for step_done (false).
   bool advance(shard_entry& e, op& o);
   template <class Executor>

@@ -129,8 +129,9 @@ bool device_executor::reduce(shard_entry& e, op& o) {
       o.merged = e.merge;
     }
     const bool compressed = o.gc.type != compression::kind::none && o.values.size() > 1;
-    if (!compressed && o.values.size() > 1 && cx_.hooks().reduce && cx_.hooks().reduce_on_device) {
-      // The store's reducer graph, its root summing into the key's device.
+    const auto& h = cx_.hooks();
+    if (!compressed && o.values.size() > 1 && h.reduce && h.reduce_on_device && !h.reduce_is_flat) {
+      // The store's reducer graph (tree, custom), its root summing into the key's device.
       cx_.hooks().reduce(std::vector<tensor>(o.values.begin(), o.values.end()), target, info.id,
                          &o);
       return false;
@@ -144,7 +145,8 @@ bool device_executor::reduce(shard_entry& e, op& o) {
       device_kernels::copy_async(s, target.data_unchecked(), home, v.data_unchecked(), v.device(),
                                  info.nbytes());
     } else {
-      // No reducer graph that sums on devices (the ring runs on host memory): one fused sum.
+      // The flat graph's sum, or no graph that sums on devices (the ring runs on host
+      // memory): one fused sum, here on the key's stream (the flat root's stream too).
       for (auto& t : sum_on_device_async(s, {o.values.begin(), o.values.end()}, target))
         keep.push_back(std::move(t));
     }

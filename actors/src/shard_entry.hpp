@@ -37,6 +37,9 @@ struct shard_hooks {
   /// Whether `reduce` takes values on CUDA devices and sums them there (reducer graphs other
   /// than the ring); else such values are copied to host memory first.
   bool reduce_on_device = false;
+  /// Whether `reduce` is the flat graph: one node that sums every value with one fused kernel
+  /// on the key's stream, which a key on a device does as well itself, without the messages.
+  bool reduce_is_flat = false;
   /// Records s in o (when it is an error) and makes the actor call step_done(key_id); may be
   /// called from any thread (device completion callbacks).
   std::function<void(std::int64_t key_id, op* o, const status& s)> step_done_from;
