@@ -43,8 +43,8 @@ std::vector<kvactor::tensor> values_on(const kvactor::device_stream& s, std::siz
   const auto n = static_cast<std::int64_t>(bytes / sizeof(float));
   std::vector<kvactor::tensor> v;
   for (std::size_t j = 0; j < k; ++j)
-    v.push_back(kvactor::tensor::full({n}, 0.25 * double(j + 1), kvactor::dtype::float32,
-                                      s.device()));
+    v.push_back(
+        kvactor::tensor::full({n}, 0.25 * double(j + 1), kvactor::dtype::float32, s.device()));
   kvactor::synchronize(s);
   return v;
 }
@@ -81,9 +81,8 @@ void pushpull_case(const device_bench& b, std::size_t bytes) {
   run_interleaved(s, {&kernel, &push}, b.timing);
   emit(rate_figure("device_store", "push k=4 size=" + size_name(bytes), push, kernel, std::nullopt,
                    b.gpu));
-  timed_path copy("copy_async device-to-device", double(2 * bytes), [&] {
-    dk::copy_async(s, sum_out.ptr(), d, values[0].cdata<float>(), d, bytes);
-  });
+  timed_path copy("copy_async device-to-device", double(2 * bytes),
+                  [&] { dk::copy_async(s, sum_out.ptr(), d, values[0].cdata<float>(), d, bytes); });
   timed_path pull("device store pull", double(2 * bytes), [&] { kv.pull(0, out).get(); });
   run_interleaved(s, {&copy, &pull}, b.timing);
   emit(rate_figure("device_store", "pull size=" + size_name(bytes), pull, copy, std::nullopt,
