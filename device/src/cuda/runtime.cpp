@@ -128,23 +128,10 @@ void init_context(cudart::device_context& c, int index) {
   KVACTOR_CUDA(cudaStreamCreateWithPriority(&c.blocking, cudaStreamNonBlocking, prio[0]));
 }
 
-struct callback_box {
-  std::function<void(const status&)> fn;
-};
-
 // Runs on the CUDA driver's thread: no CUDA calls here (the error text is made later).
 void CUDART_CB on_stream_done(cudaStream_t, cudaError_t e, void* p) {
-  std::unique_ptr<callback_box> box(static_cast<callback_box*>(p));
-  try {
-    detail::post_callback([fn = std::move(box->fn), e] {
-      if (e == cudaSuccess)
-        fn(status{});
-      else
-        fn(status{cudart::code_of(e), cudart::describe(e, "device work on the stream failed")});
-    });
-  } catch (...) {
-    std::fprintf(stderr, "kvactor.cuda: no memory to queue a completion callback; dropped\n");
-  }
+  std::unique_ptr<detail::awaited_ptr> box(static_cast<detail::awaited_ptr*>(p));
+  detail::signal_awaited(**box, static_cast<int>(e));
 }
 
 }  // namespace
@@ -297,13 +284,36 @@ void enqueue_callback(const device_stream& s, std::function<void(const status&)>
     return kvactor::detail::emu::enqueue_callback(s, std::move(fn));
   cudart::check_stream(s, "enqueue_callback");
   if (!fn) throw error{errc::invalid_argument, "enqueue_callback: empty function"};
-  auto box = std::make_unique<callback_box>();
-  box->fn = std::move(fn);
-  cudart::device_guard g(s.device().index());
-  // cudaStreamAddCallback rather than cudaLaunchHostFunc: it runs exactly once even after a
-  // device error and says so, where a host function would silently never run.
-  KVACTOR_CUDA(cudaStreamAddCallback(cudart::native(s), on_stream_done, box.get(), 0));
-  static_cast<void>(box.release());  // the callback owns it now
+  // The callback thread polls an event recorded after the work while the completion is young
+  // (callback_thread.hpp), and the driver's callback tells it otherwise: cudaStreamAddCallback
+  // rather than cudaLaunchHostFunc, since it runs exactly once even after a device error and
+  // says so, where a host function would silently never run.
+  auto& ctx = cudart::context(s.device().index());
+  cudart::device_guard g(ctx.index);
+  cudaEvent_t ev = ctx.acquire_event();
+  auto c = std::make_shared<detail::awaited_completion>();
+  c->order = reinterpret_cast<std::uintptr_t>(cudart::native(s));
+  c->poll = [ev] { return cudaEventQuery(ev) == cudaSuccess; };
+  c->fn = [fn = std::move(fn), ev, ctx = &ctx](int e) {
+    ctx->release_event(ev);
+    const auto err = static_cast<cudaError_t>(e);
+    if (err == cudaSuccess)
+      fn(status{});
+    else
+      fn(status{cudart::code_of(err), cudart::describe(err, "device work on the stream failed")});
+  };
+  auto box = std::make_unique<detail::awaited_ptr>(c);
+  try {
+    KVACTOR_CUDA(cudaEventRecord(ev, cudart::native(s)));
+    KVACTOR_CUDA(cudaStreamAddCallback(cudart::native(s), on_stream_done, box.get(), 0));
+  } catch (...) {
+    ctx.release_event(ev);
+    throw;
+  }
+  static_cast<void>(box.release());  // the driver's callback owns it now
+  // Nothing can fail from here: the driver may already have signalled c, which then runs as
+  // soon as it is posted.
+  detail::post_awaited(std::move(c));
 }
 
 void stream_wait(const device_stream& waiter, const device_stream& on) {
