@@ -22,6 +22,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -32,19 +33,37 @@ namespace {
 
 using namespace kvbench;
 
+namespace dk = kvactor::device_kernels;
+
+/// S bytes of pageable and of pinned host memory (both touched) and of device memory, and the
+/// limit of the host -> device figures: copy_async from the pinned bytes.
+struct buffers {
+  const kvactor::device_stream& s;
+  std::size_t bytes;
+  std::shared_ptr<kvactor::buffer> pageable = kvactor::buffer_pool::global().acquire(bytes);
+  std::shared_ptr<kvactor::buffer> pinned = kvactor::pinned_pool::global().acquire(bytes);
+  dev_mem dev{s.device(), bytes};
+  timed_path h2d_pinned{"copy_async from pinned", double(bytes), [this] {
+                          dk::copy_async(s, dev.ptr(), s.device(), pinned->data(),
+                                         kvactor::device::cpu(), this->bytes);
+                        }};
+
+  buffers(const kvactor::device_stream& st, std::size_t n) : s(st), bytes(n) {
+    std::memset(pageable->data(), 1, bytes);
+    std::memset(pinned->data(), 1, bytes);
+  }
+  buffers(const buffers&) = delete;
+  buffers& operator=(const buffers&) = delete;
+};
+
 void run_size(const kvactor::device_stream& s, std::size_t bytes, const timing_config& tc,
               const std::string& gpu) {
   const kvactor::device d = s.device();
-  auto pageable = kvactor::buffer_pool::global().acquire(bytes);
-  std::memset(pageable->data(), 1, bytes);
-  auto pinned = kvactor::pinned_pool::global().acquire(bytes);
-  std::memset(pinned->data(), 1, bytes);
-  dev_mem dev(d, bytes);
-  namespace dk = kvactor::device_kernels;
+  buffers b(s, bytes);
+  auto &pageable = b.pageable, &pinned = b.pinned;
+  auto& dev = b.dev;
+  auto& h2d_pinned = b.h2d_pinned;
 
-  timed_path h2d_pinned("copy_async from pinned", double(bytes), [&] {
-    dk::copy_async(s, dev.ptr(), d, pinned->data(), kvactor::device::cpu(), bytes);
-  });
   timed_path h2d_staged("to_device_async from pageable", double(bytes),
                         [&] { dk::to_device_async(s, dev.ptr(), pageable->data(), bytes); });
   run_interleaved(s, {&h2d_pinned, &h2d_staged}, tc);
@@ -64,16 +83,10 @@ void run_size(const kvactor::device_stream& s, std::size_t bytes, const timing_c
 /// The host side of a staged copy alone, and the staged copy with other ring chunk sizes.
 void explain_size(const kvactor::device_stream& s, std::size_t bytes, const timing_config& tc,
                   const std::string& gpu) {
-  namespace dk = kvactor::device_kernels;
-  const kvactor::device d = s.device();
-  auto pageable = kvactor::buffer_pool::global().acquire(bytes);
-  std::memset(pageable->data(), 1, bytes);
-  auto pinned = kvactor::pinned_pool::global().acquire(bytes);
-  std::memset(pinned->data(), 1, bytes);
-  dev_mem dev(d, bytes);
-  timed_path h2d_pinned("copy_async from pinned", double(bytes), [&] {
-    dk::copy_async(s, dev.ptr(), d, pinned->data(), kvactor::device::cpu(), bytes);
-  });
+  buffers b(s, bytes);
+  auto &pageable = b.pageable, &pinned = b.pinned;
+  auto& dev = b.dev;
+  auto& h2d_pinned = b.h2d_pinned;
   // As many threads as copy.cpp's staging copies use (its pool plus the calling thread).
   static kvactor::thread_pool pool(
       std::clamp<std::size_t>(std::thread::hardware_concurrency() / 2, 1, 8));

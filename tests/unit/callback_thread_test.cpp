@@ -54,7 +54,7 @@ TEST_F(CallbackThread, ACompletionRunsOnceItsPollSaysDone) {
   post_awaited(a.c);
   ASSERT_EQ(ran.wait_for(10s), std::future_status::ready);
   EXPECT_EQ(ran.get(), 0);
-  signal_awaited(*a.c, 0);  // the driver's callback still comes; nothing runs twice
+  signal_awaited(*a.c, 0);   // the driver's callback still comes; nothing runs twice
   probe b(1, 2, &log, &mu);  // a later completion of the key still runs
   auto ran_b = b.ran.get_future();
   b.done = true;

@@ -26,23 +26,58 @@ __device__ __forceinline__ unsigned pair_shift(unsigned j) {
   return 8u * (j / 4u) + 6u - 2u * (j % 4u);
 }
 
+// The rules for one element, which every kernel below applies.
+
+// 2-bit code of one element (bits 1..0: 11 for +t, 10 for -t, 00) and its new residual.
+__device__ __forceinline__ unsigned code_2bit(float g, float& r, float t, float nt) {
+  const float x = r + g;
+  const bool pos = x >= t;
+  const bool neg = !pos && x <= nt;
+  // x - 0.0f == x for every x (NaN and -0 included): "unchanged" for code 00.
+  r = x - (pos ? t : (neg ? nt : __uint_as_float(0u)));
+  return pos ? 3u : (neg ? 2u : 0u);
+}
+
+// 1-bit code of one element (1 or 0) and its new residual.
+__device__ __forceinline__ unsigned code_1bit(float g, float& r, float t) {
+  const float x = r + g;
+  const bool one = x > t;
+  r = x - (one ? 1.0f : -1.0f);
+  return one ? 1u : 0u;
+}
+
+// Decoded 2-bit value of element j (0..15) of word w: 11: t, 10: -t, 0x: +0.
+__device__ __forceinline__ float decode_2bit(std::uint32_t w, unsigned j, float t, float nt) {
+  const unsigned s = pair_shift(j);
+  const bool hi = (w >> (s + 1u)) & 1u, lo = (w >> s) & 1u;
+  return hi ? (lo ? t : nt) : __uint_as_float(0u);
+}
+
+// Decoded 1-bit value of element j (0..31) of word w, at bit 8*(j/8) + 7 - j%8.
+__device__ __forceinline__ float decode_1bit(std::uint32_t w, unsigned j) {
+  return (w >> (8u * (j / 8u) + 7u - j % 8u)) & 1u ? 1.0f : -1.0f;
+}
+
+// out = v, or with Add out += v.
+template <bool Add>
+__device__ __forceinline__ void put(float& out, float v) {
+  if constexpr (Add)
+    out = out + v;
+  else
+    out = v;
+}
+
+// The element-per-thread kernels (buffers that are not 16-byte aligned).
+
 __global__ void __launch_bounds__(block_threads)
     quantize_2bit_kernel(const float* grad, float* residual, std::uint32_t* out, std::size_t n,
                          std::size_t padded, float t) {
   const float nt = -1.0f * t;
-  const std::uint32_t tb = __float_as_uint(t), ntb = __float_as_uint(nt);
   const std::size_t stride = grid_stride();
   for (std::size_t i = thread_index(); i < padded; i += stride) {
     std::uint32_t bits = 0;
-    if (i < n) {
-      const float x = residual[i] + grad[i];
-      const bool pos = x >= t;
-      const bool neg = !pos && x <= nt;
-      const unsigned s = pair_shift(static_cast<unsigned>(i % 16));
-      bits = pos ? (3u << s) : (neg ? (2u << s) : 0u);
-      // x - 0.0f == x for every x (NaN and -0 included): "unchanged" for code 00.
-      residual[i] = x - __uint_as_float(pos ? tb : (neg ? ntb : 0u));
-    }
+    if (i < n)
+      bits = code_2bit(grad[i], residual[i], t, nt) << pair_shift(static_cast<unsigned>(i % 16));
     bits |= __shfl_xor_sync(full_mask, bits, 8);
     bits |= __shfl_xor_sync(full_mask, bits, 4);
     bits |= __shfl_xor_sync(full_mask, bits, 2);
@@ -56,12 +91,7 @@ __global__ void __launch_bounds__(block_threads)
                          std::size_t padded, float t) {
   const std::size_t stride = grid_stride();
   for (std::size_t i = thread_index(); i < padded; i += stride) {
-    bool one = false;
-    if (i < n) {
-      const float x = residual[i] + grad[i];
-      one = x > t;
-      residual[i] = x - (one ? 1.0f : -1.0f);
-    }
+    const bool one = i < n && code_1bit(grad[i], residual[i], t) != 0u;
     // Lane j holds element j of the word; the layout puts it at bit 8*(j/8) + 7 - j%8: reverse
     // all 32 bits, then the byte order.
     const std::uint32_t lanes = __ballot_sync(full_mask, one);
@@ -74,31 +104,16 @@ __global__ void __launch_bounds__(block_threads)
     dequantize_2bit_kernel(const std::uint32_t* in, float* out, std::size_t n, float t) {
   const float nt = -1.0f * t;
   const std::size_t stride = grid_stride();
-  for (std::size_t i = thread_index(); i < n; i += stride) {
-    const std::uint32_t w = in[i / 16];
-    const unsigned s = pair_shift(static_cast<unsigned>(i % 16));
-    const bool hi = (w >> (s + 1u)) & 1u, lo = (w >> s) & 1u;
-    const float v = hi ? (lo ? t : nt) : __uint_as_float(0u);  // 11: t, 10: -t, 0x: +0
-    if constexpr (Add)
-      out[i] = out[i] + v;
-    else
-      out[i] = v;
-  }
+  for (std::size_t i = thread_index(); i < n; i += stride)
+    put<Add>(out[i], decode_2bit(in[i / 16], static_cast<unsigned>(i % 16), t, nt));
 }
 
 template <bool Add>
 __global__ void __launch_bounds__(block_threads)
     dequantize_1bit_kernel(const std::uint32_t* in, float* out, std::size_t n) {
   const std::size_t stride = grid_stride();
-  for (std::size_t i = thread_index(); i < n; i += stride) {
-    const unsigned j = static_cast<unsigned>(i % 32);
-    const bool one = (in[i / 32] >> (8u * (j / 8u) + 7u - j % 8u)) & 1u;
-    const float v = one ? 1.0f : -1.0f;
-    if constexpr (Add)
-      out[i] = out[i] + v;
-    else
-      out[i] = v;
-  }
+  for (std::size_t i = thread_index(); i < n; i += stride)
+    put<Add>(out[i], decode_1bit(in[i / 32], static_cast<unsigned>(i % 32)));
 }
 
 // The vector kernels: thread q holds quad q, elements 4q..4q+3 (n may end inside a quad: that
@@ -106,15 +121,6 @@ __global__ void __launch_bounds__(block_threads)
 
 __device__ __forceinline__ bool whole_quad(std::size_t q, std::size_t n) {
   return 4 * q + 3 < n;
-}
-
-// 2-bit code of one element (bits 1..0) and its residual, as quantize_2bit_kernel computes.
-__device__ __forceinline__ unsigned code_2bit(float g, float& r, float t, float nt) {
-  const float x = r + g;
-  const bool pos = x >= t;
-  const bool neg = !pos && x <= nt;
-  r = x - (pos ? t : (neg ? nt : __uint_as_float(0u)));
-  return pos ? 3u : (neg ? 2u : 0u);
 }
 
 __global__ void __launch_bounds__(block_threads)
@@ -139,14 +145,6 @@ __global__ void __launch_bounds__(block_threads)
     bits |= __shfl_xor_sync(full_mask, bits, 1);
     if (q % 4 == 0 && 4 * q < n) out[q / 4] = bits;
   }
-}
-
-// 1-bit code of one element (1 or 0) and its residual, as quantize_1bit_kernel computes.
-__device__ __forceinline__ unsigned code_1bit(float g, float& r, float t) {
-  const float x = r + g;
-  const bool one = x > t;
-  r = x - (one ? 1.0f : -1.0f);
-  return one ? 1u : 0u;
 }
 
 __global__ void __launch_bounds__(block_threads)
@@ -176,17 +174,6 @@ __global__ void __launch_bounds__(block_threads)
   }
 }
 
-// Decoded 2-bit value of element j (0..15) of word w: 11: t, 10: -t, 0x: +0.
-__device__ __forceinline__ float decode_2bit(std::uint32_t w, unsigned j, float t, float nt) {
-  const unsigned s = pair_shift(j);
-  const bool hi = (w >> (s + 1u)) & 1u, lo = (w >> s) & 1u;
-  return hi ? (lo ? t : nt) : __uint_as_float(0u);
-}
-
-__device__ __forceinline__ float decode_1bit(std::uint32_t w, unsigned j) {
-  return (w >> (8u * (j / 8u) + 7u - j % 8u)) & 1u ? 1.0f : -1.0f;
-}
-
 // Element e of quad q decoded by Decode(word, index in word); with Add, out += value.
 template <bool Add, unsigned PerWord, class Decode>
 __device__ __forceinline__ void decode_quad(const std::uint32_t* in, float* out, std::size_t q,
@@ -202,13 +189,8 @@ __device__ __forceinline__ void decode_quad(const std::uint32_t* in, float* out,
     reinterpret_cast<float4*>(out)[q] = v;
     return;
   }
-  for (std::size_t i = 4 * q; i < n && i < 4 * q + 4; ++i) {
-    const float v = decode(w, unsigned(i % PerWord));
-    if constexpr (Add)
-      out[i] = out[i] + v;
-    else
-      out[i] = v;
-  }
+  for (std::size_t i = 4 * q; i < n && i < 4 * q + 4; ++i)
+    put<Add>(out[i], decode(w, unsigned(i % PerWord)));
 }
 
 template <bool Add>
