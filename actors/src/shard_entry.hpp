@@ -40,8 +40,9 @@ struct shard_hooks {
   /// Whether `reduce` is the flat graph: one node that sums every value with one fused kernel
   /// on the key's stream, which a key on a device does as well itself, without the messages.
   bool reduce_is_flat = false;
-  /// Records s in o (when it is an error) and makes the actor call step_done(key_id); may be
-  /// called from any thread (device completion callbacks).
+  /// Records s in o (when it is an error) and goes on with o: on the calling thread when it
+  /// may take the shard's gate, else the actor calls step_done(key_id). May be called from
+  /// any thread (device completion callbacks, reducers) that does not hold the gate.
   std::function<void(std::int64_t key_id, op* o, const status& s)> step_done_from;
 };
 
