@@ -42,7 +42,7 @@ struct shard_hooks {
   bool reduce_is_flat = false;
   /// Records s in o (when it is an error) and goes on with o: on the calling thread when it
   /// may take the shard's gate, else the actor calls step_done(key_id). May be called from
-  /// any thread (device completion callbacks, reducers) that does not hold the gate.
+  /// any thread (device completion callbacks, reducers).
   std::function<void(std::int64_t key_id, op* o, const status& s)> step_done_from;
 };
 
