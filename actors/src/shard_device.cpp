@@ -132,8 +132,7 @@ bool device_executor::reduce(shard_entry& e, op& o) {
     const auto& h = cx_.hooks();
     if (!compressed && o.values.size() > 1 && h.reduce && h.reduce_on_device && !h.reduce_is_flat) {
       // The store's reducer graph (tree, custom), its root summing into the key's device.
-      cx_.hooks().reduce(std::vector<tensor>(o.values.begin(), o.values.end()), target, info.id,
-                         &o);
+      h.reduce(std::vector<tensor>(o.values.begin(), o.values.end()), target, info.id, &o);
       return false;
     }
     s = key_stream(home, o);

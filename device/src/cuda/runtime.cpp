@@ -290,20 +290,20 @@ void enqueue_callback(const device_stream& s, std::function<void(const status&)>
   // says so, where a host function would silently never run.
   auto& ctx = cudart::context(s.device().index());
   cudart::device_guard g(ctx.index);
-  cudaEvent_t ev = ctx.acquire_event();
   auto c = std::make_shared<detail::awaited_completion>();
   c->order = reinterpret_cast<std::uintptr_t>(cudart::native(s));
-  c->poll = [ev] { return cudaEventQuery(ev) == cudaSuccess; };
-  c->fn = [fn = std::move(fn), ev, ctx = &ctx](int e) {
-    ctx->release_event(ev);
-    const auto err = static_cast<cudaError_t>(e);
-    if (err == cudaSuccess)
-      fn(status{});
-    else
-      fn(status{cudart::code_of(err), cudart::describe(err, "device work on the stream failed")});
-  };
   auto box = std::make_unique<detail::awaited_ptr>(c);
+  cudaEvent_t ev = ctx.acquire_event();
   try {
+    c->poll = [ev] { return cudaEventQuery(ev) == cudaSuccess; };
+    c->fn = [fn = std::move(fn), ev, ctx = &ctx](int e) {
+      ctx->release_event(ev);
+      const auto err = static_cast<cudaError_t>(e);
+      if (err == cudaSuccess)
+        fn(status{});
+      else
+        fn(status{cudart::code_of(err), cudart::describe(err, "device work on the stream failed")});
+    };
     KVACTOR_CUDA(cudaEventRecord(ev, cudart::native(s)));
     KVACTOR_CUDA(cudaStreamAddCallback(cudart::native(s), on_stream_done, box.get(), 0));
   } catch (...) {
