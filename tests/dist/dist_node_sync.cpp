@@ -2,6 +2,7 @@
 // keys, dist_async, server commands, priorities and checkpoints.
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -175,29 +176,53 @@ void commands(kvactor::kvstore& kv) {
   }
 }
 
-// A small high-priority push overtakes a queued big low-priority one on the wire.
+// A small high-priority push overtakes a queued big low-priority one on the wire. Without the
+// priority the small push finishes second every time (it queues behind 64 MiB); with it, it
+// finishes first unless the OS keeps this thread off a core until the big push is nearly out
+// (seen once under ASan with the whole suite beside it), so a majority of rounds must show it.
 void priority(kvactor::kvstore& kv) {
   const kvactor::shape big{16 << 20}, small{4};  // 64 MiB of float32
   kv.init({1, 2}, {tensor::zeros(big), tensor::zeros(small)}).get();
   tensor g = tensor::full(big, 1);
   std::vector<int> order;
   std::mutex mu;
-  for (int round = 0; round < 3; ++round) {
+  const int rounds = 5;
+  int overtaken = 0;
+  for (int round = 0; round < rounds; ++round) {
     order.clear();
+    const auto t0 = std::chrono::steady_clock::now();
+    auto since = [t0] {
+      return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
+          .count();
+    };
+    double big_ms = 0, small_ms = 0;
     auto fb = kv.push(1, g, 0).then([&](const kvactor::future<void>& f) {
       f.get();
       std::lock_guard<std::mutex> l(mu);
+      big_ms = since();
       order.push_back(1);
     });
+    const double small_issued_ms = since();
     auto fs = kv.push(2, tensor::full(small, 1), 10).then([&](const kvactor::future<void>& f) {
       f.get();
       std::lock_guard<std::mutex> l(mu);
+      small_ms = since();
       order.push_back(2);
     });
     fb.get();
     fs.get();
-    check(order == std::vector<int>({2, 1}), "the small high-priority push finished first");
+    if (order == std::vector<int>({2, 1})) {
+      ++overtaken;
+    } else {
+      std::fprintf(stderr,
+                   "round %d: the big push finished first (%.1f ms; the small one issued at "
+                   "%.1f ms, finished at %.1f ms)\n",
+                   round, big_ms, small_issued_ms, small_ms);
+    }
   }
+  check(overtaken * 2 > rounds, "the small high-priority push finished first in " +
+                                    std::to_string(overtaken) + " of " +
+                                    std::to_string(rounds) + " rounds");
 }
 
 // Checkpoints on dist stores: every server saves its part of the optimizer state and loads
