@@ -221,8 +221,8 @@ void priority(kvactor::kvstore& kv) {
     }
   }
   check(overtaken * 2 > rounds, "the small high-priority push finished first in " +
-                                    std::to_string(overtaken) + " of " +
-                                    std::to_string(rounds) + " rounds");
+                                    std::to_string(overtaken) + " of " + std::to_string(rounds) +
+                                    " rounds");
 }
 
 // Checkpoints on dist stores: every server saves its part of the optimizer state and loads
