@@ -3,7 +3,8 @@
 // recording connections, no sockets: which pushes stream into their round (big, dense,
 // uncompressed, from a bound worker, matching their part), the pushes streamed through the
 // sinks summing exactly and being answered, a busy gate holding a push back instead of
-// receiving it whole, and a push for the next round waiting for it.
+// receiving it whole, and a push for the next round waiting for it. And the gate letting an I/O
+// thread serve a big request only while the shard has no updater.
 #include <gtest/gtest.h>
 
 #include <caf/actor_system.hpp>
@@ -42,7 +43,7 @@ struct fixture {
   fixture() {
     sys = std::make_unique<caf::actor_system>(cfg);
     gate->core = std::make_unique<server_core>(2);
-    gate->streams = gate->core->streams();
+    gate->note_modes();
     // The shard as server.cpp runs it: the gate held, the message taken off its counts.
     // (The unused int: CAF 0.17 dereferences a null argument tuple for an actor function
     // without arguments, which UBSan reports.)
@@ -257,6 +258,31 @@ TEST(ServerStream, APushForTheNextRoundIsHeldUntilItsRoundOpens) {
   ASSERT_EQ(v.size(), n);
   for (std::size_t i = 0; i < n; ++i)
     ASSERT_EQ(v[i], a2[i] + b2[i]) << i;
+}
+
+// Without an updater a round's close takes its sum as the value, so an I/O thread may serve a
+// request of any size; with one, an update could hold it for milliseconds: big requests go
+// to the shard actor, small ones still run where they were decoded.
+TEST(ServerStream, ABigRequestRunsOnTheIOThreadOnlyWhileNoUpdaterIsSet) {
+  server_gate g;
+  g.core = std::make_unique<server_core>(2);
+  g.note_modes();
+  server_request big, small;
+  big.meta = fixture::meta_of(n);
+  small.meta = fixture::meta_of(4);
+  EXPECT_TRUE(g.try_here(big)) << "no updater";
+  EXPECT_TRUE(g.try_here(small));
+  g.core->set_updater(
+      make_updater([](const key&, const tensor& merged, tensor& stored) { stored = merged; }));
+  g.note_modes();
+  EXPECT_FALSE(g.try_here(big)) << "an updater is set";
+  EXPECT_TRUE(g.try_here(small));
+  g.core->set_updater(nullptr);
+  g.note_modes();
+  EXPECT_TRUE(g.try_here(big)) << "the updater is gone again";
+  g.sent(server_gate::count_for(0, 0));  // a message to the actor in flight: its order first
+  EXPECT_FALSE(g.try_here(big));
+  EXPECT_FALSE(g.try_here(small));
 }
 
 }  // namespace

@@ -95,7 +95,7 @@ caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
           return;
         }
         apply_command(*self->state.gate->core, c.what);
-        self->state.gate->streams = self->state.gate->core->streams();
+        self->state.gate->note_modes();
         c.ack->shard_done();
       },
       [self](const shard_batch& b) {
@@ -120,7 +120,7 @@ caf::behavior server_shard(shard_ptr self, std::shared_ptr<server_gate> gate) {
           c.ack->shard_done();
         }
         st.command_backlog.clear();
-        st.gate->streams = core->streams();
+        st.gate->note_modes();
         for (auto& r : st.backlog)
           core->handle(r);
         st.backlog.clear();

@@ -20,7 +20,7 @@
 // Replies hold the value they send (copy-on-write: an update never writes a buffer a reply
 // is still sending).
 // Thread-safety: one server_core belongs to one shard, used only under its gate
-// (server_gate.hpp: by the shard actor, or by an I/O thread for a small request).
+// (server_gate.hpp: by the shard actor, or by an I/O thread for a request it may serve).
 #pragma once
 
 #include <cstdint>

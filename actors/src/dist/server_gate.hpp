@@ -2,8 +2,11 @@
 // the I/O thread that decoded a small request only tries it, and handles the request itself
 // when the gate is free, the core exists and no message to the actor is in flight (then
 // everything sent to the shard before has been handled, so each connection's order holds).
-// That saves a hand-off to an actor thread per small request; big requests (an update could
-// hold the I/O thread for milliseconds), batches and commands always go by message.
+// That saves a hand-off to an actor thread per small request. A big request may run there too
+// while the shard has no updater: a round then closes by taking its sum as the value and a pull
+// answers with a reference to it, so nothing costs more than the pass over the bytes that
+// receiving them took (an update could hold the I/O thread for milliseconds: with an updater,
+// big requests go by message). Batches and commands always go by message.
 // An I/O thread that opens a push's intake (push_intake.hpp) needs less: that no request of
 // its worker to that key part, and no command, is in flight (try_for): the opening registers
 // only that push in its part's round, and the core orders other workers' requests and other
@@ -36,6 +39,15 @@ struct server_gate {
   /// core->streams(), readable without `mu` (kept by whoever changes the core's mode, under
   /// `mu`): where it is false no push is offered a sink, so none takes a detour.
   std::atomic<bool> streams{false};
+  /// !core->effective_updater(), kept alike: where it is true a request of any size may run
+  /// on an I/O thread.
+  std::atomic<bool> no_updater{false};
+
+  /// After the core's modes may have changed (holding `mu`).
+  void note_modes() {
+    streams.store(core->streams(), std::memory_order_release);
+    no_updater.store(!core->effective_updater(), std::memory_order_release);
+  }
 
   /// The count a request of `worker` to the key part `route` (its part_hash) is in flight
   /// under: hashed, so two pairs sharing one only make try_for stricter.
@@ -58,7 +70,8 @@ struct server_gate {
   /// The core, held, if r may run here and now; null otherwise (then send r to the actor).
   std::unique_lock<std::mutex> try_here(const server_request& r) {
     if (!r.rejected.is_ok() || r.meta.dtype > static_cast<std::uint8_t>(dtype::uint8) ||
-        r.meta.numel > inline_bytes / size_of(static_cast<dtype>(r.meta.dtype)) ||
+        (r.meta.numel > inline_bytes / size_of(static_cast<dtype>(r.meta.dtype)) &&
+         !no_updater.load(std::memory_order_acquire)) ||
         in_flight.load(std::memory_order_acquire) != 0)
       return {};
     std::unique_lock<std::mutex> held(mu, std::try_to_lock);
