@@ -4,7 +4,8 @@
 // does not match its meta is refused alone (its batch-mates go on); the answers given while the
 // shard applies its share leave as one batch_reply; a batch whose meta does not decode or whose
 // entries do not add up to its payload closes the connection with protocol_error, and no
-// request of it reaches a shard.
+// request of it reaches a shard. And an idle shard's share applied on the thread that decoded
+// the batch.
 #include <gtest/gtest.h>
 
 #include <caf/actor_system.hpp>
@@ -39,6 +40,7 @@ struct fixture {
   caf::actor_system_config cfg;
   std::unique_ptr<caf::actor_system> sys;
   std::shared_ptr<shard_log> log = std::make_shared<shard_log>();
+  std::shared_ptr<server_gate> gate = std::make_shared<server_gate>();  // no core: by message
   std::shared_ptr<dispatcher> disp;
   std::shared_ptr<recording_connection> conn = std::make_shared<recording_connection>();
 
@@ -74,9 +76,9 @@ struct fixture {
     binding->claim(conn.get(), 0, *token, [&](const status& s) { bound = s; });
     EXPECT_TRUE(bound.is_ok()) << bound.to_string();
     disp = std::make_shared<dispatcher>(
-        std::vector<caf::actor>{shard},
-        std::vector<std::shared_ptr<server_gate>>{std::make_shared<server_gate>()}, caf::actor{},
-        std::make_shared<std::atomic<std::int64_t>>(0), server_file_dirs{}, binding, net::caps{});
+        std::vector<caf::actor>{shard}, std::vector<std::shared_ptr<server_gate>>{gate},
+        caf::actor{}, std::make_shared<std::atomic<std::int64_t>>(0), server_file_dirs{}, binding,
+        net::caps{});
   }
   ~fixture() {
     disp.reset();
@@ -161,6 +163,46 @@ TEST(ServerBatch, ABatchThatDoesNotAddUpClosesTheConnection) {
   EXPECT_TRUE(g.conn->sent.empty());
   std::lock_guard<std::mutex> l(f.log->mu);
   EXPECT_TRUE(f.log->seen.empty()) << "no request of a refused batch reaches a shard";
+}
+
+// With a core behind an idle gate and no updater, the share runs where the batch was decoded
+// (server_gate.hpp): its answers have left when on_message returns and the shard actor saw
+// nothing. With an updater, a share of more than 64 KiB of values goes to the actor.
+TEST(ServerBatch, AnIdleShardAppliesItsShareWhereTheBatchWasDecoded) {
+  fixture f;
+  {
+    std::lock_guard<std::mutex> held(f.gate->mu);
+    f.gate->core = std::make_unique<server_core>(1);
+    f.gate->note_modes();
+  }
+  wire::batch_meta meta;
+  meta.entries = {entry(wire::msg::pull, 7, 0), entry(wire::msg::pull, 8, 0, 20000)};
+  std::string none;
+  f.disp->on_message(f.conn, batch_of(meta, none));
+  {
+    std::lock_guard<std::mutex> g(f.conn->mu);
+    ASSERT_EQ(f.conn->sent.size(), 1u) << "answered before on_message returned";
+    auto answers = wire::decode<wire::batch_reply_meta>(f.conn->sent[0].meta);
+    ASSERT_TRUE(answers.has_value());
+    ASSERT_EQ(answers->entries.size(), 2u);
+    for (const auto& a : answers->entries)
+      EXPECT_EQ(a.code, static_cast<std::uint8_t>(errc::not_initialized)) << a.id;
+  }
+  {
+    std::lock_guard<std::mutex> g(f.log->mu);
+    EXPECT_TRUE(f.log->seen.empty());
+  }
+  {
+    std::lock_guard<std::mutex> held(f.gate->mu);
+    f.gate->core->set_updater(
+        make_updater([](const key&, const tensor& merged, tensor& stored) { stored = merged; }));
+    f.gate->note_modes();
+  }
+  f.disp->on_message(f.conn, batch_of(meta, none));  // 80,004 bytes of values: by message
+  std::unique_lock<std::mutex> lk(f.conn->mu);
+  ASSERT_TRUE(f.conn->cv.wait_for(lk, 10s, [&] { return f.conn->sent.size() == 2; }));
+  std::lock_guard<std::mutex> g(f.log->mu);
+  EXPECT_EQ(f.log->seen, (std::vector<std::string>{"pull 7 ok", "pull 8 ok"}));
 }
 
 }  // namespace

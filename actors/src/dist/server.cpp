@@ -1,6 +1,6 @@
 // A server process: shard actors own the parts of keys by hash; the transport's I/O threads
-// decode requests and send them straight to the owning shard (one hop; none for a small one
-// when that shard is idle: server_gate.hpp), and commands to every
+// decode requests and send them straight to the owning shard (one hop; none when that shard is
+// idle and the request, or a batch's share, may run there: server_gate.hpp), and commands to every
 // shard in the order they arrived (server_dispatch.hpp); a control actor follows the
 // scheduler through the link every node shares (scheduler_link.hpp). This file: the actors,
 // and run_server, which wires them to the transport.
@@ -39,8 +39,8 @@ using exit_atom = caf::atom_constant<caf::atom("kv_exit")>;
 // ---------------------------------------------------------------- shard actors
 
 // The core lives in the shard's gate (server_gate.hpp), which the dispatcher's I/O threads
-// may take for a small request; every handler here holds it. What the dispatcher sends counts
-// in the gate until taken.
+// may take for a request they serve themselves; every handler here holds it. What the dispatcher
+// sends counts in the gate until taken.
 struct shard_state {
   std::shared_ptr<server_gate> gate;
   std::vector<server_request_ptr> backlog;  // requests that came before the node table

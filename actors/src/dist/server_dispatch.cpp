@@ -323,7 +323,8 @@ status dispatcher::decode_rows(server_request* r, const net::message& m) {
 }
 
 // A fused batch: each entry becomes the request it stands for, with its answer gathered by the
-// batch; each shard gets its entries as one message, in the batch's order. A batch whose
+// batch; each shard gets its entries as one message, in the batch's order, or applies them on
+// this thread when it is idle and they all may run here (server_gate.hpp). A batch whose
 // metadata does not decode or whose entries do not add up to its payload closes the
 // connection: its requests' ids cannot be trusted to answer them.
 void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64_t worker) {
@@ -376,6 +377,16 @@ void dispatcher::batch(const net::connection_ptr& c, net::message& m, std::int64
                        .with("bytes", static_cast<std::int64_t>(m.payload_size)));
   for (std::size_t s = 0; s < by_shard.size(); ++s) {
     if (by_shard[s].requests.empty()) continue;
+    if (auto held = gates_[s]->try_here(by_shard[s].requests)) {
+      // As the shard actor applies a share (server.cpp), on this thread.
+      {
+        reply_batch::applying scope(*replies);
+        for (auto& r : by_shard[s].requests)
+          gates_[s]->core->handle(std::move(r));
+      }
+      replies->shard_done();
+      continue;
+    }
     by_shard[s].replies = replies;
     post(s, std::move(by_shard[s]));
   }

@@ -2,11 +2,12 @@
 // the I/O thread that decoded a small request only tries it, and handles the request itself
 // when the gate is free, the core exists and no message to the actor is in flight (then
 // everything sent to the shard before has been handled, so each connection's order holds).
-// That saves a hand-off to an actor thread per small request. A big request may run there too
+// That saves a hand-off to an actor thread per small request, and per share of a fused batch
+// whose requests all may run there. A big request may run there too
 // while the shard has no updater: a round then closes by taking its sum as the value and a pull
 // answers with a reference to it, so nothing costs more than the pass over the bytes that
 // receiving them took (an update could hold the I/O thread for milliseconds: with an updater,
-// big requests go by message). Batches and commands always go by message.
+// big requests go by message). Commands always go by message.
 // An I/O thread that opens a push's intake (push_intake.hpp) needs less: that no request of
 // its worker to that key part, and no command, is in flight (try_for): the opening registers
 // only that push in its part's round, and the core orders other workers' requests and other
@@ -69,14 +70,21 @@ struct server_gate {
 
   /// The core, held, if r may run here and now; null otherwise (then send r to the actor).
   std::unique_lock<std::mutex> try_here(const server_request& r) {
-    if (!r.rejected.is_ok() || r.meta.dtype > static_cast<std::uint8_t>(dtype::uint8) ||
-        (r.meta.numel > inline_bytes / size_of(static_cast<dtype>(r.meta.dtype)) &&
-         !no_updater.load(std::memory_order_acquire)) ||
-        in_flight.load(std::memory_order_acquire) != 0)
-      return {};
-    std::unique_lock<std::mutex> held(mu, std::try_to_lock);
-    if (!held || !core || in_flight.load(std::memory_order_acquire) != 0) return {};
-    return held;
+    if (!may_run_here(r)) return {};
+    return try_idle();
+  }
+  /// The same for a batch's share of this shard: all of its requests, or none; with an
+  /// updater, at most inline_bytes of values in all.
+  std::unique_lock<std::mutex> try_here(const std::vector<server_request_ptr>& rs) {
+    const bool any_size = no_updater.load(std::memory_order_acquire);
+    std::size_t bytes = 0;
+    for (const auto& r : rs) {
+      if (!may_run_here(*r)) return {};
+      if (any_size) continue;
+      bytes += r->meta.numel * size_of(static_cast<dtype>(r->meta.dtype));  // each <= 64 KiB
+      if (bytes > inline_bytes) return {};
+    }
+    return try_idle();
   }
 
   /// The core, held, if the gate is free, the core exists and neither a request of `worker`
@@ -95,6 +103,18 @@ struct server_gate {
   }
 
  private:
+  bool may_run_here(const server_request& r) const {
+    return r.rejected.is_ok() && r.meta.dtype <= static_cast<std::uint8_t>(dtype::uint8) &&
+           (r.meta.numel <= inline_bytes / size_of(static_cast<dtype>(r.meta.dtype)) ||
+            no_updater.load(std::memory_order_acquire));
+  }
+  std::unique_lock<std::mutex> try_idle() {
+    if (in_flight.load(std::memory_order_acquire) != 0) return {};
+    std::unique_lock<std::mutex> held(mu, std::try_to_lock);
+    if (!held || !core || in_flight.load(std::memory_order_acquire) != 0) return {};
+    return held;
+  }
+
   std::array<std::atomic<std::uint32_t>, command_count + 1> counts_{};
 };
 
