@@ -1,7 +1,8 @@
 // The timeline's recorder and writer (kvactor/detail/timeline.hpp): the file is strict JSON
 // in the trace-event format, spans of a thread nest, names and arguments are escaped, threads
-// record on their own, a full buffer drops and counts. And the reader the merge tool and
-// these checks use refuses what is not strict JSON.
+// record on their own, a full buffer drops and counts, events keep their order across the
+// blocks that hold them. And the reader the merge tool and these checks use refuses what is
+// not strict JSON.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "event_store.hpp"
 #include "kvactor/detail/timeline.hpp"
 #include "trace_check.hpp"
 
@@ -177,6 +179,33 @@ TEST_F(Timeline, AFullBufferDropsAndCounts) {
   EXPECT_EQ(tl::dropped(), 10u);
   const json doc = written();
   EXPECT_EQ(number_of(*doc.find("otherData"), "dropped_events"), 10);
+}
+
+// A thread's events live in blocks (event_store.hpp): across block boundaries they keep their
+// order and contents, and after clear() the same blocks take new ones.
+TEST(TimelineEvents, KeptInOrderAcrossBlocksAndReusedAfterClear) {
+  tl::event_store s;
+  const std::size_t n = 2 * tl::event_store::per_block + 3;
+  for (int round = 0; round < 2; ++round) {
+    for (std::size_t i = 0; i < n; ++i) {
+      tl::event e;
+      e.ts_ns = static_cast<std::int64_t>(i) + round;
+      e.name = "event number " + std::to_string(i);  // longer than a short string keeps inline
+      e.a = tl::args{"key " + std::to_string(i)};
+      s.push_back(std::move(e));
+    }
+    ASSERT_EQ(s.size(), n);
+    std::size_t seen = 0;
+    s.for_each([&](const tl::event& e) {
+      EXPECT_EQ(e.ts_ns, static_cast<std::int64_t>(seen) + round);
+      EXPECT_EQ(e.name, "event number " + std::to_string(seen));
+      EXPECT_EQ(e.a.key, "key " + std::to_string(seen));
+      ++seen;
+    });
+    EXPECT_EQ(seen, n);
+    s.clear();
+    EXPECT_EQ(s.size(), 0u);
+  }
 }
 
 TEST_F(Timeline, AnUnwritableFileIsAnError) {

@@ -23,7 +23,6 @@ thread_buffer& my_buffer() {
   thread_local std::shared_ptr<thread_buffer> mine;
   if (!mine) {
     auto b = std::make_shared<thread_buffer>();
-    b->events.reserve(1024);
     registry& r = the_registry();
     std::lock_guard<std::mutex> g(r.mu);
     b->tid = r.next_tid++;

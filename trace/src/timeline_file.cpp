@@ -141,8 +141,7 @@ status write() {
     dropped += t->dropped;
     append_meta(out, "thread_name", pid, t->tid,
                 t->name.empty() ? "thread " + std::to_string(t->tid) : t->name);
-    for (const auto& e : t->events)
-      append_event(out, e, pid, t->tid);
+    t->events.for_each([&](const event& e) { append_event(out, e, pid, t->tid); });
   }
   out += "\n],\"displayTimeUnit\":\"ms\",\"otherData\":{\"kvactor_timeline\":1,\"pid\":" + pid +
          ",\"process_name\":";

@@ -10,23 +10,14 @@
 #include <string>
 #include <vector>
 
+#include "event_store.hpp"
 #include "kvactor/detail/timeline.hpp"
 
 namespace kvactor::detail::timeline {
 
-struct event {
-  char ph = 'X';  // X complete, b/e async pair (one event holds both), i instant
-  const char* category = "";
-  std::string name;
-  std::int64_t ts_ns = 0;
-  std::int64_t dur_ns = 0;  // X and b/e: the end is ts_ns + dur_ns
-  std::uint64_t id = 0;     // b/e
-  args a;
-};
-
 struct thread_buffer {
   std::mutex mu;
-  std::vector<event> events;
+  event_store events;
   std::string name;
   std::uint64_t dropped = 0;
   int tid = 0;
