@@ -1,9 +1,9 @@
-// A recorded event, and one thread's recorded events, in blocks of 2 MiB mapped for them and offered to the kernel as
-// huge pages. Recording touches new memory with every event it keeps (about 1.7 KB per
-// operation of a dist store), and first touches of 4 KiB pages were what recording cost per
-// operation (docs/PERFORMANCE.md, *Timeline*); a huge page takes one fault per block. Blocks
-// also spare the copies a growing vector makes of what it holds.
-// Thread-safety: none; the owning thread_buffer's mutex guards it.
+// A recorded event, and one thread's recorded events, in blocks of 2 MiB mapped for them and
+// offered to the kernel as huge pages. Recording touches new memory with every event it keeps
+// (about 1.7 KB per operation of a dist store), and first touches of 4 KiB pages were what
+// recording cost per operation (docs/PERFORMANCE.md, *Timeline*); a huge page takes one fault per
+// block. Blocks also spare the copies a growing vector makes of what it holds. Thread-safety: none;
+// the owning thread_buffer's mutex guards it.
 #pragma once
 
 #include <cstddef>
