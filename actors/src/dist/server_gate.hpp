@@ -1,13 +1,13 @@
 // A server shard's core and who runs it now. The shard actor's handlers wait for the gate;
-// the I/O thread that decoded a small request only tries it, and handles the request itself
-// when the gate is free, the core exists and no message to the actor is in flight (then
-// everything sent to the shard before has been handled, so each connection's order holds).
-// That saves a hand-off to an actor thread per small request, and per share of a fused batch
-// whose requests all may run there. A big request may run there too
-// while the shard has no updater: a round then closes by taking its sum as the value and a pull
-// answers with a reference to it, so nothing costs more than the pass over the bytes that
-// receiving them took (an update could hold the I/O thread for milliseconds: with an updater,
-// big requests go by message). Commands always go by message.
+// the I/O thread that decoded a request (or a fused batch's share of this shard) only tries
+// it, and handles the request itself when the gate is free, the core exists and no message to
+// the actor is in flight (then everything sent to the shard before has been handled, so each
+// connection's order holds). That saves a hand-off to an actor thread and back per request.
+// It may, when the request holds at most 64 KiB of values (a batch's share: all of them
+// together), or at any size while the shard has no updater: a round then closes by taking its
+// sum as the value and a pull answers with a reference to it, so nothing costs more than the
+// pass over the bytes that receiving them took. An update could hold the I/O thread for
+// milliseconds, so with an updater big requests go by message; commands always do.
 // An I/O thread that opens a push's intake (push_intake.hpp) needs less: that no request of
 // its worker to that key part, and no command, is in flight (try_for): the opening registers
 // only that push in its part's round, and the core orders other workers' requests and other
@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "server_core.hpp"
 
